@@ -1,0 +1,71 @@
+"""``chaoslab``: one entry point. Subcommands live in their own modules and load on demand,
+so ``chaoslab --help`` imports almost nothing."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# name -> (module:attribute, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("chaoslab.commands:run", "Run an experiment: inject, observe, revert, verdict."),
+    "validate": ("chaoslab.commands:validate", "Check experiment files; one line per error, exit 2."),
+    "schema": ("chaoslab.commands:schema", "Print the JSON Schema of the experiment format."),
+    "faults": ("chaoslab.commands:faults_cmd", "List the fault types and their parameters."),
+    "recover": ("chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger)."),
+    "halt": ("chaoslab.commands:halt_cmd", "Stop every running experiment on this machine."),
+    "report": ("chaoslab.report.cli:report", "Re-render the reports of a run directory."),
+    "doctor": ("chaoslab.doctor:doctor", "What this machine can do, fault by fault."),
+    "stack": ("chaoslab.stack.cli:stack", "Run a system under test as supervised local processes."),
+    "proxy": ("chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy."),
+    "hosts": ("chaoslab.hosts:hosts", "Test hosts in network namespaces."),
+    "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[cmd_name][0].partition(":")
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise click.ClickException(f"the {cmd_name!r} command is not available: {exc}") from None
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="chaoslab")
+def cli() -> None:
+    """Chaos engineering on one machine: declare an experiment, inject real faults,
+    revert them whatever happens, and get a verdict backed by measurements.
+
+    Exit codes of `run`: 0 hypothesis held, 1 violated, 2 invalid input,
+    3 aborted (after reverting), 4 could not run."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from .errors import ChaoslabError
+
+    try:
+        return cli.main(args=argv, prog_name="chaoslab", standalone_mode=True)
+    except ChaoslabError as exc:  # raised outside a command's own handling
+        click.echo(f"chaoslab: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The core commands: run, validate, schema, faults, recover, halt."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ChaoslabError, InputError
+
+
+def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--var")
+        out[key] = value
+    return out
+
+
+def _fail(exc: ChaoslabError) -> None:
+    for line in str(exc).splitlines():
+        click.echo(f"chaoslab: {line}" if not isinstance(exc, InputError) else line, err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Substitute ${KEY} in the file.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (faults, resolved targets, times); inject nothing.")
+@click.option("--recover", "recover_first", is_flag=True, help="Revert a dead run's leftovers first.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the verdict line (for CI).")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("chaoslab-runs"),
+              show_default=True, help="Where run directories are written.")
+@click.option("--report", "report_formats", default="md,html,junit,json", show_default=True,
+              help="Report formats written at the end.")
+def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
+        runs_dir: Path, report_formats: str) -> None:
+    """Run the experiment FILE."""
+    from .console import make_console
+    from .experiment.loader import load_experiment
+    from .runner.run import RunOptions, run_experiment
+
+    try:
+        loaded = load_experiment(file, _vars(variables))
+    except InputError as exc:
+        _fail(exc)
+        return
+    console = make_console(loaded.experiment, quiet=quiet)
+    opts = RunOptions(
+        run_root=runs_dir,
+        dry_run=dry_run,
+        recover=recover_first,
+        reports=tuple(f for f in report_formats.split(",") if f),
+        listeners=[console.on_record],
+        print=console.print_line,
+    )
+    with console:
+        result = run_experiment(loaded, opts)
+    if result.run_dir is None and result.exit_code != 0:
+        # refused before anything started (target, capability, ledger, halt): one line, no verdict
+        click.echo(f"chaoslab: {result.reason}", err=True)
+    elif not dry_run:
+        console.verdict(result)
+    sys.exit(result.exit_code)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE")
+def validate(files: tuple[Path, ...], variables: tuple[str, ...]) -> None:
+    """Check experiment FILES without running them (exit 2 on any error)."""
+    from .experiment.loader import load_experiment
+
+    bad = 0
+    for f in files:
+        try:
+            loaded = load_experiment(f, _vars(variables))
+        except InputError as exc:
+            bad += 1
+            click.echo(str(exc), err=True)
+            continue
+        steps = len(loaded.experiment.method)
+        click.echo(f"{f}: ok ({steps} step{'s' if steps != 1 else ''}, {len(loaded.experiment.probes)} probes)")
+    sys.exit(2 if bad else 0)
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of experiment files (for editors)."""
+    from .experiment.schema import experiment_schema
+
+    text = json.dumps(experiment_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("faults")
+@click.option("--json", "as_json", is_flag=True)
+def faults_cmd(as_json: bool) -> None:
+    """List the fault types, their targets and parameters."""
+    from . import faults
+
+    rows = []
+    for name, cls in faults.all_faults().items():
+        params = {k: (f.description or "") for k, f in cls.Params.model_fields.items()}
+        kinds = sorted(cls.target_kinds) if cls.target_kinds is not None else []
+        rows.append({"name": name, "summary": cls.summary, "targets": kinds, "params": params,
+                     "reversible": cls.reversible})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        targets = ", ".join(r["targets"]) or "none"
+        click.echo(f"{r['name']:<30} {r['summary']}  [targets: {targets}]")
+        for p, d in r["params"].items():
+            click.echo(f"    {p}: {d}")
+
+
+@click.command("recover")
+@click.option("--run", "run_id", help="Only this run id.")
+@click.option("--list", "list_only", is_flag=True, help="Show what would be reverted; revert nothing.")
+def recover_cmd(run_id: str | None, list_only: bool) -> None:
+    """Revert faults that a dead run left behind (after a SIGKILL or a crash)."""
+    from .runner.ledger import recover, runs
+
+    if list_only:
+        for r in runs():
+            if run_id and r.run_id != run_id:
+                continue
+            state = "running" if r.runner_alive() else "dead"
+            for e in r.entries():
+                click.echo(f"{r.run_id} ({state}): {e.get('fault')} {e.get('status')}")
+        return
+    results = recover(run_id=run_id)
+    if not results:
+        click.echo("nothing to recover")
+        return
+    failed = 0
+    for res in results:
+        if res.error:
+            failed += 1
+            click.echo(f"FAILED {res.fault} of run {res.run_id}: {res.error}", err=True)
+        else:
+            click.echo(f"reverted {res.describe} of run {res.run_id}")
+    sys.exit(4 if failed else 0)
+
+
+@click.command("halt")
+@click.option("--reason", default="operator halt", show_default=True)
+@click.option("--clear", is_flag=True, help="Lift the halt so experiments may run again.")
+def halt_cmd(reason: str, clear: bool) -> None:
+    """Stop every running experiment on this machine; new runs refuse until --clear."""
+    from .runner import halt
+
+    if clear:
+        click.echo("halt cleared" if halt.clear() else "no halt was in force")
+        return
+    path = halt.halt(reason)
+    click.echo(f"halt in force ({path}); running experiments revert and stop within 0.1 s")

@@ -1,0 +1,142 @@
+"""Load an experiment file into a validated ``Experiment``, or fail with one line per error."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import faults
+from ..errors import InputError
+from ..source import Document, InputErrors, load_document
+from .model import Experiment, Step
+
+
+@dataclass
+class LoadedExperiment:
+    experiment: Experiment
+    path: Path
+    document: Document
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def stack_file(self) -> str | None:
+        if self.experiment.stack is None:
+            return None
+        return str((self.base_dir / self.experiment.stack).resolve())
+
+
+def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None) -> LoadedExperiment:
+    doc = load_document(path, variables)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "an experiment must be a mapping (title, method, ...)")
+    exp = doc.validate(Experiment)
+    errors = _check_references(exp, doc) + _check_steps(exp, doc) + _check_probes(exp, doc)
+    errors += _check_hypothesis(exp, doc)
+    if errors:
+        raise InputErrors(sorted(errors, key=lambda e: (e.line or 0, e.column or 0)))
+    return LoadedExperiment(experiment=exp, path=Path(path).resolve(), document=doc)
+
+
+def _ref_error(doc: Document, loc: tuple[str | int, ...], name: str, known: Mapping[str, Any], what: str) -> InputError:
+    hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    text = f"{what} {name!r} is not defined"
+    if hint:
+        text += f" (did you mean {hint[0]!r}?)"
+    else:
+        text += f" (defined: {', '.join(known)})" if known else " (none defined)"
+    return doc.error(loc, text)
+
+
+def _check_references(exp: Experiment, doc: Document) -> list[InputError]:
+    errors = []
+    for i, step in enumerate(exp.method):
+        if step.target is not None and step.target not in exp.targets:
+            errors.append(_ref_error(doc, ("method", i, "target"), step.target, exp.targets, "target"))
+    for i, sc in enumerate(exp.stop_conditions):
+        if sc.probe not in exp.probes:
+            errors.append(_ref_error(doc, ("stop_conditions", i, "probe"), sc.probe, exp.probes, "probe"))
+    for name, probe in exp.probes.items():
+        if probe.process and probe.process.target and probe.process.target not in exp.targets:
+            errors.append(
+                _ref_error(doc, ("probes", name, "process", "target"), probe.process.target, exp.targets, "target")
+            )
+    if exp.max_duration < exp.planned_end():
+        errors.append(
+            doc.error(
+                ("max_duration",),
+                f"max_duration {exp.max_duration:g}s is shorter than the method ({exp.planned_end():g}s)",
+            )
+        )
+    return errors
+
+
+def _check_steps(exp: Experiment, doc: Document) -> list[InputError]:
+    errors: list[InputError] = []
+    for i, step in enumerate(exp.method):
+        try:
+            cls = faults.get(step.fault)
+        except KeyError as exc:
+            errors.append(doc.error(("method", i, "fault"), str(exc.args[0])))
+            continue
+        kinds = cls.target_kinds
+        if kinds is None and step.target is not None:
+            errors.append(doc.error(("method", i, "target"), f"{step.fault} takes no target"))
+        elif kinds is not None:
+            if step.target is None:
+                errors.append(doc.error(("method", i), f"{step.fault} needs a target ({' or '.join(sorted(kinds))})"))
+            elif step.target in exp.targets and exp.targets[step.target].kind not in kinds:
+                got = exp.targets[step.target].kind
+                errors.append(
+                    doc.error(
+                        ("method", i, "target"),
+                        f"{step.fault} cannot act on a {got} target (accepts: {', '.join(sorted(kinds))})",
+                    )
+                )
+        if cls.requires_duration() and step.duration is None:
+            errors.append(doc.error(("method", i), f"{step.fault} needs a duration (how long the fault stays)"))
+        own = {f.alias or n for n, f in cls.Params.model_fields.items()}
+        extras = step.extras
+        for key in [k for k in extras if k not in own]:
+            known = own | set(Step.model_fields)
+            hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            text = f"unknown field {key!r} for {step.fault}"
+            text += f" (did you mean {hint[0]!r}?)" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
+            errors.append(doc.error(("method", i, key), text, key=True))
+            del extras[key]
+        try:
+            step._params = cls.Params.model_validate(extras)
+        except ValidationError as exc:
+            errors.extend(doc.errors_from(exc, cls.Params, ("method", i)))
+    return errors
+
+
+def _check_probes(exp: Experiment, doc: Document) -> list[InputError]:
+    from .. import probes
+
+    errors: list[InputError] = []
+    for name, spec in exp.probes.items():
+        model, exc = probes.validate_expect(spec.kind, spec.expect)
+        if exc is not None:
+            errors.extend(doc.errors_from(exc, model, ("probes", name, "expect")))
+    return errors
+
+
+def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
+    if not exp.hypothesis:
+        return []
+    from ..analysis import validate_metric_name
+
+    errors: list[InputError] = []
+    for key in exp.hypothesis:
+        try:
+            validate_metric_name(key, list(exp.probes))
+        except ValueError as exc:
+            errors.append(doc.error(("hypothesis", key), str(exc), key=True))
+    return errors

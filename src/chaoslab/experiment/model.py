@@ -1,0 +1,173 @@
+"""The experiment file, modelled with pydantic v2 (see docs/experiment-format.md).
+
+Fault parameters are written inline in a step (``{fault: process.pause, target: db,
+duration: 5s}`` plus the fault's own keys) and validated against that fault's ``Params``
+model in a second pass by the loader, so each fault keeps its parameters in its own module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from ..targets import TargetSpec
+from ..units import Duration
+from .workload import Bound, LoadSpec, VerifySpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- probes --------------------------------------------------------------------------------
+
+class HttpProbeSpec(_Strict):
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+
+
+class TcpProbeSpec(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(..., ge=1, le=65535)
+
+
+class ProcessProbeSpec(_Strict):
+    target: str | None = Field(None, description="A target name; alive when all its processes are.")
+    pattern: str | None = Field(None, description="Alive when a process command line matches.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ProcessProbeSpec:
+        if (self.target is None) == (self.pattern is None):
+            raise ValueError("a process probe needs exactly one of target, pattern")
+        return self
+
+
+class CommandProbeSpec(_Strict):
+    argv: list[str] = Field(..., min_length=1, description="Program and arguments; never run through a shell.")
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class ProbeSpec(_Strict):
+    """One probe: exactly one kind, sampled every ``every`` through the whole run."""
+
+    http: HttpProbeSpec | None = None
+    tcp: TcpProbeSpec | None = None
+    process: ProcessProbeSpec | None = None
+    command: CommandProbeSpec | None = None
+    python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="module:function returning truthy/raising")
+    every: Duration = 1.0
+    timeout: Duration = 1.0
+    expect: dict[str, Any] = Field(default_factory=dict, description="Kind-specific expectations.")
+    signal: bool = Field(
+        True, description="Failures of this probe count as the system detecting the fault (detection time)."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> ProbeSpec:
+        kinds = [k for k in ("http", "tcp", "process", "command", "python") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python (got {', '.join(kinds) or 'none'})")
+        if self.every <= 0:
+            raise ValueError("every must be greater than 0")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("http", "tcp", "process", "command", "python") if getattr(self, k) is not None)
+
+
+# --- method --------------------------------------------------------------------------------
+
+class Step(BaseModel):
+    """A fault at an offset of the timeline; the fault's own parameters are inline."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fault: str
+    target: str | None = None
+    at: Duration = 0.0
+    duration: Duration | None = Field(None, description="How long the fault stays; omitted for instant faults.")
+    repeat: int = Field(1, ge=1, le=10_000)
+    every: Duration | None = None
+    name: str | None = None
+
+    _params: BaseModel | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _repeat(self) -> Step:
+        if self.repeat > 1 and self.every is None:
+            raise ValueError("repeat needs every (the time between repetitions)")
+        if self.every is not None and self.every <= 0:
+            raise ValueError("every must be greater than 0")
+        return self
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def params(self) -> BaseModel:
+        assert self._params is not None, "step parameters are validated by the loader"
+        return self._params
+
+    def occurrences(self) -> list[float]:
+        """Offsets (seconds from t0) of each injection of this step."""
+        return [self.at + k * (self.every or 0.0) for k in range(self.repeat)]
+
+
+class Rollback(_Strict):
+    """An action that always runs at the end, after every fault is reverted."""
+
+    command: list[str] | None = Field(None, min_length=1, description="argv, never a shell")
+    http: HttpProbeSpec | None = None
+    timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _one(self) -> Rollback:
+        if (self.command is None) == (self.http is None):
+            raise ValueError("a rollback needs exactly one of command, http")
+        return self
+
+
+class StopCondition(_Strict):
+    probe: str
+    failing_for: Duration = 0.0
+    description: str | None = None
+
+
+class Experiment(_Strict):
+    title: str = Field(..., min_length=1)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    stack: str | None = Field(None, description="Stack file to bring up first (relative to this file).")
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    load: LoadSpec | None = None
+    probes: dict[str, ProbeSpec] = Field(default_factory=dict)
+    method: list[Step] = Field(..., min_length=1)
+    recovery: Duration = Field(10.0, description="How long to keep observing after the last fault is reverted.")
+    rollbacks: list[Rollback] = Field(default_factory=list)
+    stop_conditions: list[StopCondition] = Field(default_factory=list)
+    verify: VerifySpec | None = None
+    hypothesis: dict[str, Bound] = Field(default_factory=dict)
+    max_duration: Duration = Field(600.0, description="Hard deadline for the whole run.")
+    observe: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("targets", "probes")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+                raise ValueError(f"invalid name {name!r} (letters, digits, - and _)")
+        return v
+
+    def planned_end(self) -> float:
+        """Offset at which the last fault is reverted (instant faults count at their offset)."""
+        ends = [0.0]
+        for step in self.method:
+            for at in step.occurrences():
+                ends.append(at + (step.duration or 0.0))
+        return max(ends)
+

@@ -1,0 +1,139 @@
+"""The experiment's measuring side: load (``load:``), final read (``verify:``) and ``hypothesis:``.
+
+Owned by the load/analysis area; the experiment model only embeds these classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..units import Duration, Rate
+
+
+def _check_path(path: str | None) -> str | None:
+    """Reject a malformed JSON path when the file is loaded, not mid-run."""
+    if path is not None:
+        from ..probes import jsonpath
+
+        jsonpath.parse(path.replace("[*]", ""))
+    return path
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AckRule(_Strict):
+    """Which responses acknowledge a write, and where the written id is."""
+
+    status: list[int] = Field(default_factory=lambda: [200, 201])
+    id: str | None = Field(None, description="JSON path of the acknowledged id, e.g. $.order_id")
+    indeterminate: list[int] = Field(
+        default_factory=lambda: [502, 504],
+        description="Failure statuses that do not prove the write was not applied (a gateway gave up waiting).",
+    )
+
+    _path = field_validator("id")(classmethod(lambda cls, v: _check_path(v)))
+
+
+class _OpenModel(_Strict):
+    """Open-model pacing shared by every workload: operation k is due at t0 + k/rate."""
+
+    rate: Rate = 50.0
+    ramp: Duration = Field(0.0, description="Rise linearly from 0 to rate over this long.")
+    timeout: Duration = 2.0
+    concurrency: int = Field(256, ge=1, le=100_000, description="Operations in flight at most; more are unsent (failed).")
+    max_lag: Duration = Field(0.1, description="Generator lag p99 above which the run is invalid.")
+
+
+class HttpLoad(_OpenModel):
+    """HTTP requests; url and body are templates ({{seq}}, {{key}}, {{uuid}}, {{run}})."""
+
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+    ack: AckRule | None = None
+
+
+class PythonLoad(_OpenModel):
+    """A user callable ``module:function`` driving a non-HTTP system with the same history."""
+
+    python: str = Field(..., pattern=r"^[\w.]+:[\w]+$")
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoadSpec(_Strict):
+    http: HttpLoad | None = None
+    python: PythonLoad | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> LoadSpec:
+        if (self.http is None) == (self.python is None):
+            raise ValueError("load needs exactly one of http, python")
+        return self
+
+    @property
+    def workload(self) -> HttpLoad | PythonLoad:
+        return self.http if self.http is not None else self.python  # type: ignore[return-value]
+
+
+class SqlRead(_Strict):
+    dsn: str
+    query: str
+
+
+class HttpRead(_Strict):
+    """A list endpoint (``ids``: JSON path such as ``$.orders[*].id``; absent: the body is the list),
+    or, when ``url`` contains ``{{id}}``, one GET per attempted write (200 = present, 404 = absent)."""
+
+    url: str
+    ids: str | None = Field(None, description="JSON path of the id list in the response, e.g. $.orders[*].id")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    _path = field_validator("ids")(classmethod(lambda cls, v: _check_path(v)))
+
+
+class VerifySpec(_Strict):
+    """The final read of what the system holds, retried until ``deadline``."""
+
+    sql: SqlRead | None = None
+    http: HttpRead | None = None
+    python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$")
+    deadline: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _one(self) -> VerifySpec:
+        if sum(x is not None for x in (self.sql, self.http, self.python)) != 1:
+            raise ValueError("verify needs exactly one of sql, http, python")
+        return self
+
+
+class Bound(_Strict):
+    """An assertion on one measured value."""
+
+    max: float | None = None
+    min: float | None = None
+    equals: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _durations(cls, data: Any) -> Any:
+        from ..units import parse_duration
+
+        if isinstance(data, dict):
+            out = dict(data)
+            for k in ("max", "min"):
+                v = out.get(k)
+                if isinstance(v, str):
+                    out[k] = parse_duration(v)
+            return out
+        return data
+
+    @model_validator(mode="after")
+    def _some(self) -> Bound:
+        if self.max is None and self.min is None and self.equals is None:
+            raise ValueError("a bound needs max, min or equals")
+        return self

@@ -1,0 +1,118 @@
+"""What every fault is: a small class with ``inject()``, ``revert()`` and ``describe()``.
+
+The runner drives a fault like this (and the ledger makes it crash-safe):
+
+    fault = FaultClass(params, target, run_id=...)
+    FaultClass.check()                 # CapabilityError: this machine cannot run it (doctor's reason)
+    ledger.record(fault)               # fsynced *before* anything changes
+    fault.inject()                     # may fill fault.state with what revert needs
+    ledger.update(fault)               # state now on disk too (a fault may call
+                                       # self.checkpoint() mid-inject to save it earlier)
+    ... every ``fault.interval`` seconds: fault.tick()
+    fault.revert()                     # idempotent; tolerates the target having died
+    ledger.remove(fault)
+
+After a SIGKILL of the runner, ``chaoslab recover`` rebuilds the fault with
+``Fault.from_record(entry)`` in another process and calls ``revert()``: so everything revert
+needs must be in ``params``, ``target`` or ``state``, never only in memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..targets import ResolvedTarget
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FaultParams(BaseModel):
+    """Base for fault parameter models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Fault(ABC):
+    name: ClassVar[str]
+    """Registered name, e.g. ``process.kill``."""
+    summary: ClassVar[str] = ""
+    """One line for the fault catalog and ``chaoslab faults``."""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    target_kinds: ClassVar[frozenset[str] | None] = frozenset({"process"})
+    """Kinds of target accepted (see ``TargetSpec.kind``); ``None`` means no target."""
+    target_optional: ClassVar[bool] = False
+    """True when the fault also runs without a target (e.g. ``cpu.stress`` system-wide)."""
+    reversible: ClassVar[bool] = True
+    """False for instantaneous faults (kill): nothing to revert, no ledger entry."""
+    needs_duration: ClassVar[bool | None] = None
+    """Whether a step must give ``duration``; defaults to ``reversible``."""
+
+    @classmethod
+    def requires_duration(cls) -> bool:
+        return cls.reversible if cls.needs_duration is None else cls.needs_duration
+
+    def __init__(
+        self,
+        params: BaseModel,
+        target: ResolvedTarget | None,
+        *,
+        run_id: str = "",
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self.params = params
+        self.target = target
+        self.run_id = run_id
+        self.state: dict[str, Any] = state if state is not None else {}
+        self._checkpoint: Callable[[Fault], None] | None = None
+
+    def checkpoint(self) -> None:
+        """Persist ``state`` to the ledger now (call it after recording what revert will need and
+        *before* changing the system, e.g. before moving a process into a fault cgroup)."""
+        if self._checkpoint is not None:
+            self._checkpoint(self)
+
+    # -- capability -----------------------------------------------------------------------
+    @classmethod
+    def check(cls) -> None:
+        """Raise ``CapabilityError`` when this machine cannot run the fault. Default: it can."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @abstractmethod
+    def inject(self) -> None: ...
+
+    def revert(self) -> None:
+        """Undo ``inject``. Must be idempotent and must not fail when the target is gone."""
+
+    interval: float | None = None
+    """When set, the runner calls ``tick()`` this often while the fault is active."""
+
+    def tick(self) -> None:
+        """Periodic action while active (e.g. crashloop kills again)."""
+
+    def describe(self) -> str:
+        target = self.target.describe() if self.target else "-"
+        params = self.params.model_dump(mode="json", exclude_defaults=True)
+        extra = " ".join(f"{k}={v}" for k, v in params.items())
+        return f"{self.name} on {target}" + (f" ({extra})" if extra else "")
+
+    # -- persistence ----------------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "fault": self.name,
+            "run_id": self.run_id,
+            "params": self.params.model_dump(mode="json"),
+            "target": self.target.to_dict() if self.target else None,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Fault:
+        target = ResolvedTarget.from_dict(record["target"]) if record.get("target") else None
+        params = cls.Params.model_validate(record.get("params") or {})
+        return cls(params, target, run_id=record.get("run_id", ""), state=dict(record.get("state") or {}))

@@ -1,0 +1,123 @@
+"""The run journal: everything a run observed, written as it happens, read by analysis and reports.
+
+A run directory holds:
+
+``experiment.json``  the validated experiment (and where it came from)
+``journal.jsonl``    one JSON object per line, each with ``type`` and ``t`` (seconds on the run's
+                     monotonic clock, 0 = start of the baseline). Types:
+                       run     {run_id, title, started_at, experiment}
+                       phase   {name: baseline|fault|recovery|end}
+                       fault   {action: inject|revert|tick|error, step, fault, target, describe, error?}
+                       sample  {probe, ok, value, latency, error}
+                       stop    {condition, reason}
+                       abort   {reason}
+                       event   {source, kind, ...}        (stack events, eBPF counts, ...)
+                       end     {outcome, exit_code}
+``history.jsonl``    the load generator's operations (see ``chaoslab.load``)
+``summary.json``     written at the end: phase times and the analysis
+
+Lines are flushed to the kernel as they are written (a SIGKILL loses nothing already written) and
+the file is only appended to, so a crashed run leaves a readable partial journal.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+JOURNAL = "journal.jsonl"
+HISTORY = "history.jsonl"
+SUMMARY = "summary.json"
+EXPERIMENT = "experiment.json"
+
+
+class Clock:
+    """The run's single monotonic timeline."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.wall0 = time.time()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def at(self, monotonic: float) -> float:
+        return monotonic - self.t0
+
+
+class JsonLines:
+    """Append-only JSON-lines file, safe to write from several threads."""
+
+    def __init__(self, path: Path, *, flush_every: float = 0.0) -> None:
+        self.path = path
+        self._f: IO[str] = open(path, "a", encoding="utf-8", buffering=1 if flush_every == 0 else 1 << 16)
+        self._lock = threading.Lock()
+        self._flush_every = flush_every
+        self._last_flush = time.monotonic()
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":"), default=str)
+        with self._lock:
+            if self._f.closed:
+                return
+            self._f.write(line + "\n")
+            if self._flush_every:
+                now = time.monotonic()
+                if now - self._last_flush >= self._flush_every:
+                    self._f.flush()
+                    self._last_flush = now
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.flush()
+                self._f.close()
+
+
+class Journal:
+    def __init__(self, run_dir: Path, clock: Clock | None = None) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = clock or Clock()
+        self._lines = JsonLines(run_dir / JOURNAL)
+
+    def write(self, type_: str, *, t: float | None = None, **fields: Any) -> None:
+        record = {"type": type_, "t": round(self.clock.now() if t is None else t, 6)}
+        record.update(fields)
+        self._lines.write(record)
+
+    def write_json(self, name: str, data: Any) -> None:
+        tmp = self.run_dir / (name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(self.run_dir / name)
+
+    def close(self) -> None:
+        self._lines.close()
+
+
+def read_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSON-lines file; a torn last line (crash mid-write) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def read_journal(run_dir: Path) -> list[dict[str, Any]]:
+    return list(read_lines(run_dir / JOURNAL))

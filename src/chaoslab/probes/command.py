@@ -1,0 +1,55 @@
+"""Command probe: run an argv (never through a shell); judge exit code and output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from pydantic import BaseModel, ConfigDict
+
+from .base import Probe, Sample, Stopwatch
+
+
+class CommandExpect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    exit_code: int | None = 0
+    stdout_contains: str | None = None
+
+
+class CommandProbe(Probe):
+    kind = "command"
+    Expect = CommandExpect
+
+    async def sample(self) -> Sample:
+        assert isinstance(self.expect, CommandExpect)
+        watch = Stopwatch()
+        env = {**os.environ, **self.spec.env}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.spec.argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return Sample(False, None, watch.elapsed(), f"cannot run {self.spec.argv[0]}: {exc.strerror or exc}")
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
+        except TimeoutError:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+            return Sample(False, None, watch.elapsed(), f"timeout after {self.timeout:g}s")
+        latency = watch.elapsed()
+        stdout = out.decode(errors="replace")
+        code = proc.returncode
+        if self.expect.exit_code is not None and code != self.expect.exit_code:
+            tail = (err.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
+            return Sample(False, code, latency, f"exit code {code}" + (f": {tail}" if tail else ""))
+        if self.expect.stdout_contains is not None and self.expect.stdout_contains not in stdout:
+            return Sample(False, code, latency, f"output lacks {self.expect.stdout_contains!r}")
+        return Sample(True, code, latency)

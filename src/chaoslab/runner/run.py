@@ -1,0 +1,474 @@
+"""One experiment run: baseline -> fault steps at their offsets -> recovery, always reverting.
+
+Data flows one way: every observation goes through ``emit`` into the journal (and to listeners
+such as the live console); analysis and reports read only the journal afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import probes as probe_registry
+from ..errors import CapabilityError, ChaoslabError, FaultError, LedgerError, TargetError
+from ..experiment.loader import LoadedExperiment
+from ..faults import Fault
+from ..journal import EXPERIMENT, SUMMARY, Clock, Journal
+from ..probes import Probe, ProbeContext, Sample
+from ..targets import ResolvedTarget, resolve
+from . import halt as halt_flag
+from .ledger import Ledger, dead_runs, ledger_root, recover
+from .plan import PlannedFault, describe_plan, plan
+
+Listener = Callable[[dict[str, Any]], None]
+
+EXIT_HELD, EXIT_VIOLATED, EXIT_INVALID, EXIT_ABORTED, EXIT_ERROR = 0, 1, 2, 3, 4
+
+
+@dataclass
+class RunOptions:
+    run_root: Path = Path("chaoslab-runs")
+    dry_run: bool = False
+    recover: bool = False
+    reports: tuple[str, ...] = ("md", "html", "junit", "json")
+    ledger_root: Path | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    print: Callable[[str], None] = print
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    outcome: str
+    reason: str | None = None
+    run_dir: Path | None = None
+    analysis: dict[str, Any] | None = None
+
+
+@dataclass
+class ActiveFault:
+    planned: PlannedFault
+    fault: Fault
+    entry: str | None
+    injected_at: float
+    next_tick: float | None
+
+
+def new_run_id(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:32] or "run"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+
+
+class Run:
+    def __init__(self, loaded: LoadedExperiment, options: RunOptions | None = None) -> None:
+        self.loaded = loaded
+        self.exp = loaded.experiment
+        self.opts = options or RunOptions()
+        self.run_id = new_run_id(self.exp.title)
+        self.plan = plan(self.exp)
+        self.targets: dict[str, ResolvedTarget] = {}
+        self.active: list[ActiveFault] = []
+        self.abort_reason: str | None = None
+        self.abort_code = EXIT_ABORTED
+        self.errors: list[str] = []
+        self._wake: asyncio.Event | None = None
+        self._stop_tasks: asyncio.Event | None = None
+        self._failing_since: dict[str, float] = {}
+        self.journal: Journal | None = None
+        self.ledger: Ledger | None = None
+        self.clock = Clock()
+        self.run_dir: Path | None = None
+        self.t_inject: float | None = None
+        self.t_revert: float | None = None
+        self.signals: list[int] = []
+        self.load: Any = None
+
+    # -- emission -------------------------------------------------------------------------
+    def emit(self, type_: str, *, t: float | None = None, **fields: Any) -> None:
+        record = {"type": type_, "t": round(self.clock.now() if t is None else t, 6), **fields}
+        if self.journal is not None:
+            self.journal.write(type_, t=record["t"], **fields)
+        for listener in self.opts.listeners:
+            with contextlib.suppress(Exception):  # a display bug must never stop a revert
+                listener(record)
+
+    # -- pre-flight: everything that can fail before anything is injected ---------------------
+    def preflight(self) -> None:
+        reason = halt_flag.halted()
+        if reason is not None:
+            raise LedgerError(f"a halt is in force ({reason}); clear it with `chaoslab halt --clear`")
+        dead = dead_runs(self.opts.ledger_root)
+        if dead:
+            if not self.opts.recover:
+                names = ", ".join(r.run_id for r in dead)
+                raise LedgerError(
+                    f"unreverted faults of a dead run are in the ledger ({names}); "
+                    "run `chaoslab recover` (or pass --recover) first"
+                )
+            for r in recover(self.opts.ledger_root):
+                self.opts.print(f"recovered {r.describe} of run {r.run_id}" + (f": FAILED {r.error}" if r.error else ""))
+            if dead_runs(self.opts.ledger_root):
+                raise LedgerError("some faults of a dead run could not be reverted; see `chaoslab recover`")
+        stack_file = self.loaded.stack_file()
+        for name, spec in self.exp.targets.items():
+            self.targets[name] = resolve(name, spec, stack_file=stack_file)
+        for p in self.plan:
+            p.cls.check()
+
+    def describe_plan(self) -> list[str]:
+        return describe_plan(self.exp, self.plan, {n: t.describe() for n, t in self.targets.items()})
+
+    # -- the run --------------------------------------------------------------------------
+    async def execute(self) -> RunResult:
+        try:
+            self.preflight()
+        except (TargetError, CapabilityError, LedgerError) as exc:
+            return RunResult(exc.exit_code, "error", str(exc))
+        if self.opts.dry_run:
+            for line in self.describe_plan():
+                self.opts.print(line)
+            return RunResult(EXIT_HELD, "dry-run")
+
+        self.run_dir = self.opts.run_root / self.run_id
+        self.journal = Journal(self.run_dir, self.clock)
+        self.journal.write_json(
+            EXPERIMENT,
+            {"path": str(self.loaded.path), "run_id": self.run_id,
+             "experiment": self.exp.model_dump(mode="json")},
+        )
+        self.ledger = Ledger(self.run_id, self.opts.ledger_root or ledger_root())
+        try:
+            self.ledger.open({"experiment": str(self.loaded.path), "run_dir": str(self.run_dir.resolve())})
+        except LedgerError as exc:
+            return RunResult(exc.exit_code, "error", str(exc), self.run_dir)
+
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stop_tasks = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            self.emit("run", run_id=self.run_id, title=self.exp.title, started_at=self.clock.wall0,
+                      experiment=str(self.loaded.path), pid=os.getpid())
+            self.emit("phase", name="baseline")
+            tasks = await self._start_background()
+            await self._timeline()
+        except ChaoslabError as exc:
+            self._abort(str(exc), exc.exit_code)
+        except Exception as exc:  # a bug of ours: revert first, then report it
+            self._abort(f"internal error: {type(exc).__name__}: {exc}", EXIT_ERROR)
+            self.emit("error", traceback=traceback.format_exc())
+        finally:
+            await asyncio.shield(self._teardown(tasks))
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return self._finish()
+
+    def _on_signal(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        self.signals.append(sig)
+        if len(self.signals) > 1:
+            self.opts.print(f"{name} again: still reverting faults, please wait")
+            return
+        self._abort(f"interrupted by {name}", EXIT_ABORTED)
+
+    def _abort(self, reason: str, code: int) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            self.abort_code = code
+            self.emit("abort", reason=reason, exit_code=code)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _sleep_until(self, t: float) -> bool:
+        """Sleep until run time ``t``; False if the run was aborted meanwhile."""
+        assert self._wake is not None
+        delay = t - self.clock.now()
+        if self.abort_reason is not None:
+            return False
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        return self.abort_reason is None
+
+    async def _timeline(self) -> None:
+        pending = list(self.plan)
+        while pending or self.active:
+            next_inject = pending[0].at if pending else float("inf")
+            next_revert = min((a.planned.end for a in self.active), default=float("inf"))
+            next_tick = min((a.next_tick for a in self.active if a.next_tick is not None), default=float("inf"))
+            t = min(next_inject, next_revert, next_tick)
+            if not await self._sleep_until(t):
+                return
+            now = self.clock.now()
+            for a in [a for a in self.active if a.planned.end <= now]:
+                await self._revert(a)
+            for a in self.active:
+                if a.next_tick is not None and a.next_tick <= now:
+                    await self._tick(a)
+            while pending and pending[0].at <= now:
+                await self._inject(pending.pop(0))
+                if self.abort_reason is not None:
+                    return
+        if self.t_revert is None:
+            self.t_revert = self.clock.now()
+            self.emit("phase", name="recovery")
+        await self._sleep_until(self.t_revert + self.exp.recovery)
+
+    async def _inject(self, p: PlannedFault) -> None:
+        assert self.ledger is not None
+        target = None
+        if p.target is not None:
+            spec = self.exp.targets[p.target]
+            target = await asyncio.to_thread(resolve, p.target, spec, stack_file=self.loaded.stack_file())
+            self.targets[p.target] = target
+        fault = p.cls(p.params, target, run_id=self.run_id)
+        entry = self.ledger.record(fault) if p.cls.reversible else None
+        now = self.clock.now()
+        active = ActiveFault(p, fault, entry, now, now + fault.interval if fault.interval else None)
+        if p.cls.reversible or p.duration:
+            self.active.append(active)
+        if self.t_inject is None:
+            self.t_inject = now
+            self.emit("phase", name="fault")
+        try:
+            await asyncio.to_thread(fault.inject)
+        except (ChaoslabError, OSError) as exc:
+            self.emit("fault", action="error", step=p.step, fault=p.cls.name, target=p.target,
+                      describe=fault.describe(), error=str(exc))
+            raise FaultError(f"could not inject {fault.describe()}: {exc}") from None
+        if entry is not None:
+            self.ledger.update(entry, fault)
+        self.emit("fault", action="inject", step=p.step, occurrence=p.occurrence, fault=p.cls.name,
+                  target=p.target, describe=fault.describe(), state=fault.state)
+
+    async def _tick(self, a: ActiveFault) -> None:
+        try:
+            await asyncio.to_thread(a.fault.tick)
+            self.emit("fault", action="tick", step=a.planned.step, fault=a.planned.cls.name,
+                      target=a.planned.target, describe=a.fault.describe())
+        except (ChaoslabError, OSError) as exc:
+            self.emit("fault", action="error", step=a.planned.step, fault=a.planned.cls.name,
+                      target=a.planned.target, describe=a.fault.describe(), error=str(exc))
+        assert a.fault.interval is not None and a.next_tick is not None
+        a.next_tick += a.fault.interval
+
+    async def _revert(self, a: ActiveFault) -> bool:
+        self.active.remove(a)
+        p = a.planned
+        ok = True
+        if p.cls.reversible:
+            try:
+                await asyncio.to_thread(a.fault.revert)
+            except Exception as exc:
+                ok = False
+                msg = f"could not revert {a.fault.describe()}: {exc}; it stays in the ledger, see `chaoslab recover`"
+                self.errors.append(msg)
+                self.emit("fault", action="error", step=p.step, fault=p.cls.name, target=p.target,
+                          describe=a.fault.describe(), error=msg)
+            else:
+                assert self.ledger is not None and a.entry is not None
+                self.ledger.remove(a.entry)
+        self.emit("fault", action="revert" if p.cls.reversible else "end", step=p.step,
+                  occurrence=p.occurrence, fault=p.cls.name, target=p.target, describe=a.fault.describe())
+        if not self.active and self.t_inject is not None and self.t_revert is None:
+            if not any(q.at > self.clock.now() for q in self.plan) or self.abort_reason is not None:
+                self.t_revert = self.clock.now()
+                self.emit("phase", name="recovery")
+        return ok
+
+    # -- background: probes, load, halt, deadline ------------------------------------------
+    async def _start_background(self) -> list[asyncio.Task[None]]:
+        tasks = [asyncio.create_task(self._watch_halt_and_deadline(), name="watch")]
+        context = ProbeContext(targets=self.targets)
+        for name, spec in self.exp.probes.items():
+            probe = probe_registry.build(name, spec, context)
+            tasks.append(asyncio.create_task(self._probe_loop(probe, spec.every), name=f"probe:{name}"))
+        if self.exp.load is not None:
+            from ..load import LoadGenerator
+            from ..journal import HISTORY
+
+            assert self.run_dir is not None
+            self.load = LoadGenerator(self.exp.load, self.clock, self.run_dir / HISTORY)
+            assert self._stop_tasks is not None
+            tasks.append(asyncio.create_task(self._guard(self.load.run(self._stop_tasks), "load generator"), name="load"))
+        return tasks
+
+    async def _guard(self, coro: Any, what: str) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._abort(f"{what} failed: {type(exc).__name__}: {exc}", EXIT_ERROR)
+
+    async def _watch_halt_and_deadline(self) -> None:
+        assert self._stop_tasks is not None
+        while not self._stop_tasks.is_set():
+            reason = halt_flag.halted()
+            if reason is not None:
+                self._abort(f"halted: {reason}", EXIT_ABORTED)
+            if self.clock.now() >= self.exp.max_duration:
+                self._abort(f"max_duration {self.exp.max_duration:g}s reached", EXIT_ABORTED)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_tasks.wait(), 0.1)
+
+    async def _probe_loop(self, probe: Probe, every: float) -> None:
+        assert self._stop_tasks is not None
+        try:
+            await probe.start()
+            k = 0
+            start = self.clock.now()
+            while not self._stop_tasks.is_set():
+                t = self.clock.now()
+                sample = await probe.sample()
+                self.emit("sample", t=round(t, 6), probe=probe.name, **sample.to_dict())
+                self._check_stop_conditions(probe.name, sample, t)
+                k += 1
+                # fixed schedule (no drift); a slow probe skips the slots it missed
+                nxt = start + k * every
+                now = self.clock.now()
+                if nxt < now:
+                    k = int((now - start) / every) + 1
+                    nxt = start + k * every
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_tasks.wait(), max(0.0, nxt - now))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # even sys.exit() in a user's probe must not skip the reverts
+            self._abort(f"probe {probe.name!r} crashed: {type(exc).__name__}: {exc}", EXIT_ERROR)
+        finally:
+            with contextlib.suppress(Exception):
+                await probe.close()
+
+    def _check_stop_conditions(self, probe: str, sample: Sample, t: float) -> None:
+        conditions = [c for c in self.exp.stop_conditions if c.probe == probe]
+        if not conditions:
+            return
+        if sample.ok:
+            self._failing_since.pop(probe, None)
+            return
+        since = self._failing_since.setdefault(probe, t)
+        for c in conditions:
+            if t - since >= c.failing_for:
+                reason = f"stop condition: probe {probe!r} failing for {t - since:.1f}s (limit {c.failing_for:g}s)"
+                if self.abort_reason is None:
+                    self.emit("stop", condition=probe, reason=reason)
+                self._abort(reason, EXIT_ABORTED)
+
+    # -- teardown: runs on every path -----------------------------------------------------
+    async def _teardown(self, tasks: list[asyncio.Task[None]]) -> None:
+        for a in reversed(list(self.active)):
+            await self._revert(a)
+        for i, rb in enumerate(self.exp.rollbacks):
+            await self._rollback(i, rb)
+        if self.t_inject is not None and self.t_revert is None:
+            self.t_revert = self.clock.now()
+            self.emit("phase", name="recovery")
+        if self._stop_tasks is not None:
+            self._stop_tasks.set()
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=5.0)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
+            from ..analysis.verify import final_read
+
+            assert self.run_dir is not None
+            self.emit("phase", name="verify")
+            try:
+                await final_read(self.exp.verify, self.run_dir)
+            except Exception as exc:
+                self.emit("error", what="verify", error=f"{type(exc).__name__}: {exc}")
+        self.emit("phase", name="end")
+        if self.ledger is not None:
+            self.ledger.close()
+
+    async def _rollback(self, index: int, rb: Any) -> None:
+        from ..probes.command import CommandProbe
+        from ..probes.http import HttpExpect, HttpProbe
+        from ..probes.command import CommandExpect
+
+        probe: Probe
+        if rb.command:
+            from ..experiment.model import CommandProbeSpec
+
+            probe = CommandProbe(f"rollback[{index}]", CommandProbeSpec(argv=rb.command), CommandExpect(),
+                                 rb.timeout, ProbeContext({}))
+        else:
+            probe = HttpProbe(f"rollback[{index}]", rb.http, HttpExpect(), rb.timeout, ProbeContext({}))
+        await probe.start()
+        try:
+            sample = await probe.sample()
+        finally:
+            await probe.close()
+        self.emit("rollback", index=index, **sample.to_dict())
+        if not sample.ok:
+            self.errors.append(f"rollback[{index}] failed: {sample.error}")
+
+    def _finish(self) -> RunResult:
+        assert self.journal is not None and self.run_dir is not None
+        analysis: dict[str, Any] | None = None
+        try:
+            from ..analysis import analyze
+
+            self.journal.close()
+            analysis = analyze(self.run_dir)
+        except Exception as exc:
+            self.errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
+        if self.abort_reason is not None:
+            code, outcome, reason = self.abort_code, "aborted" if self.abort_code == EXIT_ABORTED else "error", self.abort_reason
+        elif self.errors:
+            code, outcome, reason = EXIT_ERROR, "error", "; ".join(self.errors)
+        elif analysis is not None and analysis.get("valid") is False:
+            code, outcome, reason = EXIT_ERROR, "invalid", str(analysis.get("invalid_reason") or "invalid run")
+        elif analysis is not None and analysis.get("held") is False:
+            failed = [h["name"] for h in analysis.get("hypothesis", []) if not h.get("passed")]
+            code, outcome, reason = EXIT_VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed)
+        else:
+            code, outcome, reason = EXIT_HELD, "held", None
+        if self.errors and self.abort_reason is not None:
+            reason = f"{reason}; " + "; ".join(self.errors)
+            if any("could not revert" in e for e in self.errors):
+                code = EXIT_ERROR
+        summary = {
+            "run_id": self.run_id,
+            "title": self.exp.title,
+            "outcome": outcome,
+            "exit_code": code,
+            "reason": reason,
+            "t_inject": self.t_inject,
+            "t_revert": self.t_revert,
+            "started_at": self.clock.wall0,
+            "analysis": analysis,
+        }
+        self.journal.write_json(SUMMARY, summary)
+        try:
+            from ..report import write_reports
+
+            write_reports(self.run_dir, self.opts.reports, analysis=analysis)
+        except Exception as exc:
+            reason = (reason + "; " if reason else "") + f"reports failed: {type(exc).__name__}: {exc}"
+        return RunResult(code, outcome, reason, self.run_dir, analysis)
+
+
+def run_experiment(loaded: LoadedExperiment, options: RunOptions | None = None) -> RunResult:
+    """Run synchronously on a fresh event loop (uvloop when installed)."""
+    try:
+        import uvloop
+
+        return uvloop.run(Run(loaded, options).execute())
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.run(Run(loaded, options).execute())

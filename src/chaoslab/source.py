@@ -1,0 +1,299 @@
+"""Loading YAML/JSON documents so that every error can name file, line, column and field.
+
+Experiment files, stack files and suite files all go through here:
+
+    doc = load_document(path, variables={"HOST": "127.0.0.1"})
+    model = doc.validate(Experiment)            # raises InputErrors, one line each
+
+A ``Document`` keeps, for every field path such as ``("method", 0, "duration")``, where its
+key and its value stand in the file, and turns pydantic's errors into
+``file:line:col: method[0].duration: invalid duration 'x' (expected e.g. 250ms, 10s, 2m)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class InputErrors(InputError):
+    """Several input errors found at once; ``str()`` gives one line per error."""
+
+    def __init__(self, errors: list[InputError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(
+            first.message, file=first.file, line=first.line, column=first.column, field=first.field
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(InputError.__str__(e) for e in self.errors)
+
+
+def format_loc(loc: Loc) -> str:
+    """``("method", 0, "duration")`` -> ``method[0].duration``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+@dataclass
+class Document:
+    """Parsed data plus where each value and key stands in the file (1-based line and column)."""
+
+    path: str
+    data: Any
+    value_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def where(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None, Loc]:
+        """Line and column of the deepest known prefix of ``loc``."""
+        for n in range(len(loc), -1, -1):
+            prefix = tuple(loc[:n])
+            marks = (self.key_marks, self.value_marks) if key else (self.value_marks, self.key_marks)
+            for table in marks:
+                if prefix in table:
+                    line, col = table[prefix]
+                    return line, col, prefix
+        return None, None, ()
+
+    def error(self, loc: Loc, message: str, *, key: bool = False) -> InputError:
+        line, col, _ = self.where(loc, key=key)
+        return InputError(message, file=self.path, line=line, column=col, field=format_loc(loc) or None)
+
+    def validate(self, model: type[M], *, data: Any = None, prefix: Loc = ()) -> M:
+        """Validate ``data`` (default: the whole document) found at ``prefix`` against ``model``."""
+        payload = self.data if data is None else data
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise InputErrors(self.errors_from(exc, model, prefix)) from None
+
+    def errors_from(self, exc: ValidationError, model: type[BaseModel], prefix: Loc = ()) -> list[InputError]:
+        raw = [(_clean_loc(self.data, prefix, tuple(e["loc"])), e) for e in exc.errors(include_url=False)]
+        # A typo ("titel") also makes the real field look missing; report only the typo.
+        suggested = {
+            (*loc[:-1], hint)
+            for loc, e in raw
+            if e["type"] == "extra_forbidden"
+            for hint in _suggestions(str(loc[-1]), _fields_at(model, tuple(e["loc"])[:-1]))
+        }
+        errors: list[tuple[tuple[int, int], InputError]] = []
+        seen: set[tuple[Loc, str]] = set()
+        for loc, err in raw:
+            if err["type"] == "missing" and loc in suggested:
+                continue
+            message = _message(err, model, tuple(err["loc"]))
+            if (loc, message) in seen:
+                continue
+            seen.add((loc, message))
+            e = self.error(loc, message, key=err["type"] == "extra_forbidden")
+            errors.append(((e.line or 0, e.column or 0), e))
+        return [e for _, e in sorted(errors, key=lambda x: x[0])]
+
+
+def load_document(path: str | os.PathLike[str], variables: Mapping[str, str] | None = None) -> Document:
+    """Read a YAML or JSON file, substituting ``${VAR}`` and ``${VAR:-default}`` in strings.
+
+    Variables come from ``variables`` first, then the environment. An undefined variable
+    without a default is an error at its line.
+    """
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", file=name) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a YAML or JSON file", file=name) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", file=name) from None
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), file=name) from None
+    return parse_document(text, name, variables)
+
+
+def parse_document(text: str, name: str, variables: Mapping[str, str] | None = None) -> Document:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        if name.endswith(".json"):
+            problem = f"invalid JSON: {problem}"
+        raise InputError(
+            problem,
+            file=name,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"cannot parse: {exc}", file=name) from None
+    if node is None:
+        raise InputError("the file is empty", file=name, line=1, column=1)
+    doc = Document(path=name, data=None)
+    env = dict(os.environ)
+    env.update(variables or {})
+    doc.data = _build(node, (), doc, env)
+    return doc
+
+
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def _build(node: yaml.Node, loc: Loc, doc: Document, env: Mapping[str, str]) -> Any:
+    doc.value_marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        _constructor.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                raise doc.error(loc, "mapping keys must be plain strings")
+            key = str(key) if not isinstance(key, str) else key
+            child = (*loc, key)
+            doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if key in out:
+                raise doc.error(child, f"duplicate key {key!r}", key=True)
+            out[key] = _build(value_node, child, doc, env)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*loc, i), doc, env) for i, item in enumerate(node.value)]
+    value = _constructor.construct_object(node, deep=True)
+    if isinstance(value, str) and "$" in value:
+        value = _substitute(value, loc, doc, env)
+    return value
+
+
+def _substitute(value: str, loc: Loc, doc: Document, env: Mapping[str, str]) -> str:
+    def replace(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise doc.error(loc, f"variable ${{{name}}} is not defined (pass --var {name}=VALUE)")
+
+    return _VAR_RE.sub(replace, value)
+
+
+def _clean_loc(data: Any, prefix: Loc, loc: Loc) -> Loc:
+    """Drop pydantic's union-member and validator tags from ``loc``, keeping real data keys."""
+    out: list[str | int] = list(prefix)
+    cursor = data
+    for part in loc:
+        if isinstance(cursor, Mapping) and part in cursor:
+            out.append(part)
+            cursor = cursor[part]
+        elif isinstance(cursor, Sequence) and not isinstance(cursor, str) and isinstance(part, int):
+            if 0 <= part < len(cursor):
+                out.append(part)
+                cursor = cursor[part]
+        elif isinstance(cursor, Mapping) and isinstance(part, str) and not _is_tag(part):
+            # a missing required field: name it, it has no mark of its own
+            out.append(part)
+            cursor = None
+    return tuple(out)
+
+
+def _is_tag(part: str) -> bool:
+    return (
+        part.startswith(("function-", "json-or-python", "tagged-union", "union["))
+        or "[" in part
+        or part in {"str", "int", "float", "bool", "list", "dict", "none", "lax-or-strict", "is-instance"}
+    )
+
+
+def _message(err: Any, model: type[BaseModel], raw_loc: Loc) -> str:
+    kind = err["type"]
+    msg: str = err["msg"]
+    if kind == "extra_forbidden":
+        name = str(raw_loc[-1])
+        known = sorted(_fields_at(model, raw_loc[:-1]))
+        hint = _suggestions(name, set(known))
+        text = f"unknown field {name!r}"
+        if hint:
+            text += f" (did you mean {hint[0]!r}?)"
+        elif known:
+            text += f" (expected one of: {', '.join(known)})"
+        return text
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("value_error", "assertion_error"):
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "literal_error":
+        got = err.get("input")
+        return f"{msg} (got {got!r})"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def _suggestions(name: str, known: set[str]) -> list[str]:
+    return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+
+
+def _fields_at(model: type[BaseModel], loc: Loc) -> set[str]:
+    """Names a mapping at ``loc`` may hold, following model fields through containers."""
+    candidates: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for c in candidates:
+            for t in _unwrap(c):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    if isinstance(part, str) and part in t.model_fields:
+                        nxt.append(t.model_fields[part].annotation)
+                    elif isinstance(part, str):
+                        nxt.extend(f.annotation for f in t.model_fields.values() if f.alias == part)
+                else:
+                    origin = typing.get_origin(t)
+                    args = typing.get_args(t)
+                    if origin in (list, tuple, Sequence) and isinstance(part, int) and args:
+                        nxt.append(args[0])
+                    elif origin in (dict, Mapping) and len(args) == 2:
+                        nxt.append(args[1])
+        candidates = nxt or candidates
+    names: set[str] = set()
+    for c in candidates:
+        for t in _unwrap(c):
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                names.update(f.alias or n for n, f in t.model_fields.items())
+    return names
+
+
+def _unwrap(t: Any) -> list[Any]:
+    origin = typing.get_origin(t)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(t)[0])
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for a in typing.get_args(t):
+            out.extend(_unwrap(a))
+        return out
+    return [t]
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
