@@ -1,4 +1,6 @@
-"""A tiny HTTP service for the basic example and the core tests: /health and a counter.
+"""A tiny HTTP service for the basic example and the core tests.
+
+GET /health, POST {"id": x} -> 201 {"id": x} (kept in memory; a counter when no id), GET /items -> {"ids": [...]}.
 
     python examples/basic/service.py --port 8081
 """
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     counter = 0
+    items: list[object] = []
     lock = threading.Lock()
 
     def _send(self, status: int, body: dict[str, object]) -> None:
@@ -23,17 +26,29 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path == "/health":
             self._send(200, {"status": "healthy"})
+        elif self.path == "/items":
+            with Handler.lock:
+                ids = list(Handler.items)
+            self._send(200, {"ids": ids})
         else:
             self._send(404, {"error": "not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
+        # The client may choose the id (as idempotent APIs let it); otherwise a counter is used.
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._send(400, {"error": "body is not JSON"})
+            return
         with Handler.lock:
             Handler.counter += 1
-            n = Handler.counter
-        self._send(201, {"id": n})
+            item = body.get("id", Handler.counter) if isinstance(body, dict) else Handler.counter
+            Handler.items.append(item)
+        self._send(201, {"id": item})
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,8 +38,10 @@ def _fail(exc: ChaoslabError) -> None:
               show_default=True, help="Where run directories are written.")
 @click.option("--report", "report_formats", default="md,html,junit,json", show_default=True,
               help="Report formats written at the end.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Expose chaos state as Prometheus metrics on 127.0.0.1:PORT during the run.")
 def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
-        runs_dir: Path, report_formats: str) -> None:
+        runs_dir: Path, report_formats: str, metrics_port: int | None) -> None:
     """Run the experiment FILE."""
     from .console import make_console
     from .experiment.loader import load_experiment
@@ -58,6 +61,10 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
         listeners=[console.on_record],
         print=console.print_line,
     )
+    if metrics_port is not None:
+        from .observe.exporter import RunExporter
+
+        opts.observers.append(RunExporter(metrics_port))
     with console:
         result = run_experiment(loaded, opts)
     if result.run_dir is None and result.exit_code != 0:
@@ -107,7 +114,7 @@ def faults_cmd(as_json: bool) -> None:
     """List the fault types, their targets and parameters."""
     from . import faults
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in faults.all_faults().items():
         params = {k: (f.description or "") for k, f in cls.Params.model_fields.items()}
         kinds = sorted(cls.target_kinds) if cls.target_kinds is not None else []

@@ -27,7 +27,7 @@ class PlainConsole:
     def __enter__(self) -> PlainConsole:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
     def print_line(self, text: str) -> None:
@@ -76,8 +76,21 @@ class PlainConsole:
         analysis = result.analysis or {}
         for h in analysis.get("hypothesis", []):
             mark = "PASS" if h.get("passed") else "FAIL"
-            line += f"\n  {mark} {h.get('name')} = {h.get('value')} (bound {h.get('bound')})"
+            line += f"\n  {mark} {h.get('name')} = {_value(h.get('value'))} ({_bound(h.get('bound'))})"
         print(line, flush=True)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "unknown" if v is None else str(v)
+
+
+def _bound(b: Any) -> str:
+    if not isinstance(b, dict):
+        return f"bound {b}"
+    parts = [f"{k} {_value(v)}" for k, v in b.items() if v is not None]
+    return ", ".join(parts) or "no bound"
 
 
 class RichConsole(PlainConsole):

@@ -54,7 +54,9 @@ class JsonLines:
 
     def __init__(self, path: Path, *, flush_every: float = 0.0) -> None:
         self.path = path
-        self._f: IO[str] = open(path, "a", encoding="utf-8", buffering=1 if flush_every == 0 else 1 << 16)
+        self._f: IO[str] = open(  # noqa: SIM115 - kept open for the whole run, closed by close()
+            path, "a", encoding="utf-8", buffering=1 if flush_every == 0 else 1 << 16
+        )
         self._lock = threading.Lock()
         self._flush_every = flush_every
         self._last_flush = time.monotonic()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from tests.conftest import PY, ROOT, free_port, wait_for_port
 
 SERVICE = ROOT / "examples" / "basic" / "service.py"

@@ -6,10 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.conftest import PY
 
 from chaoslab.errors import InputError
 from chaoslab.experiment.loader import load_experiment
-from tests.conftest import PY
 
 from .conftest import Service
 

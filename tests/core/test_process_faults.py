@@ -15,8 +15,8 @@ import pytest
 from chaoslab import faults
 from chaoslab.cgroups import Group
 from chaoslab.errors import FaultError, TargetError
-from chaoslab.faults.process import CrashloopParams, PauseParams, SignalParams, TerminateParams
 from chaoslab.faults.base import NoParams
+from chaoslab.faults.process import CrashloopParams, PauseParams, SignalParams, TerminateParams
 from chaoslab.targets import ProcessRef, ResolvedTarget, TargetSpec, resolve
 
 from .conftest import Service, start_service, stop_service
@@ -186,7 +186,7 @@ def test_blast_radius_modes() -> None:
     services = [start_service() for _ in range(4)]
     try:
         pattern = "|".join(s.pattern for s in services)
-        with pytest.raises(TargetError, match="matches 4 processes .* but mode is 'one'"):
+        with pytest.raises(TargetError, match=r"matches 4 processes .* but mode is 'one'"):
             resolve("many", TargetSpec(process=pattern))
         assert len(resolve("many", TargetSpec(process=pattern, mode="all")).processes) == 4
         assert len(resolve("many", TargetSpec(process=pattern, mode="count:3")).processes) == 3

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import PY
 
 from chaoslab.journal import read_journal
-from tests.conftest import PY
 
 from .conftest import Service
 from .test_process_faults import proc_state, wait_until

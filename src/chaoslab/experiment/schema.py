@@ -20,10 +20,10 @@ def experiment_schema() -> dict[str, Any]:
         fields: dict[str, Any] = {
             k: (f.annotation, f) for k, f in Step.model_fields.items() if k != "fault"
         }
-        fields["fault"] = (Literal[name], ...)  # type: ignore[valid-type]
+        fields["fault"] = (Literal[name], ...)
         for k, f in cls.Params.model_fields.items():
             fields[f.alias or k] = (f.annotation, f)
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             "Step_" + name.replace(".", "_"), __config__=ConfigDict(extra="forbid"), **fields
         )
         sub = model.model_json_schema(mode="validation", ref_template="#/$defs/{model}")

@@ -89,8 +89,10 @@ class Fault(ABC):
     def revert(self) -> None:
         """Undo ``inject``. Must be idempotent and must not fail when the target is gone."""
 
-    interval: float | None = None
-    """When set, the runner calls ``tick()`` this often while the fault is active."""
+    @property
+    def interval(self) -> float | None:
+        """When set, the runner calls ``tick()`` this often while the fault is active."""
+        return None
 
     def tick(self) -> None:
         """Periodic action while active (e.g. crashloop kills again)."""

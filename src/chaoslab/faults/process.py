@@ -205,7 +205,7 @@ class Crashloop(Fault):
     reversible = False
     needs_duration = True
 
-    @property  # type: ignore[override]
+    @property
     def interval(self) -> float:
         assert isinstance(self.params, CrashloopParams)
         return self.params.interval

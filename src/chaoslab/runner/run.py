@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import probes as probe_registry
 from ..errors import CapabilityError, ChaoslabError, FaultError, LedgerError, TargetError
@@ -32,6 +32,27 @@ from .plan import PlannedFault, describe_plan, plan
 
 Listener = Callable[[dict[str, Any]], None]
 
+
+@dataclass
+class ObserverContext:
+    """What an observer (exporter, eBPF tracer, profiler) gets from the run."""
+
+    run_id: str
+    run_dir: Path
+    clock: Clock
+    experiment: Any
+    targets: dict[str, ResolvedTarget]
+    emit: Callable[..., None]
+
+
+class Observer(Protocol):
+    """Watches a run without influencing it: started before the baseline, stopped after the
+    reverts (before analysis). It also receives every record if it has ``on_record``."""
+
+    async def start(self, ctx: ObserverContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
 EXIT_HELD, EXIT_VIOLATED, EXIT_INVALID, EXIT_ABORTED, EXIT_ERROR = 0, 1, 2, 3, 4
 
 
@@ -43,6 +64,7 @@ class RunOptions:
     reports: tuple[str, ...] = ("md", "html", "junit", "json")
     ledger_root: Path | None = None
     listeners: list[Listener] = field(default_factory=list)
+    observers: list[Observer] = field(default_factory=list)
     print: Callable[[str], None] = print
 
 
@@ -92,6 +114,7 @@ class Run:
         self.t_revert: float | None = None
         self.signals: list[int] = []
         self.load: Any = None
+        self.observers: list[Observer] = []
 
     # -- emission -------------------------------------------------------------------------
     def emit(self, type_: str, *, t: float | None = None, **fields: Any) -> None:
@@ -161,6 +184,7 @@ class Run:
         try:
             self.emit("run", run_id=self.run_id, title=self.exp.title, started_at=self.clock.wall0,
                       experiment=str(self.loaded.path), pid=os.getpid())
+            await self._start_observers()
             self.emit("phase", name="baseline")
             tasks = await self._start_background()
             await self._timeline()
@@ -282,11 +306,38 @@ class Run:
                 self.ledger.remove(a.entry)
         self.emit("fault", action="revert" if p.cls.reversible else "end", step=p.step,
                   occurrence=p.occurrence, fault=p.cls.name, target=p.target, describe=a.fault.describe())
-        if not self.active and self.t_inject is not None and self.t_revert is None:
-            if not any(q.at > self.clock.now() for q in self.plan) or self.abort_reason is not None:
-                self.t_revert = self.clock.now()
-                self.emit("phase", name="recovery")
+        more_planned = any(q.at > self.clock.now() for q in self.plan) and self.abort_reason is None
+        if not self.active and self.t_inject is not None and self.t_revert is None and not more_planned:
+            self.t_revert = self.clock.now()
+            self.emit("phase", name="recovery")
         return ok
+
+    # -- observers: they watch, they never decide ------------------------------------------
+    async def _start_observers(self) -> None:
+        observers = list(self.opts.observers)
+        if self.exp.observe:
+            from ..observe import from_experiment
+
+            observers += from_experiment(self.exp.observe)
+        assert self.run_dir is not None
+        ctx = ObserverContext(self.run_id, self.run_dir, self.clock, self.exp, self.targets, self.emit)
+        for obs in observers:
+            try:
+                await obs.start(ctx)
+            except Exception as exc:  # an observer that cannot start is skipped, never fatal
+                self.emit("observer", action="skipped", observer=type(obs).__name__, reason=str(exc))
+                continue
+            self.observers.append(obs)
+            on_record = getattr(obs, "on_record", None)
+            if on_record is not None:
+                self.opts.listeners.append(on_record)
+
+    async def _stop_observers(self) -> None:
+        for obs in reversed(self.observers):
+            try:
+                await asyncio.wait_for(obs.stop(), 30)
+            except Exception as exc:
+                self.emit("observer", action="error", observer=type(obs).__name__, reason=str(exc))
 
     # -- background: probes, load, halt, deadline ------------------------------------------
     async def _start_background(self) -> list[asyncio.Task[None]]:
@@ -296,8 +347,8 @@ class Run:
             probe = probe_registry.build(name, spec, context)
             tasks.append(asyncio.create_task(self._probe_loop(probe, spec.every), name=f"probe:{name}"))
         if self.exp.load is not None:
-            from ..load import LoadGenerator
             from ..journal import HISTORY
+            from ..load import LoadGenerator
 
             assert self.run_dir is not None
             self.load = LoadGenerator(self.exp.load, self.clock, self.run_dir / HISTORY)
@@ -383,6 +434,7 @@ class Run:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        await self._stop_observers()
         if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
             from ..analysis.verify import final_read
 
@@ -397,9 +449,8 @@ class Run:
             self.ledger.close()
 
     async def _rollback(self, index: int, rb: Any) -> None:
-        from ..probes.command import CommandProbe
+        from ..probes.command import CommandExpect, CommandProbe
         from ..probes.http import HttpExpect, HttpProbe
-        from ..probes.command import CommandExpect
 
         probe: Probe
         if rb.command:
