@@ -1,0 +1,107 @@
+"""Restart policies with plain command services: always, on-failure with a maximum, no, and
+manual restarts; plus a service that fails while the stack starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from stack_helpers import StackFactory, pid_alive, wait_for
+
+from chaoslab.stack.errors import StackError
+
+
+def test_always_restarts_a_killed_service_after_its_backoff(stacks: StackFactory) -> None:
+    stack = stacks.load("""
+name: always
+services:
+  worker:
+    command: sleep 300
+    restart: {policy: always, backoff: 300ms}
+""")
+    st = stack.up(timeout=30)
+    old = st["services"]["worker"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    new = wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart")
+    assert pid_alive(new)
+    exit_ev, restart_ev = [e for e in stack.events() if e["event"] in ("exit", "restart")]
+    assert exit_ev["signal"] == 9 and restart_ev["pid"] == new
+    assert restart_ev["time"] - exit_ev["time"] >= 0.3  # the backoff was honoured
+    assert stack.resolve("worker")["restarts"] == 1
+
+
+def test_on_failure_with_a_maximum_stops_retrying(stacks: StackFactory) -> None:
+    stack = stacks.load("""
+name: flaky
+services:
+  flaky:
+    command: [sh, -c, "sleep 1; exit 3"]
+    restart: {policy: on-failure, max: 2, backoff: 50ms}
+  steady:
+    command: sleep 300
+""")
+    stack.up(timeout=30)
+    wait_for(lambda: stack.ps()["services"]["flaky"]["status"] == "gave_up", 30, "gave_up")
+    time.sleep(0.8)  # and it stays given up
+    ev = [e for e in stack.events() if e["service"] == "flaky"]
+    kinds = [e["event"] for e in ev]
+    assert kinds.count("start") == 1 and kinds.count("restart") == 2 and kinds.count("exit") == 3
+    assert kinds[-1] == "gave_up"
+    assert all(e["code"] == 3 for e in ev if e["event"] == "exit")
+    svc = stack.ps()["services"]["flaky"]
+    assert svc["pid"] is None and svc["restarts"] == 2 and svc["exit_code"] == 3
+    assert stack.ps()["services"]["steady"]["status"] == "running"
+
+
+def test_on_failure_does_not_restart_a_clean_exit(stacks: StackFactory) -> None:
+    stack = stacks.load("""
+name: clean
+services:
+  once:
+    command: [sh, -c, "sleep 1; exit 0"]
+    restart: on-failure
+""")
+    stack.up(timeout=30)
+    wait_for(lambda: stack.ps()["services"]["once"]["status"] == "exited", 15, "exit")
+    time.sleep(0.5)
+    assert [e["event"] for e in stack.events() if e["service"] == "once"] == ["start", "exit"]
+
+
+def test_a_service_failing_during_up_is_one_clear_error_and_nothing_stays(stacks: StackFactory) -> None:
+    stack = stacks.load("""
+name: broken
+services:
+  ok:
+    command: sleep 300
+  bad:
+    command: [sh, -c, "echo 'cannot open config.ini' >&2; exit 2"]
+    depends_on: [ok]
+""")
+    with pytest.raises(StackError) as err:
+        stack.up(timeout=30)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "'bad' exited with code 2 while the stack was starting: cannot open config.ini" in msg
+    assert not stack.dir.supervisor_alive()
+    ok_pid = next(e["pid"] for e in stack.events() if e["event"] == "start" and e["service"] == "ok")
+    assert not pid_alive(ok_pid)
+
+
+def test_manual_restart_replaces_the_process(stacks: StackFactory) -> None:
+    stack = stacks.load("""
+name: manual
+services:
+  web:
+    command: [python3, -m, http.server, "0", --bind, 127.0.0.1]
+    restart: {policy: on-failure, max: 0}
+""")
+    old = stack.up(timeout=30)["services"]["web"]["pid"]
+    st = stack.restart(["web"], timeout=30)
+    new = st["services"]["web"]["pid"]
+    assert new != old and pid_alive(new) and not pid_alive(old)
+    reasons = [e.get("reason") for e in stack.events() if e["event"] == "restart"]
+    assert reasons == ["manual"]
+    with pytest.raises(StackError, match="no service 'nope'"):
+        stack.restart(["nope"])
