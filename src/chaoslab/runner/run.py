@@ -143,6 +143,11 @@ class Run:
             if dead_runs(self.opts.ledger_root):
                 raise LedgerError("some faults of a dead run could not be reverted; see `chaoslab recover`")
         stack_file = self.loaded.stack_file()
+        if stack_file is not None:
+            from ..stack import Stack
+
+            # `up` returns at once when the stack is already up and healthy
+            Stack.load(stack_file).up()
         for name, spec in self.exp.targets.items():
             self.targets[name] = resolve(name, spec, stack_file=stack_file)
         for p in self.plan:
@@ -435,6 +440,7 @@ class Run:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
         await self._stop_observers()
+        self._copy_stack_events()
         if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
             from ..analysis.verify import final_read
 
@@ -447,6 +453,29 @@ class Run:
         self.emit("phase", name="end")
         if self.ledger is not None:
             self.ledger.close()
+
+    def _copy_stack_events(self) -> None:
+        """The stack's exits, restarts and health changes during the run, on the run's clock."""
+        stack_files = {self.loaded.stack_file()} | {
+            t.spec.get("stack") for t in self.targets.values() if t.kind == "service"
+        }
+        if not any(t.kind == "service" for t in self.targets.values()) and self.loaded.stack_file() is None:
+            return
+        from ..stack import events_between
+
+        now = time.time()
+        for stack_file in stack_files:
+            if stack_file is None and self.loaded.stack_file() is not None:
+                continue
+            try:
+                events = events_between(stack_file, self.clock.wall0, now)
+            except ChaoslabError as exc:
+                self.emit("error", what="stack events", error=str(exc))
+                continue
+            for ev in events:
+                fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
+                self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="stack",
+                          kind=ev.get("event"), **fields)
 
     async def _rollback(self, index: int, rb: Any) -> None:
         from ..probes.command import CommandExpect, CommandProbe

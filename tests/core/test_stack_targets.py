@@ -1,0 +1,115 @@
+"""The runner on stack services: the service's own cgroup is frozen, restarts come from its policy
+and the stack's events land in the run's journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaoslab.journal import read_journal
+from chaoslab.stack import Stack
+from tests.conftest import PY, ROOT, free_port
+
+from .test_runner import env_for, ledger_entries, the_run_dir
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="stack services get cgroups only as root")
+
+
+@pytest.fixture
+def stack_file(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    port = free_port()
+    f = tmp_path / "stack.yaml"
+    f.write_text(f"""
+name: coretest
+services:
+  svc:
+    command: [{PY!r}, {str(ROOT / "examples" / "basic" / "service.py")!r}, --port, "{port}"]
+    ports: [{port}]
+    healthcheck: {{http: "http://127.0.0.1:{port}/health", interval: 200ms, start_interval: 50ms}}
+    restart: {{policy: always, backoff: 100ms}}
+""")
+    try:
+        yield f, port
+    finally:
+        Stack.load(f).down(purge=True)
+
+
+def test_pause_freezes_the_service_cgroup_and_kill_is_restarted_by_policy(
+    tmp_path: Path, stack_file: tuple[Path, int], state_dir: Path
+) -> None:
+    f, port = stack_file
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"""
+title: stack service faults
+stack: {f}
+targets:
+  svc: {{service: svc}}
+probes:
+  health: {{http: {{url: "http://127.0.0.1:{port}/health"}}, every: 100ms, timeout: 200ms}}
+method:
+  - {{fault: process.pause, target: svc, at: 500ms, duration: 1s}}
+  - {{fault: process.kill, target: svc, at: 2s}}
+recovery: 2s
+hypothesis:
+  probe.health.availability.baseline: {{min: 1.0}}
+  probe.health.availability.recovery: {{min: 0.5}}
+""")
+    runs = tmp_path / "runs"
+    proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(runs)], capture_output=True,
+                          text=True, timeout=120, env=env_for(state_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    journal = read_journal(the_run_dir(runs))
+    pause = next(r for r in journal if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "process.pause")
+    assert "freezer" in pause["state"], "a service with its own cgroup is paused with the freezer"
+    kill_t = next(r["t"] for r in journal if r["type"] == "fault" and r["fault"] == "process.kill")
+    stack_events = [r for r in journal if r["type"] == "event" and r.get("source") == "stack"]
+    restarts = [e for e in stack_events if e["kind"] == "restart" and e["t"] > kill_t]
+    assert restarts, f"the restart by policy must be in the journal: {stack_events}"
+    health = [r for r in journal if r["type"] == "sample" and r["probe"] == "health"]
+    assert any(not s["ok"] for s in health if 0.7 < s["t"] < 1.4)
+    assert health[-1]["ok"], "the restarted service must be healthy again"
+    assert ledger_entries(state_dir) == []
+    summary = json.loads((the_run_dir(runs) / "summary.json").read_text())
+    assert summary["outcome"] == "held"
+    ps = Stack.load(f).ps()
+    assert ps, "the stack stays up after the run"
+
+
+def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
+    tmp_path: Path, stack_file: tuple[Path, int], state_dir: Path
+) -> None:
+    from chaoslab.cgroups import Group
+
+    from .test_runner import injected, start_run, wait_for_record
+
+    f, port = stack_file
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"""
+title: frozen then killed runner
+stack: {f}
+targets:
+  svc: {{service: svc}}
+method:
+  - {{fault: process.pause, target: svc, at: 200ms, duration: 60s}}
+""")
+    runs = tmp_path / "runs"
+    runner = start_run(exp, runs, state_dir)
+    try:
+        wait_for_record(runs, injected)
+        runner.kill()
+        runner.wait(timeout=10)
+    finally:
+        runner.kill()
+    record = json.loads(ledger_entries(state_dir)[0].read_text())
+    dirs = {k: Path(v) for k, v in record["state"]["freezer"].items()}
+    assert Group(dirs=dirs).frozen()
+    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60,
+                         env=env_for(state_dir))
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert not Group(dirs=dirs).frozen()
+    assert ledger_entries(state_dir) == []
