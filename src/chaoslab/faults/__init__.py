@@ -14,6 +14,14 @@ from .base import Fault, FaultParams, NoParams
 
 FAMILIES = (
     "chaoslab.faults.process",
+    "chaoslab.faults.proxy",
+    "chaoslab.faults.netfilter",
+    "chaoslab.faults.tc",
+    "chaoslab.faults.cpu",
+    "chaoslab.faults.memory",
+    "chaoslab.faults.disk",
+    "chaoslab.faults.limits",
+    "chaoslab.faults.postgres",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

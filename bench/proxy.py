@@ -1,0 +1,364 @@
+"""Benchmark of the fault proxy, side by side on loopback: direct, nginx ``stream``, chaoslab proxy.
+
+    python bench/proxy.py                 # throughput, round trip, connections/s, latency accuracy
+    python bench/proxy.py --soak          # 1,000 connections for 60 s, toxics toggled every second
+
+Upstreams (a bulk source and an echo server, on uvloop) run in a child process; nginx runs as a
+child with a generated config (Debian nginx-light + libnginx-mod-stream, one worker, like our one
+process). Figures are printed as a table; targets from issue #4 are checked and marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BULK_BYTES = 1 << 30
+CHUNK = 1 << 20
+NGINX_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+# -- upstreams (child process) ---------------------------------------------------------------
+
+class Bulk(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+        self.left = BULK_BYTES
+        self.buf = b"\0" * CHUNK
+        transport.set_write_buffer_limits(high=4 * CHUNK)
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        while self.left > 0 and not self.paused:
+            n = min(self.left, CHUNK)
+            self.left -= n
+            self.t.write(self.buf[:n])
+        if self.left <= 0:
+            self.t.close()
+
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.t.write(data)
+
+    def eof_received(self) -> bool:
+        self.t.close()
+        return False
+
+
+def upstreams(ports: Any) -> None:
+    import uvloop
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        bulk = await loop.create_server(Bulk, "127.0.0.1", 0, backlog=4096)
+        echo = await loop.create_server(Echo, "127.0.0.1", 0, backlog=4096)
+        ports.put((bulk.sockets[0].getsockname()[1], echo.sockets[0].getsockname()[1]))
+        await asyncio.Event().wait()
+
+    uvloop.install()
+    asyncio.run(main())
+
+
+# -- nginx and our proxy ---------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(prefix: Path, routes: dict[int, int]) -> subprocess.Popen[bytes] | None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx) or not os.path.exists(NGINX_MODULE):
+        return None
+    servers = "\n".join(f"    server {{ listen 127.0.0.1:{lp}; proxy_pass 127.0.0.1:{up}; }}" for lp, up in routes.items())
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""load_module {NGINX_MODULE};
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 8192; }}
+stream {{
+{servers}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for port in routes:
+        wait_port(port)
+    return proc
+
+
+def start_chaoslab() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    m = re.search(r"(http://127\.0\.0\.1:\d+)", proc.stdout.readline())
+    assert m, "proxy did not start"
+    return proc, m.group(1)
+
+
+def add_proxy(api: str, name: str, upstream: int) -> int:
+    r = httpx.post(f"{api}/proxies", json={"name": name, "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"})
+    r.raise_for_status()
+    return int(r.json()["listen"].rsplit(":", 1)[1])
+
+
+def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(port)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+def bulk_mb_s(port: int) -> float:
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    total = 0
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        t = time.perf_counter()
+        while n := s.recv_into(view):
+            total += n
+        elapsed = time.perf_counter() - t
+    assert total == BULK_BYTES, total
+    return total / elapsed / 1e6
+
+
+def round_trips(port: int, n: int = 3000, spin: bool = False) -> list[float]:
+    """Round trips of 64 bytes. ``spin``: poll the socket instead of sleeping in recv, so the
+    measurement does not include this process's own wake-up (1-2 ms after a long sleep in a VM)."""
+    msg = b"x" * 64
+    out = []
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(not spin)
+        for i in range(n + 100):
+            t = time.perf_counter()
+            s.sendall(msg)
+            got = 0
+            while got < len(msg):
+                try:
+                    got += len(s.recv(4096))
+                except BlockingIOError:
+                    continue
+            if i >= 100:  # warm-up excluded
+                out.append(time.perf_counter() - t)
+    return out
+
+
+def connections_per_s(port: int, seconds: float = 3.0) -> float:
+    count = 0
+    deadline = time.perf_counter() + seconds
+    t = time.perf_counter()
+    while time.perf_counter() < deadline:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")  # no TIME_WAIT pile-up
+            s.sendall(b"x")
+            s.recv(1)
+        count += 1
+    return count / (time.perf_counter() - t)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def run_bench() -> int:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    up = ctx.Process(target=upstreams, args=(q,), daemon=True)
+    up.start()
+    bulk_port, echo_port = q.get(timeout=20)
+    prefix = Path(tempfile.mkdtemp(prefix="chaoslab-bench-nginx-"))
+    ngx_bulk, ngx_echo = free_port(), free_port()
+    nginx = start_nginx(prefix, {ngx_bulk: bulk_port, ngx_echo: echo_port})
+    ours, api = start_chaoslab()
+    try:
+        cl_bulk = add_proxy(api, "bulk", bulk_port)
+        cl_echo = add_proxy(api, "echo", echo_port)
+        cl_lat = add_proxy(api, "lat", echo_port)
+        httpx.post(f"{api}/proxies/lat/toxics", json={"type": "latency", "attributes": {"latency": 50}}).raise_for_status()
+        paths = {"direct": (bulk_port, echo_port), "chaoslab": (cl_bulk, cl_echo)}
+        if nginx is not None:
+            paths["nginx"] = (ngx_bulk, ngx_echo)
+        rows: dict[str, dict[str, float]] = {}
+        for name, (b, e) in paths.items():
+            rt = round_trips(e)
+            rows[name] = {
+                "MB/s": statistics.median(bulk_mb_s(b) for _ in range(2)),
+                "rtt_p50_us": pct(rt, 50) * 1e6,
+                "rtt_p99_us": pct(rt, 99) * 1e6,
+                "conn/s": connections_per_s(e),
+            }
+        base = statistics.median(round_trips(cl_echo, 500, spin=True))
+        lat = round_trips(cl_lat, 200, spin=True)
+        lat_sleeping = round_trips(cl_lat, 100)
+        errors = [abs(x - base - 0.050) * 1000 for x in lat]
+        print(f"{'path':10} {'MB/s (1 GiB)':>13} {'rtt p50 µs':>11} {'rtt p99 µs':>11} {'conn/s':>9}")
+        for name, row in rows.items():
+            print(f"{name:10} {row['MB/s']:13.0f} {row['rtt_p50_us']:11.1f} {row['rtt_p99_us']:11.1f} {row['conn/s']:9.0f}")
+        print(f"latency toxic 50 ms: measured p50 {pct(lat, 50) * 1000:.2f} ms, p99 {pct(lat, 99) * 1000:.2f} ms; "
+              f"error p50 {pct(errors, 50):.3f} ms, p99 {pct(errors, 99):.3f} ms (client polling)")
+        sleeping = [abs(x - base - 0.050) * 1000 for x in lat_sleeping]
+        print(f"  same with a client sleeping in recv (adds its wake-up): error p50 {pct(sleeping, 50):.3f} ms, "
+              f"p99 {pct(sleeping, 99):.3f} ms")
+        ours_row, direct = rows["chaoslab"], rows["direct"]
+        checks = [
+            ("throughput >= 1000 MB/s", ours_row["MB/s"] >= 1000),
+            ("added p50 round trip <= 100 µs", ours_row["rtt_p50_us"] - direct["rtt_p50_us"] <= 100),
+            ("latency toxic p99 error <= 1 ms", pct(errors, 99) <= 1.0),
+        ]
+        if "nginx" in rows:
+            checks.append(("throughput >= 50% of nginx", ours_row["MB/s"] >= 0.5 * rows["nginx"]["MB/s"]))
+            print(f"chaoslab/nginx throughput ratio: {ours_row['MB/s'] / rows['nginx']['MB/s']:.2f}")
+        for label, ok in checks:
+            print(f"  [{'ok' if ok else 'MISSED'}] {label}")
+        return 0
+    finally:
+        ours.send_signal(signal.SIGTERM)
+        ours.wait(10)
+        if nginx is not None:
+            nginx.send_signal(signal.SIGQUIT)
+            try:
+                nginx.wait(10)
+            except subprocess.TimeoutExpired:
+                nginx.kill()
+        up.terminate()
+        up.join(5)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+# -- soak --------------------------------------------------------------------------------------
+
+async def soak_client(port: int, stop_at: float) -> bool:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent, got = hashlib.sha256(), hashlib.sha256()
+    n_sent = n_got = 0
+
+    async def receive() -> None:
+        nonlocal n_got
+        while data := await reader.read(1 << 16):
+            got.update(data)
+            n_got += len(data)
+
+    task = asyncio.create_task(receive())
+    while time.monotonic() < stop_at:
+        chunk = os.urandom(1024)
+        sent.update(chunk)
+        n_sent += len(chunk)
+        writer.write(chunk)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+    writer.write_eof()
+    await asyncio.wait_for(task, 120)
+    writer.close()
+    return sent.digest() == got.digest() and n_sent == n_got
+
+
+def proc_stats(pid: int) -> tuple[int, int]:
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    return fds, rss
+
+
+async def soak_main(pid: int, api: str, port: int, connections: int, seconds: float) -> int:
+    fds0, rss0 = proc_stats(pid)
+    stop_at = time.monotonic() + seconds
+    clients = []
+    for _ in range(connections):
+        clients.append(asyncio.create_task(soak_client(port, stop_at)))
+        await asyncio.sleep(0.001)
+    toxics = [{"type": "latency", "attributes": {"latency": 20, "jitter": 5}},
+              {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 50_000}},
+              {"type": "slicer", "attributes": {"average_size": 300, "size_variation": 100, "delay": 50}}]
+    samples = []
+    async with httpx.AsyncClient(base_url=api) as http:
+        i = 0
+        while time.monotonic() < stop_at:
+            if i % 2 == 0:
+                await http.post("/proxies/soak/toxics", json=toxics[(i // 2) % len(toxics)])
+            else:
+                await http.post("/reset")
+            samples.append(proc_stats(pid))
+            await asyncio.sleep(1.0)
+            i += 1
+    results = await asyncio.gather(*clients, return_exceptions=True)
+    ok = sum(1 for r in results if r is True)
+    time.sleep(2)
+    fds1, rss1 = proc_stats(pid)
+    peak_rss = max(r for _, r in samples)
+    print(f"soak: {connections} connections x {seconds:.0f} s, toxics toggled every second")
+    print(f"  checksums intact: {ok}/{connections}")
+    print(f"  fds: before {fds0}, peak {max(f for f, _ in samples)}, after {fds1}")
+    print(f"  RSS MB: before {rss0 / 1e6:.1f}, peak {peak_rss / 1e6:.1f}, after {rss1 / 1e6:.1f}; "
+          f"second half drift {(samples[-1][1] - samples[len(samples) // 2][1]) / 1e6:+.1f}")
+    return 0 if ok == connections and fds1 <= fds0 + 2 else 1
+
+
+def run_soak(connections: int, seconds: float) -> int:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    up = ctx.Process(target=upstreams, args=(q,), daemon=True)
+    up.start()
+    _, echo_port = q.get(timeout=20)
+    ours, api = start_chaoslab()
+    try:
+        port = add_proxy(api, "soak", echo_port)
+        return asyncio.run(soak_main(ours.pid, api, port, connections, seconds))
+    finally:
+        ours.send_signal(signal.SIGTERM)
+        ours.wait(10)
+        up.terminate()
+        up.join(5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--soak", action="store_true")
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    if args.soak:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+        return run_soak(args.connections, args.seconds)
+    return run_bench()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

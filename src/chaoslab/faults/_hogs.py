@@ -1,0 +1,123 @@
+"""Hog processes (stress-ng, the built-in burner, connection holders) that a fault starts and stops.
+
+A hog runs in its own session so that stopping it stops its workers too (one process group),
+and so a Ctrl-C meant for the runner does not reach it before the runner has reverted. What
+``stop`` needs is a plain dict (pid + start time), so ``chaoslab recover`` can stop a hog that
+a killed runner started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..errors import FaultError
+from ..targets import ProcessRef
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""Hogs started by this process, kept so they are reaped (no zombies) when stopped."""
+
+
+def _join_cgroups(dirs: Sequence[str]) -> None:
+    # Runs in the child between fork and exec: the hog never runs outside the cgroup.
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
+def spawn(argv: Sequence[str], *, cgroup_dirs: Sequence[str] = (), env: dict[str, str] | None = None,
+          stdout: Any = subprocess.DEVNULL, startup: float = 0.0) -> dict[str, Any]:
+    """Start ``argv`` as a hog; returns the record ``stop`` needs. ``startup``: seconds during which
+    an early exit is reported as a failure (e.g. stress-ng rejecting its arguments)."""
+    dirs = list(cgroup_dirs)
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+            start_new_session=True, env=env,
+            preexec_fn=(lambda: _join_cgroups(dirs)) if dirs else None,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FaultError(f"cannot start {argv[0]}: {exc}") from None
+    _children[proc.pid] = proc
+    deadline = time.monotonic() + startup
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            _children.pop(proc.pid, None)
+            raise FaultError(f"{argv[0]} exited at once (code {proc.returncode}): {err[-300:]}")
+        time.sleep(0.02)
+    ref = ProcessRef.of(proc.pid)
+    return {"pid": ref.pid, "create_time": ref.create_time, "argv": list(argv)}
+
+
+def running(record: dict[str, Any]) -> bool:
+    return ProcessRef(int(record["pid"]), float(record["create_time"])).alive()
+
+
+def stop(record: dict[str, Any], grace: float = 5.0) -> None:
+    """SIGTERM the hog's process group (workers clean up), then SIGKILL. Idempotent."""
+    pid = int(record["pid"])
+    ref = ProcessRef(pid, float(record["create_time"]))
+    popen = _children.pop(pid, None)
+    if ref.process() is not None:
+        _killpg(pid, signal.SIGTERM)
+        _wait_gone(ref, popen, grace)
+        _killpg(pid, signal.SIGKILL)  # stragglers of the group
+        _wait_gone(ref, popen, 2.0)
+    if popen is not None:
+        try:
+            popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (popen.stdout, popen.stderr):
+            if stream:
+                stream.close()
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_gone(ref: ProcessRef, popen: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen is not None:
+            popen.poll()
+        if not ref.alive() and not _group_members(ref.pid):
+            return
+        time.sleep(0.05)
+
+
+def python_argv(code: str, *args: str) -> list[str]:
+    """A tiny Python program as a hog (the built-in fallbacks when stress-ng is missing)."""
+    import sys
+
+    return [sys.executable, "-c", code, *args]
+
+
+def temp_dir_for(path: str, run_id: str, what: str) -> Path:
+    base = Path(path)
+    if not base.is_dir():
+        base = base.parent
+    return base / f".chaoslab-{what}-{run_id}"

@@ -1,0 +1,213 @@
+"""Disk faults: ``disk.fill`` (fill a filesystem to X%), ``disk.io_throttle`` (blkio / io.max on
+the device behind a path) and ``io.stress`` (IO workers writing under a path)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from .. import doctor
+from ..cgroups import Group
+from ..errors import FaultError
+from ..units import Size
+from . import register
+from ._cgroupfault import CgroupFault
+from ._hogs import spawn, stop, temp_dir_for
+from .base import Fault, FaultParams
+
+
+def usage(path: str | Path) -> tuple[int, int]:
+    """(used, usable) bytes of the filesystem holding ``path``, as ``df`` counts them: usable is
+    what non-root users can reach (used + available), so ``used / usable`` is df's Use%."""
+    st = os.statvfs(path)
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    return used, used + st.f_bavail * st.f_frsize
+
+
+class FillParams(FaultParams):
+    percent: float = Field(gt=0, lt=100, description="Target usage of the filesystem, as df's Use%.")
+    margin: Size = Field(
+        0, description="Bytes that always stay free, whatever percent says (default: margin_percent only)."
+    )
+    margin_percent: float = Field(2.0, ge=0.5, lt=100, description="Share of the filesystem that always stays free.")
+
+
+@register
+class DiskFill(Fault):
+    """The fill file is created next to the path (``.chaoslab-fill-<run_id>``) and removed on
+    revert. The target usage is capped so at least the margin stays free: a disk fill never makes
+    the filesystem full."""
+
+    name = "disk.fill"
+    summary = "Fill the filesystem of a path to X% (always leaving a safety margin); removed on revert."
+    Params = FillParams
+    target_kinds = frozenset({"path"})
+
+    _CHUNK = 64 * 1024 * 1024
+
+    def inject(self) -> None:
+        assert isinstance(self.params, FillParams)
+        if self.target is None or not self.target.path:
+            raise FaultError(f"{self.name} needs a path target")
+        fill = temp_dir_for(self.target.path, self.run_id, "fill")
+        used, usable = usage(fill.parent)
+        floor = max(self.params.margin, int(usable * self.params.margin_percent / 100))
+        goal = min(int(usable * self.params.percent / 100), usable - floor)
+        self.state["file"] = str(fill)
+        self.state["goal_bytes"] = goal
+        self.state["capped"] = goal < int(usable * self.params.percent / 100)
+        self.checkpoint()
+        if used >= goal:
+            self.state["filled"] = 0
+            return
+        try:
+            fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise FaultError(f"{self.name}: cannot create {fill}: {exc.strerror}") from None
+        try:
+            self._grow(fd, fill.parent, goal)
+        except BaseException:
+            self.revert()  # never leave a half fill behind a failed inject
+            raise
+        finally:
+            os.close(fd)
+        self.state["filled"] = os.stat(fill).st_blocks * 512
+
+    def _grow(self, fd: int, where: Path, goal: int) -> None:
+        """Allocate in steps, measuring after each: block and metadata overheads differ per
+        filesystem, so the measured usage (not the arithmetic) decides when to stop."""
+        size = os.fstat(fd).st_size
+        block = os.statvfs(where).f_frsize
+        for _ in range(10_000):
+            used, _usable = usage(where)
+            # Whole blocks only, rounded down: the filesystem allocates whole blocks, and
+            # rounding up would eat into the margin.
+            step = min(goal - used, self._CHUNK) // block * block
+            if step <= 0:
+                return
+            try:
+                os.posix_fallocate(fd, size, step)
+            except OSError as exc:
+                if exc.errno not in (95,):  # EOPNOTSUPP: fall back to writing zeros
+                    raise FaultError(f"{self.name}: cannot allocate: {exc.strerror}") from None
+                os.lseek(fd, size, os.SEEK_SET)
+                os.write(fd, b"\0" * step)
+                os.fsync(fd)
+            size += step
+
+    def revert(self) -> None:
+        path = self.state.get("file")
+        if path:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def block_device(path: str) -> str:
+    """``major:minor`` of the whole disk behind ``path`` (throttling applies to disks, not partitions)."""
+    st = os.stat(path)
+    dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+    major, minor = os.major(dev), os.minor(dev)
+    if major == 0:
+        raise FaultError(f"{path} is on a filesystem without a block device (tmpfs, overlay, ...)")
+    sys_dev = Path(f"/sys/dev/block/{major}:{minor}")
+    if (sys_dev / "partition").exists():
+        return (sys_dev.resolve().parent / "dev").read_text().strip()
+    return f"{major}:{minor}"
+
+
+class IoThrottleParams(FaultParams):
+    path: str = Field(description="A file, directory or block device: the disk behind it is throttled.")
+    read_bps: Size | None = Field(None, description="Read bytes per second (e.g. 2MiB).")
+    write_bps: Size | None = Field(None, description="Write bytes per second.")
+    read_iops: int | None = Field(None, ge=1, description="Read operations per second.")
+    write_iops: int | None = Field(None, ge=1, description="Write operations per second.")
+
+    @model_validator(mode="after")
+    def _some(self) -> IoThrottleParams:
+        if all(v is None for v in (self.read_bps, self.write_bps, self.read_iops, self.write_iops)):
+            raise ValueError("give at least one of read_bps, write_bps, read_iops, write_iops")
+        return self
+
+
+@register
+class DiskIoThrottle(CgroupFault):
+    """cgroup v1 blkio throttles direct IO only (buffered writes are flushed by the kernel's
+    writeback threads, outside the cgroup); cgroup v2 io.max throttles both."""
+
+    name = "disk.io_throttle"
+    summary = "Throttle the target's reads/writes (bytes or IOs per second) on the disk behind a path."
+    Params = IoThrottleParams
+    controller = "blkio"
+
+    def _device(self) -> str:
+        if "device" not in self.state:
+            assert isinstance(self.params, IoThrottleParams)
+            self.state["device"] = block_device(self.params.path)
+        return str(self.state["device"])
+
+    def apply(self, group: Group) -> None:
+        assert isinstance(self.params, IoThrottleParams)
+        p = self.params
+        group.set_io(self._device(), rbps=p.read_bps, wbps=p.write_bps, riops=p.read_iops, wiops=p.write_iops)
+
+    def read(self, group: Group) -> Any:
+        self._device()
+        return None  # restore clears this device's limits
+
+    def restore(self, group: Group, old: Any) -> None:
+        if "device" in self.state:
+            group.set_io(str(self.state["device"]))
+
+    def _inject(self) -> None:
+        try:
+            self._device()
+        except OSError as exc:
+            raise FaultError(f"{self.name}: {exc}") from None
+        super()._inject()
+
+
+class IoStressParams(FaultParams):
+    workers: int = Field(1, ge=1, le=64)
+    size: Size = Field(64 * 1024 * 1024, gt=0, description="Bytes each worker writes and rewrites.")
+
+
+@register
+class IoStress(Fault):
+    """stress-ng ``--hdd`` workers writing into ``.chaoslab-io-<run_id>`` next to the path target;
+    the directory is removed on revert."""
+
+    name = "io.stress"
+    summary = "Run IO workers that keep writing under a path (stress-ng --hdd)."
+    Params = IoStressParams
+    target_kinds = frozenset({"path"})
+
+    @classmethod
+    def check(cls) -> None:
+        doctor.require("stress-ng")
+
+    def inject(self) -> None:
+        assert isinstance(self.params, IoStressParams)
+        if self.target is None or not self.target.path:
+            raise FaultError(f"{self.name} needs a path target")
+        work = temp_dir_for(self.target.path, self.run_id, "io")
+        self.state["dir"] = str(work)
+        self.checkpoint()
+        work.mkdir(exist_ok=True)
+        argv = ["stress-ng", "--hdd", str(self.params.workers), "--hdd-bytes", str(self.params.size),
+                "--temp-path", str(work), "--quiet"]
+        self.state["hog"] = spawn(argv, startup=0.2)
+        self.checkpoint()
+
+    def revert(self) -> None:
+        hog = self.state.get("hog")
+        if hog and "pid" in hog:
+            stop(hog)
+        if self.state.get("dir"):
+            shutil.rmtree(self.state["dir"], ignore_errors=True)

@@ -1,0 +1,119 @@
+"""Memory faults: ``memory.limit`` (cgroup limit, a real OOM kill when exceeded) and
+``memory.stress`` (a hog that holds X bytes)."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .. import doctor
+from ..cgroups import Group
+from ..errors import FaultError
+from ..units import Size
+from . import register
+from ._cgroupfault import CGROUP_TARGETS, CgroupFault
+from ._hogs import python_argv, spawn, stop
+from .base import Fault, FaultParams
+from .cpu import target_cgroup_dirs
+
+
+class LimitParams(FaultParams):
+    limit: Size = Field(gt=0, description="Memory the target may use (e.g. 64MB); above it the kernel OOM-kills.")
+
+
+@register
+class MemoryLimit(CgroupFault):
+    """On cgroup v1 and v2 alike, memory already charged elsewhere is not moved with a moved
+    process: the limit counts what the target allocates from now on. A target with its own cgroup
+    is limited in place (v2 OOM-kills at once when below usage; v1 refuses with EBUSY)."""
+
+    name = "memory.limit"
+    summary = "Limit the target's memory with a cgroup; going above it gets a real OOM kill."
+    Params = LimitParams
+    controller = "memory"
+
+    def apply(self, group: Group) -> None:
+        assert isinstance(self.params, LimitParams)
+        try:
+            group.set_memory(self.params.limit)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            usage = group.memory_usage()
+            raise FaultError(
+                f"{self.name}: {self.params.limit} bytes is below what the kernel can reclaim from the "
+                f"target's {usage} bytes in use (cgroup v1 refuses such a limit; v2 would OOM-kill)"
+            ) from None
+        if "existing" not in self.state:
+            _no_swap_escape(group, self.params.limit)
+
+    def read(self, group: Group) -> Any:
+        return group.memory_limit()
+
+    def restore(self, group: Group, old: Any) -> None:
+        group.set_memory(None if old is None else int(old))
+
+
+def _no_swap_escape(group: Group, limit: int) -> None:
+    """In our own v1 cgroup, cap memory+swap too, so a machine with swap still OOM-kills."""
+    d, version = group.directory("memory")
+    memsw = Path(d) / "memory.memsw.limit_in_bytes"
+    if version == 1 and memsw.exists():
+        memsw.write_text(str(limit))
+    elif version == 2 and (Path(d) / "memory.swap.max").exists():
+        (Path(d) / "memory.swap.max").write_text("0")
+
+
+class StressParams(FaultParams):
+    size: Size = Field(gt=0, description="Bytes the hog allocates and keeps resident (e.g. 512MB).")
+    engine: Literal["auto", "stress-ng", "builtin"] = "auto"
+
+
+# Allocates and touches every page once (so it is resident), then sleeps until stopped.
+_HOG = """
+import sys, time
+size = int(sys.argv[1])
+block = bytearray(size)
+for i in range(0, size, 4096):
+    block[i] = 1
+while True:
+    time.sleep(3600)
+"""
+
+
+@register
+class MemoryStress(Fault):
+    name = "memory.stress"
+    summary = "Allocate and hold X bytes, in the target's cgroup or system-wide."
+    Params = StressParams
+    target_kinds = CGROUP_TARGETS
+    target_optional = True
+
+    @classmethod
+    def check(cls) -> None:
+        doctor.require("root")
+
+    def inject(self) -> None:
+        assert isinstance(self.params, StressParams)
+        use_ng = self.params.engine == "stress-ng" or (
+            self.params.engine == "auto" and doctor.check("stress-ng").ok
+        )
+        if use_ng:
+            doctor.require("stress-ng")
+            argv = ["stress-ng", "--vm", "1", "--vm-bytes", str(self.params.size), "--vm-hang", "0",
+                    "--vm-keep", "--quiet"]
+        else:
+            argv = python_argv(_HOG, str(self.params.size))
+        dirs = target_cgroup_dirs(self.target, "memory")
+        self.state["hog"] = {"pending": True}
+        self.checkpoint()
+        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
+        self.checkpoint()
+
+    def revert(self) -> None:
+        hog = self.state.get("hog")
+        if hog and "pid" in hog:
+            stop(hog)

@@ -1,0 +1,197 @@
+"""Kernel network faults with nftables: ``network.partition`` and ``network.loss``.
+
+One table per run, ``inet chaoslab_<run_id>``; each fault adds its own pair of base chains to it
+(``<id>_in`` on the input hook, ``<id>_out`` on output) and on revert deletes them, and the
+table when it is left empty. Traffic *to* the target is matched on input and traffic *from* it on
+output, so a loopback packet (which passes both hooks) is judged once: 30% loss stays 30%.
+
+For a test host (a network namespace, see ``chaoslab.hosts``) the table lives inside that
+namespace: the host drops what its peers send it and what it sends them, like Jepsen's
+iptables-on-each-node partitions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import uuid
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .. import doctor
+from ..errors import FaultError
+from . import register
+from .base import Fault, FaultParams
+
+Direction = Literal["both", "ingress", "egress"]
+
+
+# --- nft plumbing (also used by chaoslab.hosts) -----------------------------------------------
+
+def table_name(run_id: str) -> str:
+    return "chaoslab_" + re.sub(r"[^A-Za-z0-9_]", "_", run_id)
+
+
+def netns_prefix(netns: str | None) -> list[str]:
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
+def nft(script: str, netns: str | None = None, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*netns_prefix(netns), "nft", "-f", "-"], input=script, capture_output=True,
+                          text=True, timeout=10)
+    if check and proc.returncode != 0:
+        where = f" in namespace {netns}" if netns else ""
+        raise FaultError(f"nft failed{where}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    return proc
+
+
+def chains_of(table: str, netns: str | None = None) -> list[str] | None:
+    """Chain names of ``inet <table>``; None when the table (or the namespace) does not exist."""
+    proc = subprocess.run([*netns_prefix(netns), "nft", "-j", "list", "table", "inet", table],
+                          capture_output=True, text=True, timeout=10)
+    if proc.returncode != 0:
+        return None
+    items = json.loads(proc.stdout).get("nftables", [])
+    return [i["chain"]["name"] for i in items if "chain" in i]
+
+
+def netns_exists(netns: str) -> bool:
+    proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=5)
+    return any(line.split()[0] == netns for line in proc.stdout.splitlines() if line.strip())
+
+
+def drop_chains(table: str, chains: list[str], netns: str | None = None) -> None:
+    """Delete ``chains`` from ``inet <table>``, and the table once no chain is left. Idempotent."""
+    if netns and not netns_exists(netns):
+        return  # the namespace (and its rules) is gone
+    present = chains_of(table, netns)
+    if present is None:
+        return
+    mine = [c for c in chains if c in present]
+    script = "".join(f"flush chain inet {table} {c}\ndelete chain inet {table} {c}\n" for c in mine)
+    if script:
+        nft(script, netns)
+    if not chains_of(table, netns):
+        nft(f"delete table inet {table}\n", netns, check=False)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def _family(addr: str) -> str:
+    return "ip6" if ipaddress.ip_address(addr).version == 6 else "ip"
+
+
+def _set(items: list[str] | list[int]) -> str:
+    return "{ " + ", ".join(str(i) for i in items) + " }"
+
+
+def match(addr: str, peers: list[str], ports: list[int], *, towards: bool) -> str:
+    """nft match for packets to the target (``towards``) or from it, restricted to peers and ports."""
+    fam = _family(addr)
+    me, other = ("daddr", "saddr") if towards else ("saddr", "daddr")
+    parts = [f"{fam} {me} {addr}"]
+    same = [p for p in peers if _family(p) == fam]
+    if peers and not same:
+        raise FaultError(f"no peer of the same IP version as {addr}")
+    if same:
+        parts.append(f"{fam} {other} {_set(same)}")
+    if ports:
+        parts.append(f"meta l4proto {{ tcp, udp }} th {'dport' if towards else 'sport'} {_set(ports)}")
+    return " ".join(parts)
+
+
+class NetParams(FaultParams):
+    peers: list[str] = Field(default_factory=list, description="Addresses or test hosts on the other side (default: everyone).")
+    ports: list[int] = Field(default_factory=list, description="Target ports (default: the target's ports, else all).")
+    direction: Direction = Field("both", description="ingress: traffic to the target; egress: from it.")
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: list[int]) -> list[int]:
+        bad = [p for p in v if not 1 <= p <= 65535]
+        if bad:
+            raise ValueError(f"ports must be 1..65535, got {bad[0]}")
+        return v
+
+
+class NetfilterFault(Fault):
+    target_kinds = frozenset({"address", "host", "service"})
+
+    @classmethod
+    def check(cls) -> None:
+        doctor.require("root", "nft")
+
+    def action(self) -> str:
+        return "drop"
+
+    def _endpoints(self) -> tuple[str, str | None, list[str], list[int]]:
+        """(target address, its namespace, peer addresses, ports)."""
+        from .. import hosts
+
+        assert isinstance(self.params, NetParams)
+        if self.target is None:
+            raise FaultError(f"{self.name} needs a target")
+        netns = None
+        if self.target.kind == "host":
+            host = hosts.find(str(self.target.spec.get("host") or self.target.address))
+            addr, netns = host.address, host.netns
+        else:
+            addr = self.target.address or "127.0.0.1"
+        try:
+            ipaddress.ip_address(addr)
+        except ValueError:
+            raise FaultError(f"{self.name}: {addr!r} is not an IP address") from None
+        peers = [hosts.address_of(p) for p in self.params.peers]
+        ports = list(self.params.ports or self.target.ports)
+        if netns is None and not ports and ipaddress.ip_address(addr).is_loopback:
+            # Every local service talks over loopback: an address-wide rule would hit them all.
+            raise FaultError(f"{self.name}: refusing to act on all loopback traffic of {addr}; give ports")
+        return addr, netns, peers, ports
+
+    def inject(self) -> None:
+        assert isinstance(self.params, NetParams)
+        addr, netns, peers, ports = self._endpoints()
+        table = table_name(self.run_id)
+        chain = "f" + uuid.uuid4().hex[:8]
+        chains = [f"{chain}_in", f"{chain}_out"]
+        self.state.update({"table": table, "chains": chains, "netns": netns})
+        self.checkpoint()
+        action = self.action()
+        lines = [f"add table inet {table}"]
+        for name, hook in zip(chains, ("input", "output"), strict=True):
+            lines.append(f"add chain inet {table} {name} {{ type filter hook {hook} priority -10; policy accept; }}")
+        if self.params.direction in ("both", "ingress"):
+            lines.append(f"add rule inet {table} {chains[0]} {match(addr, peers, ports, towards=True)} {action}")
+        if self.params.direction in ("both", "egress"):
+            lines.append(f"add rule inet {table} {chains[1]} {match(addr, peers, ports, towards=False)} {action}")
+        nft("\n".join(lines) + "\n", netns)
+
+    def revert(self) -> None:
+        if self.state.get("table"):
+            drop_chains(self.state["table"], list(self.state.get("chains") or []), self.state.get("netns"))
+
+
+@register
+class NetworkPartition(NetfilterFault):
+    name = "network.partition"
+    summary = "Drop traffic between a target and its peers (address/port, one or both directions)."
+    Params = NetParams
+
+
+class LossParams(NetParams):
+    percent: float = Field(gt=0, le=100, description="Share of matching packets dropped at random.")
+
+
+@register
+class NetworkLoss(NetfilterFault):
+    name = "network.loss"
+    summary = "Drop a random percentage of the target's packets (nftables numgen)."
+    Params = LossParams
+
+    def action(self) -> str:
+        assert isinstance(self.params, LossParams)
+        # numgen draws 0..9999 per packet: 0.01% resolution.
+        return f"numgen random mod 10000 < {round(self.params.percent * 100)} drop"

@@ -1,0 +1,350 @@
+"""One proxied TCP connection: two sockets and two streams (upstream, downstream) between them.
+
+Speed comes from the fast path: while a direction has no active toxic, ``data_received`` writes
+straight into the other socket's transport and flow control is the transports' own (pause the
+reader when the writer's buffer is full). Only a direction with toxics gets a pump task and a
+queue; when its last toxic goes and its queue drains, the pump exits and the fast path resumes.
+Toxics are added and removed on live connections without losing queued bytes: a removed toxic
+is skipped by chunks that reach it later and wakes the chunk it is holding, which moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol, cast
+
+from .toxics import ToxicContext
+
+if TYPE_CHECKING:
+    from .model import ToxicSpec
+
+QUEUE_HIGH = 1 << 20
+"""Bytes queued in front of the toxics before the source stops being read (TCP backpressure)."""
+QUEUE_LOW = 256 << 10
+WRITE_HIGH = 1 << 20
+WRITE_LOW = 256 << 10
+
+
+class Side(asyncio.Protocol):
+    """One socket of a connection: the client's (accepted) or the upstream's (dialled)."""
+
+    def __init__(self, conn: Connection, label: str) -> None:
+        self.conn = conn
+        self.label = label
+        self.transport: asyncio.Transport | None = None
+        self.out: Stream | None = None  # the stream this side's bytes feed
+        self.into: Stream | None = None  # the stream that writes into this side
+        self._blocks: set[str] = set()
+        self._paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport = cast(asyncio.Transport, transport)
+        transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        self._apply()
+        self.conn.side_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.out is not None:
+            self.out.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.out is not None:
+            self.out.feed_eof()
+        return True  # keep our write half open: the other direction may still be talking
+
+    def pause_writing(self) -> None:
+        if self.into is not None:
+            self.into.sink_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.into is not None:
+            self.into.sink_paused(False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.side_lost(self)
+
+    # -- reading control -------------------------------------------------------------------
+    def block(self, reason: str) -> None:
+        self._blocks.add(reason)
+        self._apply()
+
+    def unblock(self, reason: str) -> None:
+        self._blocks.discard(reason)
+        self._apply()
+
+    def _apply(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        want_paused = bool(self._blocks)
+        if want_paused != self._paused:
+            self._paused = want_paused
+            if want_paused:
+                t.pause_reading()
+            else:
+                t.resume_reading()
+
+    def writable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+
+class Stream:
+    """One direction of a connection: bytes read from ``src`` go through toxics into ``dst``."""
+
+    def __init__(self, conn: Connection, direction: str, src: Side, dst: Side) -> None:
+        self.conn = conn
+        self.direction = direction
+        self.src = src
+        self.dst = dst
+        src.out = self
+        dst.into = self
+        self.chain: list[ToxicContext] = []
+        self.done = False
+        self._queue: deque[tuple[bytes | None, float]] = deque()
+        self._queued = 0
+        self._pump: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._sink_paused = False
+        self._writable: asyncio.Future[None] | None = None
+        self._early: list[bytes] = []
+        self._early_eof = False
+
+    def connected(self) -> None:
+        """The destination socket exists now: pass on what arrived before it did."""
+        early, self._early = self._early, []
+        for data in early:
+            self.feed(data)
+        if self._early_eof:
+            self.feed_eof()
+        self.src.unblock("connect")
+
+    # -- toxics ----------------------------------------------------------------------------
+    def add(self, spec: ToxicSpec, index: int | None = None) -> None:
+        # Toxicity is drawn once per connection, as Toxiproxy does.
+        if spec.toxicity < 1.0 and random.random() >= spec.toxicity:
+            return
+        ctx = ToxicContext(spec.toxic, self.conn)
+        self.chain.insert(len(self.chain) if index is None else index, ctx)
+        ctx.toxic.start(ctx)
+
+    def remove(self, spec: ToxicSpec) -> int | None:
+        for i, ctx in enumerate(self.chain):
+            if ctx.toxic is spec.toxic:
+                ctx.stop()
+                del self.chain[i]
+                self._wake()
+                return i
+        return None
+
+    def stop_all(self) -> None:
+        for ctx in self.chain:
+            ctx.stop()
+        self.chain.clear()
+        self._wake()
+
+    # -- data ------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self.dst.transport is None:
+            # The upstream is still being dialled: hold the bytes and stop reading until it answers.
+            self._early.append(data)
+            self.src.block("connect")
+            return
+        if self._pump is None and not self.chain:
+            t = self.dst.transport
+            if t is not None and not t.is_closing():
+                t.write(data)
+            return
+        self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
+        self._queued += len(data)
+        if self._queued > QUEUE_HIGH:
+            self.src.block("queue")
+        self._ensure_pump()
+
+    def feed_eof(self) -> None:
+        if self.dst.transport is None:
+            self._early_eof = True
+            return
+        if self._pump is None and not self.chain:
+            self._end()
+            return
+        self._queue.append((None, time.monotonic()))
+        self._ensure_pump()
+
+    def sink_paused(self, paused: bool) -> None:
+        self._sink_paused = paused
+        if paused:
+            self.src.block("sink")
+        else:
+            self.src.unblock("sink")
+            if self._writable is not None and not self._writable.done():
+                self._writable.set_result(None)
+
+    # -- pump ------------------------------------------------------------------------------
+    def _ensure_pump(self) -> None:
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run())
+        else:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.conn.closed:
+                if not self._queue:
+                    if not self.chain:
+                        return  # nothing to do: the fast path takes over again
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                data, t = self._queue.popleft()
+                if data is None:
+                    chain = [c for c in self.chain if not c.stopped]
+                    for ctx in chain:
+                        await ctx.toxic.before_close(ctx)
+                    self._end()
+                    return
+                self._queued -= len(data)
+                if self._queued < QUEUE_LOW:
+                    self.src.unblock("queue")
+                await self._stage(tuple(self.chain), 0, data, t)
+        finally:
+            self._pump = None
+            self._wakeup = None
+
+    async def _stage(self, chain: tuple[ToxicContext, ...], i: int, data: bytes, t: float) -> None:
+        # Toxics removed since this chunk started are skipped: the data is passed on, never lost.
+        while i < len(chain) and chain[i].stopped:
+            i += 1
+        if i == len(chain):
+            await self._write(data)
+            return
+        ctx = chain[i]
+        await ctx.toxic.pipe(ctx, data, t, functools.partial(self._stage, chain, i + 1))
+
+    async def _write(self, data: bytes) -> None:
+        while self._sink_paused and self.dst.writable():
+            self._writable = asyncio.get_running_loop().create_future()
+            await self._writable
+        t = self.dst.transport
+        if data and t is not None and not t.is_closing():
+            t.write(data)
+
+    def _end(self) -> None:
+        """The source closed and everything it sent has been passed on: pass the close on."""
+        if self.done:
+            return
+        self.done = True
+        t = self.dst.transport
+        if t is not None and not t.is_closing():
+            if t.can_write_eof():
+                t.write_eof()
+            else:
+                t.close()
+        self.conn.stream_done()
+
+    def cancel(self) -> None:
+        self.stop_all()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if self._pump is not None:
+            self._pump.cancel()
+
+
+class Connection:
+    """A client socket, its upstream socket, and the two streams between them."""
+
+    def __init__(self, owner: ConnectionOwner, upstream: tuple[str, int], toxics: Iterable[ToxicSpec]) -> None:
+        self.owner = owner
+        self.upstream_addr = upstream
+        self.client = Side(self, "client")
+        self.server = Side(self, "upstream")
+        self.streams = {
+            "upstream": Stream(self, "upstream", self.client, self.server),
+            "downstream": Stream(self, "downstream", self.server, self.client),
+        }
+        self.closed = False
+        self._connect: asyncio.Task[None] | None = None
+        self._lost = 0
+        for spec in toxics:
+            self.streams[spec.stream].add(spec)
+
+    def side_made(self, side: Side) -> None:
+        if side is self.client:
+            self.owner.connection_opened(self)
+            self._connect = asyncio.get_running_loop().create_task(self._dial())
+        elif not self.closed:
+            self.streams["upstream"].connected()
+
+    async def _dial(self) -> None:
+        host, port = self.upstream_addr
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: self.server, host, port)
+        except (OSError, asyncio.CancelledError):
+            self.close()
+            return
+        if self.closed:
+            self.close()
+
+    # -- LinkControl -----------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            self._close_transports()
+            return
+        self.closed = True
+        for stream in self.streams.values():
+            stream.cancel()
+        if self._connect is not None and not self._connect.done():
+            self._connect.cancel()
+        self._close_transports()
+
+    def reset(self) -> None:
+        for side in (self.client, self.server):
+            t = side.transport
+            if t is None or t.is_closing():
+                continue
+            sock = t.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            t.abort()
+        self.close()
+
+    def _close_transports(self) -> None:
+        for side in (self.client, self.server):
+            if side.transport is not None and not side.transport.is_closing():
+                side.transport.close()
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def stream_done(self) -> None:
+        if all(s.done for s in self.streams.values()):
+            self.close()
+
+    def side_lost(self, side: Side) -> None:
+        self._lost += 1
+        # One socket gone means the connection is over; the other is closed after its buffer.
+        self.close()
+        if self._lost >= 2 or self.server.transport is None:
+            self.owner.connection_closed(self)
+
+
+class ConnectionOwner(Protocol):
+    """What a connection reports to (its proxy). ``connection_closed`` may come twice."""
+
+    def connection_opened(self, conn: Connection) -> None: ...
+
+    def connection_closed(self, conn: Connection) -> None: ...

@@ -1,0 +1,137 @@
+"""What every toxic is: its JSON attributes and one ``pipe`` coroutine, like Toxiproxy's ``toxics/*.go``.
+
+A ``Toxic`` holds the attributes a user set through the API; it is shared by every connection of
+its proxy. When it becomes active on one direction of one connection (the connection opened, or
+the toxic was added while the connection was live) the link gives it a ``ToxicContext``: the
+per-connection state, its timers, and an ``interrupted`` event that fires when the toxic is
+removed so a sleeping toxic hands its data on instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Emit = Callable[[bytes, float], Awaitable[None]]
+"""Pass ``data`` (which arrived at ``time.monotonic()`` ``t``) to the next toxic of the chain."""
+
+PRECISE_MARGIN = 0.0015
+"""How long before a precise deadline the coarse timer hands over to polling (seconds)."""
+
+MAX_MS = 10**9
+"""Upper bound of every time attribute (about 11 days): keeps timers inside what the loop accepts."""
+
+
+def millis(**kw: Any) -> Any:
+    return Field(0, ge=0, le=MAX_MS, strict=True, **kw)
+
+
+class ToxicAttributes(BaseModel):
+    """Attributes of a toxic. Unknown keys are ignored, as Toxiproxy's JSON decoding does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+Attributes = ToxicAttributes
+
+
+class LinkControl(Protocol):
+    """What a toxic may do to the connection it runs on."""
+
+    def close(self) -> None:
+        """Close both sides of the connection gracefully (data already passed is flushed)."""
+
+    def reset(self) -> None:
+        """Close both sides with a TCP RST (SO_LINGER 0)."""
+
+
+class ToxicContext:
+    """One toxic active on one direction of one connection."""
+
+    def __init__(self, toxic: Toxic, link: LinkControl) -> None:
+        self.toxic = toxic
+        self.link = link
+        self.stopped = False
+        self.state: dict[str, Any] = {}
+        self._timers: list[asyncio.TimerHandle] = []
+        self._waiters: set[asyncio.Future[bool]] = set()
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep unless the toxic is removed first; True when the sleep ran to its end.
+
+        A bare future and a loop timer, not ``wait_for``: no task per chunk, and a removed
+        toxic wakes every sleeper at once so buffered data moves on without delay.
+        """
+        if self.stopped:
+            return False
+        if seconds <= 0:
+            return True
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        handle = loop.call_later(seconds, _resolve, fut, True)
+        self._waiters.add(fut)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+            self._waiters.discard(fut)
+
+    async def sleep_until(self, deadline: float, *, precise: bool = False) -> bool:
+        """Sleep until ``time.monotonic()`` reaches ``deadline``.
+
+        ``precise``: the loop's timers have millisecond granularity (libuv), so end the wait
+        by yielding to the loop until the deadline: sub-millisecond error for ~1 ms of polling.
+        """
+        if not precise:
+            return await self.sleep(deadline - time.monotonic())
+        coarse = deadline - time.monotonic() - PRECISE_MARGIN
+        if coarse > 0 and not await self.sleep(coarse):
+            return False
+        while time.monotonic() < deadline:
+            if self.stopped:
+                return False
+            await asyncio.sleep(0)
+        return not self.stopped
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+        """A timer that dies with the context (toxic removed or connection closed)."""
+        if not self.stopped:
+            self._timers.append(asyncio.get_running_loop().call_later(seconds, callback))
+
+    def stop(self) -> None:
+        self.stopped = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for fut in list(self._waiters):
+            _resolve(fut, False)
+
+
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+class Toxic:
+    """Base class: a toxic with no effect. Subclasses set ``type``, ``Attributes`` and override hooks."""
+
+    Attributes: ClassVar[builtins.type[ToxicAttributes]] = ToxicAttributes
+    type: ClassVar[str]
+
+    def __init__(self, attributes: BaseModel) -> None:
+        self.attributes = attributes
+
+    def start(self, ctx: ToxicContext) -> None:
+        """The toxic became active on a link (connection start, or toxic added to a live one)."""
+
+    async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
+        """Handle one chunk that arrived at ``time.monotonic()`` ``t``. Default: pass it on."""
+        await emit(data, t)
+
+    async def before_close(self, ctx: ToxicContext) -> None:
+        """The source side closed; runs before the close is passed on (slow_close waits here)."""

@@ -1,0 +1,31 @@
+"""``limit_data``: pass ``bytes`` bytes on this direction, then close the connection."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Attributes, Emit, Toxic, ToxicContext
+from .registry import register
+
+
+class LimitDataAttributes(Attributes):
+    bytes: int = Field(0, ge=0, le=2**62, strict=True, description="Bytes passed before closing.")
+
+
+@register
+class LimitData(Toxic):
+    type = "limit_data"
+    Attributes = LimitDataAttributes
+
+    async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
+        attrs = self.attributes
+        assert isinstance(attrs, LimitDataAttributes)
+        sent = int(ctx.state.get("sent", 0))
+        remaining = max(attrs.bytes - sent, 0)
+        if remaining < len(data):
+            data = data[:remaining]
+        if data:
+            ctx.state["sent"] = sent + len(data)
+            await emit(data, t)
+        if ctx.state.get("sent", 0) >= attrs.bytes:
+            ctx.link.close()
