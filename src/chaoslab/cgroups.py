@@ -156,6 +156,10 @@ class Group:
             return self.dirs[V2], 2
         raise CapabilityError(f"no cgroup for the '{controller}' controller in {self.describe()}")
 
+    def directory(self, controller: str) -> tuple[Path, int]:
+        """The directory holding ``controller``'s knobs, and its cgroup version."""
+        return self._dir(controller)
+
     def describe(self) -> str:
         return ", ".join(f"{c}:{d}" for c, d in sorted(self.dirs.items())) or self.relpath
 
@@ -230,8 +234,8 @@ class Group:
         if v == 1:
             q = int(_read(d / "cpu.cfs_quota_us"))
             return None if q < 0 else q / int(_read(d / "cpu.cfs_period_us"))
-        q, p = _read(d / "cpu.max").split()
-        return None if q == "max" else int(q) / int(p)
+        quota, period = _read(d / "cpu.max").split()
+        return None if quota == "max" else int(quota) / int(period)
 
     def set_memory(self, limit: int | None) -> None:
         d, v = self._dir("memory")
@@ -263,6 +267,11 @@ class Group:
     def set_pids_max(self, n: int | None) -> None:
         d, _ = self._dir("pids")
         _write(d / "pids.max", "max" if n is None else str(n))
+
+    def pids_max(self) -> int | None:
+        d, _ = self._dir("pids")
+        raw = _read(d / "pids.max")
+        return None if raw == "max" else int(raw)
 
     def set_io(self, device: str, *, rbps: int | None = None, wbps: int | None = None,
                riops: int | None = None, wiops: int | None = None) -> None:

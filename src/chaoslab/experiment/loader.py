@@ -89,7 +89,7 @@ def _check_steps(exp: Experiment, doc: Document) -> list[InputError]:
         if kinds is None and step.target is not None:
             errors.append(doc.error(("method", i, "target"), f"{step.fault} takes no target"))
         elif kinds is not None:
-            if step.target is None:
+            if step.target is None and not cls.target_optional:
                 errors.append(doc.error(("method", i), f"{step.fault} needs a target ({' or '.join(sorted(kinds))})"))
             elif step.target in exp.targets and exp.targets[step.target].kind not in kinds:
                 got = exp.targets[step.target].kind

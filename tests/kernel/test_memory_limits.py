@@ -1,0 +1,182 @@
+"""memory.limit gets a real OOM kill (seen in the cgroup's counter); memory.stress holds X bytes;
+pids.limit makes fork fail; process.rlimit makes open fail; all revert."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import time
+
+import psutil
+
+from chaoslab import cgroups
+from chaoslab.errors import FaultError
+from chaoslab.faults.limits import PidsLimit, PidsParams, ProcessRlimit, RlimitParams
+from chaoslab.faults.memory import LimitParams, MemoryLimit, MemoryStress, StressParams
+from chaoslab.targets import ProcessRef, ResolvedTarget
+
+from .conftest import Children, audit, process_target, readline, revert_elsewhere, send
+
+GROW = """
+import sys, time
+sys.stdin.readline()
+blocks = []
+for i in range(400):
+    blocks.append(bytearray(1024 * 1024))
+    for j in range(0, len(blocks[-1]), 4096):
+        blocks[-1][j] = 1
+    time.sleep(0.002)
+print("survived", flush=True)
+time.sleep(30)
+"""
+
+
+def test_memory_limit_gets_a_real_oom_kill(children: Children, run_id: str) -> None:
+    proc = children.python(GROW)
+    fault = MemoryLimit(LimitParams(limit="64MiB"), process_target(proc.pid), run_id=run_id)
+    MemoryLimit.check()
+    fault.inject()
+    group = cgroups.Group(fault.state["cgroup"]["relpath"], controllers=["memory"])
+    assert group.memory_limit() == 64 * 1024 * 1024
+    assert group.oom_kills() == 0
+    send(proc, "go")
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    kills = group.oom_kills()
+    print(f"memory.limit 64MiB: child killed by SIGKILL, cgroup oom_kill counter = {kills}")
+    assert kills >= 1
+    revert_elsewhere(fault)  # the target is dead: revert still removes the cgroup
+    audit(run_id)
+
+
+def test_memory_limit_leaves_a_small_process_alone(children: Children, run_id: str) -> None:
+    proc = children.python(GROW.replace("range(400)", "range(16)"))
+    fault = MemoryLimit(LimitParams(limit="256MiB"), process_target(proc.pid), run_id=run_id)
+    fault.inject()
+    send(proc, "go")
+    assert readline(proc).strip() == "survived"
+    fault.revert()
+    assert proc.poll() is None
+    audit(run_id)
+
+
+def test_memory_stress_holds_the_size(run_id: str) -> None:
+    fault = MemoryStress(StressParams(size="128MiB"), None, run_id=run_id)
+    fault.inject()
+    try:
+        hog = psutil.Process(fault.state["hog"]["pid"])
+        deadline = time.monotonic() + 15
+        rss = 0
+        while time.monotonic() < deadline:
+            rss = sum(p.memory_info().rss for p in [hog, *hog.children(recursive=True)])
+            if rss >= 120 * 2**20:
+                break
+            time.sleep(0.1)
+        print(f"memory.stress 128MiB: hog resident {rss / 2**20:.0f} MiB")
+        assert 120 * 2**20 <= rss <= 200 * 2**20
+    finally:
+        revert_elsewhere(fault)
+    assert not psutil.pid_exists(fault.state["hog"]["pid"]) or psutil.Process(
+        fault.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+FORKER = """
+import os, sys, time
+sys.stdin.readline()
+ok = failed = 0
+for _ in range(12):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        failed += 1
+        continue
+    if pid == 0:
+        time.sleep(1.5); os._exit(0)
+    ok += 1
+print(ok, failed, flush=True)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+sys.stdin.readline()
+"""
+
+
+def test_pids_limit_makes_fork_fail(children: Children, run_id: str) -> None:
+    proc = children.python(FORKER)
+    fault = PidsLimit(PidsParams(max=5), process_target(proc.pid), run_id=run_id)
+    PidsLimit.check()
+    fault.inject()
+    send(proc, "go")
+    ok, failed = map(int, readline(proc).split())
+    print(f"pids.limit 5: {ok} forks succeeded, {failed} failed")
+    assert ok == 4 and failed == 8  # the process itself is the fifth task
+    revert_elsewhere(fault)
+    send(proc, "done")
+    assert proc.wait(timeout=10) == 0
+    audit(run_id)
+
+
+OPENER = """
+import os, sys
+while sys.stdin.readline():
+    fds, error = [], ""
+    try:
+        for _ in range(100):
+            fds.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError as exc:
+        error = exc.strerror
+    for fd in fds:
+        os.close(fd)
+    print(len(fds), error, flush=True)
+"""
+
+
+def test_rlimit_nofile_on_a_running_process(children: Children, run_id: str) -> None:
+    proc = children.python(OPENER)
+
+    def attempt() -> str:
+        send(proc, "go")
+        return str(readline(proc).strip())
+
+    assert attempt() == "100"
+    before = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+    fault = ProcessRlimit(RlimitParams(resource="nofile", soft=20), process_target(proc.pid), run_id=run_id)
+    fault.inject()
+    limited = attempt()
+    print(f"process.rlimit nofile=20: {limited}")
+    assert limited.startswith("17 ") and "Too many open files" in limited  # 0,1,2 already open
+    revert_elsewhere(fault)
+    assert resource.prlimit(proc.pid, resource.RLIMIT_NOFILE) == before
+    assert attempt() == "100"
+
+
+def test_memory_limit_in_place_below_usage(children: Children, run_id: str) -> None:
+    # A service with a memory cgroup of its own is limited in place. Below its usage, v2 OOM-kills
+    # at once; v1 cannot reclaim (no swap) and refuses: the fault says so and restores the limit.
+    own = cgroups.Group(f"chaoslab-{run_id}-svc", controllers=["memory"])
+    own.create()
+    try:
+        proc = children.python(GROW.replace("range(400)", "range(96)"))
+        own.add(proc.pid)
+        send(proc, "go")
+        assert readline(proc).strip() == "survived"
+        target = ResolvedTarget(name="svc", kind="service", spec={"service": "svc"},
+                                processes=[ProcessRef.of(proc.pid)],
+                                cgroups={k: str(v) for k, v in own.dirs.items()})
+        fault = MemoryLimit(LimitParams(limit="32MiB"), target, run_id=run_id)
+        try:
+            fault.inject()
+        except FaultError as exc:
+            assert own.versions["memory"] == 1
+            print(f"memory.limit below usage on cgroup v1: {exc}")
+            assert own.memory_limit() is None  # restored
+            assert proc.poll() is None
+        else:
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+            assert own.oom_kills() >= 1
+            revert_elsewhere(fault)
+            assert own.memory_limit() is None
+    finally:
+        own.remove()
+    audit(run_id)
