@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
+
+pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -40,3 +45,54 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("CHAOSLAB_STATE_DIR", str(d))
     return d
+
+
+# -- the small example HTTP service (examples/basic/service.py) as a real child process --
+
+SERVICE = ROOT / "examples" / "basic" / "service.py"
+
+
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def pattern(self) -> str:
+        return f"service.py --port {self.port}$"
+
+    def status(self) -> str:
+        return str(psutil.Process(self.pid).status())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def start_service() -> Service:
+    port = free_port()
+    proc = subprocess.Popen([PY, str(SERVICE), "--port", str(port)], stdout=subprocess.DEVNULL)
+    wait_for_port(port)
+    return Service(proc, port)
+
+
+def stop_service(svc: Service) -> None:
+    if svc.proc.poll() is None:
+        try:
+            os.kill(svc.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        svc.proc.kill()
+    svc.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def service() -> Iterator[Service]:
+    svc = start_service()
+    try:
+        yield svc
+    finally:
+        stop_service(svc)

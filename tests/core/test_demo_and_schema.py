@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from tests.conftest import PY, ROOT
 
 from chaoslab.experiment.schema import experiment_schema
-from tests.conftest import PY, ROOT
 
 EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import PY, ROOT, free_port
 
 from chaoslab.journal import read_journal
 from chaoslab.stack import Stack
-from tests.conftest import PY, ROOT, free_port
 
 from .test_runner import env_for, ledger_entries, the_run_dir
 
@@ -87,7 +87,7 @@ def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
 
     from .test_runner import injected, start_run, wait_for_record
 
-    f, port = stack_file
+    f, _ = stack_file
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"""
 title: frozen then killed runner

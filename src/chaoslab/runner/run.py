@@ -26,6 +26,7 @@ from ..faults import Fault
 from ..journal import EXPERIMENT, SUMMARY, Clock, Journal
 from ..probes import Probe, ProbeContext, Sample
 from ..targets import ResolvedTarget, resolve
+from . import actuate
 from . import halt as halt_flag
 from .ledger import Ledger, dead_runs, ledger_root, recover
 from .plan import PlannedFault, describe_plan, plan
@@ -263,22 +264,24 @@ class Run:
             target = await asyncio.to_thread(resolve, p.target, spec, stack_file=self.loaded.stack_file())
             self.targets[p.target] = target
         fault = p.cls(p.params, target, run_id=self.run_id)
-        entry = self.ledger.record(fault) if p.cls.reversible else None
         now = self.clock.now()
-        active = ActiveFault(p, fault, entry, now, now + fault.interval if fault.interval else None)
+        active = ActiveFault(p, fault, None, now, now + fault.interval if fault.interval else None)
         if p.cls.reversible or p.duration:
-            self.active.append(active)
+            self.active.append(active)  # before injecting: a failed injection is reverted too
         if self.t_inject is None:
             self.t_inject = now
             self.emit("phase", name="fault")
+        assert self.ledger is not None
+
+        def keep(entry: str | None) -> None:
+            active.entry = entry
+
         try:
-            await asyncio.to_thread(fault.inject)
+            await asyncio.to_thread(actuate.inject, fault, self.ledger, keep)
         except (ChaoslabError, OSError) as exc:
             self.emit("fault", action="error", step=p.step, fault=p.cls.name, target=p.target,
                       describe=fault.describe(), error=str(exc))
             raise FaultError(f"could not inject {fault.describe()}: {exc}") from None
-        if entry is not None:
-            self.ledger.update(entry, fault)
         self.emit("fault", action="inject", step=p.step, occurrence=p.occurrence, fault=p.cls.name,
                   target=p.target, describe=fault.describe(), state=fault.state)
 
@@ -298,17 +301,15 @@ class Run:
         p = a.planned
         ok = True
         if p.cls.reversible:
+            assert self.ledger is not None
             try:
-                await asyncio.to_thread(a.fault.revert)
+                await asyncio.to_thread(actuate.revert, a.fault, self.ledger, a.entry)
             except Exception as exc:
                 ok = False
                 msg = f"could not revert {a.fault.describe()}: {exc}; it stays in the ledger, see `chaoslab recover`"
                 self.errors.append(msg)
                 self.emit("fault", action="error", step=p.step, fault=p.cls.name, target=p.target,
                           describe=a.fault.describe(), error=msg)
-            else:
-                assert self.ledger is not None and a.entry is not None
-                self.ledger.remove(a.entry)
         self.emit("fault", action="revert" if p.cls.reversible else "end", step=p.step,
                   occurrence=p.occurrence, fault=p.cls.name, target=p.target, describe=a.fault.describe())
         more_planned = any(q.at > self.clock.now() for q in self.plan) and self.abort_reason is None

@@ -1,0 +1,218 @@
+"""pytest plugin: chaos fixtures, markers and reports (registered through the `pytest11` entry point).
+
+    @pytest.mark.chaos_database
+    def test_api_survives_a_db_pause(chaos_load, service_failure):
+        load = chaos_load(url="http://127.0.0.1:8080/orders", method="POST", rate=100)
+        time.sleep(2)
+        with service_failure("db", mode="pause", duration=3):
+            time.sleep(6)                      # 3 s paused, then 3 s of recovery
+
+        assert_recovers_within(load.session, 5)
+
+Every fault fixture is a context manager built on the same ledger as `chaoslab run`: its revert
+runs when the block ends, when the test fails, and on Ctrl-C; after a SIGKILL, `chaoslab recover`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .runner.session import ChaosSession, DryRun, LoadHandle, TargetLike
+
+COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaoslab")
+    group.addoption("--chaos-dry-run", action="store_true",
+                    help="Plan chaos tests without injecting: each fault fixture skips its test with the plan.")
+    group.addoption("--chaos-report", metavar="DIR", default=None,
+                    help="Keep a chaoslab run directory with reports for each chaos test under DIR.")
+    parser.addini("chaos_stack", "Stack file brought up by the chaos_stack fixture.", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chaos: a chaos test (injects real faults)")
+    for component in COMPONENTS:
+        config.addinivalue_line("markers", f"chaos_{component}: a chaos test of the {component}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # chaos_<anything> implies chaos, so `-m chaos` selects them all
+    for item in items:
+        if any(m.name.startswith("chaos_") for m in item.iter_markers()) and not item.get_closest_marker("chaos"):
+            item.add_marker(pytest.mark.chaos)
+
+
+# -- the session per test -----------------------------------------------------------------
+
+@pytest.fixture
+def chaos_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChaosSession]:
+    """The recorded chaos session of this test (faults, load, journal, analysis)."""
+    report_dir = request.config.getoption("--chaos-report")
+    safe = re.sub(r"[^\w.-]+", "_", request.node.nodeid)[-120:]
+    run_dir = Path(report_dir) / safe if report_dir else tmp_path / "chaos-run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    stack = request.config.getini("chaos_stack") or None
+    session = ChaosSession(run_dir, request.node.nodeid, stack_file=stack,
+                           dry_run=bool(request.config.getoption("--chaos-dry-run")))
+    with session:
+        yield session
+    if report_dir and session.analysis is not None:
+        from .report import write_reports
+
+        write_reports(run_dir, ("md", "html", "junit", "json"), analysis=session.analysis)
+
+
+def _fault(session: ChaosSession, name: str, target: TargetLike, duration: float | None,
+           **params: Any) -> contextlib.AbstractContextManager[Any]:
+    @contextlib.contextmanager
+    def cm() -> Iterator[Any]:
+        try:
+            with session.fault(name, target, duration=duration, **params) as fault:
+                yield fault
+        except DryRun as plan:
+            pytest.skip(f"chaos dry run: {plan}")
+
+    return cm()
+
+
+@pytest.fixture
+def chaos(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """Any registered fault: ``with chaos("network.loss", {"address": ip}, percent=30): ...``."""
+
+    def make(name: str, target: TargetLike = None, *, duration: float | None = None, **params: Any) -> Any:
+        return _fault(chaos_session, name, target, duration, **params)
+
+    return make
+
+
+@pytest.fixture
+def service_failure(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """``service_failure(target, mode="kill"|"terminate"|"pause", duration=None)``.
+
+    The failure starts when the block starts and ends with the block, or after ``duration``
+    seconds if that comes first (a paused service resumes then; the block can watch it recover).
+    ``kill`` and ``terminate`` act once; their ``duration`` only marks the fault window."""
+
+    def make(target: TargetLike, mode: str = "kill", duration: float | None = None, **params: Any) -> Any:
+        if mode not in ("kill", "terminate", "pause"):
+            raise ValueError(f"mode must be kill, terminate or pause, not {mode!r}")
+        return _fault(chaos_session, f"process.{mode}", target, duration, **params)
+
+    return make
+
+
+@pytest.fixture
+def network_partition(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """``network_partition(target, peers=[...], ports=[...], direction="both")`` with nftables."""
+
+    def make(target: TargetLike, *, duration: float | None = None, **params: Any) -> Any:
+        return _fault(chaos_session, "network.partition", target, duration, **params)
+
+    return make
+
+
+@pytest.fixture
+def inject_latency(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """``inject_latency(link, latency_ms=200, jitter_ms=50, api=...)`` on a fault-proxy link."""
+
+    def make(link: str, latency_ms: float = 100, jitter_ms: float = 0, *, api: str | None = None,
+             duration: float | None = None, **params: Any) -> Any:
+        target: dict[str, Any] = {"proxy": link}
+        if api:
+            target["api"] = api
+        return _fault(chaos_session, "network.latency", target, duration, latency=latency_ms, jitter=jitter_ms,
+                      **params)
+
+    return make
+
+
+@pytest.fixture
+def resource_limit(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
+    """``resource_limit(target, cpu=0.2, memory="64MB")``: CPU quota and/or memory limit together."""
+
+    @contextlib.contextmanager
+    def make(target: TargetLike, *, cpu: float | None = None, memory: int | str | None = None) -> Iterator[None]:
+        if cpu is None and memory is None:
+            raise ValueError("resource_limit needs cpu=, memory= or both")
+        with contextlib.ExitStack() as stack:
+            if cpu is not None:
+                stack.enter_context(_fault(chaos_session, "cpu.throttle", target, None, cores=cpu))
+            if memory is not None:
+                stack.enter_context(_fault(chaos_session, "memory.limit", target, None, limit=memory))
+            yield
+
+    return make
+
+
+@pytest.fixture
+def chaos_load(chaos_session: ChaosSession) -> Callable[..., LoadHandle]:
+    """``chaos_load(url=..., method="POST", rate=100, body=..., ack=...)``: open-model load in the
+    background for the rest of the test; ``.session`` is what the assertion helpers take."""
+
+    def make(**http: Any) -> LoadHandle:
+        handle = chaos_session.load(**http)
+        handle.session = chaos_session  # type: ignore[attr-defined]
+        return handle
+
+    return make
+
+
+# -- infrastructure fixtures ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chaos_stack(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The stack of the `chaos_stack` ini option, up for the whole session (down at the end)."""
+    path = pytestconfig.getini("chaos_stack")
+    if not path:
+        pytest.skip("no stack: set `chaos_stack = path/to/stack.yaml` in the pytest ini file")
+    from .stack import Stack
+
+    stack = Stack.load(Path(pytestconfig.rootpath) / path)
+    stack.up()
+    try:
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def chaos_proxy() -> Iterator[str]:
+    """A fault proxy (Toxiproxy-compatible API) for the session; yields its API URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"the fault proxy did not start: {err}") from None
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
