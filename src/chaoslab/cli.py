@@ -13,6 +13,7 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("chaoslab.commands:run", "Run an experiment: inject, observe, revert, verdict."),
     "validate": ("chaoslab.commands:validate", "Check experiment files; one line per error, exit 2."),
+    "suite": ("chaoslab.commands:suite_cmd", "Run several experiments in order, one combined report."),
     "schema": ("chaoslab.commands:schema", "Print the JSON Schema of the experiment format."),
     "faults": ("chaoslab.commands:faults_cmd", "List the fault types and their parameters."),
     "recover": ("chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger)."),

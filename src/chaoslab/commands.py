@@ -171,3 +171,62 @@ def halt_cmd(reason: str, clear: bool) -> None:
         return
     path = halt.halt(reason)
     click.echo(f"halt in force ({path}); running experiments revert and stop within 0.1 s")
+
+
+@click.group("suite")
+def suite_cmd() -> None:
+    """Run several experiments in order, with one combined report."""
+
+
+@suite_cmd.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("chaoslab-runs"),
+              show_default=True)
+@click.option("--quiet", "-q", is_flag=True)
+def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: bool) -> None:
+    """Run the suite FILE; exit code is the worst of its experiments'."""
+    from .console import make_console
+    from .runner.run import RunOptions
+    from .suite import load_suite, run_suite
+
+    try:
+        loaded = load_suite(file, _vars(variables))
+    except InputError as exc:
+        _fail(exc)
+        return
+    class Relay:
+        """Forwards records to the console of the experiment that is running."""
+
+        current: Any = None
+
+        def start(self, i: int, name: str) -> None:
+            click.secho(f"\n== [{i + 1}/{len(loaded.experiments)}] {name}", bold=True)
+            self.current = make_console(loaded.experiments[i][1].experiment, quiet=quiet)
+
+        def on_record(self, r: dict[str, Any]) -> None:
+            if self.current is not None:
+                self.current.on_record(r)
+
+    relay = Relay()
+    code, suite_dir, rows = run_suite(loaded, runs_dir, RunOptions(listeners=[relay.on_record]), relay.start)
+    click.echo(f"\nsuite {loaded.suite.name!r}: exit {code}")
+    for r in rows:
+        click.echo(f"  {r.outcome.upper():<10} {r.name}" + (f"  ({r.reason})" if r.reason and r.exit_code else ""))
+    click.echo(f"combined report: {suite_dir / 'suite.md'}")
+    sys.exit(code)
+
+
+@suite_cmd.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE")
+def suite_validate(file: Path, variables: tuple[str, ...]) -> None:
+    """Check the suite FILE and every experiment it lists."""
+    from .suite import load_suite
+
+    try:
+        loaded = load_suite(file, _vars(variables))
+    except InputError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{file}: ok ({len(loaded.experiments)} experiments)")
