@@ -105,14 +105,15 @@ def test_load_and_assertions_carry_the_figures(pytester: pytest.Pytester, servic
 
         def test_pause_under_load(chaos_load, service_failure):
             load = chaos_load(url="http://127.0.0.1:{service.port}/items", method="POST", rate=50,
-                              timeout=0.3, body={{"id": "{{{{key}}}}"}}, ack={{"status": [201], "id": "$.id"}})
+                              timeout=0.5, body={{"id": "{{{{key}}}}"}}, ack={{"status": [201], "id": "$.id"}})
             time.sleep(1.5)
-            with service_failure({service.pid}, mode="pause", duration=1.0):
-                time.sleep(4.0)
+            with service_failure({service.pid}, mode="pause", duration=1.5):
+                time.sleep(4.5)
             load.stop()
-            assert assert_error_rate(load.session, "baseline", 0.05) <= 0.05
-            assert_recovers_within(load.session, 3.0)
-            assert_latency(load.session, "baseline", 0.5)
+            # generous bounds: this 2-core machine is shared; the point is the last message
+            assert assert_error_rate(load.session, "baseline", 0.5) <= 0.5
+            assert_recovers_within(load.session, 4.0)
+            assert_latency(load.session, "baseline", 1.0)
             assert_error_rate(load.session, "fault", 0.01)
     """)
     reports = tmp_path / "reports"
