@@ -1,0 +1,81 @@
+"""A small open-model order load for the durability tests, run in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class LoadResult:
+    acked: dict[str, str] = field(default_factory=dict)  # order_id -> durability
+    attempted_client_ids: set[str] = field(default_factory=set)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+class OrderLoad:
+    """POSTs orders at ``rate``/s until stopped; records which ones were acknowledged."""
+
+    def __init__(self, url_ref: list[str], rate: float = 150.0, prefix: str = "load") -> None:
+        self.url_ref = url_ref  # a one-item list so a test can point the load at a new port
+        self.rate = rate
+        self.prefix = prefix
+        self.result = LoadResult()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def __enter__(self) -> OrderLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> LoadResult:
+        self._stop.set()
+        self._thread.join(30)
+        return self.result
+
+    async def _one(self, client: httpx.AsyncClient, n: int) -> None:
+        rnd = random.Random(n)
+        side = rnd.choice(["BUY", "SELL"])
+        order: dict[str, object] = {"symbol": rnd.choice(["BTCUSD", "ETHUSD"]), "side": side,
+                                    "quantity": rnd.randint(1, 5), "client_order_id": f"{self.prefix}-{n}"}
+        if rnd.random() < 0.6:
+            order |= {"type": "LIMIT", "price": rnd.randint(95, 105)}
+        else:
+            order["type"] = "MARKET"
+        self.result.attempted_client_ids.add(str(order["client_order_id"]))
+        try:
+            r = await client.post(f"{self.url_ref[0]}/orders", json=order)
+        except httpx.HTTPError:
+            self.result.errors += 1
+            return
+        self.result.statuses[r.status_code] = self.result.statuses.get(r.status_code, 0) + 1
+        if r.status_code in (200, 201):
+            body = r.json()
+            self.result.acked[body["order_id"]] = body.get("durability") or "retry"
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=5, limits=limits) as client:
+            tasks: set[asyncio.Task[None]] = set()
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            for n in itertools.count():
+                if self._stop.is_set():
+                    break
+                delay = t0 + n / self.rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(self._one(client, n))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.wait(tasks, timeout=15)

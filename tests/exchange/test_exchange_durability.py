@@ -1,0 +1,166 @@
+"""Durability on real services: SIGKILL PostgreSQL, the API, and Redis under load.
+
+Every acknowledged order must be in PostgreSQL afterwards, exactly once, and nothing
+there may come from an order that was never attempted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import httpx
+from exchange_load import LoadResult, OrderLoad
+from exchange_servers import ApiServer, MakeApi, PgServer, RedisServer
+
+
+def wait_for(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check_no_loss(pg: PgServer, db: str, result: LoadResult, *earlier: LoadResult) -> None:
+    rows = pg.query(db, "SELECT order_id, client_order_id FROM orders")
+    stored = Counter(r["order_id"] for r in rows)
+    assert result.acked, "the load got no acknowledgement at all"
+    lost = set(result.acked) - set(stored)
+    assert not lost, f"{len(lost)} acknowledged orders lost, e.g. {sorted(lost)[:3]}"
+    assert all(n == 1 for n in stored.values())
+    per_client_id = Counter(r["client_order_id"] for r in rows)
+    assert all(n == 1 for n in per_client_id.values()), "a client_order_id stored twice"
+    attempted = result.attempted_client_ids.union(*(e.attempted_client_ids for e in earlier))
+    unexpected = set(per_client_id) - attempted
+    assert not unexpected, f"orders nobody sent: {sorted(unexpected)[:3]}"
+
+
+def spool_drained(api: ApiServer) -> bool:
+    h = api.health()
+    return bool(h["database"] == "up" and h["spool_depth"] == 0)
+
+
+def test_postgres_sigkill_under_load_loses_nothing(api_factory: MakeApi, pg_up: PgServer) -> None:
+    api, db = api_factory()
+    with OrderLoad([api.url], prefix="pgkill") as load:
+        time.sleep(1.0)
+        pg_up.kill()
+        wait_for(lambda: api.health()["spool_depth"] > 0, 10, "orders to reach the spool")
+        assert api.health()["status"] == "degraded"
+        time.sleep(1.5)
+        pg_up.start()
+        wait_for(lambda: spool_drained(api), 30, "the spool to drain into PostgreSQL")
+        time.sleep(1.0)
+    result = load.result
+    durabilities = Counter(result.acked.values())
+    assert durabilities["accepted_queued"] > 0 and durabilities["committed"] > 0, durabilities
+    assert not set(result.statuses) - {200, 201, 429}, result.statuses
+    check_no_loss(pg_up, db, result)
+    wait_for(lambda: api.health()["status"] == "healthy", 10, "healthy after recovery")
+    metrics = httpx.get(f"{api.url}/metrics").text
+    assert 'circuit_breaker_opened{dependency="postgres"}' in metrics
+
+
+def test_api_sigkill_with_a_full_spool_loses_nothing(api_factory: MakeApi, pg_up: PgServer) -> None:
+    api, db = api_factory()
+    url = [api.url]
+    with OrderLoad(url, prefix="apikill") as load:
+        time.sleep(1.0)
+        pg_up.kill()
+        wait_for(lambda: api.health()["spool_depth"] > 20, 10, "orders in the spool")
+        spooled_before_kill = {k for k, v in load.result.acked.items() if v == "accepted_queued"}
+        api.kill()  # SIGKILL: only the fsynced spool remembers those orders
+        api.start()  # PostgreSQL still down: starts from the spool alone
+        assert api.health()["book"] == "partial"
+        time.sleep(1.0)
+        pg_up.start()
+        wait_for(lambda: spool_drained(api), 30, "the spool to drain after the API restart")
+        time.sleep(1.0)
+    assert spooled_before_kill
+    check_no_loss(pg_up, db, load.result)
+    # One more crash with PostgreSQL up: the committed path and the rebuild.
+    with OrderLoad(url, prefix="apikill2") as load2:
+        time.sleep(1.0)
+        api.kill()
+        api.start()
+        time.sleep(1.0)
+    check_no_loss(pg_up, db, load2.result, load.result)
+
+
+def test_redis_down_degrades_but_keeps_accepting(
+    api_factory: MakeApi, redis_server: RedisServer
+) -> None:
+    api, _ = api_factory()
+    order = {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "quantity": 1, "price": 99}
+    wait_for(lambda: api.health()["status"] == "healthy", 10, "healthy at start")
+    redis_server.kill()
+    wait_for(lambda: api.health()["cache"] == "down", 10, "the API to notice Redis is gone")
+    assert api.health()["status"] == "degraded"
+    with httpx.Client(base_url=api.url, timeout=5) as c:
+        for _ in range(20):
+            r = c.post("/orders", json=order)
+            assert r.status_code == 201, r.text
+        got = c.get(f"/orders/{r.json()['order_id']}")  # served without the cache
+        assert got.status_code == 200 and got.json()["status"] == "NEW"
+        assert "cache_misses_total 1.0" in c.get("/metrics").text
+    redis_server.start()
+    wait_for(lambda: api.health()["status"] == "healthy", 15, "healthy after Redis returns")
+    # The buffered events were published once Redis came back: the cache has the order.
+    wait_for(
+        lambda: httpx.get(f"{api.url}/orders/{r.json()['order_id']}").status_code == 200
+        and "cache_hits_total 1.0" in httpx.get(f"{api.url}/metrics").text,
+        10, "a cache hit after recovery",
+    )
+
+
+def test_no_acknowledgement_when_neither_database_nor_spool_can_take_it(
+    api_factory: MakeApi, pg_up: PgServer
+) -> None:
+    api, db = api_factory()
+    spool_file = api.spool / "orders.spool"
+    spool_file.unlink()
+    spool_file.mkdir()  # appends now fail with IsADirectoryError, as on a dead disk
+    pg_up.kill()
+    order = {"symbol": "BTCUSD", "side": "BUY", "type": "MARKET", "quantity": 1}
+    with httpx.Client(base_url=api.url, timeout=10) as c:
+        refused = [c.post("/orders", json={**order, "client_order_id": f"nodisk-{i}"}) for i in range(5)]
+        assert [r.status_code for r in refused] == [503] * 5
+        assert "not stored" in refused[0].text
+        # /health learns "database down" from its own ping, within a health interval.
+        wait_for(lambda: c.get("/health").status_code == 503, 10, "/health to say unhealthy")
+        health = c.get("/health")
+        assert health.json()["status"] == "unhealthy"
+        assert "orders.spool" in health.json()["error"]
+        pg_up.start()
+        wait_for(lambda: c.get("/health").json()["database"] == "up", 15, "PostgreSQL back")
+        ok = c.post("/orders", json={**order, "client_order_id": "after"})
+        assert ok.status_code == 201 and ok.json()["durability"] == "committed"
+        assert c.get("/health").json()["status"] == "degraded"  # the spool is still broken
+    stored = {r["client_order_id"] for r in pg_up.query(db, "SELECT client_order_id FROM orders")}
+    assert stored == {"after"}  # what we refused was never stored
+    assert 'orders_total{status="FAILED"} 5.0' in httpx.get(f"{api.url}/metrics").text
+
+
+def test_sigterm_with_postgres_down_keeps_the_spool_and_stops_in_bounded_time(
+    api_factory: MakeApi, pg_up: PgServer
+) -> None:
+    api, db = api_factory("--shutdown-flush", "1")
+    pg_up.kill()
+    order = {"symbol": "ETHUSD", "side": "SELL", "type": "LIMIT", "quantity": 1, "price": 3000}
+    with httpx.Client(base_url=api.url, timeout=10) as c:
+        acked = [c.post("/orders", json=order).json() for _ in range(10)]
+    assert {a["durability"] for a in acked} == {"accepted_queued"}
+    t0 = time.monotonic()
+    api.terminate()  # SIGTERM: drain, try to flush for 1 s, exit
+    assert time.monotonic() - t0 < 15
+    assert "stopped cleanly; 10 orders left in the spool" in (api.base / "api.log").read_text()
+    pg_up.start()
+    api.start()
+    wait_for(lambda: spool_drained(api), 20, "the spool to drain after the restart")
+    stored = {r["order_id"] for r in pg_up.query(db, "SELECT order_id FROM orders")}
+    assert {a["order_id"] for a in acked} <= stored

@@ -1,0 +1,110 @@
+"""Market and order-flow simulators as real processes against real Redis and the API."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+from exchange_servers import REPO, MakeApi, Proc, RedisServer, free_port
+
+from exchange.market import SECONDS_PER_YEAR, PriceModel
+
+
+def test_gbm_log_returns_have_the_asked_volatility() -> None:
+    model = PriceModel({"X": 100.0}, mu=0.0, sigma=0.8, seed=7)
+    prices = [100.0] + [model.step(0.1)["X"] for _ in range(20_000)]
+    returns = [math.log(b / a) for a, b in itertools.pairwise(prices)]
+    expected = 0.8 * math.sqrt(0.1 / SECONDS_PER_YEAR)
+    assert all(p > 0 for p in prices)
+    assert abs(statistics.pstdev(returns) / expected - 1) < 0.05
+    again = PriceModel({"X": 100.0}, mu=0.0, sigma=0.8, seed=7)
+    assert again.step(0.1) == PriceModel({"X": 100.0}, 0.0, 0.8, seed=7).step(0.1)
+
+
+class Sim(Proc):
+    def __init__(self, base: Path, module: str, *args: str) -> None:
+        self.base = base
+        self.port = free_port()
+        self._spawn([sys.executable, "-m", module, "--port", str(self.port), *args],
+                    base / f"{module}.log", cwd=str(REPO))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"{module} did not start: {(base / f'{module}.log').read_text()[-2000:]}")
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+
+def test_market_simulator_publishes_ticks_every_100ms(workdir: Path, redis_server: RedisServer) -> None:
+    async def listen() -> list[dict[str, object]]:
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            async with client.pubsub() as ps:
+                await ps.subscribe("market:prices")
+                got: list[dict[str, object]] = []
+                deadline = time.monotonic() + 10
+                while len(got) < 15 and time.monotonic() < deadline:
+                    msg = await ps.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None:
+                        got.append(json.loads(msg["data"]))
+                return got
+        finally:
+            await client.aclose()
+
+    sim = Sim(workdir, "exchange.market", "--redis-url", redis_server.url, "--symbols", "BTCUSD:50000")
+    try:
+        ticks = asyncio.run(listen())
+        assert len(ticks) == 15
+        span = float(ticks[-1]["ts"]) - float(ticks[0]["ts"])  # type: ignore[arg-type]
+        assert 0.07 < span / 14 < 0.3  # about 100 ms apart, with room for a busy machine
+        assert sim.get("/health").json()["status"] == "healthy"
+        assert "market_ticks_total" in sim.get("/metrics").text
+        price = asyncio.run(_get(redis_server.url, "price:BTCUSD"))
+        assert price is not None and float(price) > 0
+        redis_server.kill()
+        deadline = time.monotonic() + 5
+        while sim.get("/health").json()["status"] != "degraded" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sim.get("/health").json()["redis"] == "down"
+    finally:
+        sim.kill()
+
+
+async def _get(url: str, key: str) -> bytes | str | None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        value: bytes | str | None = await client.get(key)
+        return value
+    finally:
+        await client.aclose()
+
+
+def test_orderflow_drives_the_api_at_its_rate(workdir: Path, api_factory: MakeApi, redis_server: RedisServer) -> None:
+    api, _ = api_factory()
+    flow = Sim(workdir, "exchange.orderflow", "--target", api.url, "--rate", "40",
+               "--redis-url", redis_server.url, "--seed", "1")
+    try:
+        time.sleep(3.0)
+        text = flow.get("/metrics").text
+        ok = next(float(line.split()[-1]) for line in text.splitlines()
+                  if line.startswith('orderflow_orders_total{outcome="ok"}'))
+        assert 60 <= ok <= 200, ok  # ~40/s for ~3 s, generous for a shared machine
+        assert flow.get("/health").json()["status"] == "healthy"
+        api_metrics = httpx.get(f"{api.url}/metrics").text
+        assert "orders_acknowledged_total" in api_metrics
+    finally:
+        flow.kill()
