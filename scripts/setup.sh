@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   postgresql-15 redis-server nginx-light libnginx-mod-stream
-  postgresql-client-15 nftables iptables iproute2 procps stress-ng bpftrace wrk
+  postgresql-client-15 nftables iptables iproute2 procps stress-ng bpftrace wrk prometheus
 )
 
 missing=()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ..probes.prometheus import PrometheusProbeSpec
 from ..targets import TargetSpec
 from ..units import Duration
 from .workload import Bound, LoadSpec, VerifySpec
@@ -58,6 +59,7 @@ class ProbeSpec(_Strict):
     process: ProcessProbeSpec | None = None
     command: CommandProbeSpec | None = None
     python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="module:function returning truthy/raising")
+    prometheus: PrometheusProbeSpec | None = None
     every: Duration = 1.0
     timeout: Duration = 1.0
     expect: dict[str, Any] = Field(default_factory=dict, description="Kind-specific expectations.")
@@ -67,7 +69,7 @@ class ProbeSpec(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> ProbeSpec:
-        kinds = [k for k in ("http", "tcp", "process", "command", "python") if getattr(self, k) is not None]
+        kinds = [k for k in ("http", "tcp", "process", "command", "python", "prometheus") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python (got {', '.join(kinds) or 'none'})")
         if self.every <= 0:
@@ -76,7 +78,7 @@ class ProbeSpec(_Strict):
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("http", "tcp", "process", "command", "python") if getattr(self, k) is not None)
+        return next(k for k in ("http", "tcp", "process", "command", "python", "prometheus") if getattr(self, k) is not None)
 
 
 # --- method --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ KINDS = {
     "process": "chaoslab.probes.process:ProcessProbe",
     "command": "chaoslab.probes.command:CommandProbe",
     "python": "chaoslab.probes.python:PythonProbe",
+    "prometheus": "chaoslab.probes.prometheus:PrometheusProbe",
 }
 
 

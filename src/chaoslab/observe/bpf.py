@@ -1,0 +1,114 @@
+"""The bpftrace program behind ``observe: {ebpf: [...]}``, tracepoints only (no kprobes needed).
+
+Every tracer counts into maps keyed by the run-clock second (``(nsecs - t0) / 1e9``; bpftrace's
+``nsecs`` and Python's ``time.monotonic()`` are both CLOCK_MONOTONIC), so the counts are aggregated
+in the kernel and land in exactly the 1 s windows the analysis uses. A 1 s timer prints and clears
+the maps; a second split across two prints is summed again by the reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+# Map name -> (tracer, meaning of the map key after the second). Counted maps hold count();
+# the sched_wait maps hold sum/max in microseconds.
+MAPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "retransmits": ("retransmits", ("port",)),
+    "tcp_state": ("tcp_state", ("state",)),
+    "rst_sent": ("resets", ("port",)),
+    "rst_received": ("resets", ("port",)),
+    "oom_kills": ("oom_kills", ("pid", "comm")),
+    "sched_wait_n": ("sched_wait", ()),
+    "sched_wait_sum": ("sched_wait", ()),
+    "sched_wait_max": ("sched_wait", ()),
+}
+
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2", 6: "TIME_WAIT",
+    7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV",
+}
+
+# Tracer -> tracepoints it needs (checked with `bpftrace -l` before starting).
+TRACEPOINTS: dict[str, tuple[str, ...]] = {
+    "retransmits": ("tcp:tcp_retransmit_skb",),
+    "tcp_state": ("sock:inet_sock_set_state",),
+    "resets": ("tcp:tcp_send_reset", "tcp:tcp_receive_reset"),
+    "oom_kills": ("oom:mark_victim",),
+    "sched_wait": ("sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_switch"),
+}
+
+_SEC = "((nsecs - {t0}) / 1000000000)"
+
+# Retransmits are keyed by the service side of the connection: the port outside the local
+# ephemeral range when exactly one side is (5432, not the client's 41234), so both directions of
+# a partitioned connection add up on one port; otherwise the destination port.
+_PROGRAMS: dict[str, str] = {
+    "retransmits": """
+tracepoint:tcp:tcp_retransmit_skb {
+  $p = args->dport;
+  if ((args->sport < EPH_LO || args->sport > EPH_HI) && args->dport >= EPH_LO && args->dport <= EPH_HI) {
+    $p = args->sport;
+  }
+  @retransmits[SEC, $p] = count();
+}
+""",
+    "tcp_state": """
+tracepoint:sock:inet_sock_set_state /args->protocol == 6/ { @tcp_state[SEC, args->newstate] = count(); }
+""",
+    # send_reset: the local port that answered with RST (a refused connect names the service port);
+    # receive_reset: the remote port the RST came from.
+    "resets": """
+tracepoint:tcp:tcp_send_reset { @rst_sent[SEC, (args->saddr[2] << 8) | args->saddr[3]] = count(); }
+tracepoint:tcp:tcp_receive_reset { @rst_received[SEC, args->dport] = count(); }
+""",
+    "oom_kills": """
+tracepoint:oom:mark_victim { @oom_kills[SEC, args->pid, str(args->comm)] = count(); }
+""",
+    # Run-queue wait: wakeup (or preemption) -> switched in, like runqlat.bt but on tracepoints.
+    "sched_wait": """
+tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new { @sched_q[args->pid] = nsecs; }
+tracepoint:sched:sched_switch {
+  if (args->prev_state == 0 && args->prev_pid != 0) { @sched_q[args->prev_pid] = nsecs; }
+  $ts = @sched_q[args->next_pid];
+  if ($ts > 0) {
+    $us = (nsecs - $ts) / 1000;
+    @sched_wait_n[SEC] = count();
+    @sched_wait_sum[SEC] = sum($us);
+    @sched_wait_max[SEC] = max($us);
+    delete(@sched_q[args->next_pid]);
+  }
+}
+""",
+}
+
+
+def maps_of(tracers: Iterable[str]) -> list[str]:
+    chosen = set(tracers)
+    return [m for m, (tracer, _) in MAPS.items() if tracer in chosen]
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The local port range clients get their ports from."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def program(tracers: Iterable[str], t0_ns: int, ephemeral: tuple[int, int] | None = None) -> str:
+    """The whole bpftrace script for ``tracers`` with the run clock's origin ``t0_ns``."""
+    chosen = list(dict.fromkeys(tracers))
+    lo, hi = ephemeral or ephemeral_ports()
+    body = "".join(_PROGRAMS[t] for t in chosen).replace("SEC", _SEC.format(t0=t0_ns))
+    body = body.replace("EPH_LO", str(lo)).replace("EPH_HI", str(hi))
+    maps = maps_of(chosen)
+    flush = "".join(f"  print(@{m}); clear(@{m});\n" for m in maps)
+    drop = "  clear(@sched_q);\n" if "sched_wait" in chosen else ""
+    return (
+        "BEGIN { printf(\"chaoslab-ebpf-ready\\n\"); }\n"
+        + body
+        + "interval:s:1 {\n" + flush + "}\n"
+        + "END {\n" + flush + drop + "}\n"
+    )
