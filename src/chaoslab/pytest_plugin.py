@@ -65,7 +65,13 @@ def chaos_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ch
     run_dir = Path(report_dir) / safe if report_dir else tmp_path / "chaos-run"
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    stack = request.config.getini("chaos_stack") or None
+    # a test that uses `chaos_stack` (the plugin's, or a conftest's override) resolves its string
+    # targets in that stack; otherwise in the ini option's stack file, if any
+    if "chaos_stack" in request.fixturenames:
+        stack = request.getfixturevalue("chaos_stack").file
+    else:
+        ini = request.config.getini("chaos_stack")
+        stack = str(Path(request.config.rootpath) / ini) if ini else None
     session = ChaosSession(run_dir, request.node.nodeid, stack_file=stack,
                            dry_run=bool(request.config.getoption("--chaos-dry-run")))
     with session:

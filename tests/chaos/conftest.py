@@ -1,0 +1,73 @@
+"""The reference exchange for the chaos tests: a private copy of examples/exchange/stack.yaml on
+free ports (so it never meets a stack someone else runs), up for the session."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoslab.stack import Stack
+from tests.conftest import ROOT, free_port
+
+EXCHANGE = ROOT / "examples" / "exchange"
+PORTS = ("PG", "REDIS", "PROXY_API", "PG_PROXY", "REDIS_PROXY", "API", "NGINX", "MARKET", "ORDERFLOW")
+
+
+@dataclass
+class Exchange:
+    stack: Stack
+    ports: dict[str, int]
+
+    @property
+    def file(self) -> str:
+        return self.stack.file
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['API']}"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://trader:trader@127.0.0.1:{self.ports['PG']}/exchange"
+
+    def order(self, **extra: Any) -> dict[str, Any]:
+        return {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "quantity": 1, "price": 100,
+                "client_order_id": "{{key}}", **extra}
+
+
+@pytest.fixture(scope="session")
+def chaos_stack() -> Iterator[Exchange]:
+    if os.geteuid() != 0:
+        pytest.skip("the exchange stack runs PostgreSQL as the postgres user: needs root")
+    token = secrets.token_hex(3)
+    copy = EXCHANGE / f".chaostest-{token}.yaml"
+    shutil.copy(EXCHANGE / "stack.yaml", copy)
+    ports = {name: free_port() for name in PORTS}
+    env = {f"EXCHANGE_{name}_PORT": str(port) for name, port in ports.items()}
+    env["EXCHANGE_STACK_NAME"] = f"chaostest-{token}"
+    env["EXCHANGE_SPOOL_DIR"] = f".chaoslab/spool/chaostest-{token}"
+    env["EXCHANGE_ORDERFLOW_RATE"] = "5"
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    stack = Stack.load(copy)
+    try:
+        stack.up(timeout=120)
+        yield Exchange(stack, ports)
+    finally:
+        try:
+            stack.down(purge=True)
+        finally:
+            copy.unlink(missing_ok=True)
+            shutil.rmtree(EXCHANGE / ".chaoslab" / "spool" / f"chaostest-{token}", ignore_errors=True)
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
