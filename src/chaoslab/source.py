@@ -203,6 +203,12 @@ def _clean_loc(data: Any, prefix: Loc, loc: Loc) -> Loc:
     """Drop pydantic's union-member and validator tags from ``loc``, keeping real data keys."""
     out: list[str | int] = list(prefix)
     cursor = data
+    for part in prefix:  # the errors' locations are relative to the data at ``prefix``
+        try:
+            cursor = cursor[part]
+        except (KeyError, IndexError, TypeError):
+            cursor = None
+            break
     for part in loc:
         if isinstance(cursor, Mapping) and part in cursor:
             out.append(part)

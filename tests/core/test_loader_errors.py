@@ -56,6 +56,8 @@ CASES: list[tuple[str, str, int, str, str]] = [
      "repeat needs every"),
     ("max_duration shorter than method", GOOD_HEAD + "max_duration: 5s\nmethod:\n  - {fault: process.kill, target: svc, at: 10s}\n",
      6, "max_duration", "shorter than the method"),
+    ("unknown eBPF tracer", GOOD_HEAD + "method:\n  - {fault: process.kill, target: svc}\nobserve:\n  ebpf: [retransmits, retransmitz]\n",
+     9, "observe.ebpf[1]", "retransmitz"),
     ("fault cannot act on this target kind", "title: t\ntargets: {u: {url: 'http://x'}}\nmethod:\n  - {fault: process.kill, target: u}\n",
      4, "method[0].target", "cannot act on a url target"),
 ]

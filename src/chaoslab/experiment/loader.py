@@ -38,7 +38,7 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
         raise doc.error((), "an experiment must be a mapping (title, method, ...)")
     exp = doc.validate(Experiment)
     errors = _check_references(exp, doc) + _check_steps(exp, doc) + _check_probes(exp, doc)
-    errors += _check_hypothesis(exp, doc)
+    errors += _check_hypothesis(exp, doc) + _check_observe(exp, doc)
     if errors:
         raise InputErrors(sorted(errors, key=lambda e: (e.line or 0, e.column or 0)))
     return LoadedExperiment(experiment=exp, path=Path(path).resolve(), document=doc)
@@ -140,3 +140,17 @@ def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
         except ValueError as exc:
             errors.append(doc.error(("hypothesis", key), str(exc), key=True))
     return errors
+
+
+def _check_observe(exp: Experiment, doc: Document) -> list[InputError]:
+    if not exp.observe:
+        return []
+    from ..observe.spec import ObserveSpec
+
+    try:
+        spec = ObserveSpec.model_validate(exp.observe)
+    except ValidationError as exc:
+        return doc.errors_from(exc, ObserveSpec, ("observe",))
+    if spec.profile and spec.profile.target not in exp.targets:
+        return [_ref_error(doc, ("observe", "profile", "target"), spec.profile.target, exp.targets, "target")]
+    return []

@@ -71,7 +71,7 @@ class ProbeSpec(_Strict):
     def _one(self) -> ProbeSpec:
         kinds = [k for k in ("http", "tcp", "process", "command", "python", "prometheus") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python (got {', '.join(kinds) or 'none'})")
+            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python, prometheus (got {', '.join(kinds) or 'none'})")
         if self.every <= 0:
             raise ValueError("every must be greater than 0")
         return self

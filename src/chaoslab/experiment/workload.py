@@ -56,6 +56,16 @@ class HttpLoad(_OpenModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     ack: AckRule | None = None
+    connections: int = Field(
+        64, ge=1, le=10_000, description="Keep-alive connections at most; requests beyond wait for one (counted in latency)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"invalid URL {v!r} (expected http://host:port/path or https://...)")
+        return v
 
 
 class PythonLoad(_OpenModel):

@@ -111,6 +111,9 @@ class Run:
         self.ledger: Ledger | None = None
         self.clock = Clock()
         self.run_dir: Path | None = None
+        self.t_base = 0.0
+        """Journal time of the baseline's start: step offsets, recovery and max_duration count from it
+        (observers such as bpftrace may take a second to start before it)."""
         self.t_inject: float | None = None
         self.t_revert: float | None = None
         self.signals: list[int] = []
@@ -191,6 +194,7 @@ class Run:
             self.emit("run", run_id=self.run_id, title=self.exp.title, started_at=self.clock.wall0,
                       experiment=str(self.loaded.path), pid=os.getpid())
             await self._start_observers()
+            self.t_base = self.clock.now()
             self.emit("phase", name="baseline")
             tasks = await self._start_background()
             await self._timeline()
@@ -221,10 +225,14 @@ class Run:
         if self._wake is not None:
             self._wake.set()
 
+    def plan_now(self) -> float:
+        """Seconds since the baseline started: the axis of ``at``, ``duration`` and ``recovery``."""
+        return self.clock.now() - self.t_base
+
     async def _sleep_until(self, t: float) -> bool:
-        """Sleep until run time ``t``; False if the run was aborted meanwhile."""
+        """Sleep until plan time ``t``; False if the run was aborted meanwhile."""
         assert self._wake is not None
-        delay = t - self.clock.now()
+        delay = t - self.plan_now()
         if self.abort_reason is not None:
             return False
         if delay > 0:
@@ -241,7 +249,7 @@ class Run:
             t = min(next_inject, next_revert, next_tick)
             if not await self._sleep_until(t):
                 return
-            now = self.clock.now()
+            now = self.plan_now()
             for a in [a for a in self.active if a.planned.end <= now]:
                 await self._revert(a)
             for a in self.active:
@@ -254,7 +262,7 @@ class Run:
         if self.t_revert is None:
             self.t_revert = self.clock.now()
             self.emit("phase", name="recovery")
-        await self._sleep_until(self.t_revert + self.exp.recovery)
+        await self._sleep_until(self.t_revert - self.t_base + self.exp.recovery)
 
     async def _inject(self, p: PlannedFault) -> None:
         assert self.ledger is not None
@@ -264,12 +272,12 @@ class Run:
             target = await asyncio.to_thread(resolve, p.target, spec, stack_file=self.loaded.stack_file())
             self.targets[p.target] = target
         fault = p.cls(p.params, target, run_id=self.run_id)
-        now = self.clock.now()
+        now = self.plan_now()
         active = ActiveFault(p, fault, None, now, now + fault.interval if fault.interval else None)
         if p.cls.reversible or p.duration:
             self.active.append(active)  # before injecting: a failed injection is reverted too
         if self.t_inject is None:
-            self.t_inject = now
+            self.t_inject = self.clock.now()
             self.emit("phase", name="fault")
         assert self.ledger is not None
 
@@ -312,7 +320,7 @@ class Run:
                           describe=a.fault.describe(), error=msg)
         self.emit("fault", action="revert" if p.cls.reversible else "end", step=p.step,
                   occurrence=p.occurrence, fault=p.cls.name, target=p.target, describe=a.fault.describe())
-        more_planned = any(q.at > self.clock.now() for q in self.plan) and self.abort_reason is None
+        more_planned = any(q.at > self.plan_now() for q in self.plan) and self.abort_reason is None
         if not self.active and self.t_inject is not None and self.t_revert is None and not more_planned:
             self.t_revert = self.clock.now()
             self.emit("phase", name="recovery")
@@ -376,7 +384,7 @@ class Run:
             reason = halt_flag.halted()
             if reason is not None:
                 self._abort(f"halted: {reason}", EXIT_ABORTED)
-            if self.clock.now() >= self.exp.max_duration:
+            if self.plan_now() >= self.exp.max_duration:
                 self._abort(f"max_duration {self.exp.max_duration:g}s reached", EXIT_ABORTED)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_tasks.wait(), 0.1)
