@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from .. import cgroups, doctor
 from ..cgroups import Group
-from ..errors import FaultError
-from ..targets import ResolvedTarget
 from ..units import Duration
 from . import register
-from ._cgroupfault import CGROUP_TARGETS, CgroupFault
-from ._hogs import python_argv, spawn, stop
-from .base import Fault, FaultParams
+from ._cgroupfault import CgroupFault
+from ._hogfault import HogFault, HogParams
+from ._hogs import python_argv
+from .base import FaultParams
 
 
 class ThrottleParams(FaultParams):
@@ -41,12 +38,9 @@ class CpuThrottle(CgroupFault):
         group.set_cpu(None if old is None else float(old))
 
 
-class StressParams(FaultParams):
+class StressParams(HogParams):
     workers: int = Field(1, ge=0, le=256, description="Busy workers; 0 = one per CPU.")
     load: int = Field(100, ge=1, le=100, description="Percent of a CPU each worker keeps busy.")
-    engine: Literal["auto", "stress-ng", "builtin"] = Field(
-        "auto", description="stress-ng when installed (auto), or the built-in Python burner."
-    )
 
 
 # Forks workers-1 children (one process group, so stopping the hog stops them all) that each
@@ -67,56 +61,24 @@ while True:
 """
 
 
-def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[str]:
-    """The target's own cgroup for ``controller`` (a hog placed there competes with the target)."""
-    if target is None:
-        return []
-    if target.kind == "cgroup":
-        rel = target.cgroups.get("*") or str(target.spec.get("cgroup", ""))
-        return [str(d) for d in Group(rel, controllers=[controller]).dirs.values()]
-    dirs: dict[str, Path] = {k: Path(v) for k, v in target.cgroups.items()}
-    if not dirs:
-        live = [r for r in target.processes if r.alive()]
-        if not live:
-            raise FaultError(f"{target.describe()} has no live process to share a cgroup with")
-        dirs = cgroups.cgroups_of(live[0].pid)
-    d = dirs.get(controller) or dirs.get(cgroups.V2)
-    return [str(d)] if d is not None else []
-
-
 @register
-class CpuStress(Fault):
+class CpuStress(HogFault):
     name = "cpu.stress"
     summary = "Run N busy workers at P% load, in the target's cgroup or system-wide."
     Params = StressParams
-    target_kinds = CGROUP_TARGETS
-    target_optional = True
+    controller = "cpu"
 
-    @classmethod
-    def check(cls) -> None:
-        doctor.require("root")
-
-    def inject(self) -> None:
+    def _workers(self) -> int:
         assert isinstance(self.params, StressParams)
-        workers = self.params.workers or (_cpu_count())
-        use_ng = self.params.engine == "stress-ng" or (
-            self.params.engine == "auto" and doctor.check("stress-ng").ok
-        )
-        if use_ng:
-            doctor.require("stress-ng")
-            argv = ["stress-ng", "--cpu", str(workers), "--cpu-load", str(self.params.load), "--quiet"]
-        else:
-            argv = python_argv(_BURNER, str(workers), str(self.params.load))
-        dirs = target_cgroup_dirs(self.target, "cpu")
-        self.state["hog"] = {"pending": True}
-        self.checkpoint()
-        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
-        self.checkpoint()
+        return self.params.workers or _cpu_count()
 
-    def revert(self) -> None:
-        hog = self.state.get("hog")
-        if hog and "pid" in hog:
-            stop(hog)
+    def stress_ng_argv(self) -> list[str]:
+        assert isinstance(self.params, StressParams)
+        return ["stress-ng", "--cpu", str(self._workers()), "--cpu-load", str(self.params.load), "--quiet"]
+
+    def builtin_argv(self) -> list[str]:
+        assert isinstance(self.params, StressParams)
+        return python_argv(_BURNER, str(self._workers()), str(self.params.load))
 
 
 def _cpu_count() -> int:

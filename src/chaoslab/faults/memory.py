@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from .. import doctor
 from ..cgroups import Group
 from ..errors import FaultError
 from ..units import Size
 from . import register
-from ._cgroupfault import CGROUP_TARGETS, CgroupFault
-from ._hogs import python_argv, spawn, stop
-from .base import Fault, FaultParams
-from .cpu import target_cgroup_dirs
+from ._cgroupfault import CgroupFault
+from ._hogfault import HogFault, HogParams
+from ._hogs import python_argv
+from .base import FaultParams
 
 
 class LimitParams(FaultParams):
@@ -67,9 +66,8 @@ def _no_swap_escape(group: Group, limit: int) -> None:
         (Path(d) / "memory.swap.max").write_text("0")
 
 
-class StressParams(FaultParams):
+class StressParams(HogParams):
     size: Size = Field(gt=0, description="Bytes the hog allocates and keeps resident (e.g. 512MB).")
-    engine: Literal["auto", "stress-ng", "builtin"] = "auto"
 
 
 # Allocates and touches every page once (so it is resident), then sleeps until stopped.
@@ -85,35 +83,16 @@ while True:
 
 
 @register
-class MemoryStress(Fault):
+class MemoryStress(HogFault):
     name = "memory.stress"
     summary = "Allocate and hold X bytes, in the target's cgroup or system-wide."
     Params = StressParams
-    target_kinds = CGROUP_TARGETS
-    target_optional = True
+    controller = "memory"
 
-    @classmethod
-    def check(cls) -> None:
-        doctor.require("root")
-
-    def inject(self) -> None:
+    def stress_ng_argv(self) -> list[str]:
         assert isinstance(self.params, StressParams)
-        use_ng = self.params.engine == "stress-ng" or (
-            self.params.engine == "auto" and doctor.check("stress-ng").ok
-        )
-        if use_ng:
-            doctor.require("stress-ng")
-            argv = ["stress-ng", "--vm", "1", "--vm-bytes", str(self.params.size), "--vm-hang", "0",
-                    "--vm-keep", "--quiet"]
-        else:
-            argv = python_argv(_HOG, str(self.params.size))
-        dirs = target_cgroup_dirs(self.target, "memory")
-        self.state["hog"] = {"pending": True}
-        self.checkpoint()
-        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
-        self.checkpoint()
+        return ["stress-ng", "--vm", "1", "--vm-bytes", str(self.params.size), "--vm-hang", "0", "--vm-keep", "--quiet"]
 
-    def revert(self) -> None:
-        hog = self.state.get("hog")
-        if hog and "pid" in hog:
-            stop(hog)
+    def builtin_argv(self) -> list[str]:
+        assert isinstance(self.params, StressParams)
+        return python_argv(_HOG, str(self.params.size))

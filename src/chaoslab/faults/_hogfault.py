@@ -1,0 +1,76 @@
+"""Faults that run a hog process (stress-ng, or a built-in Python one) in the target's cgroup,
+or system-wide without a target. The hog's identity goes into the ledger before it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from .. import cgroups, doctor
+from ..cgroups import Group
+from ..errors import FaultError
+from ..targets import ResolvedTarget
+from ._cgroupfault import CGROUP_TARGETS
+from ._hogs import spawn, stop
+from .base import Fault, FaultParams
+
+Engine = Literal["auto", "stress-ng", "builtin"]
+
+
+class HogParams(FaultParams):
+    engine: Engine = Field("auto", description="stress-ng, the built-in hog, or auto (stress-ng when installed).")
+
+
+def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[str]:
+    """The target's own cgroup for ``controller`` (a hog placed there competes with the target)."""
+    if target is None:
+        return []
+    if target.kind == "cgroup":
+        rel = target.cgroups.get("*") or str(target.spec.get("cgroup", ""))
+        return [str(d) for d in Group(rel, controllers=[controller]).dirs.values()]
+    dirs: dict[str, Path] = {k: Path(v) for k, v in target.cgroups.items()}
+    if not dirs:
+        live = [r for r in target.processes if r.alive()]
+        if not live:
+            raise FaultError(f"{target.describe()} has no live process to share a cgroup with")
+        dirs = cgroups.cgroups_of(live[0].pid)
+    d = dirs.get(controller) or dirs.get(cgroups.V2)
+    return [str(d)] if d is not None else []
+
+
+class HogFault(Fault):
+    target_kinds = CGROUP_TARGETS
+    target_optional = True
+    controller: ClassVar[str]
+    """The cgroup controller whose group the hog joins (it competes there with the target)."""
+
+    @classmethod
+    def check(cls) -> None:
+        doctor.require("root")
+
+    def stress_ng_argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def builtin_argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def inject(self) -> None:
+        assert isinstance(self.params, HogParams)
+        engine = self.params.engine
+        if engine == "stress-ng" or (engine == "auto" and doctor.check("stress-ng").ok):
+            doctor.require("stress-ng")
+            argv = self.stress_ng_argv()
+        else:
+            argv = self.builtin_argv()
+        dirs = target_cgroup_dirs(self.target, self.controller)
+        self.state["hog"] = {"pending": True}
+        self.checkpoint()
+        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
+        self.checkpoint()
+
+    def revert(self) -> None:
+        hog = self.state.get("hog")
+        if hog and "pid" in hog:
+            stop(hog)
