@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,25 @@ def run_cli(args: list[str], state: Path, timeout: float = 60) -> subprocess.Com
 def start_run(exp_file: Path, runs: Path, state: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp_file), "--runs-dir", str(runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(state))
+
+
+@contextlib.contextmanager
+def run_in_fault(exp_file: Path, runs: Path, state: Path) -> Iterator[subprocess.Popen[str]]:
+    """A `chaoslab run` in a subprocess, yielded once its first fault is injected (killed at exit)."""
+    runner = start_run(exp_file, runs, state)
+    try:
+        wait_for_record(runs, injected)
+        yield runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        runner.communicate(timeout=30)
+
+
+def kill_mid_fault(exp_file: Path, runs: Path, state: Path) -> None:
+    """SIGKILL the runner while its fault is active: the fault stays, only the ledger knows."""
+    with run_in_fault(exp_file, runs, state) as runner:
+        runner.kill()
 
 
 def the_run_dir(runs: Path) -> Path:
@@ -133,15 +154,11 @@ def test_signal_reverts_and_exits_3(tmp_path: Path, service: Service, state_dir:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     runs = tmp_path / "runs"
-    runner = start_run(f, runs, state_dir)
-    try:
-        wait_for_record(runs, injected)
+    with run_in_fault(f, runs, state_dir) as runner:
         assert proc_state(service.pid) == "T"
         assert len(ledger_entries(state_dir)) == 1
         runner.send_signal(sig)
         out, err = runner.communicate(timeout=30)
-    finally:
-        runner.kill()
     assert runner.returncode == 3, out + err
     assert f"interrupted by {signal.Signals(sig).name}" in out
     journal = read_journal(the_run_dir(runs))
@@ -176,15 +193,11 @@ def test_halt_reverts_running_experiments_and_blocks_new_ones(tmp_path: Path, se
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     runs = tmp_path / "runs"
-    runner = start_run(f, runs, state_dir)
-    try:
-        wait_for_record(runs, injected)
+    with run_in_fault(f, runs, state_dir) as runner:
         t0 = time.monotonic()
         assert run_cli(["halt", "--reason", "pager went off"], state_dir).returncode == 0
         out, err = runner.communicate(timeout=30)
         elapsed = time.monotonic() - t0
-    finally:
-        runner.kill()
     assert runner.returncode == 3, out + err
     assert "halted: pager went off" in out
     assert elapsed < 10
@@ -199,13 +212,7 @@ def test_sigkill_then_recover(tmp_path: Path, service: Service, state_dir: Path)
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     runs = tmp_path / "runs"
-    runner = start_run(f, runs, state_dir)
-    try:
-        wait_for_record(runs, injected)
-        runner.kill()
-        runner.wait(timeout=10)
-    finally:
-        runner.kill()
+    kill_mid_fault(f, runs, state_dir)
     # the runner died: its fault stays, and the ledger says so
     time.sleep(0.3)
     assert proc_state(service.pid) == "T"
@@ -232,11 +239,7 @@ def test_sigkill_then_recover(tmp_path: Path, service: Service, state_dir: Path)
 def test_run_with_recover_flag_reverts_leftovers_first(tmp_path: Path, service: Service, state_dir: Path) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
-    runs = tmp_path / "runs"
-    runner = start_run(f, runs, state_dir)
-    wait_for_record(runs, injected)
-    runner.kill()
-    runner.wait(timeout=10)
+    kill_mid_fault(f, tmp_path / "runs", state_dir)
     short = tmp_path / "short.yaml"
     short.write_text(experiment(service, duration="200ms", recovery="200ms"))
     proc = run_cli(["run", str(short), "--recover", "--runs-dir", str(tmp_path / "runs2")], state_dir)

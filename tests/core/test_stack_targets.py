@@ -85,7 +85,7 @@ def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
 ) -> None:
     from chaoslab.cgroups import Group
 
-    from .test_runner import injected, start_run, wait_for_record
+    from .test_runner import kill_mid_fault
 
     f, _ = stack_file
     exp = tmp_path / "exp.yaml"
@@ -97,14 +97,7 @@ targets:
 method:
   - {{fault: process.pause, target: svc, at: 200ms, duration: 60s}}
 """)
-    runs = tmp_path / "runs"
-    runner = start_run(exp, runs, state_dir)
-    try:
-        wait_for_record(runs, injected)
-        runner.kill()
-        runner.wait(timeout=10)
-    finally:
-        runner.kill()
+    kill_mid_fault(exp, tmp_path / "runs", state_dir)
     record = json.loads(ledger_entries(state_dir)[0].read_text())
     dirs = {k: Path(v) for k, v in record["state"]["freezer"].items()}
     assert Group(dirs=dirs).frozen()

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import PY, ROOT, free_port
 
 from chaoslab.stack import Stack
-from tests.conftest import PY, ROOT, free_port
 
 from .test_runner import env_for, ledger_entries
 
