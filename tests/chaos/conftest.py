@@ -8,13 +8,12 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import ROOT, free_port
 
 from chaoslab.stack import Stack
-from tests.conftest import ROOT, free_port
 
 EXCHANGE = ROOT / "examples" / "exchange"
 PORTS = ("PG", "REDIS", "PROXY_API", "PG_PROXY", "REDIS_PROXY", "API", "NGINX", "MARKET", "ORDERFLOW")
