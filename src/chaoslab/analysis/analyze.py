@@ -1,0 +1,238 @@
+"""``analyze(run_dir)``: phases, windows, metrics, data loss, score and verdict of one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import dataloss, hypothesis, score, windows
+from .findings import findings
+from .latency import percentiles
+from .names import PHASES
+from .phases import Phases, fault_intervals
+from .rundata import RunData, load_run
+
+#: Generator lag above which a run is invalid, unless the load header says otherwise.
+DEFAULT_MAX_LAG = 0.1
+
+
+def _load_metrics(ops: list[dict[str, Any]], phases: Phases, has_load: bool) -> dict[str, Any]:
+    """availability/error/timeout/unsent rates, throughput and latency, per phase and overall."""
+    groups: dict[str, list[dict[str, Any]]] = {"": [], **{p: [] for p in PHASES}}
+    for op in ops:
+        if op.get("cut"):
+            continue
+        groups[""].append(op)
+        groups[phases.of(float(op["t_scheduled"]))].append(op)
+    out: dict[str, Any] = {}
+    for phase, group in groups.items():
+        sfx = f".{phase}" if phase else ""
+        n = len(group)
+        ok = sum(1 for op in group if op.get("outcome") == "ok")
+        timeout = sum(1 for op in group if op.get("outcome") == "timeout")
+        unsent = sum(1 for op in group if op.get("outcome") != "ok" and op.get("t_sent") is None)
+        fail = n - ok - timeout - unsent
+        bounds = phases.bounds(phase) if phase else (0.0, phases.t_end)
+        span = (bounds[1] - bounds[0]) if bounds else 0.0
+        measured = has_load and n > 0
+        out[f"availability{sfx}"] = ok / n if measured else None
+        out[f"error_rate{sfx}"] = 1 - ok / n if measured else None
+        out[f"fail_rate{sfx}"] = fail / n if measured else None
+        out[f"timeout_rate{sfx}"] = timeout / n if measured else None
+        out[f"unsent_rate{sfx}"] = unsent / n if measured else None
+        out[f"throughput{sfx}"] = ok / span if measured and span > 0 else None
+        out[f"operations{sfx}"] = n
+        pct = percentiles(float(op["latency"]) for op in group if op.get("outcome") == "ok" and op.get("latency") is not None)
+        for k, v in pct.items():
+            out[f"latency.{k}{sfx}"] = v
+    return out
+
+
+def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[Any]]]]:
+    metrics: dict[str, Any] = {}
+    lanes: dict[str, list[list[Any]]] = {}
+    for name in run.probes:
+        samples = [s for s in run.samples() if s.get("probe") == name]
+        lanes[name] = [[s["t"], bool(s.get("ok")), s.get("error")] for s in samples]
+        groups: dict[str, list[dict[str, Any]]] = {"": samples, **{p: [] for p in PHASES}}
+        for s in samples:
+            groups[run.phases.of(float(s["t"]))].append(s)
+        for phase, group in groups.items():
+            sfx = f".{phase}" if phase else ""
+            n = len(group)
+            ok = sum(1 for s in group if s.get("ok"))
+            metrics[f"probe.{name}.availability{sfx}"] = ok / n if n else None
+            metrics[f"probe.{name}.failures{sfx}"] = n - ok
+            lat = [float(s["latency"]) for s in group if s.get("latency") is not None]
+            metrics[f"probe.{name}.latency.p99{sfx}"] = percentiles(lat)["p99"] if lat else None
+    return metrics, lanes
+
+
+#: Stack events that are the platform noticing trouble (docs/metrics.md, detection time).
+_STACK_SIGNALS = frozenset({"exit", "gave_up"})
+
+
+def _is_signal_event(rec: dict[str, Any]) -> bool:
+    if rec.get("detect"):
+        return True
+    if rec.get("source") != "stack":
+        return False
+    kind = rec.get("kind")
+    return kind in _STACK_SIGNALS or (kind == "health" and rec.get("status") not in ("healthy", "starting", None))
+
+
+def _detection(run: RunData) -> tuple[float | None, str | None]:
+    """First signal from the system itself after t_inject: a failing signal probe or a signal event.
+
+    A probe already failing at the end of the baseline says nothing about this fault.
+    """
+    t_inject = run.phases.t_inject
+    if t_inject is None:
+        return None, None
+    last_ok: dict[str, bool] = {}
+    for rec in run.journal:
+        kind = rec.get("type")
+        t = float(rec.get("t", 0.0))
+        if t > run.phases.t_end:
+            continue
+        if kind == "sample":
+            name = str(rec.get("probe"))
+            probe = run.probes.get(name)
+            if t < t_inject:
+                last_ok[name] = bool(rec.get("ok"))
+            elif not rec.get("ok") and probe is not None and probe.signal and last_ok.get(name, True):
+                return t - t_inject, f"probe {name} failed" + (f" ({rec['error']})" if rec.get("error") else "")
+        elif kind == "event" and t >= t_inject and _is_signal_event(rec):
+            what = rec.get("message") or f"{rec.get('kind', 'signal')}"
+            return t - t_inject, f"{rec.get('source', 'event')}: {what}"
+    return None, None
+
+
+def _lag(run: RunData) -> tuple[float | None, float]:
+    lags = [
+        float(op["t_sent"]) - float(op["t_scheduled"])
+        for op in run.ops
+        if op.get("t_sent") is not None
+    ]
+    limit = float((run.load_meta or {}).get("max_lag") or DEFAULT_MAX_LAG)
+    return (percentiles(lags)["p99"] if lags else None), limit
+
+
+def analyze(run_dir: Path) -> dict[str, Any]:
+    """The analysis of a run directory (see docs/metrics.md); works on partial journals."""
+    run = load_run(run_dir)
+    ph = run.phases
+    missing: dict[str, str] = {}
+    metrics = _load_metrics(run.ops, ph, run.has_load)
+    if not run.has_load:
+        for key in list(metrics):
+            if key.split(".")[0] in ("availability", "error_rate", "fail_rate", "timeout_rate", "unsent_rate", "throughput", "latency"):
+                missing[key] = "the experiment has no load"
+    else:
+        for key, v in list(metrics.items()):
+            if v is None:
+                phase = key.rsplit(".", 1)[-1]
+                scope = f"the {phase} phase" if phase in PHASES else "this run"
+                what = "successful operation" if key.startswith("latency") else "operation scheduled"
+                missing[key] = f"no {what} in {scope}"
+    probe_metrics, lanes = _probe_metrics(run)
+    metrics.update(probe_metrics)
+
+    # windows, steady state and recovery
+    if run.ops:
+        wins = windows.op_windows(run.ops, ph.t_end)
+        tol = windows.learn_tolerance(metrics.get("availability.baseline"), metrics.get("latency.p99.baseline"))
+        basis = "load"
+    else:
+        samples = run.samples()
+        wins = windows.sample_windows(samples, ph.t_end)
+        base = [s for s in samples if ph.of(float(s["t"])) == "baseline"]
+        tol = windows.learn_tolerance(sum(bool(s.get("ok")) for s in base) / len(base) if base else None, None)
+        basis = "probes"
+    windows.judge(wins, tol)
+    rec = None
+    metrics.update({"time_to_recovery": None, "time_to_recovery.from_impact": None, "impact_onset": None})
+    if ph.t_inject is None:
+        for k in ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset"):
+            missing[k] = "no fault was injected"
+    elif not any(w.n for w in wins):
+        for k in ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset"):
+            missing[k] = "nothing was measured (no load and no probe samples)"
+    else:
+        rec = windows.recovery(wins, ph.t_inject)
+        if not rec.impacted:
+            metrics["time_to_recovery"] = 0.0
+            metrics["time_to_recovery.from_impact"] = 0.0
+            missing["impact_onset"] = "no impact was measured"
+        else:
+            onset = max(rec.impact_onset or 0.0, ph.t_inject)
+            metrics["impact_onset"] = onset - ph.t_inject
+            if rec.recovered_at is None:
+                why = "not recovered by the end of the run" if ph.complete else "the run ended (crashed) before recovery"
+                missing["time_to_recovery"] = missing["time_to_recovery.from_impact"] = why
+            elif ph.t_revert is None:
+                metrics["time_to_recovery.from_impact"] = rec.recovered_at - onset
+                missing["time_to_recovery"] = "the fault was never reverted"
+            else:
+                metrics["time_to_recovery"] = max(0.0, rec.recovered_at - ph.t_revert)
+                metrics["time_to_recovery.from_impact"] = max(0.0, rec.recovered_at - onset)
+
+    detection, detected_by = _detection(run)
+    metrics["detection_time"] = detection
+    if detection is None:
+        missing["detection_time"] = "undetected" if ph.t_inject is not None else "no fault was injected"
+
+    loss = dataloss.check(run.ops, run.verify, run.wants_verify)
+    metrics.update(loss.counts())
+    for key in ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates"):
+        if metrics[key] is None:
+            missing[key] = f"data loss {loss.status.upper().replace('_', ' ')}: {loss.reason}"
+
+    lag_p99, max_lag = _lag(run)
+    metrics["generator_lag.p99"] = lag_p99
+    if lag_p99 is None:
+        missing["generator_lag.p99"] = "the experiment has no load"
+    valid = lag_p99 is None or lag_p99 <= max_lag
+    invalid_reason = None if valid else (
+        f"the load generator fell behind: lag p99 {lag_p99 * 1000:.0f} ms > {max_lag * 1000:.0f} ms "  # type: ignore[operator]
+        "(the machine was too busy to send at the requested rate; numbers would be wrong)"
+    )
+
+    impacted = bool(rec and rec.impacted)
+    metrics["resilience_score"], score_parts = score.resilience(metrics, impacted)
+    if metrics["resilience_score"] is None:
+        missing["resilience_score"] = "no availability was measured under fault"
+
+    verdict = [
+        hypothesis.judge(name, metrics.get(name), dict(bound), missing.get(name))
+        for name, bound in run.hypothesis.items()
+    ]
+    held: bool | None = all(v["passed"] for v in verdict) if verdict else None
+    if not valid:
+        held = None
+
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "title": run.experiment.get("title"),
+        "description": run.experiment.get("description"),
+        "phases": ph.to_dict(),
+        "faults": fault_intervals(run.journal, ph.t_end),
+        "outcome": next((r.get("outcome") for r in reversed(run.journal) if r.get("type") == "end"), None),
+        "aborts": [r for r in run.journal if r.get("type") in ("stop", "abort")],
+        "metrics": metrics,
+        "missing": missing,
+        "detected_by": detected_by,
+        "steady_state": {**tol.to_dict(), "basis": basis, "recovered_after": windows.RECOVERED_AFTER},
+        "impacted": impacted,
+        "data_loss": loss.to_dict(),
+        "score_parts": score_parts,
+        "hypothesis": verdict,
+        "held": held,
+        "valid": valid,
+        "invalid_reason": invalid_reason,
+        "windows": [w.to_dict() for w in wins],
+        "probes": lanes,
+        "load": run.load_meta,
+    }
+    result["findings"] = findings(result)
+    return result

@@ -1,0 +1,98 @@
+"""Everything analysis needs, read from a run directory and nothing else (GUIDE §2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..journal import EXPERIMENT, HISTORY, read_journal, read_lines
+from .phases import Phases, phases_from_journal
+
+VERIFY = "verify.json"
+
+
+@dataclass
+class Probe:
+    name: str
+    signal: bool = True
+    every: float = 1.0
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    experiment: dict[str, Any]
+    journal: list[dict[str, Any]]
+    phases: Phases
+    load_meta: dict[str, Any] | None  # the generator's header line; None when the run had no load
+    ops: list[dict[str, Any]]
+    verify: dict[str, Any] | None
+    probes: dict[str, Probe] = field(default_factory=dict)
+
+    @property
+    def has_load(self) -> bool:
+        return self.load_meta is not None or bool(self.ops) or bool(self.experiment.get("load"))
+
+    @property
+    def hypothesis(self) -> dict[str, dict[str, Any]]:
+        return dict(self.experiment.get("hypothesis") or {})
+
+    @property
+    def wants_verify(self) -> bool:
+        return bool(self.experiment.get("verify")) or self.verify is not None
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Probe samples of the run proper (not those taken during the final read)."""
+        end = self.phases.t_end
+        return [r for r in self.journal if r.get("type") == "sample" and float(r.get("t", 0.0)) <= end]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run directory, tolerating every file being absent or cut short by a crash."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a run directory")
+    doc = _read_json(run_dir / EXPERIMENT) or {}
+    experiment: dict[str, Any] = doc.get("experiment", doc) if isinstance(doc, dict) else {}
+    journal = read_journal(run_dir)
+    if not experiment:
+        # a run record carries the experiment too (when experiment.json was never written)
+        experiment = next((r.get("experiment") or {} for r in journal if r.get("type") == "run"), {})
+    meta: dict[str, Any] | None = None
+    ops: list[dict[str, Any]] = []
+    for rec in read_lines(run_dir / HISTORY):
+        if "type" in rec:
+            if rec["type"] == "load" and meta is None:
+                meta = rec
+            continue
+        if "t_scheduled" in rec:
+            ops.append(rec)
+    probes = {
+        name: Probe(name, bool(spec.get("signal", True)), float(spec.get("every", 1.0)))
+        for name, spec in (experiment.get("probes") or {}).items()
+    }
+    for rec in journal:  # probes sampled but absent from the experiment (hand-written runs)
+        if rec.get("type") == "sample" and rec.get("probe") not in probes:
+            probes[str(rec.get("probe"))] = Probe(str(rec.get("probe")))
+    verify = _read_json(run_dir / VERIFY)
+    phases = phases_from_journal(journal)
+    if phases.complete:  # operations scheduled after the end would have been cut
+        ops = [op for op in ops if float(op["t_scheduled"]) <= phases.t_end]
+    return RunData(
+        run_dir=run_dir,
+        experiment=experiment,
+        journal=journal,
+        phases=phases,
+        load_meta=meta,
+        ops=ops,
+        verify=verify if isinstance(verify, dict) else None,
+        probes=probes,
+    )

@@ -1,0 +1,191 @@
+"""The open-model load generator (GUIDE §4).
+
+Operation k is due at start + k/R whatever happened to the earlier ones, so a stalled system
+is measured by the operations that waited, not hidden by a generator that waited with them
+(no coordinated omission). Each operation's latency is measured from its due time. An
+operation that finds ``concurrency`` operations already in flight is not sent and counts as
+failed; the gap between due and sent is recorded as the generator's lag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import deque
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..experiment.workload import HttpLoad, LoadSpec
+from ..journal import Clock
+from .driver import Cancel, Driver, Result
+from .history import History, Operation
+from .pacing import due
+
+#: The scheduler never sleeps longer than this, so a stop is seen promptly.
+_MAX_SLEEP = 0.05
+#: Nor shorter: the event loop's timers have a 1 ms resolution, and shorter sleeps spin the CPU.
+#: Operations falling due meanwhile are sent as one batch on waking (recorded lag <= ~1 ms).
+_MIN_SLEEP = 0.001
+#: How often timeouts are enforced. One sweeper for all operations is much cheaper than a
+#: timer per operation; an operation times out at most this much after its deadline.
+_SWEEP_EVERY = 0.005
+
+
+def make_driver(spec: LoadSpec, run: str) -> Driver:
+    work = spec.workload
+    if isinstance(work, HttpLoad):
+        from .http import HttpDriver
+
+        return HttpDriver(work, run)
+    from .python import PythonDriver
+
+    return PythonDriver(work, run)
+
+
+class _Flight:
+    """An operation in flight: its deadline and how to abandon it."""
+
+    __slots__ = ("cancel", "deadline", "done", "op")
+
+    def __init__(self, op: Operation, deadline: float) -> None:
+        self.op = op
+        self.deadline = deadline
+        self.done = False
+        self.cancel: Cancel = _nothing
+
+
+def _nothing() -> None:
+    return None
+
+
+class LoadGenerator:
+    """Sends ``spec``'s operations at its fixed rate on ``clock`` and records them in ``history_path``.
+
+    ``await run(stop)`` until ``stop`` is set; ``stats()`` any time for the console.
+    """
+
+    def __init__(self, spec: LoadSpec, clock: Clock, history_path: Path) -> None:
+        self.spec = spec
+        self.work = spec.workload
+        self.clock = clock
+        self.history_path = history_path
+        self.run_token = secrets.token_hex(4)
+        self.driver: Driver = make_driver(spec, self.run_token)
+        # in send order, so deadlines grow along it (the timeout is the same for all)
+        self._pending: deque[_Flight] = deque()
+        self._inflight = 0
+        self._counts = {"scheduled": 0, "sent": 0, "ok": 0, "failed": 0, "timeout": 0, "unsent": 0}
+        self._recent_lag = 0.0  # worst lag since the last stats() call
+        self._history: History | None = None
+
+    def stats(self) -> dict[str, Any]:
+        """Live counters for the console: scheduled, sent, ok, failed, timeout, unsent, in_flight, lag."""
+        out: dict[str, Any] = dict(self._counts)
+        out["in_flight"] = self._inflight
+        out["lag"] = self._recent_lag
+        self._recent_lag = 0.0
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send at the fixed rate until ``stop`` is set; operations still in flight are cut."""
+        history = self._history = History(self.history_path)
+        start = self.clock.now()
+        history.header(
+            run=self.run_token,
+            kind="http" if isinstance(self.work, HttpLoad) else "python",
+            rate=self.work.rate,
+            ramp=self.work.ramp,
+            timeout=self.work.timeout,
+            concurrency=self.work.concurrency,
+            max_lag=self.work.max_lag,
+            t_start=round(start, 6),
+        )
+        await self.driver.start()
+        sweeper = asyncio.create_task(self._sweep())
+        try:
+            await self._schedule(start, stop)
+        finally:
+            sweeper.cancel()
+            self._cut()
+            await asyncio.sleep(0)  # let cancelled tasks finish before the driver closes
+            await self.driver.close()
+            history.close()
+
+    async def _schedule(self, start: float, stop: asyncio.Event) -> None:
+        rate, ramp, limit, timeout = self.work.rate, self.work.ramp, self.work.concurrency, self.work.timeout
+        now_ = self.clock.now
+        k = 0
+        while not stop.is_set():
+            now = now_()
+            next_due = start + due(k, rate, ramp)
+            if next_due > now:
+                await asyncio.sleep(min(max(next_due - now, _MIN_SLEEP), _MAX_SLEEP))
+                continue
+            # send every operation already due (a batch when the loop woke up late)
+            while next_due <= now:
+                op = Operation(k, f"{self.run_token}-{k}", next_due)
+                self._counts["scheduled"] += 1
+                if self._inflight >= limit:
+                    op.t_done, op.outcome, op.error, op.refused = now, "fail", "unsent: concurrency limit reached", True
+                    self._counts["unsent"] += 1
+                    self._counts["failed"] += 1
+                    self._record(op)
+                else:
+                    sent = op.t_sent = now_()
+                    if sent - next_due > self._recent_lag:
+                        self._recent_lag = sent - next_due
+                    self._counts["sent"] += 1
+                    self._inflight += 1
+                    flight = _Flight(op, sent + timeout)
+                    self._pending.append(flight)
+                    flight.cancel = self.driver.submit(k, op.key, partial(self._complete, flight))
+                k += 1
+                next_due = start + (k / rate if not ramp else due(k, rate, ramp))
+
+    def _complete(self, flight: _Flight, res: Result) -> None:
+        if flight.done:  # already timed out or cut
+            return
+        flight.done = True
+        self._inflight -= 1
+        op = flight.op
+        op.t_done = self.clock.now()
+        op.outcome = "ok" if res.ok else "fail"
+        op.status, op.ack, op.ack_id, op.refused, op.error = res.status, res.ack, res.ack_id, res.refused, res.error
+        self._counts["ok" if res.ok else "failed"] += 1
+        self._record(op)
+
+    def _give_up(self, flight: _Flight, error: str, cut: bool) -> None:
+        flight.done = True
+        self._inflight -= 1
+        flight.cancel()
+        op = flight.op
+        op.t_done, op.outcome, op.error, op.cut = self.clock.now(), "timeout", error, cut
+        if not cut:
+            self._counts["timeout"] += 1
+        self._record(op)
+
+    async def _sweep(self) -> None:
+        """Abandon every operation past its deadline (recorded as a timeout)."""
+        pending = self._pending
+        error = f"no answer within {self.work.timeout:g}s"
+        while True:
+            await asyncio.sleep(_SWEEP_EVERY)
+            now = self.clock.now()
+            while pending and pending[0].deadline <= now:
+                flight = pending.popleft()
+                if not flight.done:
+                    self._give_up(flight, error, cut=False)
+            while pending and pending[0].done:  # keep the queue short when all is well
+                pending.popleft()
+
+    def _cut(self) -> None:
+        """Abandon what is still in flight at the end of the run: recorded as cut timeouts."""
+        for flight in self._pending:
+            if not flight.done:
+                self._give_up(flight, "cut: the run ended", cut=True)
+        self._pending.clear()
+
+    def _record(self, op: Operation) -> None:
+        if self._history is not None:
+            self._history.record(op)

@@ -1,0 +1,84 @@
+"""The HTTP driver: requests rendered from templates, acks judged from status and body."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import InputError
+from ..experiment.workload import HttpLoad
+from ..probes import jsonpath
+from . import template
+from .connection import ConnectError, Pool, Target, encode_request
+from .driver import Cancel, Done, Result
+
+
+class HttpDriver:
+    def __init__(self, spec: HttpLoad, run: str) -> None:
+        self.spec = spec
+        self.run = run
+        try:
+            self.target = Target(template.render(spec.url, {"seq": 0, "key": "", "run": run}))
+        except ValueError as exc:
+            raise InputError(str(exc), field="load.http.url") from None
+        self._pool: Pool | None = None
+        self._accepted = frozenset(spec.ack.status if spec.ack else range(200, 400))
+        self._indeterminate = frozenset(spec.ack.indeterminate if spec.ack else ())
+        self._keep_body = spec.ack is not None and spec.ack.id is not None
+        self._headers = dict(spec.headers)
+        if spec.body is not None and not isinstance(spec.body, str):
+            self._headers.setdefault("Content-Type", "application/json")
+        self._dynamic = not (template.is_static(spec.body) and template.is_static(spec.url))
+        self._static = None if self._dynamic else self._encode(self.target.path, spec.body)
+
+    def _encode(self, path: str, body: Any) -> bytes:
+        data: bytes | None = None
+        if body is not None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body, separators=(",", ":")).encode()
+        return encode_request(self.spec.method, self.target, path, self._headers, data)
+
+    async def start(self) -> None:
+        self._pool = Pool(self.target, min(self.spec.connections, self.spec.concurrency), self._keep_body)
+
+    def _request(self, seq: int, key: str) -> bytes:
+        if self._static is not None:
+            return self._static
+        values: dict[str, Any] = {"seq": seq, "key": key, "run": self.run}
+        target = Target(template.render(self.spec.url, values))
+        if not target.same_origin(self.target):
+            raise ValueError(f"templated URL {self.spec.url!r} must keep one host and port")
+        return self._encode(target.path, template.render(self.spec.body, values))
+
+    def submit(self, seq: int, key: str, done: Done) -> Cancel:
+        assert self._pool is not None, "start() first"
+        try:
+            raw = self._request(seq, key)
+        except ValueError as exc:
+            done(Result(False, error=str(exc)))
+            return _nothing
+        return self._pool.submit(raw, self._keep_body, lambda status, body, exc: done(self._result(status, body, exc)))
+
+    def _result(self, status: int | None, body: bytes, exc: Exception | None) -> Result:
+        if isinstance(exc, ConnectError):
+            # the connection was never made: the request cannot have been applied
+            return Result(False, refused=True, error=f"connect: {exc}")
+        if exc is not None or status is None:
+            return Result(False, error=str(exc))
+        if status not in self._accepted:
+            return Result(False, status, refused=status not in self._indeterminate, error=f"HTTP {status}")
+        if not self._keep_body:
+            return Result(True, status, ack=self.spec.ack is not None)
+        assert self.spec.ack is not None and self.spec.ack.id is not None
+        try:
+            ack_id = str(jsonpath.get(json.loads(body), self.spec.ack.id))
+        except (ValueError, jsonpath.PathError) as exc:
+            return Result(False, status, error=f"acknowledged without an id at {self.spec.ack.id}: {exc}")
+        return Result(True, status, ack=True, ack_id=ack_id)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+
+def _nothing() -> None:
+    return None
