@@ -76,6 +76,9 @@ hypothesis:
     assert ledger_entries(state_dir) == []
     summary = json.loads((the_run_dir(runs) / "summary.json").read_text())
     assert summary["outcome"] == "held"
+    findings = summary["analysis"]["findings"]
+    assert any(f.startswith("svc was restarted by its policy") and "healthy again" in f for f in findings), findings
+    assert "## Stack events" in (the_run_dir(runs) / "report.md").read_text()
     ps = Stack.load(f).ps()
     assert ps, "the stack stays up after the run"
 

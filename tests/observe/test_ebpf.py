@@ -101,6 +101,13 @@ observe: {{ebpf: [retransmits, resets, tcp_state]}}
     assert not any(str(closed) in s for s in said), said  # findings keep to the targets' ports
     series = ebpf_series(records)
     assert sum(v for _, v in series["retransmits"]) >= during
+    # the analysis carries the findings and the report draws the counts on the run's timeline
+    assert any(f"TCP retransmits on port {port}" in f for f in (result.analysis or {})["findings"])
+    from chaoslab.report import write_reports
+
+    assert result.run_dir is not None
+    write_reports(result.run_dir, ("html",), analysis=result.analysis)
+    assert "Kernel events per second (eBPF)" in (result.run_dir / "report.html").read_text()
 
 
 @needs_root

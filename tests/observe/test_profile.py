@@ -52,6 +52,13 @@ observe: {{profile: {{target: api, phases: [baseline, fault]}}}}
         assert rec["samples"] >= 50, rec  # ~3 s at 100 Hz
         assert HOT in rec["hot"][0]["function"] and rec["hot"][0]["share"] > 0.4, rec
     assert not (result.run_dir / "flamegraph-recovery.svg").exists()
+    # the analysis names the hot function; the report links each phase's flamegraph
+    analysis = result.analysis or {}
+    assert any("CPU profile of the fault phase: hottest" in f and HOT in f for f in analysis["findings"])
+    from chaoslab.report import write_reports
+
+    write_reports(result.run_dir, ("html",), analysis=analysis)
+    assert "href='flamegraph-fault.svg'" in (result.run_dir / "report.html").read_text()
 
 
 def test_profile_command_writes_an_svg_and_names_the_hot_function(procs: Procs, tmp_path: Path) -> None:

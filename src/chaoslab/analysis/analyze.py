@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..observe.findings import ebpf_findings, ebpf_series, phase_counts
 from . import dataloss, hypothesis, score, windows
 from .findings import findings
 from .latency import percentiles
 from .names import PHASES
 from .phases import Phases, fault_intervals
 from .rundata import RunData, load_run
+from .stackevents import stack_events
 
 #: Generator lag above which a run is invalid, unless the load header says otherwise.
 DEFAULT_MAX_LAG = 0.1
@@ -234,5 +236,16 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         "probes": lanes,
         "load": run.load_meta,
     }
+    result["stack_events"] = stack_events(run.journal)
+    ebpf = [r for r in run.journal if r.get("type") == "event" and r.get("source") == "ebpf"]
+    if ebpf:
+        result["ebpf"] = {
+            "findings": ebpf_findings(run.journal),
+            "series": ebpf_series(run.journal),
+            "by_phase": phase_counts(run.journal),
+        }
+    result["flamegraphs"] = [
+        r for r in run.journal if r.get("type") == "event" and r.get("source") == "profile" and r.get("kind") == "flamegraph"
+    ]
     result["findings"] = findings(result)
     return result

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..units import format_duration
 from .names import format_value
+from .stackevents import stack_findings
 
 
 def _pct(v: float | None) -> str:
@@ -27,6 +28,13 @@ def findings(a: dict[str, Any]) -> list[str]:
     out += _fault_findings(a) if a["phases"]["t_inject"] is not None else [
         "No fault was injected, so there is no fault behaviour to judge."
     ]
+    out += stack_findings(a.get("stack_events") or [], a["phases"]["t_inject"])
+    out += (a.get("ebpf") or {}).get("findings", [])
+    for fg in a.get("flamegraphs") or []:
+        hot = fg.get("hot") or []
+        if hot:
+            names = ", ".join(f"{h['function']} ({h['share']:.0%})" for h in hot[:3])
+            out.append(f"CPU profile of the {fg.get('phase')} phase: hottest {names} ({fg.get('path')}).")
     loss = a["data_loss"]
     if loss["status"] == "checked":
         if loss["lost"]:

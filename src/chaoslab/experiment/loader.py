@@ -136,7 +136,8 @@ def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
     errors: list[InputError] = []
     for key in exp.hypothesis:
         try:
-            validate_metric_name(key, list(exp.probes))
+            validate_metric_name(key, list(exp.probes), has_load=exp.load is not None,
+                                 has_verify=exp.verify is not None)
         except ValueError as exc:
             errors.append(doc.error(("hypothesis", key), str(exc), key=True))
     return errors

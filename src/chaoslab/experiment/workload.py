@@ -5,9 +5,17 @@ Owned by the load/analysis area; the experiment model only embeds these classes.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from ..units import Duration, Rate
 
@@ -121,26 +129,26 @@ class VerifySpec(_Strict):
         return self
 
 
+def _number_or_duration(v: Any) -> Any:
+    from ..units import parse_duration
+
+    return parse_duration(v) if isinstance(v, str) else v
+
+
+BoundValue = Annotated[
+    float,
+    BeforeValidator(_number_or_duration),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "examples": ["30s", "250ms"]}]}),
+]
+"""A number, or a duration (``30s``, ``250ms``) for time metrics."""
+
+
 class Bound(_Strict):
     """An assertion on one measured value."""
 
-    max: float | None = None
-    min: float | None = None
+    max: BoundValue | None = None
+    min: BoundValue | None = None
     equals: Any = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _durations(cls, data: Any) -> Any:
-        from ..units import parse_duration
-
-        if isinstance(data, dict):
-            out = dict(data)
-            for k in ("max", "min"):
-                v = out.get(k)
-                if isinstance(v, str):
-                    out[k] = parse_duration(v)
-            return out
-        return data
 
     @model_validator(mode="after")
     def _some(self) -> Bound:

@@ -71,6 +71,21 @@ def _charts(a: dict[str, Any]) -> list[str]:
         ))
     if a["probes"]:
         out.append(charts.lanes(a["probes"], t_end, faults))
+    series = (a.get("ebpf") or {}).get("series") or {}
+    palette = ("#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555")
+    counted = [(k, v) for k, v in series.items() if k != "sched_wait_avg_us"]
+    if counted:
+        out.append(charts.line_chart(
+            "Kernel events per second (eBPF)",
+            [charts.Series(k, palette[i % len(palette)], [(t + 0.5, c) for t, c in v]) for i, (k, v) in enumerate(counted)],
+            t_end, faults, lambda v: f"{v:.0f}",
+        ))
+    if "sched_wait_avg_us" in series:
+        out.append(charts.line_chart(
+            "Scheduler run-queue wait, average (eBPF)",
+            [charts.Series("wait", "#8e44ad", [(t + 0.5, us / 1e6) for t, us in series["sched_wait_avg_us"]])],
+            t_end, faults, _ms,
+        ))
     return out
 
 
@@ -146,5 +161,20 @@ def render(a: dict[str, Any]) -> str:
         )
         parts.append(f"<p>Acknowledged {loss['acknowledged']}, attempted {loss['attempted']}, read back {loss['final']}.</p>"
                      f"<table><tr><th>class</th><th>count</th><th>ids</th></tr>{rows}</table>")
+    if a.get("flamegraphs"):
+        items = "".join(
+            f"<li><a href='{escape(str(fg.get('path')))}'>{escape(str(fg.get('phase')))} phase</a>"
+            + (" — " + escape(", ".join(f"{h['function']} {h['share']:.0%}" for h in fg.get("hot", [])[:3])) if fg.get("hot") else "")
+            + "</li>"
+            for fg in a["flamegraphs"]
+        )
+        parts.append(f"<h2>CPU flamegraphs</h2><ul>{items}</ul>")
+    if a.get("stack_events"):
+        rows = "".join(
+            f"<tr><td>{ev['t']:.2f} s</td><td>{escape(str(ev.get('service')))}</td><td>{escape(str(ev.get('kind')))}</td>"
+            f"<td>{escape(str(ev.get('message', '')))}</td></tr>"
+            for ev in a["stack_events"]
+        )
+        parts.append(f"<h2>Stack events</h2><table><tr><th>t</th><th>service</th><th>event</th><th>what</th></tr>{rows}</table>")
     parts.append("</body></html>\n")
     return "".join(parts)

@@ -85,6 +85,13 @@ def render(a: dict[str, Any]) -> str:
             f"lost {len(loss['lost'])}, unexpected {len(loss['unexpected'])}, recovered after timeout "
             f"{len(loss['recovered_from_timeout'])}, resurrected {len(loss['resurrected'])}, duplicates {len(loss['duplicates'])}."
         )
+    if a.get("flamegraphs"):
+        lines += ["", "## CPU flamegraphs", ""]
+        lines += [f"- [{fg.get('phase')} phase]({fg.get('path')})" for fg in a["flamegraphs"]]
+    if a.get("stack_events"):
+        lines += ["", "## Stack events", "", "| t | service | event | what |", "|---|---|---|---|"]
+        lines += [f"| {ev['t']:.2f} s | {ev.get('service')} | {ev.get('kind')} | {ev.get('message', '')} |"
+                  for ev in a["stack_events"]]
     return "\n".join(lines) + "\n"
 
 
