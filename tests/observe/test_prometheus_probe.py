@@ -107,6 +107,8 @@ stop_conditions:
 hypothesis:
   probe.scrape.availability.baseline: {{min: 1}}
   probe.scrape.failures.fault: {{min: 1}}
+  probe.scrape.value.min.baseline: {{equals: 1}}
+  probe.scrape.value.min.fault: {{max: 0}}
 """)
     result = run_experiment(load_experiment(exp), RunOptions(run_root=tmp_path / "runs", reports=("json",),
                                                              print=lambda s: None))

@@ -67,6 +67,12 @@ def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[An
             metrics[f"probe.{name}.failures{sfx}"] = n - ok
             lat = [float(s["latency"]) for s in group if s.get("latency") is not None]
             metrics[f"probe.{name}.latency.p99{sfx}"] = percentiles(lat)["p99"] if lat else None
+            # numeric sample values (a PromQL result, a status code): for bounds on what was read
+            values = [float(s["value"]) for s in group
+                      if isinstance(s.get("value"), int | float) and not isinstance(s.get("value"), bool)]
+            metrics[f"probe.{name}.value.min{sfx}"] = min(values) if values else None
+            metrics[f"probe.{name}.value.max{sfx}"] = max(values) if values else None
+            metrics[f"probe.{name}.value.avg{sfx}"] = sum(values) / len(values) if values else None
     return metrics, lanes
 
 

@@ -43,7 +43,7 @@ SCALAR = (
 )
 
 #: Per-probe metrics (``probe.<name>.<metric>[.phase]``).
-PROBE_PHASED = ("availability", "failures", "latency.p99")
+PROBE_PHASED = ("availability", "failures", "latency.p99", "value.min", "value.max", "value.avg")
 
 
 def metric_names(probes: list[str]) -> list[str]:
