@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   postgresql-15 redis-server nginx-light libnginx-mod-stream
-  postgresql-client-15 nftables iptables iproute2 procps stress-ng bpftrace wrk prometheus
+  postgresql-client-15 nftables iptables iproute2 procps util-linux e2fsprogs
+  stress-ng bpftrace wrk prometheus
 )
 
 missing=()
@@ -22,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts these services on install; the stack runs its own instances on its own ports.
-  for svc in postgresql redis-server nginx; do
+  for svc in postgresql redis-server nginx prometheus; do
     (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop 2>/dev/null || true
   done
 fi
