@@ -23,6 +23,7 @@ class PlainConsole:
         self.probe_counts: dict[str, list[int]] = {name: [0, 0] for name in exp.probes}
         self.phase = "starting"
         self.active: dict[str, str] = {}
+        self.load: dict[str, Any] = {}
 
     def __enter__(self) -> PlainConsole:
         return self
@@ -62,6 +63,8 @@ class PlainConsole:
                 state = "ok" if r["ok"] else f"FAILING ({r.get('error')})"
                 self._say(t, f"probe {name} {state}")
             self.probe_ok[name] = r["ok"]
+        elif kind == "load":
+            self.load = r
         elif kind in ("stop", "abort"):
             self._say(t, f"{kind}: {r['reason']}")
         elif kind == "rollback" and not r["ok"]:
@@ -140,6 +143,13 @@ class RichConsole(PlainConsole):
         )
         for desc in self.active.values():
             table.add_row("", "[red]active[/red]", desc)
+        if self.load:
+            ld = self.load
+            table.add_row(
+                "", "load",
+                f"{ld.get('ok', 0)} ok / {ld.get('failed', 0)} failed / {ld.get('timeout', 0)} timed out"
+                f" of {ld.get('scheduled', 0)}, lag {ld.get('lag', 0) * 1000:.1f} ms",
+            )
         for name, (ok, bad) in self.probe_counts.items():
             state = self.probe_ok.get(name)
             badge = "[green]ok[/green]" if state else ("[red]failing[/red]" if state is False else "…")

@@ -12,6 +12,8 @@ A run directory holds:
                        stop    {condition, reason}
                        abort   {reason}
                        event   {source, kind, ...}        (stack events, eBPF counts, ...)
+                       load    {scheduled, sent, ok, failed, timeout, unsent, in_flight, lag}
+                               (the generator's counters, once a second)
                        end     {outcome, exit_code}
 ``history.jsonl``    the load generator's operations (see ``chaoslab.load``)
 ``summary.json``     written at the end: phase times and the analysis

@@ -380,7 +380,11 @@ class Run:
 
     async def _watch_halt_and_deadline(self) -> None:
         assert self._stop_tasks is not None
+        next_stats = self.clock.now() + 1.0
         while not self._stop_tasks.is_set():
+            if self.load is not None and self.clock.now() >= next_stats:
+                next_stats += 1.0  # a once-a-second summary for the console and the journal
+                self.emit("load", **self.load.stats())
             reason = halt_flag.halted()
             if reason is not None:
                 self._abort(f"halted: {reason}", EXIT_ABORTED)
