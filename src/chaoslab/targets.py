@@ -260,6 +260,16 @@ def own_cgroups(pid: int) -> dict[str, str]:
     return out
 
 
+def split_address(address: str | None) -> tuple[str | None, int | None]:
+    """``127.0.0.1:5433`` -> (``127.0.0.1``, 5433); ``[::1]:6379`` -> (``::1``, 6379); a bare IP stays."""
+    if not address:
+        return None, None
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or (":" in host and not host.startswith("[")):
+        return address, None  # a bare IPv4 or IPv6 address
+    return host.strip("[]"), int(port)
+
+
 def resolve(name: str, spec: TargetSpec, *, stack_file: str | None = None) -> ResolvedTarget:
     kind = spec.kind
     base = ResolvedTarget(name=name, kind=kind, spec=spec.model_dump(mode="json", exclude_none=True))
@@ -300,7 +310,9 @@ def resolve(name: str, spec: TargetSpec, *, stack_file: str | None = None) -> Re
         base.cgroups = dict(info.get("cgroups") or {})
         base.ports = list(info.get("ports") or [])
         base.data_dir = info.get("data_dir")
-        base.address = info.get("address")
+        base.address, port = split_address(info.get("address"))
+        if port is not None and port not in base.ports:
+            base.ports.append(port)
         base.extra = {k: v for k, v in info.items() if k not in {"pid", "create_time", "cgroups", "ports", "data_dir", "address"}}
         return base
     if kind == "url":

@@ -109,3 +109,43 @@ method:
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not Group(dirs=dirs).frozen()
     assert ledger_entries(state_dir) == []
+
+
+def test_a_stack_service_is_partitioned_by_name(tmp_path: Path, state_dir: Path) -> None:
+    """`{service: cache}` resolves to the service's bare address and port (not "127.0.0.1:6380")."""
+    from chaoslab.targets import TargetSpec, resolve, split_address
+
+    assert split_address("127.0.0.1:5433") == ("127.0.0.1", 5433)
+    assert split_address("[::1]:6379") == ("::1", 6379)
+    assert split_address("::1") == ("::1", None)
+    port = free_port()
+    f = tmp_path / "stack.yaml"
+    f.write_text(f"name: parttest\nservices:\n  cache:\n    redis: {{port: {port}, persistence: none}}\n")
+    stack = Stack.load(f)
+    try:
+        stack.up()
+        target = resolve("cache", TargetSpec(service="cache"), stack_file=str(f))
+        assert target.address == "127.0.0.1" and port in target.ports
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(f"""
+title: partition a service by name
+stack: {f}
+targets:
+  cache: {{service: cache}}
+probes:
+  redis: {{tcp: {{port: {port}}}, every: 100ms, timeout: 200ms}}
+method:
+  - {{fault: network.partition, target: cache, at: 500ms, duration: 1s}}
+recovery: 1s
+hypothesis:
+  probe.redis.availability.baseline: {{min: 1.0}}
+  probe.redis.availability.fault: {{max: 0.2}}
+  probe.redis.availability.recovery: {{min: 0.8}}
+""")
+        proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+                              capture_output=True, text=True, timeout=120, env=env_for(state_dir))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        assert "chaoslab" not in tables
+    finally:
+        stack.down(purge=True)

@@ -31,7 +31,9 @@ def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[s
         rel = target.cgroups.get("*") or str(target.spec.get("cgroup", ""))
         return [str(d) for d in Group(rel, controllers=[controller]).dirs.values()]
     dirs: dict[str, Path] = {k: Path(v) for k, v in target.cgroups.items()}
-    if not dirs:
+    # A process moved into a fault cgroup it shares with a hog has no "own" cgroup for that
+    # controller any more: look where it is now instead of falling back to another hierarchy.
+    if controller not in dirs:
         live = [r for r in target.processes if r.alive()]
         if not live:
             raise FaultError(f"{target.describe()} has no live process to share a cgroup with")
