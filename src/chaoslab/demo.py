@@ -1,75 +1,109 @@
-"""``chaoslab demo``: the whole loop on this machine in about a minute.
+"""``chaoslab demo``: the whole loop against the reference exchange, in about five minutes.
 
-Starts the small example service, runs the basic experiments against it with the live console
-(one whose hypothesis holds, one that finds a weakness), writes the reports and says where they
-are, and stops the service whatever happens.
+Brings the exchange stack up (PostgreSQL, Redis, the fault proxy, the trading API, nginx and the
+simulators), runs the seeds' headline experiments with the live console (database sudden death,
+a network partition between the API and PostgreSQL, a Redis failure), writes each run's reports,
+says where they are, and takes the stack down again whatever happens. A stack that was already
+up is left up: the demo only stops what it started.
+
+``--quick`` runs the same experiments with fault windows of a few seconds (about a minute in all),
+which is what the test suite uses.
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "basic"
-EXPERIMENTS = ("pause-under-load.yaml", "kill-without-supervisor.yaml")
+EXCHANGE = Path(__file__).resolve().parents[2] / "examples" / "exchange"
+STACK_FILE = EXCHANGE / "stack.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class DemoExperiment:
+    file: str
+    quick: dict[str, str]
+    """Variables that shrink the windows for ``--quick``."""
 
 
-def _start_service(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / "service.py"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise click.ClickException("the example service did not start")
+HEADLINE = (
+    DemoExperiment("01-database-sudden-death.yaml", {"FAULT_AT": "5s", "DOWN_FOR": "4s", "RECOVERY": "8s"}),
+    DemoExperiment("02-network-partition.yaml", {"FAULT_AT": "5s", "FAULT_FOR": "8s", "RECOVERY": "10s"}),
+    DemoExperiment("07-redis-cache-failure.yaml", {"FAULT_AT": "4s", "FAULT_FOR": "6s", "RECOVERY": "8s"}),
+)
+
+# A verdict either way is the demo working: a violated hypothesis is a weakness found.
+VERDICT_CODES = (0, 1)
 
 
-@click.command()
-@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("chaoslab-runs"),
-              show_default=True)
-def demo(runs_dir: Path) -> None:
-    """Run the demo: a service under load, faults, verdicts and reports."""
+def partition_vars() -> dict[str, str]:
+    """The kernel partition needs root (nftables); otherwise the proxy cuts the same link."""
+    if os.geteuid() == 0:
+        return {}
+    return {"PARTITION": "network.blackhole", "SIDE": "link"}
+
+
+def _vars(exp: DemoExperiment, quick: bool) -> dict[str, str]:
+    out = dict(exp.quick) if quick else {}
+    if exp.file.startswith("02-"):
+        out.update(partition_vars())
+    return out
+
+
+def _run_one(exp: DemoExperiment, quick: bool, runs_dir: Path) -> Any:
     from .console import make_console
     from .experiment.loader import load_experiment
     from .runner.run import RunOptions, run_experiment
 
-    if not (EXAMPLES / "service.py").exists():
-        raise click.ClickException(f"the examples are not here ({EXAMPLES}); run the demo from a source checkout")
-    results = []
-    for name in EXPERIMENTS:
-        port = _free_port()
-        service = _start_service(port)
+    loaded = load_experiment(EXCHANGE / "experiments" / exp.file, _vars(exp, quick))
+    console = make_console(loaded.experiment)
+    opts = RunOptions(run_root=runs_dir, listeners=[console.on_record], print=console.print_line)
+    with console:
+        result = run_experiment(loaded, opts)
+    console.verdict(result)
+    return result
+
+
+@click.command()
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("chaoslab-runs"),
+              show_default=True, help="Where the run directories and their reports go.")
+@click.option("--quick", is_flag=True, help="Fault windows of a few seconds (about a minute in all).")
+@click.option("--keep-stack", is_flag=True, help="Leave the exchange running afterwards.")
+def demo(runs_dir: Path, quick: bool, keep_stack: bool) -> None:
+    """Run the demo: the exchange under load, real faults, verdicts and reports."""
+    from .errors import ChaoslabError
+    from .stack import Stack
+
+    if not STACK_FILE.exists():
+        raise click.ClickException(f"the exchange example is not here ({STACK_FILE}); run the demo from a "
+                                   "source checkout")
+    stack = Stack.load(STACK_FILE)
+    was_up = stack.is_up()
+    started = time.monotonic()
+    results: list[tuple[str, Any]] = []
+    try:
+        click.secho("== bringing the exchange up" + (" (already running)" if was_up else ""), bold=True)
         try:
-            click.secho(f"\n== {name} (service on port {port})", bold=True)
-            loaded = load_experiment(EXAMPLES / name, {"PORT": str(port)})
-            console = make_console(loaded.experiment)
-            opts = RunOptions(run_root=runs_dir, listeners=[console.on_record], print=console.print_line)
-            with console:
-                result = run_experiment(loaded, opts)
-            console.verdict(result)
-            results.append((name, result))
-        finally:
-            service.kill()
-            service.wait()
-    click.secho("\n== demo summary", bold=True)
+            stack.up()
+        except ChaoslabError as exc:
+            raise click.ClickException(str(exc)) from None
+        for exp in HEADLINE:
+            click.secho(f"\n== {exp.file}", bold=True)
+            results.append((exp.file, _run_one(exp, quick, runs_dir)))
+    finally:
+        if was_up or keep_stack:
+            click.echo(f"\nThe exchange stays up: chaoslab stack down {STACK_FILE}")
+        else:
+            click.secho("\n== taking the exchange down", bold=True)
+            stack.down()
+    click.secho(f"\n== demo summary ({time.monotonic() - started:.0f} s)", bold=True)
     for name, result in results:
-        click.echo(f"  {name:<32} {result.outcome.upper():<9} exit {result.exit_code}  reports: {result.run_dir}")
-    expected = {"pause-under-load.yaml": 0, "kill-without-supervisor.yaml": 1}
-    if any(result.exit_code != expected[name] for name, result in results):
-        raise click.ClickException("the demo did not end as expected (see above)")
-    click.echo("Open report.html in a run directory to see the charts.")
+        click.echo(f"  {name:<36} {result.outcome.upper():<9} exit {result.exit_code}  reports: {result.run_dir}")
+    click.echo("Open report.html in a run directory for the charts; docs/results.md explains the findings.")
+    if any(result.exit_code not in VERDICT_CODES for _, result in results):
+        raise click.ClickException("an experiment did not reach a verdict (see above)")
