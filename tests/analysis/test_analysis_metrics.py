@@ -58,6 +58,18 @@ def test_phase_rates_latency_windows_and_recovery(tmp_path: Path) -> None:
     assert any("recovered 2.0s after the fault was reverted" in f for f in a["findings"])
 
 
+def test_a_blip_long_after_a_harmless_fault_is_not_its_impact(tmp_path: Path) -> None:
+    # the fault (5-8 s) changes nothing; a 1 s blip at 13 s comes after 3+ good windows past the revert
+    history = ops(50, 20, outcome=lambda t: "timeout" if 13 <= t < 14 else "ok")
+    a = analyze(write_run(tmp_path, journal=timeline(end=20.0), ops=history))
+    assert not a["impacted"]
+    assert a["metrics"]["time_to_recovery"] == 0.0 and a["metrics"]["impact_onset"] is None
+    # the same blip right after the revert (before the system was steady again) is the fault's
+    history = ops(50, 20, outcome=lambda t: "timeout" if 9 <= t < 10 else "ok")
+    a = analyze(write_run(tmp_path / "b", journal=timeline(end=20.0), ops=history))
+    assert a["impacted"] and a["metrics"]["time_to_recovery"] == 2.0
+
+
 def test_slow_but_successful_windows_are_an_impact(tmp_path: Path) -> None:
     history = ops(50, 15, latency=lambda t: 1.5 if 5 <= t < 9 else 0.01)
     a = analyze(write_run(tmp_path, journal=timeline(), ops=history))

@@ -167,7 +167,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         for k in ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset"):
             missing[k] = "nothing was measured (no load and no probe samples)"
     else:
-        rec = windows.recovery(wins, ph.t_inject)
+        rec = windows.recovery(wins, ph.t_inject, t_revert=ph.t_revert)
         if not rec.impacted:
             metrics["time_to_recovery"] = 0.0
             metrics["time_to_recovery.from_impact"] = 0.0

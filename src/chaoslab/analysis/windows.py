@@ -155,10 +155,25 @@ class Recovery:
     recovered: bool
 
 
-def recovery(wins: list[Window], t_inject: float, n_good: int = RECOVERED_AFTER) -> Recovery:
-    """Impact onset and the start of the recovery; empty windows neither count nor break a run."""
+def recovery(wins: list[Window], t_inject: float, n_good: int = RECOVERED_AFTER,
+             t_revert: float | None = None) -> Recovery:
+    """Impact onset and the start of the recovery; empty windows neither count nor break a run.
+
+    A bad window only counts as this fault's impact until the system has shown ``n_good`` good
+    windows in a row after the revert: a blip long after a harmless fault is a separate incident,
+    not an impact whose "recovery" would be measured from it."""
     first = math.floor(t_inject)
-    onset_idx = next((i for i in range(first, len(wins)) if wins[i].good is False), None)
+    onset_idx = None
+    steady = 0
+    for i in range(first, len(wins)):
+        g = wins[i].good
+        if g is False:
+            onset_idx = i
+            break
+        if g and t_revert is not None and wins[i].start >= t_revert:
+            steady += 1
+            if steady >= n_good:
+                break
     if onset_idx is None:
         return Recovery(None, None, impacted=False, recovered=True)
     run_start: int | None = None
