@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import multiprocessing
 import os
 import re
@@ -28,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.proxy.soak_client import checksummed_client
 
 BULK_BYTES = 1 << 30
 CHUNK = 1 << 20
@@ -263,28 +265,8 @@ def run_bench() -> int:
 # -- soak --------------------------------------------------------------------------------------
 
 async def soak_client(port: int, stop_at: float) -> bool:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sent, got = hashlib.sha256(), hashlib.sha256()
-    n_sent = n_got = 0
-
-    async def receive() -> None:
-        nonlocal n_got
-        while data := await reader.read(1 << 16):
-            got.update(data)
-            n_got += len(data)
-
-    task = asyncio.create_task(receive())
-    while time.monotonic() < stop_at:
-        chunk = os.urandom(1024)
-        sent.update(chunk)
-        n_sent += len(chunk)
-        writer.write(chunk)
-        await writer.drain()
-        await asyncio.sleep(0.1)
-    writer.write_eof()
-    await asyncio.wait_for(task, 120)
-    writer.close()
-    return sent.digest() == got.digest() and n_sent == n_got
+    _, intact = await checksummed_client("127.0.0.1", port, stop_at, chunk=1024, pause=0.1, drain_timeout=120)
+    return intact
 
 
 def proc_stats(pid: int) -> tuple[int, int]:

@@ -6,45 +6,18 @@ The full 1,000 x 60 s version is ``bench/proxy.py --soak``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
 import time
 
 from .helpers import ProxyProcess, TcpServer, fd_count, rss, wait_until
+from .soak_client import checksummed_client
 
 CONNECTIONS = 200
 SECONDS = 5.0
 
 
-async def client(host: str, port: int, stop_at: float) -> tuple[int, bool]:
-    reader, writer = await asyncio.open_connection(host, port)
-    sent = hashlib.sha256()
-    got = hashlib.sha256()
-    n_sent = n_got = 0
-
-    async def receive() -> None:
-        nonlocal n_got
-        while data := await reader.read(1 << 16):
-            got.update(data)
-            n_got += len(data)
-
-    task = asyncio.create_task(receive())
-    while time.monotonic() < stop_at:
-        chunk = os.urandom(4096)
-        sent.update(chunk)
-        n_sent += len(chunk)
-        writer.write(chunk)
-        await writer.drain()
-        await asyncio.sleep(0.02)
-    writer.write_eof()
-    await asyncio.wait_for(task, 60)
-    writer.close()
-    return n_sent, sent.digest() == got.digest() and n_sent == n_got
-
-
 async def soak(proxy: ProxyProcess, host: str, port: int) -> list[tuple[int, bool]]:
     stop_at = time.monotonic() + SECONDS
-    clients = [asyncio.create_task(client(host, port, stop_at)) for _ in range(CONNECTIONS)]
+    clients = [asyncio.create_task(checksummed_client(host, port, stop_at)) for _ in range(CONNECTIONS)]
     toxics = [("latency", "downstream", {"latency": 30, "jitter": 10}),
               ("bandwidth", "upstream", {"rate": 20_000}),
               ("slicer", "downstream", {"average_size": 700, "size_variation": 200, "delay": 100})]
