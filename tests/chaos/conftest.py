@@ -4,6 +4,7 @@ free ports (so it never meets a stack someone else runs), up for the session."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -41,20 +42,21 @@ class Exchange:
                 "client_order_id": "{{key}}", **extra}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # down as soon as tests/chaos is done
 def chaos_stack() -> Iterator[Exchange]:
     if os.geteuid() != 0:
         pytest.skip("the exchange stack runs PostgreSQL as the postgres user: needs root")
     token = secrets.token_hex(3)
     copy = EXCHANGE / f".chaostest-{token}.yaml"
-    shutil.copy(EXCHANGE / "stack.yaml", copy)
     ports = {name: free_port() for name in PORTS}
-    env = {f"EXCHANGE_{name}_PORT": str(port) for name, port in ports.items()}
-    env["EXCHANGE_STACK_NAME"] = f"chaostest-{token}"
-    env["EXCHANGE_SPOOL_DIR"] = f".chaoslab/spool/chaostest-{token}"
-    env["EXCHANGE_ORDERFLOW_RATE"] = "5"
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    values = {f"EXCHANGE_{name}_PORT": str(port) for name, port in ports.items()}
+    values["EXCHANGE_STACK_NAME"] = f"chaostest-{token}"
+    values["EXCHANGE_SPOOL_DIR"] = f".chaoslab/spool/chaostest-{token}"
+    values["EXCHANGE_ORDERFLOW_RATE"] = "5"
+    # the values are written into the copy itself: nothing leaks into this process's environment
+    # (a later test that runs the default exchange must not inherit these ports)
+    text = (EXCHANGE / "stack.yaml").read_text()
+    copy.write_text(re.sub(r"\$\{(EXCHANGE_\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), text))
     stack = Stack.load(copy)
     try:
         stack.up(timeout=120)
@@ -65,8 +67,3 @@ def chaos_stack() -> Iterator[Exchange]:
         finally:
             copy.unlink(missing_ok=True)
             shutil.rmtree(EXCHANGE / ".chaoslab" / "spool" / f"chaostest-{token}", ignore_errors=True)
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v

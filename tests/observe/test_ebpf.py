@@ -76,7 +76,7 @@ title: ebpf partition
 targets:
   db: {{address: 127.0.0.1, port: {port}}}
 method:
-  - {{fault: network.partition, target: db, at: 3s, duration: 4s}}
+  - {{fault: network.partition, target: db, at: 3s, duration: 6s}}
 recovery: 3s
 observe: {{ebpf: [retransmits, resets, tcp_state]}}
 """)
@@ -97,12 +97,14 @@ observe: {{ebpf: [retransmits, resets, tcp_state]}}
     assert stopped and stopped[0]["totals"]["retransmits"] >= during
     assert ebpf(records, "tracer", action="started")[0]["ports"] == [port]
     said = ebpf_findings(records)
-    assert any(f"TCP retransmits on port {port} during the fault (0 in baseline" in s for s in said), said
+    # findings name a rise of at least 3 events (their noise floor); a busy machine may give 2
+    if during >= 3:
+        assert any(f"TCP retransmits on port {port} during the fault (0 in baseline" in s for s in said), said
     assert not any(str(closed) in s for s in said), said  # findings keep to the targets' ports
     series = ebpf_series(records)
     assert sum(v for _, v in series["retransmits"]) >= during
     # the analysis carries the findings and the report draws the counts on the run's timeline
-    assert any(f"TCP retransmits on port {port}" in f for f in (result.analysis or {})["findings"])
+    assert set(said) <= set((result.analysis or {})["findings"])
     from chaoslab.report import write_reports
 
     assert result.run_dir is not None
