@@ -320,3 +320,16 @@ class Group:
 
 def is_root_user() -> bool:
     return os.geteuid() == 0
+
+
+def prune(dirs: Iterable[Path], levels: int = 1) -> None:
+    """Remove each directory and then up to ``levels - 1`` of its ancestors, as long as they are
+    empty cgroups; a group still in use by someone else is left alone (rmdir fails, quietly)."""
+    for d in dirs:
+        for p in [d, *list(d.parents)[: max(0, levels - 1)]]:
+            if is_root(p):
+                break
+            try:
+                p.rmdir()
+            except OSError:
+                break

@@ -43,6 +43,11 @@ def test_down_wakes_frozen_and_stopped_services_and_stops_them_gracefully(stacks
     assert all(e["expected"] and e["signal"] == 15 and "stopped" in e["message"] for e in stops)
     assert not any(pid_alive(s["pid"]) for s in st["services"].values())
     assert not any(d.exists() for d in cgroup_dirs(st))
+    # the stack's own group is gone, and the shared parent too unless another stack still uses it
+    for d in cgroup_dirs(st):
+        assert not d.parent.exists()
+        shared = d.parent.parent
+        assert not shared.exists() or any(c.is_dir() for c in shared.iterdir())
 
 
 def test_down_after_the_supervisor_was_killed_cleans_up_its_services(stacks: StackFactory) -> None:

@@ -255,7 +255,7 @@ def _sweep(st: dict[str, Any]) -> None:
     """Kill what a dead supervisor left and remove its cgroups (pid + start time, never a stranger)."""
     import psutil
 
-    from ..cgroups import Group
+    from ..cgroups import Group, prune
     from .process import kill_leftovers
 
     stack_dirs: set[Path] = set()
@@ -273,9 +273,7 @@ def _sweep(st: dict[str, Any]) -> None:
             kill_leftovers(None, group)
             stack_dirs.update(d.parent for d in group.dirs.values())
             group.remove()
-    for d in stack_dirs:
-        with contextlib.suppress(OSError):
-            d.rmdir()
+    prune(stack_dirs, levels=2)  # the stack's group, then the shared chaoslab-stack if it is empty
 
 
 def _tail(path: Path) -> str:

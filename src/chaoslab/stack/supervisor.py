@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from ..cgroups import Group
+from ..cgroups import Group, prune
 from . import health, process, state
 from .plan import ServicePlan, StackPlan
 
@@ -422,9 +422,7 @@ class Supervisor:
             if svc.group is not None:
                 stack_dirs.update(d.parent for d in svc.group.dirs.values())
                 svc.group.remove()
-        for d in stack_dirs:
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        prune(stack_dirs, levels=2)  # the stack's group, then the shared chaoslab-stack if it is empty
 
 
 def _log_tail(path: str, lines: int = 1) -> str:
