@@ -47,14 +47,18 @@ def assert_recovers_within(history: Recorded, seconds: float) -> float:
     return float(ttr)
 
 
+def _in_phase(history: Recorded, metric: str, phase: str) -> Any:
+    """``metric`` in ``phase`` (baseline, fault, recovery; ``run`` for the whole run)."""
+    return _metric(history, metric if phase == "run" else f"{metric}.{phase}")
+
+
 def assert_error_rate(history: Recorded, phase: str, max: float) -> float:
     """The share of scheduled operations that failed or timed out in ``phase`` is at most ``max``."""
-    name = f"error_rate.{phase}" if phase != "run" else "error_rate"
-    rate = _metric(history, name)
+    rate = _in_phase(history, "error_rate", phase)
     if rate is None:
         raise AssertionError(f"no operations were measured in the {phase} phase (did the session run a load?)")
     if rate > max:
-        timeouts = _metric(history, f"timeout_rate.{phase}" if phase != "run" else "timeout_rate")
+        timeouts = _in_phase(history, "timeout_rate", phase)
         raise AssertionError(
             f"error rate in {phase} is {rate:.2%} (of which timeouts {_fmt(timeouts)}), above {max:.2%}"
         )
@@ -63,12 +67,11 @@ def assert_error_rate(history: Recorded, phase: str, max: float) -> float:
 
 def assert_latency(history: Recorded, phase: str, p99_max: float) -> float:
     """The p99 latency of successful operations in ``phase`` is at most ``p99_max`` seconds."""
-    name = f"latency.p99.{phase}" if phase != "run" else "latency.p99"
-    p99 = _metric(history, name)
+    p99 = _in_phase(history, "latency.p99", phase)
     if p99 is None:
         raise AssertionError(f"no successful operation was measured in the {phase} phase")
     if p99 > p99_max:
-        p50 = _metric(history, name.replace("p99", "p50"))
+        p50 = _in_phase(history, "latency.p50", phase)
         raise AssertionError(f"p99 latency in {phase} is {p99 * 1000:.1f}ms (p50 {_fmt(p50)}s), above {p99_max * 1000:.1f}ms")
     return float(p99)
 
