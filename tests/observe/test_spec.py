@@ -48,3 +48,21 @@ def test_a_second_split_across_two_prints_is_summed_again() -> None:
         ("retransmits", 5432, 3), ("retransmits", 6379, 1), ("sched_wait", None, 10)}
     wait = next(r for r in rest if r["kind"] == "sched_wait")
     assert wait["avg_us"] == 25.0 and wait["max_us"] == 90
+
+
+def test_a_second_that_holds_the_injection_counts_for_the_fault() -> None:
+    from chaoslab.observe.findings import ebpf_findings, phase_counts
+
+    records = [
+        {"type": "phase", "t": 0.0, "name": "baseline"},
+        {"type": "phase", "t": 4.7, "name": "fault"},
+        {"type": "phase", "t": 9.7, "name": "recovery"},
+        {"type": "phase", "t": 13.0, "name": "end"},
+        {"type": "event", "source": "ebpf", "action": "started", "ports": [5432], "t": 0.0},
+        # the tracer's window [4, 5) holds the injection at 4.7: its retransmits are the fault's
+        {"type": "event", "source": "ebpf", "kind": "retransmits", "port": 5432, "count": 3, "t": 4.0, "window": 1.0},
+        {"type": "event", "source": "ebpf", "kind": "retransmits", "port": 5432, "count": 1, "t": 11.0, "window": 1.0},
+    ]
+    counts = phase_counts(records)["TCP retransmits on port 5432"]
+    assert counts == {"baseline": 0, "fault": 3, "recovery": 1}
+    assert any("3 TCP retransmits on port 5432 during the fault (0 in baseline" in f for f in ebpf_findings(records))

@@ -24,7 +24,14 @@ def _phase_bounds(records: list[dict[str, Any]]) -> dict[str, tuple[float, float
 
 
 def _phase_of(t: float, bounds: dict[str, tuple[float, float]]) -> str | None:
-    # a 1 s window belongs to the phase holding most of it
+    # A 1 s window [t, t+1) that overlaps the fault at all is the fault's: a fault's kernel effects
+    # start with it (a second holding the injection must not make the baseline look noisy), and
+    # an instant fault (kill) has a window of zero length. Other windows go to the phase holding
+    # most of them.
+    if "fault" in bounds:
+        lo, hi = bounds["fault"]
+        if t <= hi and t + 1.0 > lo:
+            return "fault"
     mid = t + 0.5
     for name, (lo, hi) in bounds.items():
         if lo <= mid < hi:
