@@ -469,17 +469,18 @@ class Run:
 
     def _copy_stack_events(self) -> None:
         """The stack's exits, restarts and health changes during the run, on the run's clock."""
-        stack_files = {self.loaded.stack_file()} | {
-            t.spec.get("stack") for t in self.targets.values() if t.kind == "service"
-        }
-        if not any(t.kind == "service" for t in self.targets.values()) and self.loaded.stack_file() is None:
+        # each service target's stack (resolved like the target: its own, else the experiment's,
+        # else the single running one), plus the experiment's stack
+        default = self.loaded.stack_file()
+        stack_files = {t.spec.get("stack") or default for t in self.targets.values() if t.kind == "service"}
+        if default is not None:
+            stack_files.add(default)
+        if not stack_files:
             return
         from ..stack import events_between
 
         now = time.time()
         for stack_file in stack_files:
-            if stack_file is None and self.loaded.stack_file() is not None:
-                continue
             try:
                 events = events_between(stack_file, self.clock.wall0, now)
             except ChaoslabError as exc:
