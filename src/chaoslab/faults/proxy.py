@@ -125,30 +125,29 @@ class TimeoutParams(ToxicParams):
     timeout: Duration = Field(0.0, description="Close connections after this long; 0 = hold them open.")
 
 
+class _TimeoutToxicFault(ToxicFault):
+    """Toxics whose one attribute is ``timeout`` (ms): timeout and reset_peer."""
+
+    Params = TimeoutParams
+
+    def attributes(self) -> dict[str, Any]:
+        p = self.params
+        assert isinstance(p, TimeoutParams)
+        return {"timeout": _ms(p.timeout)}
+
+
 @register
-class NetworkBlackhole(ToxicFault):
+class NetworkBlackhole(_TimeoutToxicFault):
     name = "network.blackhole"
     summary = "Stop all data on a proxied link (Toxiproxy timeout toxic)."
-    Params = TimeoutParams
     toxic_type = "timeout"
-
-    def attributes(self) -> dict[str, Any]:
-        p = self.params
-        assert isinstance(p, TimeoutParams)
-        return {"timeout": _ms(p.timeout)}
 
 
 @register
-class NetworkReset(ToxicFault):
+class NetworkReset(_TimeoutToxicFault):
     name = "network.reset"
     summary = "Reset connections (TCP RST) on a proxied link after their first data."
-    Params = TimeoutParams
     toxic_type = "reset_peer"
-
-    def attributes(self) -> dict[str, Any]:
-        p = self.params
-        assert isinstance(p, TimeoutParams)
-        return {"timeout": _ms(p.timeout)}
 
 
 class SlowCloseParams(ToxicParams):
