@@ -38,3 +38,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev,exchange]'
   touch "$stamp"
 fi
+
+# Docker Engine and Compose (container targets, the exchange on Compose): installed and started here.
+bash scripts/docker.sh
