@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .errors import ChaoslabError, InputError
+from .errors import Aborted, ChaoslabError, InputError
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -43,6 +44,35 @@ def _fail(exc: ChaoslabError) -> None:
 def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
         runs_dir: Path, report_formats: str, metrics_port: int | None) -> None:
     """Run the experiment FILE."""
+    # Until the runner installs its own handlers (just before the first injection), SIGINT and
+    # SIGTERM end start-up with exit 3 like any abort, instead of the default death by signal.
+    previous = {sig: signal.signal(sig, _abort_start_up) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _run(file, variables, dry_run, recover_first, quiet, runs_dir, report_formats, metrics_port)
+    except _StartUpAborted as exc:
+        click.echo(f"chaoslab: aborted by {exc.name} during start-up, before any fault was injected",
+                   err=True)
+        sys.exit(Aborted.exit_code)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _StartUpAborted(BaseException):
+    """Raised by the start-up signal handler; a BaseException so that no ``except Exception``
+    on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
+
+
+def _abort_start_up(signum: int, frame: object) -> None:
+    raise _StartUpAborted(signum)
+
+
+def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
+         runs_dir: Path, report_formats: str, metrics_port: int | None) -> None:
     from .console import make_console
     from .experiment.loader import load_experiment
     from .runner.run import RunOptions, run_experiment

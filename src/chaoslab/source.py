@@ -12,8 +12,10 @@ key and its value stand in the file, and turns pydantic's errors into
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
+import math
 import os
 import re
 import types
@@ -27,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
+from .units import shown
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -123,68 +126,181 @@ def load_document(path: str | os.PathLike[str], variables: Mapping[str, str] | N
     p = Path(path)
     name = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         raise InputError("no such file", file=name) from None
     except IsADirectoryError:
         raise InputError("is a directory, expected a YAML or JSON file", file=name) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason})", file=name) from None
     except OSError as exc:
         raise InputError(exc.strerror or str(exc), file=name) from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise InputError(f"the file is larger than {MAX_DOCUMENT_BYTES // 1024} KiB", file=name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw[: exc.start].decode("utf-8", errors="replace"))
+        raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}: {exc.reason})",
+                         file=name, line=line, column=col) from None
     return parse_document(text, name, variables)
 
 
+def _line_col(before: str) -> tuple[int, int]:
+    """1-based line and column of the character that follows ``before``."""
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
 def parse_document(text: str, name: str, variables: Mapping[str, str] | None = None) -> Document:
+    json_file = name.endswith(".json")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:  # a NUL byte or another character YAML forbids
+        line, col = _line_col(text[: exc.position])
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InputError(f"character {what} is not allowed in YAML or JSON text", file=name,
+                         line=line, column=col) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        if name.endswith(".json"):
-            problem = f"invalid JSON: {problem}"
-        raise InputError(
-            problem,
-            file=name,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
+        raise _syntax_error(exc, name, json_file) from None
     except yaml.YAMLError as exc:
         raise InputError(f"cannot parse: {exc}", file=name) from None
+    except RecursionError:
+        raise InputError(f"nesting deeper than Python can follow (keep it under {MAX_DEPTH} levels)",
+                         file=name) from None
     if node is None:
         raise InputError("the file is empty", file=name, line=1, column=1)
     doc = Document(path=name, data=None)
     env = dict(os.environ)
     env.update(variables or {})
-    doc.data = _build(node, (), doc, env)
+    doc.data = _Builder(doc, env).build(node, ())
     return doc
 
 
+def _syntax_error(exc: yaml.MarkedYAMLError, name: str, json_file: bool) -> InputError:
+    """One line at the place a person should look. For an unclosed quote or bracket PyYAML's
+    problem mark is where it gave up (often the end of the file); the context mark is where the
+    construct opened, so that is where we point, naming where it gave up."""
+    problem = exc.problem or exc.context or "syntax error"
+    mark = exc.problem_mark or exc.context_mark
+    ctx = exc.context_mark
+    if exc.context and ctx is not None and exc.context.startswith("while scanning") and mark is not None:
+        problem = f"{exc.context} that starts here: {problem} (line {mark.line + 1})"
+        mark = ctx
+    if json_file:
+        problem = f"invalid JSON: {problem}"
+    return InputError(problem, file=name, line=mark.line + 1 if mark else None,
+                      column=mark.column + 1 if mark else None)
+
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""Experiment, stack and suite files are small; anything larger is refused before parsing."""
+MAX_VALUES = 100_000
+"""Values a document may expand to. YAML aliases can make a 1 KB file expand to 10^9 values
+("billion laughs"); real files have a few hundred."""
+MAX_DEPTH = 64
+"""Nesting of mappings and lists."""
+MAX_INTEGER = 2**53
+"""Larger integers lose precision as floats (and a 400-digit one cannot become a float at all)."""
+
+
 _constructor = yaml.constructor.SafeConstructor()
+_MERGE = "tag:yaml.org,2002:merge"
 
 
-def _build(node: yaml.Node, loc: Loc, doc: Document, env: Mapping[str, str]) -> Any:
-    doc.value_marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        _constructor.flatten_mapping(node)
+class _Builder:
+    """Turns the composed node tree into plain data, recording marks, with the limits above.
+
+    Aliases are followed (they are ordinary YAML), but a node that contains itself is an error,
+    and so is a document that expands past ``MAX_VALUES``."""
+
+    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+        self.doc = doc
+        self.env = env
+        self.count = 0
+        self.open: set[int] = set()
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        doc = self.doc
+        doc.value_marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise doc.error(loc, f"the document expands to more than {MAX_VALUES:,} values "
+                                 "(YAML aliases repeated inside each other?)")
+        if len(loc) > MAX_DEPTH:
+            raise doc.error(loc, f"nested more than {MAX_DEPTH} levels deep")
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self.scalar(node, loc)
+        if id(node) in self.open:
+            raise doc.error(loc, "a YAML alias refers to the value that contains it (an endless structure)")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+            return self.mapping(node, loc)
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        doc = self.doc
+        explicit = sum(1 for k, _ in node.value if not (isinstance(k, yaml.ScalarNode) and k.tag == _MERGE))
+        try:
+            _constructor.flatten_mapping(node)  # merge keys (<<): merged pairs come first
+        except yaml.MarkedYAMLError as exc:
+            raise doc.error(loc, exc.problem or "invalid merge key (<<)") from None
+        except RecursionError:
+            raise doc.error(loc, "a merge key (<<) refers to the mapping that contains it") from None
+        merged = len(node.value) - explicit
         out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node, deep=True)
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise doc.error(loc, "mapping keys must be plain strings")
+            key = self.scalar(key_node, loc)
             if not isinstance(key, str | int | float | bool):
                 raise doc.error(loc, "mapping keys must be plain strings")
             key = str(key) if not isinstance(key, str) else key
             child = (*loc, key)
             doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            if key in out:
-                raise doc.error(child, f"duplicate key {key!r}", key=True)
-            out[key] = _build(value_node, child, doc, env)
+            if key in out and key not in from_merge:
+                raise doc.error(child, f"duplicate key {shown(key)}", key=True)
+            # YAML's merge: a key written in the mapping itself overrides a merged one
+            (from_merge.add if index < merged else from_merge.discard)(key)
+            out[key] = self.build(value_node, child)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*loc, i), doc, env) for i, item in enumerate(node.value)]
-    value = _constructor.construct_object(node, deep=True)
-    if isinstance(value, str) and "$" in value:
-        value = _substitute(value, loc, doc, env)
-    return value
+
+    def scalar(self, node: yaml.Node, loc: Loc) -> Any:
+        doc = self.doc
+        here = (node.start_mark.line + 1, node.start_mark.column + 1)
+        try:
+            value = _constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            why = getattr(exc, "problem", None) or str(exc)
+            raise InputError(f"invalid !!{tag} value {shown(node.value)} ({why})", file=doc.path,
+                             line=here[0], column=here[1], field=format_loc(loc) or None) from None
+        if isinstance(value, bool) or value is None or isinstance(value, str):
+            pass
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise InputError(f"{shown(node.value)} is not a finite number (.nan and .inf are not accepted)",
+                                 file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
+        elif isinstance(value, int):
+            if abs(value) > MAX_INTEGER:
+                raise InputError(f"the number {_short(str(node.value))} is out of range (at most 2^53)",
+                                 file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
+        elif isinstance(value, datetime.date):
+            # An unquoted 2026-01-01 is a date in YAML; users mean the text (a body field, an id).
+            value = str(node.value)
+        else:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            raise InputError(f"!!{tag} values are not supported here (write a string or a number)",
+                             file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
+        if isinstance(value, str) and "$" in value:
+            value = _substitute(value, loc, doc, self.env)
+        return value
+
+
+def _short(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-6:]} ({len(text)} digits)"
 
 
 def _substitute(value: str, loc: Loc, doc: Document, env: Mapping[str, str]) -> str:
@@ -251,9 +367,9 @@ def _message(err: Any, model: type[BaseModel], raw_loc: Loc) -> str:
         msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "literal_error":
         got = err.get("input")
-        return f"{msg} (got {got!r})"
+        return f"{msg} (got {shown(got)})"
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"{msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
+        return f"{msg[0].lower()}{msg[1:]} (got {shown(err.get('input'))})"
     return msg[0].lower() + msg[1:] if msg else kind
 
 

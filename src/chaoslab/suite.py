@@ -35,7 +35,7 @@ from .units import Duration
 
 
 class SuiteEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     path: str
     name: str | None = None
     vars: dict[str, str] = Field(default_factory=dict)
@@ -47,7 +47,7 @@ class SuiteEntry(BaseModel):
 
 
 class Suite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(..., min_length=1)
     description: str = ""
     pause: Duration = 0.0

@@ -26,7 +26,7 @@ _KINDS: tuple[str, ...] = TargetKind.__args__  # type: ignore[attr-defined]
 
 
 class PodSelector(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     namespace: str = "default"
     selector: str
 
@@ -34,7 +34,7 @@ class PodSelector(BaseModel):
 class TargetSpec(BaseModel):
     """One entry of ``targets:``. Exactly one of the kind keys is given."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     pid: int | None = Field(None, gt=1, description="A process id (never 1).")
     process: str | None = Field(None, description="Regular expression matched against the full command line.")

@@ -36,6 +36,7 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
     doc = load_document(path, variables)
     if not isinstance(doc.data, dict):
         raise doc.error((), "an experiment must be a mapping (title, method, ...)")
+    _check_bound_units(doc)
     exp = doc.validate(Experiment)
     errors = _check_references(exp, doc) + _check_steps(exp, doc) + _check_probes(exp, doc)
     errors += _check_hypothesis(exp, doc) + _check_observe(exp, doc)
@@ -131,7 +132,7 @@ def _check_probes(exp: Experiment, doc: Document) -> list[InputError]:
 def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
     if not exp.hypothesis:
         return []
-    from ..analysis import validate_metric_name
+    from ..analysis.names import validate_metric_name
 
     errors: list[InputError] = []
     for key in exp.hypothesis:
@@ -140,7 +141,27 @@ def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
                                  has_verify=exp.verify is not None)
         except ValueError as exc:
             errors.append(doc.error(("hypothesis", key), str(exc), key=True))
+            continue
     return errors
+
+
+def _check_bound_units(doc: Document) -> None:
+    """A duration string bounds only a time metric; ``lost_writes: {max: '1s'}`` is a mistake.
+    Checked on the raw data, before the model turns the string into seconds."""
+    from ..analysis.names import unit
+
+    raw = doc.data.get("hypothesis")
+    if not isinstance(raw, dict):
+        return
+    errors = []
+    for key, bound in raw.items():
+        kind = unit(str(key))
+        for side in ("max", "min"):
+            if isinstance(bound, dict) and isinstance(bound.get(side), str) and kind != "seconds":
+                errors.append(doc.error(("hypothesis", key, side),
+                                        f"{key} is a {kind.replace('_', ' ')}, not a time: write a number"))
+    if errors:
+        raise InputErrors(errors)
 
 
 def _check_observe(exp: Experiment, doc: Document) -> list[InputError]:

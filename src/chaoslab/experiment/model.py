@@ -18,7 +18,7 @@ from .workload import Bound, LoadSpec, VerifySpec
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- probes --------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ class ProbeSpec(_Strict):
 class Step(BaseModel):
     """A fault at an offset of the timeline; the fault's own parameters are inline."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     fault: str
     target: str | None = None

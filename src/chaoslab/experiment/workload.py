@@ -30,7 +30,7 @@ def _check_path(path: str | None) -> str | None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AckRule(_Strict):
@@ -130,9 +130,14 @@ class VerifySpec(_Strict):
 
 
 def _number_or_duration(v: Any) -> Any:
-    from ..units import parse_duration
+    from ..units import parse_duration, shown
 
-    return parse_duration(v) if isinstance(v, str) else v
+    if not isinstance(v, str):
+        return v
+    try:
+        return parse_duration(v)
+    except ValueError:
+        raise ValueError(f"expected a number, or a duration such as 30s for a time metric (got {shown(v)})") from None
 
 
 BoundValue = Annotated[

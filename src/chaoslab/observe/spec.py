@@ -19,7 +19,7 @@ ProfiledPhase = Literal["baseline", "fault", "recovery"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _default_phases() -> list[ProfiledPhase]:

@@ -22,7 +22,7 @@ class Sample:
 
 
 class NoExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Probe(ABC):

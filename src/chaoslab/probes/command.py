@@ -12,7 +12,7 @@ from .base import Probe, Sample, Stopwatch
 
 
 class CommandExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     exit_code: int | None = 0
     stdout_contains: str | None = None
 

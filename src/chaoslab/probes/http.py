@@ -13,7 +13,7 @@ from .base import Probe, Sample, Stopwatch
 
 
 class HttpExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     status: list[int] | int | None = Field(None, description="Accepted status codes (default: 2xx).")
     max_latency: Duration | None = None
     json_: dict[str, Any] | None = Field(None, alias="json", description="JSON path -> expected value.")

@@ -33,7 +33,7 @@ Reduce = Literal["last", "max", "min", "avg", "sum"]
 
 
 class PrometheusProbeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     url: str = Field("http://127.0.0.1:9090", description="Base URL of the Prometheus HTTP API.")
     query: str = Field(..., min_length=1, description="PromQL expression.")
@@ -56,7 +56,7 @@ class PrometheusProbeSpec(BaseModel):
 class BaselineTolerance(BaseModel):
     """Compare with the mean of the first ``samples`` values (taken before the fault)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     samples: int = Field(3, ge=1, le=1000)
     max_ratio: float | None = Field(None, gt=0, description="value <= baseline * max_ratio")
     min_ratio: float | None = Field(None, ge=0, description="value >= baseline * min_ratio")
@@ -71,7 +71,7 @@ class BaselineTolerance(BaseModel):
 
 
 class PrometheusExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     min: float | None = None
     max: float | None = None
     baseline: BaselineTolerance | None = None

@@ -100,6 +100,7 @@ class Run:
         self.run_id = new_run_id(self.exp.title)
         self.plan = plan(self.exp)
         self.targets: dict[str, ResolvedTarget] = {}
+        self.unresolved: dict[str, str] = {}
         self.active: list[ActiveFault] = []
         self.abort_reason: str | None = None
         self.abort_code = EXIT_ABORTED
@@ -147,18 +148,26 @@ class Run:
             if dead_runs(self.opts.ledger_root):
                 raise LedgerError("some faults of a dead run could not be reverted; see `chaoslab recover`")
         stack_file = self.loaded.stack_file()
-        if stack_file is not None:
+        if stack_file is not None and not self.opts.dry_run:
             from ..stack import Stack
 
             # `up` returns at once when the stack is already up and healthy
             Stack.load(stack_file).up()
         for name, spec in self.exp.targets.items():
-            self.targets[name] = resolve(name, spec, stack_file=stack_file)
+            try:
+                self.targets[name] = resolve(name, spec, stack_file=stack_file)
+            except TargetError as exc:
+                # A dry run touches nothing, so a stack that is not up cannot resolve its services
+                # yet: say so in the plan instead of bringing the stack up.
+                if not (self.opts.dry_run and spec.kind == "service"):
+                    raise
+                self.unresolved[name] = f"service {spec.service} (not resolved: {exc})"
         for p in self.plan:
             p.cls.check()
 
     def describe_plan(self) -> list[str]:
-        return describe_plan(self.exp, self.plan, {n: t.describe() for n, t in self.targets.items()})
+        shown = {n: t.describe() for n, t in self.targets.items()}
+        return describe_plan(self.exp, self.plan, {**shown, **self.unresolved})
 
     # -- the run --------------------------------------------------------------------------
     async def execute(self) -> RunResult:
