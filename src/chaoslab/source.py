@@ -185,11 +185,21 @@ def _syntax_error(exc: yaml.MarkedYAMLError, name: str, json_file: bool) -> Inpu
     if exc.context and ctx is not None and exc.context.startswith("while scanning") and mark is not None:
         problem = f"{exc.context} that starts here: {problem} (line {mark.line + 1})"
         mark = ctx
+    for pyyaml_words, plain in _PLAIN_WORDS:
+        if problem.startswith(pyyaml_words):
+            problem = f"{plain} ({problem})"
+            break
     if json_file:
         problem = f"invalid JSON: {problem}"
     return InputError(problem, file=name, line=mark.line + 1 if mark else None,
                       column=mark.column + 1 if mark else None)
 
+
+_PLAIN_WORDS = (
+    ("expected <block end>", "this line is not indented like the lines above it"),
+    ("mapping values are not allowed here", "unexpected ':' (check this line's indentation, or quote the value)"),
+    ("found character '\\t'", "a tab: YAML indents with spaces only"),
+)
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 """Experiment, stack and suite files are small; anything larger is refused before parsing."""
