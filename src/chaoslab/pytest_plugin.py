@@ -30,7 +30,7 @@ import pytest
 
 from .runner.session import ChaosSession, DryRun, LoadHandle, TargetLike
 
-COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources")
+COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources", "kafka", "storage")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
