@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -364,8 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s3-url", default="", help="S3 endpoint for the batch archive (empty: no archive)")
     ap.add_argument("--s3-bucket", default="pipeline-archive")
     ap.add_argument("--bug-accept", action="append", choices=[k for k in schema.KINDS if k not in ("invalid_json", "oversize")],
-                    help="PLANTED BUG for the poison experiments: store records with this defect as valid")
+                    help="PLANTED BUG for the poison experiments: store records with this defect as valid "
+                         "(also PIPELINE_BUG_ACCEPT=kind[,kind], so a stack file can switch it)")
     a = ap.parse_args(argv)
+    env_bug = [k for k in os.environ.get("PIPELINE_BUG_ACCEPT", "").split(",") if k]
+    unknown = [k for k in env_bug if k not in schema.KINDS]
+    if unknown:
+        ap.error(f"PIPELINE_BUG_ACCEPT: unknown kind {unknown[0]!r}")
+    a.bug_accept = (a.bug_accept or []) + env_bug
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.bug_accept:
         log.warning("planted bug: records with %s are stored as valid", ", ".join(a.bug_accept))
