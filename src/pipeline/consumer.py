@@ -89,6 +89,9 @@ class Consumer:
         self.stats: dict[str, Any] = {"stored": 0, "dead_lettered": 0, "redriven": 0, "batches": 0,
                                       "last_progress": time.time(), "started": time.time()}
         self.tasks: list[asyncio.Task[None]] = []
+        # per loop: its Kafka consumer and the next offset it has finished with, per partition
+        self.readers: dict[str, AIOKafkaConsumer] = {}
+        self.done: dict[str, dict[TopicPartition, int]] = {"main": {}, "redrive": {}}
 
     # --- dependencies ----------------------------------------------------------------
     async def _pool(self) -> asyncpg.Pool:
@@ -131,6 +134,7 @@ class Consumer:
             TOPIC, bootstrap_servers=self.a.bootstrap, group_id="pipeline", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=6000,
             heartbeat_interval_ms=1000, request_timeout_ms=15000))
+        self.readers["main"] = consumer
         try:
             while True:
                 try:
@@ -148,6 +152,7 @@ class Consumer:
                         consumer.seek(tp, msgs[0].offset)
                         await asyncio.sleep(1.0)
                         continue
+                    self.done["main"][tp] = msgs[-1].offset + 1
                     try:
                         await consumer.commit({tp: msgs[-1].offset + 1})
                     except KafkaError as exc:
@@ -259,6 +264,7 @@ class Consumer:
             DLQ, bootstrap_servers=self.a.bootstrap, group_id="pipeline-redrive", enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=6000,
             heartbeat_interval_ms=1000))
+        self.readers["redrive"] = consumer
         try:
             while True:
                 try:
@@ -275,6 +281,7 @@ class Consumer:
                         log.info("redrive waits for PostgreSQL: %s", type(exc).__name__)
                         await asyncio.sleep(1.0)
                         continue
+                    self.done["redrive"][tp] = msgs[-1].offset + 1
                     try:
                         await consumer.commit({tp: msgs[-1].offset + 1})
                     except KafkaError as exc:
@@ -305,6 +312,47 @@ class Consumer:
         self.stats["redriven"] += len(msgs)
 
     # --- HTTP --------------------------------------------------------------------------
+    async def _drained(self, loop: str) -> bool:
+        reader = self.readers.get(loop)
+        if reader is None:
+            return False
+        parts = reader.assignment()
+        if not parts:
+            return False
+        ends = await reader.end_offsets(list(parts))
+        for tp, end in ends.items():
+            pos = self.done[loop].get(tp)
+            if pos is None:  # nothing handled since we started: what the group committed before
+                pos = await reader.committed(tp) or 0
+            if pos < end:
+                return False
+        return True
+
+    async def settled(self, request: web.Request) -> web.Response:
+        """``GET /settled?prefix=P&wait=S``: once everything in the log when asked has been
+        processed (stored or dead-lettered, and the dead letters drained), the ids with that
+        prefix in ``events`` and in ``dead_letters``; 503 if not settled within ``wait`` s.
+        The final read of the experiments: a plain SELECT right at the end of a run would
+        miss the records acknowledged in its last second."""
+        prefix = request.query.get("prefix", "")
+        wait = min(float(request.query.get("wait", "10")), 60.0)
+        deadline = time.monotonic() + wait
+        try:
+            while not (await self._drained("main") and await self._drained("redrive")):
+                if time.monotonic() > deadline:
+                    return web.json_response({"error": "not settled"}, status=503)
+                await asyncio.sleep(0.2)
+
+            async def read(conn: asyncpg.Connection) -> tuple[list[str], list[str]]:
+                like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                ev = await conn.fetch("select id from events where id like $1", like)
+                dl = await conn.fetch("select id from dead_letters where id like $1", like)
+                return [r[0] for r in ev], [r[0] for r in dl]
+            events, dead = await self._pg(read)
+        except (*_UNAVAILABLE, KafkaError, asyncpg.PostgresError) as exc:
+            return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=503)
+        return web.json_response({"events": events, "dead_letters": dead})
+
     async def health(self, _request: web.Request) -> web.Response:
         breakers = {b.name: b.state.value for b in (self.pg_breaker, self.redis_breaker, self.s3_breaker)}
         status = "ok" if all(s == "closed" for s in breakers.values()) else "degraded"
@@ -350,6 +398,7 @@ def _dump(v: dict[str, Any]) -> str:
 def build(c: Consumer) -> web.Application:
     app = web.Application()
     app.router.add_get("/health", c.health)
+    app.router.add_get("/settled", c.settled)
     app.router.add_get("/metrics", c.metrics.handler)
     app.on_startup.append(c.start)
     app.on_cleanup.append(c.stop)
