@@ -137,6 +137,21 @@ class Pipeline:
                 return where
             time.sleep(0.5)
 
+    def settled(self, prefix: str, wait: float = 60.0) -> tuple[list[str], list[str]]:
+        """(events, dead_letters) ids with this prefix once the consumer has drained both topics."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                r = httpx.get(f"{self.consumer}/settled", params={"prefix": prefix, "wait": "10"}, timeout=15)
+                if r.status_code == 200:
+                    body = r.json()
+                    return list(body["events"]), list(body["dead_letters"])
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the consumer did not settle within {wait}s")
+            time.sleep(0.5)
+
     def proxy(self, name: str, **attrs: Any) -> None:
         httpx.post(f"{self.proxy_api}/proxies/{name}", json=attrs, timeout=5).raise_for_status()
 

@@ -98,6 +98,10 @@ class History:
             extra += f',"ack_id":{json.dumps(op.ack_id)}'
         if op.refused:
             extra += ',"refused":true'
+        elif op.outcome == "fail" and op.status is not None:
+            # an indeterminate answer (502/504 by the ack rule): said explicitly, because a reader
+            # that finds no "refused" takes any failure with a status for an explicit refusal
+            extra += ',"refused":false'
         if op.error:
             extra += f',"error":{json.dumps(op.error)}'
         if op.cut:
