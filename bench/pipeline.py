@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "pipeline"))  # the tests' private-stack helper
+# this file is named pipeline.py: its own directory must not shadow the pipeline package
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "pipeline")]  # the tests' private-stack helper
 
 from pipeline_stack import Pipeline, pipeline_stack  # noqa: E402
 
@@ -72,7 +74,8 @@ async def step(p: Pipeline, rate: float, seconds: float, hist: Path) -> dict[str
     await asyncio.sleep(seconds)
     stop.set()
     await task
-    ops = [json.loads(x) for x in hist.read_text().splitlines()[1:]]
+    # operations still in flight when the step ended are cut: out of the rates, as in the analysis
+    ops = [o for o in (json.loads(x) for x in hist.read_text().splitlines()[1:]) if not o.get("cut")]
     ok = sorted(o["latency"] for o in ops if o["outcome"] == "ok")
     lags = sorted(o["t_sent"] - o["t_scheduled"] for o in ops if o["t_sent"] is not None)
     acked = [o["ack_id"] for o in ops if o.get("ack")]
@@ -91,14 +94,16 @@ async def main(args: argparse.Namespace) -> None:
     with pipeline_stack() as p, tempfile.TemporaryDirectory() as tmp:
         alone = await broker_alone(p, args.broker_records)
         print(f"broker alone (aiokafka -> Tansu on S3, acks=all): {alone:,.0f} records/s")
-        best = 0.0
+        best, misses = 0.0, 0
         for i, rate in enumerate(args.rates):
             r = await step(p, rate, args.step_seconds, Path(tmp) / f"h{i}.jsonl")
-            print(json.dumps(r))
+            print(json.dumps(r), flush=True)
             if r["passed"]:
-                best = rate
-            elif best:
-                break
+                best, misses = rate, 0
+            else:
+                misses += 1
+                if misses == 2:  # one noisy step on a shared machine is not the limit
+                    break
         ratio = best / alone if alone else float("nan")
         print(f"pipeline: {best:,.0f} records/s acknowledged at p99 <= {P99_BUDGET:g} s "
               f"= {ratio:.2f} x the broker alone ({alone:,.0f}/s)")
