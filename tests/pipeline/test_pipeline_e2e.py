@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import boto3
 import httpx
 import pytest
 from pipeline_stack import Pipeline, record
+from tests.conftest import ROOT, free_port, wait_for_port
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -106,3 +109,45 @@ def test_the_broker_keeps_acknowledged_records_across_sigkill(chaos_stack: Pipel
         assert time.monotonic() < deadline, st
         time.sleep(0.2)
     assert asyncio.run(consume()) == {f"r{i}".encode() for i in range(500)}
+
+
+def test_back_pressure_answers_429_with_retry_after(chaos_stack: Pipeline) -> None:
+    """A producer with a small buffer behind a slow broker: the records beyond the buffer get
+    429 + Retry-After through the gateway, the others are acknowledged, nothing hangs."""
+    p = chaos_stack
+    prod_port, gw_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "pipeline.producer", "--port", str(prod_port), "--bootstrap", p.kafka,
+                          "--max-inflight", "5"], env=env, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "pipeline.gateway", "--port", str(gw_port), "--producer-url",
+                          f"http://127.0.0.1:{prod_port}"], env=env, stderr=subprocess.DEVNULL),
+    ]
+    try:
+        wait_for_port(prod_port, 30)
+        wait_for_port(gw_port, 30)
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"http://127.0.0.1:{prod_port}/health", timeout=2).json()["connected"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # every acknowledgement 400 ms late: the 5-record buffer stays full
+        httpx.post(f"{p.proxy_api}/proxies/kafka/toxics", json={
+            "name": "bp", "type": "latency", "stream": "downstream", "attributes": {"latency": 400}}, timeout=5)
+        try:
+            async def burst() -> list[tuple[int, str | None]]:
+                async with httpx.AsyncClient(timeout=10) as c:
+                    async def one(i: int) -> tuple[int, str | None]:
+                        r = await c.post(f"http://127.0.0.1:{gw_port}/logs", json=record(f"{p.token}-bp-{i}"))
+                        return r.status_code, r.headers.get("Retry-After")
+                    return list(await asyncio.gather(*(one(i) for i in range(40))))
+            answers = asyncio.run(burst())
+        finally:
+            httpx.delete(f"{p.proxy_api}/proxies/kafka/toxics/bp", timeout=5)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    statuses = [s for s, _ in answers]
+    assert statuses.count(429) >= 20 and statuses.count(201) >= 5, statuses
+    assert set(statuses) <= {201, 429}, statuses
+    assert all(ra == "1" for s, ra in answers if s == 429)
