@@ -46,7 +46,17 @@ def test_a_correct_system_rejects_or_dead_letters_every_defect(tmp_path: Path) -
     assert p["kinds"]["truncated_json"]["rejected"] == 100
     assert p["kinds"]["missing_field"]["dead_lettered"] == p["kinds"]["bad_decimal"]["dead_lettered"] == 100
     assert a["data_loss"]["lost"] == [] and a["data_loss"]["unexpected"] == []
+    assert p["stall_suspected"] is False
     assert a["held"] is True
+
+
+def test_well_formed_records_missing_after_poison_suggest_a_stall(tmp_path: Path) -> None:
+    ops = _ops(600)
+    clean = [o["key"] for o in ops if "poison" not in o]
+    dead = [o["key"] for o in ops if o.get("poison") in ("missing_field", "bad_decimal")]
+    a = _run(tmp_path, clean[:200], dead)  # the last 100 well-formed records never arrived
+    assert a["poison"]["stall_suspected"] is True and a["poison"]["clean_lost"] == 100
+    assert any("may have stalled" in f for f in a["findings"])
 
 
 def test_a_planted_defect_is_reported_with_its_kind_and_count(tmp_path: Path) -> None:

@@ -194,6 +194,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
     loss = dataloss.check(clean_ops, clean_verify, run.wants_verify)
     metrics.update(loss.counts())
     poisoning = poison.check(run.ops, run.verify)
+    poison.note_stall(poisoning, metrics.get("lost_writes"))
     metrics.update(poison.metrics(poisoning, missing))
     for key in ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates"):
         if metrics[key] is None:

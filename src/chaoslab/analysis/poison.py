@@ -121,6 +121,14 @@ def metrics(result: dict[str, Any] | None, missing: dict[str, str]) -> dict[str,
     return out
 
 
+def note_stall(result: dict[str, Any] | None, clean_lost: int | None) -> None:
+    """Well-formed acknowledged records missing at the end of a poisoned run: the likely cause
+    is a consumer stuck behind a malformed record (it never reached the ones after it)."""
+    if result is not None and result["status"] == CHECKED:
+        result["clean_lost"] = clean_lost
+        result["stall_suspected"] = bool(clean_lost)
+
+
 def findings(result: dict[str, Any] | None) -> list[str]:
     if result is None:
         return []
@@ -138,6 +146,11 @@ def findings(result: dict[str, Any] | None) -> list[str]:
         if r["lost"]:
             out.append(f"{r['lost']} acknowledged malformed {kind} record(s) were LOST (neither stored nor "
                        f"dead-lettered; e.g. {', '.join(r['examples'].get('lost', []))}).")
+    if result.get("stall_suspected"):
+        out.append(f"{result['clean_lost']} well-formed acknowledged record(s) are missing too: the system may "
+                   "have stalled behind a malformed one.")
+    elif result.get("clean_lost") == 0:
+        out.append("Every well-formed acknowledged record was stored: no stall behind the malformed ones.")
     if result["reason"]:
         out.append(f"Malformed payloads: {result['reason']}.")
     return out
