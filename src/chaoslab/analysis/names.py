@@ -40,6 +40,10 @@ SCALAR = (
     "duplicates",
     "resilience_score",
     "generator_lag.p99",
+    "poison_stored_as_valid",
+    "poison_lost",
+    "poison_rejected",
+    "poison_dead_lettered",
 )
 
 #: Per-probe metrics (``probe.<name>.<metric>[.phase]``).
@@ -61,7 +65,8 @@ def metric_names(probes: list[str]) -> list[str]:
 
 #: Keys measured from the load's history, and from the final read.
 _NEEDS_LOAD = (*PHASED, "generator_lag.p99")
-_NEEDS_VERIFY = ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates")
+_NEEDS_VERIFY = ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates",
+                 "poison_stored_as_valid", "poison_lost", "poison_dead_lettered")
 
 
 def validate_metric_name(

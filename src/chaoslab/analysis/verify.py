@@ -114,6 +114,22 @@ async def _attempt(spec: VerifySpec, run: str, attempted: list[str]) -> list[Any
     return await _python(spec.python, run, attempted)
 
 
+async def _read_dead_letters(spec: SqlRead, run: str, left: float) -> tuple[list[Any] | None, str | None]:
+    """The system's dead-letter ids (``verify.dead_letters``), retried like the final read."""
+    started = time.monotonic()
+    error = "no attempt was made"
+    while True:
+        try:
+            return await asyncio.wait_for(_sql(spec, run), _ATTEMPT_TIMEOUT), None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}".strip()
+        if time.monotonic() - started + _RETRY_EVERY > max(left, _RETRY_EVERY):
+            return None, error
+        await asyncio.sleep(_RETRY_EVERY)
+
+
 async def final_read(spec: VerifySpec, run_dir: Path) -> None:
     """Read the system's final state, retrying until the deadline; always writes verify.json."""
     run, attempted = _history(run_dir)
@@ -134,6 +150,10 @@ async def final_read(spec: VerifySpec, run_dir: Path) -> None:
         if time.monotonic() - started + _RETRY_EVERY > spec.deadline:
             break
         await asyncio.sleep(_RETRY_EVERY)
+    dead: list[Any] | None = None
+    dead_error: str | None = None
+    if ids is not None and spec.dead_letters is not None:
+        dead, dead_error = await _read_dead_letters(spec.dead_letters, run, spec.deadline - (time.monotonic() - started))
     record = {
         "ok": ids is not None,
         "ids": [str(i) for i in ids] if ids is not None else None,
@@ -141,6 +161,9 @@ async def final_read(spec: VerifySpec, run_dir: Path) -> None:
         "error": None if ids is not None else error,
         "duration": round(time.monotonic() - started, 3),
     }
+    if spec.dead_letters is not None:
+        record["dead_letters"] = [str(i) for i in dead] if dead is not None else None
+        record["dead_letters_error"] = dead_error
     tmp = run_dir / (VERIFY + ".tmp")
     tmp.write_text(json.dumps(record), encoding="utf-8")
     tmp.replace(run_dir / VERIFY)

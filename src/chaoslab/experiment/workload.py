@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from ..units import Duration, Rate
+from .poison import PoisonSpec
 
 
 def _check_path(path: str | None) -> str | None:
@@ -67,6 +68,13 @@ class HttpLoad(_OpenModel):
     connections: int = Field(
         64, ge=1, le=10_000, description="Keep-alive connections at most; requests beyond wait for one (counted in latency)."
     )
+    poison: PoisonSpec | None = Field(None, description="Mix malformed payloads into the load (docs/poison.md).")
+
+    @model_validator(mode="after")
+    def _poison_needs_json(self) -> HttpLoad:
+        if self.poison is not None and not isinstance(self.body, dict):
+            raise ValueError("poison needs a JSON object body (its defects are made on its fields)")
+        return self
 
     @field_validator("url")
     @classmethod
@@ -121,6 +129,9 @@ class VerifySpec(_Strict):
     http: HttpRead | None = None
     python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$")
     deadline: Duration = 30.0
+    dead_letters: SqlRead | None = Field(
+        None, description="The ids the system set aside as malformed (its dead-letter store); read after the final read."
+    )
 
     @model_validator(mode="after")
     def _one(self) -> VerifySpec:

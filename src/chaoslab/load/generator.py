@@ -100,6 +100,7 @@ class LoadGenerator:
             concurrency=self.work.concurrency,
             max_lag=self.work.max_lag,
             t_start=round(start, 6),
+            **self._poison_header(),
         )
         await self.driver.start()
         sweeper = asyncio.create_task(self._sweep())
@@ -115,6 +116,8 @@ class LoadGenerator:
     async def _schedule(self, start: float, stop: asyncio.Event) -> None:
         rate, ramp, limit, timeout = self.work.rate, self.work.ramp, self.work.concurrency, self.work.timeout
         now_ = self.clock.now
+        # tagged when scheduled, so an operation that times out or is never sent keeps its tag
+        poison_kind = getattr(self.driver, "poison_kind", None)
         k = 0
         while not stop.is_set():
             now = now_()
@@ -125,6 +128,8 @@ class LoadGenerator:
             # send every operation already due (a batch when the loop woke up late)
             while next_due <= now:
                 op = Operation(k, f"{self.run_token}-{k}", next_due)
+                if poison_kind is not None:
+                    op.poison = poison_kind(k)
                 self._counts["scheduled"] += 1
                 if self._inflight >= limit:
                     op.t_done, op.outcome, op.error, op.refused = now, "fail", "unsent: concurrency limit reached", True
@@ -142,6 +147,10 @@ class LoadGenerator:
                     flight.cancel = self.driver.submit(k, op.key, partial(self._complete, flight))
                 k += 1
                 next_due = start + (k / rate if not ramp else due(k, rate, ramp))
+
+    def _poison_header(self) -> dict[str, Any]:
+        spec = getattr(self.work, "poison", None)
+        return {} if spec is None else {"poison": {"share": spec.share, "kinds": list(spec.kinds)}}
 
     def _complete(self, flight: _Flight, res: Result) -> None:
         if flight.done:  # already timed out or cut

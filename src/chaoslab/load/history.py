@@ -4,7 +4,7 @@ The first line is a header ``{"type": "load", ...}`` (rate, run token, max lag);
 line is an operation::
 
     {id, key, t_scheduled, t_sent, t_done, outcome: ok|fail|timeout, status, latency,
-     ack, ack_id?, refused?, error?, cut?}
+     ack, ack_id?, refused?, error?, cut?, poison?}
 
 ``t_sent`` is null for an operation that could not be sent on time; ``latency`` is measured
 from ``t_scheduled`` (the due time), never from ``t_sent``; ``refused`` marks a write the system
@@ -35,6 +35,7 @@ class Operation:
     refused: bool = False
     error: str | None = None
     cut: bool = False
+    poison: str | None = None  # the defect this operation's payload carries (load.http.poison)
 
     @property
     def latency(self) -> float | None:
@@ -57,6 +58,8 @@ class Operation:
         }
         if self.ack_id is not None:
             rec["ack_id"] = self.ack_id
+        if self.poison is not None:
+            rec["poison"] = self.poison
         if self.refused:
             rec["refused"] = True
         if self.error:
@@ -95,10 +98,16 @@ class History:
             extra += f',"ack_id":{json.dumps(op.ack_id)}'
         if op.refused:
             extra += ',"refused":true'
+        elif op.outcome == "fail" and op.status is not None:
+            # an indeterminate answer (502/504 by the ack rule): said explicitly, because a reader
+            # that finds no "refused" takes any failure with a status for an explicit refusal
+            extra += ',"refused":false'
         if op.error:
             extra += f',"error":{json.dumps(op.error)}'
         if op.cut:
             extra += ',"cut":true'
+        if op.poison is not None:
+            extra += f',"poison":{json.dumps(op.poison)}'
         if sent is not None and done is not None:
             times = f'"t_sent":{sent:.6f},"t_done":{done:.6f},'
             latency = f"{done - op.t_scheduled:.6f}"

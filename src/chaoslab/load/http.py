@@ -11,6 +11,7 @@ from ..probes import jsonpath
 from . import template
 from .connection import ConnectError, Pool, Target, encode_request
 from .driver import Cancel, Done, Result
+from .poison import Poisoner
 
 
 class HttpDriver:
@@ -28,12 +29,19 @@ class HttpDriver:
         self._headers = dict(spec.headers)
         if spec.body is not None and not isinstance(spec.body, str):
             self._headers.setdefault("Content-Type", "application/json")
-        self._dynamic = not (template.is_static(spec.body) and template.is_static(spec.url))
+        self._poisoner = Poisoner(spec.poison) if spec.poison is not None else None
+        self._dynamic = self._poisoner is not None or not (template.is_static(spec.body) and template.is_static(spec.url))
         self._static = None if self._dynamic else self._encode(self.target.path, spec.body)
 
-    def _encode(self, path: str, body: Any) -> bytes:
+    def poison_kind(self, seq: int) -> str | None:
+        """The defect operation ``seq`` carries (None: a well-formed one); the generator tags it."""
+        return self._poisoner.kind(seq) if self._poisoner is not None else None
+
+    def _encode(self, path: str, body: Any, kind: str | None = None) -> bytes:
         data: bytes | None = None
-        if body is not None:
+        if kind is not None and self._poisoner is not None:
+            data = self._poisoner.encode(kind, body)
+        elif body is not None:
             data = body.encode() if isinstance(body, str) else json.dumps(body, separators=(",", ":")).encode()
         return encode_request(self.spec.method, self.target, path, self._headers, data)
 
@@ -47,7 +55,7 @@ class HttpDriver:
         target = Target(template.render(self.spec.url, values))
         if not target.same_origin(self.target):
             raise ValueError(f"templated URL {self.spec.url!r} must keep one host and port")
-        return self._encode(target.path, template.render(self.spec.body, values))
+        return self._encode(target.path, template.render(self.spec.body, values), self.poison_kind(seq))
 
     def submit(self, seq: int, key: str, done: Done) -> Cancel:
         assert self._pool is not None, "start() first"
