@@ -166,17 +166,39 @@ def test_dry_run_does_not_bring_the_stack_up(tmp_path: Path) -> None:
 
 def test_sigterm_during_start_up_exits_3(tmp_path: Path) -> None:
     """A signal before the runner's own handlers are in place is an abort (3), not a death by signal."""
+    victim = subprocess.Popen(["sleep", "120"])
     exp = tmp_path / "exp.yaml"
-    exp.write_text(HEAD.replace("chaoslab-no-such-process", "sleep") + STEP)
+    exp.write_text(f"title: t\ntargets:\n  svc: {{pid: {victim.pid}}}\n" + STEP)
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
     codes = []
-    for delay in (0.25, 0.35, 0.5):
+    for delay in (0.0, 0.05, 0.2):
         proc = subprocess.Popen([PY, "-m", "chaoslab", "run", "--runs-dir", str(tmp_path / "runs"), str(exp)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # from the moment the process catches SIGTERM (the kernel's own record of its handlers);
+        # before that the interpreter is still starting and no program can answer a signal
+        deadline = time.monotonic() + 30
+        while not _catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.002)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, err
         codes.append(proc.returncode)
+        if delay == 0.0:
+            # the handler is there from the start of `run`, long before the runner's own
+            assert "during start-up" in err, err
     # each signal landed somewhere in start-up or in the run: either way it is an abort
     assert all(c == 3 for c in codes), codes
+    status = Path(f"/proc/{victim.pid}/status").read_text()
+    victim.kill()
+    victim.wait()
+    assert "State:\tS" in status or "State:\tR" in status, "the target was left stopped"
+
+
+def _catches(pid: int, sig: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) & (1 << (sig - 1)))
