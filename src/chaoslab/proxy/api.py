@@ -114,7 +114,7 @@ async def populate(request: web.Request) -> web.Response:
             names.add(item.name)
             items.append((item, parse_toxics(item, where=f"proxy {i + 1}: ")))
     except ApiError as exc:
-        return json_response({**exc.to_json(), "proxies": []}, exc.status)
+        return json_response({**exc.to_json(), "proxies": None}, exc.status)  # Toxiproxy's null
     done = []
     async with coll.lock:
         for item, toxics in items:

@@ -137,14 +137,30 @@ class Stream:
         self.chain.insert(len(self.chain) if index is None else index, ctx)
         ctx.toxic.start(ctx)
 
-    def remove(self, spec: ToxicSpec) -> int | None:
+    def remove(self, spec: ToxicSpec) -> None:
+        """The toxic was removed through the API: stop it and let it clean up (a timeout closes
+        the connection it was holding)."""
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is spec.toxic:
                 ctx.stop()
                 del self.chain[i]
                 self._wake()
-                return i
-        return None
+                ctx.toxic.removed(ctx)
+                return
+
+    def replace(self, old: ToxicSpec, new: ToxicSpec) -> None:
+        """An update: same place in the chain and the same per-connection state (bytes counted by
+        limit_data stay counted, as in Toxiproxy, whose stub outlives the update)."""
+        for i, ctx in enumerate(self.chain):
+            if ctx.toxic is old.toxic:
+                ctx.stop()
+                fresh = ToxicContext(new.toxic, self.conn)
+                fresh.state = {k: v for k, v in ctx.state.items() if k != "timer"}
+                self.chain[i] = fresh
+                self._wake()
+                new.toxic.start(fresh)
+                return
+        self.add(new)  # not active on this connection (toxicity): draw again
 
     def stop_all(self) -> None:
         for ctx in self.chain:

@@ -135,16 +135,20 @@ class ToxicSpec:
     name: str
     type: str
     stream: str
+    """``upstream`` or ``downstream``: the direction the toxic acts on."""
     toxicity: float
     toxic: Toxic
+    stream_text: str = ""
+    """The stream as the client wrote it (``UpStream``), returned as sent, as Toxiproxy does."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "attributes": self.toxic.attributes.model_dump(mode="json"),
             "name": self.name,
             "type": self.type,
-            "stream": self.stream,
-            "toxicity": self.toxicity,
+            "stream": self.stream_text or self.stream,
+            # Go's encoder writes a whole float32 without a fraction: 1, not 1.0
+            "toxicity": int(self.toxicity) if self.toxicity.is_integer() else self.toxicity,
         }
 
 
@@ -175,19 +179,21 @@ def toxic_from_json(data: Any) -> ToxicSpec:
     for key in ("name", "type", "stream"):
         if key in data and not isinstance(data[key], str):
             raise bad_body(f"{key}: expected a string")
-    stream = (data.get("stream") or "downstream").lower()
+    stream_text = data.get("stream") or "downstream"
+    stream = stream_text.lower()
     if stream not in STREAMS:
         raise INVALID_STREAM
     type_name = data.get("type") or ""
     cls = toxics.get(type_name)
     if cls is None:
         raise INVALID_TOXIC_TYPE
-    name = data.get("name") or f"{type_name}_{stream}"
+    name = data.get("name") or f"{type_name}_{stream_text}"
     if len(name) > 256:
         raise bad_body("name: at most 256 characters")
     toxicity = _toxicity(data["toxicity"]) if data.get("toxicity") is not None else 1.0
     attrs = _attributes(cls, data.get("attributes"))
-    return ToxicSpec(name=name, type=type_name, stream=stream, toxicity=toxicity, toxic=cls(attrs))
+    return ToxicSpec(name=name, type=type_name, stream=stream, toxicity=toxicity, toxic=cls(attrs),
+                     stream_text=stream_text)
 
 
 def toxic_updated(spec: ToxicSpec, data: Any) -> ToxicSpec:
@@ -198,4 +204,5 @@ def toxic_updated(spec: ToxicSpec, data: Any) -> ToxicSpec:
     toxicity = _toxicity(data["toxicity"]) if data.get("toxicity") is not None else spec.toxicity
     base = spec.toxic.attributes.model_dump()
     attrs = _attributes(cls, data.get("attributes"), base)
-    return ToxicSpec(name=spec.name, type=spec.type, stream=spec.stream, toxicity=toxicity, toxic=cls(attrs))
+    return ToxicSpec(name=spec.name, type=spec.type, stream=spec.stream, toxicity=toxicity, toxic=cls(attrs),
+                     stream_text=spec.stream_text)

@@ -53,10 +53,10 @@ class Proxy:
         except (UnicodeError, ValueError) as exc:
             raise ApiError(f"cannot listen on {self.listen}: {exc}", 400) from None
         self._server = server
-        # Report the real address (port 0 becomes the port the kernel chose), as Toxiproxy does.
+        # Report the real address (localhost becomes 127.0.0.1, port 0 the port the kernel chose),
+        # as Toxiproxy does.
         sockname = server.sockets[0].getsockname()
-        bound_host = host if host else sockname[0]
-        self.listen = join_address(bound_host, sockname[1])
+        self.listen = join_address(sockname[0], sockname[1])
         self.enabled = True
 
     def stop(self) -> None:
@@ -127,12 +127,9 @@ class Proxy:
 
     def replace_toxic(self, new: ToxicSpec) -> None:
         old = self.get_toxic(new.name)
-        # Same place in the chain, fresh per-connection state (Toxiproxy restarts it too).
         self.toxics = {k: (new if k == new.name else v) for k, v in self.toxics.items()}
         for conn in list(self.connections):
-            stream = conn.streams[old.stream]
-            index = stream.remove(old)
-            stream.add(new, index)
+            conn.streams[old.stream].replace(old, new)
 
     def reset_toxics(self) -> None:
         for name in list(self.toxics):
@@ -178,7 +175,7 @@ class ProxyCollection:
         if existing is not None:
             same = existing.upstream == item.upstream and (not item.listen or existing.listen == item.listen)
             if same:
-                await existing.update(None, None, item.enabled is not False)
+                # Left as it is, enabled or not, as Toxiproxy's AddOrReplace does.
                 if toxics is not None:
                     existing.reset_toxics()
                     for spec in toxics:

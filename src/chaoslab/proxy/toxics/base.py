@@ -98,10 +98,14 @@ class ToxicContext:
             await asyncio.sleep(0)
         return not self.stopped
 
-    def call_later(self, seconds: float, callback: Callable[[], None]) -> None:
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
         """A timer that dies with the context (toxic removed or connection closed)."""
-        if not self.stopped:
-            self._timers.append(asyncio.get_running_loop().call_later(seconds, callback))
+        if self.stopped:
+            return None
+        handle = asyncio.get_running_loop().call_later(seconds, callback)
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(handle)
+        return handle
 
     def stop(self) -> None:
         self.stopped = True
@@ -132,6 +136,10 @@ class Toxic:
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         """Handle one chunk that arrived at ``time.monotonic()`` ``t``. Default: pass it on."""
         await emit(data, t)
+
+    def removed(self, ctx: ToxicContext) -> None:
+        """The toxic was removed through the API while active on this link (Toxiproxy's
+        ``Cleanup``); not called when the connection ends or the toxic is updated."""
 
     async def before_close(self, ctx: ToxicContext) -> None:
         """The source side closed; runs before the close is passed on (slow_close waits here)."""

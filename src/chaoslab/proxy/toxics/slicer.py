@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 
 from pydantic import Field, model_validator
 
@@ -51,6 +52,7 @@ class Slicer(Toxic):
         cuts = offsets(len(data), attrs.average_size, attrs.size_variation)
         for i in range(1, len(cuts)):
             await emit(data[cuts[i - 1] : cuts[i]], t)
-            if i + 1 < len(cuts) and not await ctx.sleep(attrs.delay / 1e6):
+            # Microseconds, as Toxiproxy: the loop's own timers are whole milliseconds, so wait precisely.
+            if i + 1 < len(cuts) and not await ctx.sleep_until(time.monotonic() + attrs.delay / 1e6, precise=True):
                 await emit(data[cuts[i] :], t)  # removed: the rest goes on in one piece
                 return
