@@ -216,6 +216,17 @@ def _prlimit() -> Check:
     return Check("prlimit", True, "prlimit(2)")
 
 
+def _libfaketime() -> Check:
+    from . import clock
+
+    try:
+        path = clock.library()
+    except CapabilityError as exc:
+        return Check("libfaketime", False, exc.reason)
+    return Check("libfaketime", True, f"{path}: moves the clocks of dynamically linked programs started with "
+                                      "clock: controllable; statically linked ones (Go) are not affected")
+
+
 CHECKS: dict[str, Callable[[], Check]] = {
     "root": _root,
     "cgroup": _cgroup_layout,
@@ -233,6 +244,7 @@ CHECKS: dict[str, Callable[[], Check]] = {
     "bpftrace": _tool("bpftrace", "Debian package bpftrace"),
     "tracefs": _tracefs,
     "kprobes": _kprobes,
+    "libfaketime": _libfaketime,
     "stress-ng": _tool("stress-ng", "Debian package stress-ng", "the built-in burner"),
     "py-spy": _tool("py-spy", "pip install py-spy"),
     "docker": _docker,

@@ -22,6 +22,7 @@ FAMILIES = (
     "chaoslab.faults.disk",
     "chaoslab.faults.limits",
     "chaoslab.faults.postgres",
+    "chaoslab.faults.clock",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

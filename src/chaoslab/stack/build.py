@@ -9,6 +9,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import clock
+from ..errors import CapabilityError
 from ..source import Document, load_document
 from .kinds import KINDS, Context
 from .kinds.base import chown_tree, resolve_user
@@ -88,6 +90,11 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
             plan.user, plan.uid, plan.gid, plan.groups = user.name, user.uid, user.gid, user.groups
             plan.env.setdefault("HOME", user.home)
             plan.env.setdefault("USER", user.name)
+        if svc.clock == "controllable":
+            try:
+                plan.env.update(clock.controllable_env(state.root / "clock" / f"{name}.offset"))
+            except CapabilityError as exc:
+                raise doc.error(("services", name, "clock"), exc.reason) from None
         plan.ports = sorted({*plan.ports, *svc.ports})
         if svc.host:
             _place_on_host(plan, name, svc.host)

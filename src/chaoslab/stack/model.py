@@ -205,6 +205,9 @@ class Service(_Strict):
     logs: str | None = Field(None, description="Log file (stdout and stderr). Default: <state dir>/logs/<service>.log.")
     stop_signal: str | None = None
     stop_grace: Duration = 10.0
+    clock: Literal["system", "controllable"] = Field(
+        "system", description="controllable: start under libfaketime so clock.skew and clock.drift can move "
+                              "this service's own clock (dynamically linked programs only).")
 
     @field_validator("restart", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import cgroups
+from .. import cgroups, clock
 from ..cgroups import Group
 from .plan import ServicePlan
 
@@ -55,6 +55,8 @@ def enable_v2_controllers(group: Group) -> None:
 def launch(plan: ServicePlan, group: Group | None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(plan.env)
+    if "FAKETIME_TIMESTAMP_FILE" in env:
+        clock.ensure_file(Path(env["FAKETIME_TIMESTAMP_FILE"]))
     argv, user = list(plan.argv), plan.uid is not None
     if plan.netns:
         # Entering a namespace needs root, so the user switch comes after it (setpriv).

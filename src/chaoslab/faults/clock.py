@@ -1,0 +1,116 @@
+"""Clock faults: ``clock.skew`` (jump a process's clock by an offset) and ``clock.drift`` (make it
+run fast or slow), through libfaketime (see chaoslab/clock.py). Chaos Mesh's TimeChaos and
+Jepsen's clock nemesis do the same to a container or a node; the machine's own clock is never
+touched. Reverted to true time: the offset file gets back what it held before."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from .. import clock, doctor
+from ..units import parse_duration, shown
+from . import register
+from .base import Fault, FaultParams
+
+_SIGNED = re.compile(r"^\s*([+-])?\s*(.+)$")
+
+
+def parse_offset(value: Any) -> float:
+    """``-90s``, ``+2h``, ``1m30s`` or a number of seconds, either sign."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (-1.0 if value < 0 else 1.0) * parse_duration(abs(value))
+    if isinstance(value, str) and (m := _SIGNED.match(value)):
+        return (-1.0 if m.group(1) == "-" else 1.0) * parse_duration(m.group(2))
+    raise ValueError(f"invalid offset {shown(value)} (expected e.g. -90s or +2h)")
+
+
+class SkewParams(FaultParams):
+    offset: float = Field(description="How far to move the clock: -90s, +2h (at most 7 days either way).",
+                          json_schema_extra={"examples": ["-90s", "+2h"]})
+
+    _offset = field_validator("offset", mode="before")(classmethod(lambda cls, v: parse_offset(v)))
+
+
+class DriftParams(FaultParams):
+    rate: float = Field(gt=0.0, le=100.0, description="Clock speed: 1.5 runs 50 % fast, 0.5 half speed.")
+
+    @field_validator("rate")
+    @classmethod
+    def _moves(cls, v: float) -> float:
+        if v == 1.0:
+            raise ValueError("a rate of 1 does not move the clock")
+        return v
+
+
+class _ClockFault(Fault):
+    target_kinds = frozenset({"process", "pid", "service"})
+
+    @classmethod
+    def check(cls) -> None:
+        doctor.require("libfaketime")
+
+    def _files(self) -> list[Path]:
+        assert self.target is not None
+        files: dict[str, Path] = {}
+        for ref in self.target.processes:
+            path = clock.require_controllable(ref.pid, f"target {self.target.name!r}")
+            files[str(path)] = path
+        return list(files.values())
+
+    def _set(self, seconds: float) -> None:
+        for name in self.state["files"]:
+            clock.write_offset(Path(name), seconds)
+
+    def inject(self) -> None:
+        files = self._files()
+        # What each file held before (another fault's offset, or true time) comes back on revert.
+        self.state["files"] = {str(f): clock.read_offset(f) for f in files}
+        self.state["since"] = time.time()
+        self.checkpoint()
+        self._set(self.offset_now())
+
+    def offset_now(self) -> float:
+        raise NotImplementedError
+
+    def revert(self) -> None:
+        for name, original in dict(self.state.get("files") or {}).items():
+            path = Path(name)
+            if path.parent.is_dir():
+                clock.write_offset(path, original)
+
+
+@register
+class ClockSkew(_ClockFault):
+    name = "clock.skew"
+    summary = "Move the target's own clock by an offset (libfaketime; the target starts with clock: controllable)."
+    Params = SkewParams
+
+    def offset_now(self) -> float:
+        assert isinstance(self.params, SkewParams)
+        return self.params.offset
+
+
+@register
+class ClockDrift(_ClockFault):
+    name = "clock.drift"
+    summary = "Make the target's own clock run fast or slow from the injection on (libfaketime)."
+    Params = DriftParams
+
+    @property
+    def interval(self) -> float | None:
+        return 0.1
+
+    def offset_now(self) -> float:
+        assert isinstance(self.params, DriftParams)
+        return (self.params.rate - 1.0) * (time.time() - float(self.state.get("since", time.time())))
+
+    def tick(self) -> None:
+        # libfaketime's own speed factor counts from the process's start, not from the
+        # injection, so the drift is an offset that grows, rewritten ten times a second.
+        if self.state.get("files"):
+            self._set(self.offset_now())

@@ -1,0 +1,168 @@
+"""clock.skew and clock.drift move a process's own clock (libfaketime) and put it back, on a
+normal end and after SIGKILL of the runner + `chaoslab recover`; the machine's clock never moves.
+The service reports its own clock (time.time() inside it) to a file; the tests read that file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaoslab import clock
+
+PY = sys.executable
+pytestmark = pytest.mark.skipif(not any(Path(c).is_file() for c in clock._CANDIDATES),
+                                reason="libfaketime is not installed (scripts/setup.sh installs it)")
+
+REPORTER = """
+import json, sys, time
+out = sys.argv[1]
+while True:
+    with open(out + ".tmp", "w") as f:
+        json.dump({"own": time.time()}, f)
+    import os; os.replace(out + ".tmp", out)
+    time.sleep(0.05)
+"""
+
+
+class Clocked:
+    """A Python process whose clock chaoslab can move, writing what its clock says."""
+
+    def __init__(self, tmp: Path, controllable: bool = True) -> None:
+        self.report = tmp / "own-clock.json"
+        self.offset_file = tmp / "offset"
+        env = dict(os.environ)
+        if controllable:
+            clock.ensure_file(self.offset_file)
+            env.update(clock.controllable_env(self.offset_file))
+        self.proc = subprocess.Popen([PY, "-c", REPORTER, str(self.report)], env=env)
+        deadline = time.monotonic() + 30
+        while not self.report.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def skew(self) -> float:
+        """Its clock minus true time, from a fresh report."""
+        before = time.time()
+        while True:
+            try:
+                data = json.loads(self.report.read_text())
+            except (OSError, ValueError):
+                data = None
+            t = time.time()
+            if data is not None and self.report.stat().st_mtime >= before:
+                return float(data["own"]) - t
+            if t - before > 10:
+                raise TimeoutError("the service stopped reporting its clock")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[Clocked]:
+    c = Clocked(tmp_path)
+    yield c
+    c.stop()
+
+
+def _experiment(tmp: Path, pid: int, step: str, duration: str = "3s") -> Path:
+    f = tmp / "exp.yaml"
+    f.write_text(f"title: clock\ntargets:\n  svc: {{pid: {pid}}}\nrecovery: 1s\n"
+                 f"method:\n  - {{{step}, target: svc, at: 1s, duration: {duration}}}\n")
+    return f
+
+
+def _run(tmp: Path, exp: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp / "state")}
+    return subprocess.Popen([PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(tmp / "runs"), str(exp)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait(pred: object, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: Clocked) -> None:
+    machine_before = time.time()
+    assert abs(clocked.skew()) < 1.0
+    run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: -90s"))
+    assert _wait(lambda: clocked.skew() < -80), "the service's clock never moved back 90 s"
+    during = clocked.skew()
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err + out
+    after = clocked.skew()
+    print(f"\nclock.skew -90s: own clock minus true time before ~0, during {during:.2f}s, after {after:.3f}s")
+    assert -91.0 < during < -89.0
+    assert abs(after) < 1.0
+    assert abs(time.time() - machine_before) < 600, "the machine's clock moved"
+    assert clock.read_offset(clocked.offset_file) == clock.NO_OFFSET
+
+
+def test_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, clocked: Clocked) -> None:
+    run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: +2h", "60s"))
+    assert _wait(lambda: clocked.skew() > 7000), "the skew never arrived"
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=30)
+    assert clocked.skew() > 7000, "still skewed after the runner died (nothing else reverts it)"
+    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
+    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60, env=env)
+    assert rec.returncode == 0, rec.stderr
+    assert abs(clocked.skew()) < 1.0
+
+
+def test_drift_runs_the_clock_fast_from_the_injection(tmp_path: Path, clocked: Clocked) -> None:
+    run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.drift, rate: 2.0", "4s"))
+    assert _wait(lambda: clocked.skew() > 1.0), "the clock never ran ahead"
+    a_true, a_skew = time.time(), clocked.skew()
+    time.sleep(1.0)
+    b_true, b_skew = time.time(), clocked.skew()
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err + out
+    rate = 1.0 + (b_skew - a_skew) / (b_true - a_true)
+    print(f"\nclock.drift rate 2.0: measured {rate:.2f} over 1 s; after revert {clocked.skew():.3f}s")
+    assert 1.6 < rate < 2.4, rate
+    assert abs(clocked.skew()) < 1.0
+
+
+def test_a_target_not_started_under_the_preload_is_refused(tmp_path: Path) -> None:
+    plain = Clocked(tmp_path, controllable=False)
+    try:
+        run = _run(tmp_path, _experiment(tmp_path, plain.proc.pid, "fault: clock.skew, offset: 30s"))
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 4, err + out
+        assert "not started under libfaketime" in err + out
+        assert abs(plain.skew()) < 1.0
+    finally:
+        plain.stop()
+
+
+def test_stack_service_with_clock_controllable(tmp_path: Path) -> None:
+    from chaoslab.stack import Stack
+
+    (tmp_path / "stack.yaml").write_text(
+        "name: clk\nservices:\n  reporter:\n"
+        f"    command: [{PY}, -c, {json.dumps(REPORTER)}, {tmp_path / 'own.json'}]\n"
+        "    clock: controllable\n")
+    stack = Stack.load(str(tmp_path / "stack.yaml"))
+    stack.up()
+    try:
+        pid = int(stack.resolve("reporter")["pid"])
+        path = clock.offset_file_of(pid)
+        assert path is not None and path.exists()
+        assert clock.read_offset(path) == clock.NO_OFFSET
+    finally:
+        stack.down()
