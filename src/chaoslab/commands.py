@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -260,3 +261,35 @@ def suite_validate(file: Path, variables: tuple[str, ...]) -> None:
         _fail(exc)
         return
     click.echo(f"{file}: ok ({len(loaded.experiments)} experiments)")
+
+
+@click.group("import")
+def import_cmd() -> None:
+    """Turn another tool's experiment into a chaoslab experiment file."""
+
+
+@import_cmd.command("ctk")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the YAML here (default: standard output).")
+def import_ctk(file: Path, output: Path | None) -> None:
+    """A Chaos Toolkit experiment FILE as chaoslab YAML (what `chaoslab run FILE` runs)."""
+    import yaml
+
+    from .experiment import ctk
+    from .source import load_document
+
+    try:
+        raw = load_document(file, substitute=False)
+        if not ctk.is_ctk(raw.data):
+            raise InputError("not a Chaos Toolkit experiment (no steady-state-hypothesis or activities)", file=str(file))
+        data = ctk.translate(raw, dict(os.environ)).data
+    except InputError as exc:
+        _fail(exc)
+        return
+    text = f"# imported from {file} by `chaoslab import ctk`\n" + yaml.safe_dump(data, sort_keys=False, width=100)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)

@@ -117,7 +117,8 @@ class Document:
         return [e for _, e in sorted(errors, key=lambda x: x[0])]
 
 
-def load_document(path: str | os.PathLike[str], variables: Mapping[str, str] | None = None) -> Document:
+def load_document(path: str | os.PathLike[str], variables: Mapping[str, str] | None = None, *,
+                  substitute: bool = True) -> Document:
     """Read a YAML or JSON file, substituting ``${VAR}`` and ``${VAR:-default}`` in strings.
 
     Variables come from ``variables`` first, then the environment. An undefined variable
@@ -142,7 +143,7 @@ def load_document(path: str | os.PathLike[str], variables: Mapping[str, str] | N
         line, col = _line_col(raw[: exc.start].decode("utf-8", errors="replace"))
         raise InputError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}: {exc.reason})",
                          file=name, line=line, column=col) from None
-    return parse_document(text, name, variables)
+    return parse_document(text, name, variables, substitute=substitute)
 
 
 def _line_col(before: str) -> tuple[int, int]:
@@ -150,7 +151,10 @@ def _line_col(before: str) -> tuple[int, int]:
     return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
-def parse_document(text: str, name: str, variables: Mapping[str, str] | None = None) -> Document:
+def parse_document(text: str, name: str, variables: Mapping[str, str] | None = None, *,
+                   substitute: bool = True) -> Document:
+    """``substitute=False`` leaves ``${...}`` as written (a Chaos Toolkit file means its own
+    configuration keys by them, not environment variables)."""
     json_file = name.endswith(".json")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -171,7 +175,7 @@ def parse_document(text: str, name: str, variables: Mapping[str, str] | None = N
     doc = Document(path=name, data=None)
     env = dict(os.environ)
     env.update(variables or {})
-    doc.data = _Builder(doc, env).build(node, ())
+    doc.data = _Builder(doc, env, substitute).build(node, ())
     return doc
 
 
@@ -222,9 +226,10 @@ class _Builder:
     Aliases are followed (they are ordinary YAML), but a node that contains itself is an error,
     and so is a document that expands past ``MAX_VALUES``."""
 
-    def __init__(self, doc: Document, env: Mapping[str, str]) -> None:
+    def __init__(self, doc: Document, env: Mapping[str, str], substitute: bool = True) -> None:
         self.doc = doc
         self.env = env
+        self.substitute = substitute
         self.count = 0
         self.open: set[int] = set()
 
@@ -304,7 +309,7 @@ class _Builder:
             tag = str(node.tag).rsplit(":", 1)[-1]
             raise InputError(f"!!{tag} values are not supported here (write a string or a number)",
                              file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
-        if isinstance(value, str) and "$" in value:
+        if self.substitute and isinstance(value, str) and "$" in value:
             value = _substitute(value, loc, doc, self.env)
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from .. import faults
 from ..errors import InputError
 from ..source import Document, InputErrors, load_document
+from . import ctk
 from .model import Experiment, Step
 
 
@@ -33,7 +35,7 @@ class LoadedExperiment:
 
 
 def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None) -> LoadedExperiment:
-    doc = load_document(path, variables)
+    doc = load_experiment_document(path, variables)
     if not isinstance(doc.data, dict):
         raise doc.error((), "an experiment must be a mapping (title, method, ...)")
     _check_bound_units(doc)
@@ -43,6 +45,15 @@ def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None
     if errors:
         raise InputErrors(sorted(errors, key=lambda e: (e.line or 0, e.column or 0)))
     return LoadedExperiment(experiment=exp, path=Path(path).resolve(), document=doc)
+
+
+def load_experiment_document(path: str | Path, variables: Mapping[str, str] | None = None) -> Document:
+    """The experiment's data with its marks; a Chaos Toolkit experiment comes back translated
+    (its ``${key}`` mean its own configuration, so it is read without substitution first)."""
+    raw = load_document(path, variables, substitute=False)
+    if ctk.is_ctk(raw.data):
+        return ctk.translate(raw, {**os.environ, **(variables or {})})
+    return load_document(path, variables)
 
 
 def _ref_error(doc: Document, loc: tuple[str | int, ...], name: str, known: Mapping[str, Any], what: str) -> InputError:

@@ -23,6 +23,7 @@ FAMILIES = (
     "chaoslab.faults.limits",
     "chaoslab.faults.postgres",
     "chaoslab.faults.clock",
+    "chaoslab.faults.actions",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}
