@@ -158,7 +158,7 @@ def test_mutated_examples_through_validate_and_dry_run(tmp_path: Path) -> None:
     rng = random.Random(13)
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
     verdicts = {0: 0, 2: 0}
-    for i in range(8):
+    for i in range(6):
         src = rng.choice(seeds)
         f = src.parent / f".fuzz-{os.getpid()}-{i}.yaml"  # beside the original: its stack file resolves
         f.write_text(_mutate(rng, src.read_text()))
