@@ -213,7 +213,8 @@ MAX_VALUES = 100_000
 MAX_DEPTH = 64
 """Nesting of mappings and lists."""
 MAX_INTEGER = 2**53
-"""Larger integers lose precision as floats (and a 400-digit one cannot become a float at all)."""
+"""Largest number (integer or not) a file may hold: larger integers lose precision as floats, a
+400-digit one cannot become a float at all, and nothing the format measures comes near it."""
 
 
 _constructor = yaml.constructor.SafeConstructor()
@@ -297,6 +298,9 @@ class _Builder:
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise InputError(f"{shown(node.value)} is not a finite number (.nan and .inf are not accepted)",
+                                 file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
+            if abs(value) > MAX_INTEGER:
+                raise InputError(f"the number {_short(str(node.value))} is out of range (at most 2^53)",
                                  file=doc.path, line=here[0], column=here[1], field=format_loc(loc) or None)
         elif isinstance(value, int):
             if abs(value) > MAX_INTEGER:

@@ -18,6 +18,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import TargetError
+from .units import PID_MAX_LIMIT
 
 TargetKind = Literal[
     "pid", "process", "service", "url", "proxy", "host", "address", "path", "cgroup", "container", "pod"
@@ -36,7 +37,7 @@ class TargetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    pid: int | None = Field(None, gt=1, description="A process id (never 1).")
+    pid: int | None = Field(None, gt=1, le=PID_MAX_LIMIT, description="A process id (never 1).")
     process: str | None = Field(None, description="Regular expression matched against the full command line.")
     service: str | None = Field(None, description="A service of the experiment's stack.")
     url: str | None = Field(None, description="An HTTP(S) endpoint.")

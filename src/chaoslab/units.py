@@ -20,6 +20,14 @@ MAX_RATE = 1_000_000.0
 """Operations per second; one generator process cannot offer more than a few tens of thousands."""
 MAX_SIZE = 2**50
 """Bytes (1 PiB)."""
+MAX_COUNT = 2**53
+"""Any other count (an rlimit, a number of operations): the loader's limit on every number."""
+PID_MAX_LIMIT = 2**22
+"""Linux's largest pid and largest pids.max on 64-bit (PID_MAX_LIMIT)."""
+MAX_SIGNAL = 64
+"""Highest Linux signal number (SIGRTMAX)."""
+MAX_IOPS = 10**9
+"""I/O operations per second; far beyond any device, below what io.max accepts."""
 
 
 def shown(value: Any) -> str:

@@ -34,12 +34,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
 class AckRule(_Strict):
     """Which responses acknowledge a write, and where the written id is."""
 
-    status: list[int] = Field(default_factory=lambda: [200, 201])
+    status: list[HttpStatus] = Field(default_factory=lambda: [200, 201])
     id: str | None = Field(None, description="JSON path of the acknowledged id, e.g. $.order_id")
-    indeterminate: list[int] = Field(
+    indeterminate: list[HttpStatus] = Field(
         default_factory=lambda: [502, 504],
         description="Failure statuses that do not prove the write was not applied (a gateway gave up waiting).",
     )
@@ -144,6 +147,8 @@ def _number_or_duration(v: Any) -> Any:
     from ..units import parse_duration, shown
 
     if not isinstance(v, str):
+        if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) > BOUND_LIMIT:
+            raise ValueError(f"a bound is at most {BOUND_LIMIT:g} in size")
         return v
     try:
         return parse_duration(v)
@@ -151,10 +156,14 @@ def _number_or_duration(v: Any) -> Any:
         raise ValueError(f"expected a number, or a duration such as 30s for a time metric (got {shown(v)})") from None
 
 
+BOUND_LIMIT = 2.0**53
+"""The loader's own limit on any number; a bound beyond it could never decide anything."""
+
 BoundValue = Annotated[
     float,
     BeforeValidator(_number_or_duration),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "examples": ["30s", "250ms"]}]}),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": -BOUND_LIMIT, "maximum": BOUND_LIMIT},
+                              {"type": "string", "examples": ["30s", "250ms"]}]}),
 ]
 """A number, or a duration (``30s``, ``250ms``) for time metrics."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from .. import clock, doctor
-from ..units import parse_duration, shown
+from ..units import MAX_DURATION, parse_duration, shown
 from . import register
 from .base import Fault, FaultParams
 
@@ -31,7 +31,7 @@ def parse_offset(value: Any) -> float:
 
 class SkewParams(FaultParams):
     offset: float = Field(description="How far to move the clock: -90s, +2h (at most 7 days either way).",
-                          json_schema_extra={"examples": ["-90s", "+2h"]})
+                          ge=-MAX_DURATION, le=MAX_DURATION, json_schema_extra={"examples": ["-90s", "+2h"]})
 
     _offset = field_validator("offset", mode="before")(classmethod(lambda cls, v: parse_offset(v)))
 

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from .. import doctor
 from ..cgroups import Group
 from ..errors import FaultError
-from ..units import Size
+from ..units import MAX_IOPS, Size
 from . import register
 from ._cgroupfault import CgroupFault
 from ._hogs import spawn, stop, temp_dir_for
@@ -126,8 +126,8 @@ class IoThrottleParams(FaultParams):
     path: str = Field(description="A file, directory or block device: the disk behind it is throttled.")
     read_bps: Size | None = Field(None, description="Read bytes per second (e.g. 2MiB).")
     write_bps: Size | None = Field(None, description="Write bytes per second.")
-    read_iops: int | None = Field(None, ge=1, description="Read operations per second.")
-    write_iops: int | None = Field(None, ge=1, description="Write operations per second.")
+    read_iops: int | None = Field(None, ge=1, le=MAX_IOPS, description="Read operations per second.")
+    write_iops: int | None = Field(None, ge=1, le=MAX_IOPS, description="Write operations per second.")
 
     @model_validator(mode="after")
     def _some(self) -> IoThrottleParams:

@@ -12,13 +12,14 @@ from .. import doctor
 from ..cgroups import Group
 from ..errors import FaultError
 from ..targets import ProcessRef
+from ..units import MAX_COUNT, PID_MAX_LIMIT
 from . import register
 from ._cgroupfault import CgroupFault
 from .base import Fault, FaultParams
 
 
 class PidsParams(FaultParams):
-    max: int = Field(ge=1, description="Tasks (processes and threads) the target may have; forks beyond fail.")
+    max: int = Field(ge=1, le=PID_MAX_LIMIT, description="Tasks (processes and threads) the target may have; forks beyond fail.")
 
 
 @register
@@ -53,8 +54,8 @@ RESOURCES: dict[str, int] = {
 
 class RlimitParams(FaultParams):
     resource: Literal["nofile", "nproc", "as", "core", "cpu", "fsize", "memlock", "stack"] = "nofile"
-    soft: int = Field(ge=0, description="New soft limit.")
-    hard: int | None = Field(None, ge=0, description="New hard limit (default: unchanged).")
+    soft: int = Field(ge=0, le=MAX_COUNT, description="New soft limit.")
+    hard: int | None = Field(None, ge=0, le=MAX_COUNT, description="New hard limit (default: unchanged).")
 
     @model_validator(mode="after")
     def _order(self) -> RlimitParams:

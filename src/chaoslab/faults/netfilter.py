@@ -105,7 +105,8 @@ def match(addr: str, peers: list[str], ports: list[int], *, towards: bool) -> st
 
 class NetParams(FaultParams):
     peers: list[str] = Field(default_factory=list, description="Addresses or test hosts on the other side (default: everyone).")
-    ports: list[int] = Field(default_factory=list, description="Target ports (default: the target's ports, else all).")
+    ports: list[int] = Field(default_factory=list, description="Target ports (default: the target's ports, else all).",
+                             json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 65535}})
     direction: Direction = Field("both", description="ingress: traffic to the target; egress: from it.")
 
     @field_validator("ports")

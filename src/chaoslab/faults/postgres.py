@@ -24,11 +24,14 @@ from . import register
 from ._hogs import spawn, stop
 from .base import Fault, FaultParams
 
+MAX_PG_CONNECTIONS = 262_143
+"""PostgreSQL's own ceiling on max_connections."""
+
 
 class ExhaustParams(FaultParams):
     dsn: str = Field(description="postgresql://user@host:port/db of the server to exhaust.")
-    leave: int = Field(0, ge=0, description="Slots to give back once full (0: none left).")
-    max: int = Field(10_000, ge=1, description="Never hold more than this many connections.")
+    leave: int = Field(0, ge=0, le=MAX_PG_CONNECTIONS, description="Slots to give back once full (0: none left).")
+    max: int = Field(10_000, ge=1, le=MAX_PG_CONNECTIONS, description="Never hold more than this many connections.")
     timeout: Duration = Field(30.0, gt=0, description="How long filling the server may take.")
 
 

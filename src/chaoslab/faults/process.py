@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import psutil
 from pydantic import Field, field_validator
@@ -18,9 +18,13 @@ from pydantic import Field, field_validator
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
 from ..targets import ProcessRef, ResolvedTarget
-from ..units import Duration
+from ..units import MAX_SIGNAL, Duration
 from . import register
 from .base import Fault, FaultParams
+
+# parse_signal checks the name or number; this only shows the range in the schema
+SIGNAL_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": MAX_SIGNAL}]}
 
 PROCESS_TARGETS = frozenset({"pid", "process", "service"})
 
@@ -69,7 +73,8 @@ class Kill(_Instant):
 
 
 class SignalParams(FaultParams):
-    signal: str | int = Field("SIGTERM", description="Signal name (SIGUSR1, HUP) or number.")
+    signal: str | int = Field("SIGTERM", description="Signal name (SIGUSR1, HUP) or number.",
+                              json_schema_extra=SIGNAL_SCHEMA)
 
     @field_validator("signal")
     @classmethod
@@ -187,7 +192,7 @@ class Pause(Fault):
 
 class CrashloopParams(FaultParams):
     interval: Duration = Field(5.0, gt=0, description="Kill the target again this often while the fault lasts.")
-    signal: str | int = Field("SIGKILL", description="Signal to send each time.")
+    signal: str | int = Field("SIGKILL", description="Signal to send each time.", json_schema_extra=SIGNAL_SCHEMA)
 
     @field_validator("signal")
     @classmethod
