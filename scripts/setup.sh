@@ -35,7 +35,7 @@ fi
 stamp=.venv/.chaoslab-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,exchange,pipeline]'
+  .venv/bin/pip install -q -e '.[dev,exchange,pipeline,kubernetes]'
   touch "$stamp"
 fi
 
@@ -44,3 +44,7 @@ bash scripts/pipeline.sh
 
 # Docker Engine and Compose (container targets, the exchange on Compose): installed and started here.
 bash scripts/docker.sh
+
+# Kubernetes 1.20 from Debian's source for the `k8s` tests: built once into
+# /var/cache/chaoslab/k8s-1.20.2 (about 10-20 minutes on 2 cores), a few seconds when cached.
+bash scripts/k8s.sh build

@@ -21,7 +21,8 @@ from .errors import TargetError
 from .units import PID_MAX_LIMIT
 
 TargetKind = Literal[
-    "pid", "process", "service", "url", "proxy", "host", "address", "path", "cgroup", "container", "pod"
+    "pid", "process", "service", "url", "proxy", "host", "address", "path", "cgroup", "container", "pod",
+    "deployment", "node",
 ]
 _KINDS: tuple[str, ...] = TargetKind.__args__  # type: ignore[attr-defined]
 
@@ -30,6 +31,13 @@ class PodSelector(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     namespace: str = "default"
     selector: str
+    seed: int | None = Field(None, ge=0, description="Seed of the random choice of pods (recorded when drawn).")
+
+
+class DeploymentRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: str = "default"
+    name: str
 
 
 class TargetSpec(BaseModel):
@@ -48,6 +56,10 @@ class TargetSpec(BaseModel):
     cgroup: str | None = Field(None, description="A cgroup path relative to the hierarchy root.")
     container: str | None = Field(None, description="A Docker container name or id.")
     pod: PodSelector | None = Field(None, description="Kubernetes pods by namespace and label selector.")
+    deployment: DeploymentRef | None = Field(None, description="A Kubernetes deployment.")
+    node: str | None = Field(None, description="A Kubernetes node by name.")
+    kubeconfig: str | None = Field(None, description="Kubeconfig for pod/deployment/node (default: $KUBECONFIG, ~/.kube/config).")
+    context: str | None = Field(None, description="Kubeconfig context (default: its current-context).")
 
     port: int | None = Field(None, ge=1, le=65535, description="Port for `address`/`host` targets.")
     api: str = Field("http://127.0.0.1:8474", description="Proxy API for `proxy` targets.")
@@ -152,6 +164,10 @@ class ResolvedTarget:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
+        if self.kind in ("pod", "deployment", "node") and self.extra:
+            from .platforms import kubernetes
+
+            return kubernetes.describe(self)
         if self.processes:
             pids = ",".join(str(p.pid) for p in self.processes[:5])
             more = f"+{len(self.processes) - 5}" if len(self.processes) > 5 else ""
@@ -334,6 +350,10 @@ def resolve(name: str, spec: TargetSpec, *, stack_file: str | None = None) -> Re
     if kind == "cgroup":
         base.cgroups = {"*": spec.cgroup or ""}
         return base
+    if kind in ("pod", "deployment", "node"):
+        from .platforms import kubernetes
+
+        return kubernetes.resolve(base, spec)
     raise TargetError(
         f"target {name!r}: {kind} targets need the Docker/Kubernetes backend, which is not installed yet"
     )

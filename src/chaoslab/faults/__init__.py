@@ -24,6 +24,7 @@ FAMILIES = (
     "chaoslab.faults.postgres",
     "chaoslab.faults.clock",
     "chaoslab.faults.actions",
+    "chaoslab.faults.kubernetes",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

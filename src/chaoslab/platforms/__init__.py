@@ -1,0 +1,1 @@
+"""Platforms that hold targets outside this host's process table (Docker, Kubernetes)."""

@@ -1,0 +1,207 @@
+"""Kubernetes targets: pods by label selector, a deployment, a node, through the official client.
+
+Everything a fault or ``chaoslab recover`` needs later is kept in the resolved target's ``extra``
+as plain data: the kubeconfig file and context it was resolved with, and each object's name *and
+uid*. Faults act with a uid precondition, so an object deleted and re-created under the same name
+(a StatefulSet pod, a re-applied deployment) is never touched by a fault meant for its
+predecessor.
+
+On a single-node cluster whose runtime is the local dockerd (``scripts/k8s.sh``, kind, minikube
+with the docker driver), a pod's containers are local Docker containers: their main processes are
+put into ``processes``, so process, cgroup and signal faults apply to pods unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TargetError
+
+if TYPE_CHECKING:
+    from ..targets import ResolvedTarget, TargetSpec
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+def kubeconfig_path(given: str | None) -> str:
+    """The kubeconfig file the way kubectl finds it: explicit, then $KUBECONFIG, then ~/.kube."""
+    raw = given or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or DEFAULT_KUBECONFIG
+    return str(Path(raw).expanduser().resolve())
+
+
+def api_client(kubeconfig: str | None, context: str | None) -> Any:
+    """A fresh ``ApiClient`` for this kubeconfig/context (never the client library's global one,
+    so two experiments against two clusters cannot mix)."""
+    try:
+        from kubernetes import config
+    except ImportError:
+        raise TargetError(
+            "Kubernetes targets need the official client: pip install 'chaoslab[kubernetes]'"
+        ) from None
+    path = kubeconfig_path(kubeconfig)
+    if not os.path.exists(path):
+        raise TargetError(f"kubeconfig {path} does not exist (set kubeconfig: or $KUBECONFIG)")
+    try:
+        return config.new_client_from_config(config_file=path, context=context)
+    except Exception as exc:  # the loader raises ConfigException and plain errors alike
+        raise TargetError(f"kubeconfig {path}: {exc}") from None
+
+
+def core(client: Any) -> Any:
+    from kubernetes import client as k
+
+    return k.CoreV1Api(client)
+
+
+def apps(client: Any) -> Any:
+    from kubernetes import client as k
+
+    return k.AppsV1Api(client)
+
+
+def api_error(exc: Exception) -> int | None:
+    """The HTTP status of a client ``ApiException`` (None for anything else)."""
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def choose(names: list[str], mode: str, seed: int) -> list[str]:
+    """The blast radius over pods, drawn at random with ``seed`` (recorded, so a run repeats)."""
+    from ..targets import parse_mode
+
+    kind, n = parse_mode(mode)
+    pool = sorted(names)
+    rng = random.Random(seed)
+    if kind == "all":
+        return pool
+    if kind == "one":
+        return [rng.choice(pool)]
+    if kind == "count":
+        if len(pool) < n:
+            raise ValueError(f"{len(pool)} pods match, mode asks for {int(n)}")
+        return sorted(rng.sample(pool, int(n)))
+    k = max(1, -(-len(pool) * int(n * 1000) // 100000))
+    return sorted(rng.sample(pool, min(k, len(pool))))
+
+
+def docker_container(container_id: str) -> dict[str, Any] | None:
+    """The local Docker container behind a ``docker://`` container id: id, name and main pid."""
+    if not container_id.startswith("docker://"):
+        return None
+    cid = container_id.removeprefix("docker://")
+    try:
+        out = subprocess.run(
+            ["docker", "inspect", "-f", "{{.Id}} {{.Name}} {{.State.Pid}}", cid],
+            capture_output=True, text=True, timeout=20, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    full, name, pid = out.stdout.split()
+    return {"id": full, "name": name.lstrip("/"), "pid": int(pid)}
+
+
+def pod_record(pod: Any) -> dict[str, Any]:
+    containers = []
+    for st in pod.status.container_statuses or []:
+        entry: dict[str, Any] = {"name": st.name, "container_id": st.container_id or ""}
+        local = docker_container(st.container_id or "")
+        if local is not None:
+            entry["docker"] = local
+        containers.append(entry)
+    return {
+        "name": pod.metadata.name,
+        "uid": pod.metadata.uid,
+        "node": pod.spec.node_name,
+        "phase": pod.status.phase,
+        "containers": containers,
+    }
+
+
+def list_pods(client: Any, namespace: str, selector: str) -> list[Any]:
+    """Pods matching ``selector`` that are not already going away."""
+    try:
+        pods = core(client).list_namespaced_pod(namespace, label_selector=selector).items
+    except Exception as exc:
+        raise TargetError(f"listing pods {selector!r} in {namespace!r}: {_reason(exc)}") from None
+    return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", "") or exc).strip().splitlines()[0]
+
+
+def resolve(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
+    """Fill ``base`` (kind pod, deployment or node) from the cluster."""
+    from ..targets import ProcessRef
+
+    kubeconfig = kubeconfig_path(spec.kubeconfig)
+    client = api_client(kubeconfig, spec.context)
+    extra: dict[str, Any] = {"kubeconfig": kubeconfig, "context": spec.context}
+    name = base.name
+    if spec.pod is not None:
+        sel = spec.pod
+        pods = {p.metadata.name: p for p in list_pods(client, sel.namespace, sel.selector)}
+        if not pods:
+            raise TargetError(f"target {name!r}: no pod matches {sel.selector!r} in namespace {sel.namespace!r}")
+        seed = sel.seed if sel.seed is not None else random.SystemRandom().randrange(2**32)
+        if spec.mode == "one" and sel.seed is None and len(pods) > 1:
+            # Like process targets: `one` over several matches is a choice the user must make.
+            raise TargetError(
+                f"target {name!r}: {sel.selector!r} matches {len(pods)} pods ({', '.join(sorted(pods)[:8])}) "
+                "but mode is 'one'; set mode: all | count:N | percent:P, or a seed to pick one at random"
+            )
+        try:
+            chosen = choose(list(pods), spec.mode, seed)
+        except ValueError as exc:
+            raise TargetError(f"target {name!r}: {exc}") from None
+        records = [pod_record(pods[n]) for n in chosen]
+        extra.update(namespace=sel.namespace, selector=sel.selector, seed=seed, pods=records)
+        for rec in records:
+            for c in rec["containers"]:
+                pid = c.get("docker", {}).get("pid")
+                if pid:
+                    try:
+                        base.processes.append(ProcessRef.of(int(pid)))
+                    except Exception:  # the container exited between inspect and now
+                        continue
+    elif spec.deployment is not None:
+        d = spec.deployment
+        try:
+            dep = apps(client).read_namespaced_deployment(d.name, d.namespace)
+        except Exception as exc:
+            raise TargetError(f"target {name!r}: deployment {d.namespace}/{d.name}: {_reason(exc)}") from None
+        labels = ",".join(f"{k}={v}" for k, v in sorted((dep.spec.selector.match_labels or {}).items()))
+        extra.update(
+            namespace=d.namespace,
+            deployment={"name": d.name, "uid": dep.metadata.uid, "replicas": dep.spec.replicas},
+            selector=labels,
+            pods=[pod_record(p) for p in list_pods(client, d.namespace, labels)] if labels else [],
+        )
+    elif spec.node is not None:
+        try:
+            node = core(client).read_node(spec.node)
+        except Exception as exc:
+            raise TargetError(f"target {name!r}: node {spec.node!r}: {_reason(exc)}") from None
+        extra.update(node={"name": spec.node, "uid": node.metadata.uid})
+    base.extra = extra
+    return base
+
+
+def describe(target: ResolvedTarget) -> str:
+    """What ``--dry-run`` prints for a resolved Kubernetes target."""
+    ex = target.extra
+    if "pods" in ex and target.kind == "pod":
+        pods = ", ".join(f"{p['name']} (uid {p['uid'][:8]})" for p in ex["pods"])
+        return f"{target.name}: pods in {ex['namespace']} [{pods}] (seed {ex['seed']})"
+    if "deployment" in ex:
+        d = ex["deployment"]
+        return f"{target.name}: deployment {ex['namespace']}/{d['name']} (uid {d['uid'][:8]}, {d['replicas']} replicas)"
+    if "node" in ex:
+        return f"{target.name}: node {ex['node']['name']} (uid {ex['node']['uid'][:8]})"
+    return target.name
