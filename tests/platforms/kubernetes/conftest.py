@@ -1,0 +1,127 @@
+"""The single-node cluster of scripts/k8s.sh, started once per session and stopped at its end.
+
+It runs under its own state directory and API port, so a developer's own `scripts/k8s.sh up`
+is left alone. Helpers ask kubectl and docker, not chaoslab, what the cluster shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = ROOT / "scripts" / "k8s.sh"
+STATE = Path(os.environ.get("CHAOSLAB_K8S_TEST_STATE", "/tmp/chaoslab-k8s-test"))
+PORT = os.environ.get("CHAOSLAB_K8S_TEST_PORT", "16443")
+ETCD_PORT = os.environ.get("CHAOSLAB_K8S_TEST_ETCD_PORT", "12479")
+NODE = "chaoslab-node"
+IMAGE = "chaoslab/busybox:local"
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, every: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(every)
+    return pred()
+
+
+@dataclass
+class Cluster:
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
+                             capture_output=True, text=True, timeout=120, check=False)
+        if check and out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {out.stderr}")
+        return out.stdout
+
+    def get(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("pods", "-n", ns, "-l", selector)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def ready_pods(self, ns: str, selector: str) -> list[dict[str, Any]]:
+        def ready(p: dict[str, Any]) -> bool:
+            conds = p.get("status", {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+        return [p for p in self.pods(ns, selector) if ready(p)]
+
+    def deployment(self, ns: str, name: str, replicas: int = 2) -> str:
+        """A host-network busybox deployment of the locally imported image; returns its selector."""
+        self.apply({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "hostNetwork": True,
+                        "terminationGracePeriodSeconds": 2,
+                        "containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
+                                        "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}],
+                    },
+                },
+            },
+        })
+        sel = f"app={name}"
+        assert wait_until(lambda: len(self.ready_pods(ns, sel)) == replicas, 120), \
+            self.kubectl("describe", "pods", "-n", ns, "-l", sel, check=False)
+        return sel
+
+
+def docker_ids(pod_uid: str) -> set[str]:
+    """Running Docker containers the kubelet made for one pod (dockershim labels them)."""
+    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.kubernetes.pod.uid={pod_uid}"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return set(out.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if os.geteuid() != 0 or shutil.which("docker") is None or shutil.which("kubectl") is None:
+        pytest.skip("the Kubernetes tests need root, docker and kubectl")
+    env = {**os.environ, "CHAOSLAB_K8S_STATE": str(STATE), "CHAOSLAB_K8S_PORT": PORT,
+           "CHAOSLAB_K8S_ETCD_PORT": ETCD_PORT}
+    up = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=3600, check=False)
+    try:
+        assert up.returncode == 0, f"scripts/k8s.sh up failed:\n{up.stderr[-3000:]}"
+        yield Cluster(STATE / "admin.kubeconfig")
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "down", "--purge"], env=env, capture_output=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", ns)
+    yield ns
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
+def k8s_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: Cluster) -> Path:
+    d = tmp_path / "state"
+    d.mkdir()
+    monkeypatch.setenv("CHAOSLAB_STATE_DIR", str(d))
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    return d

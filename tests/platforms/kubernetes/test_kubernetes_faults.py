@@ -1,0 +1,196 @@
+"""Kubernetes API faults against the real single-node cluster of scripts/k8s.sh.
+
+Each test asserts on what kubectl and docker show, never on chaoslab's own account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoslab import faults
+from chaoslab.faults.base import Fault
+from chaoslab.targets import ResolvedTarget, TargetSpec, resolve
+
+from .conftest import NODE, Cluster, docker_ids, wait_until
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.root]
+PY = sys.executable
+
+
+def target(name: str, **spec: Any) -> ResolvedTarget:
+    return resolve(name, TargetSpec.model_validate(spec))
+
+
+def make(fault: str, params: dict[str, Any], tgt: ResolvedTarget) -> Fault:
+    cls = faults.get(fault)
+    return cls(cls.Params.model_validate(params), tgt, run_id="k8stest")
+
+
+def test_pod_delete_is_replaced_and_recovery_is_measured(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    sel = cluster.deployment(namespace, "web", replicas=2)
+    tgt = target("web", pod={"namespace": namespace, "selector": sel, "seed": 7}, mode="one")
+    assert tgt.extra["seed"] == 7 and len(tgt.extra["pods"]) == 1
+    victim = tgt.extra["pods"][0]
+    before = docker_ids(victim["uid"])
+    assert before, "the pod's containers run in the local dockerd"
+    # The pod's main process is a local process: container faults reach pods.
+    assert tgt.processes and all(ref.alive() for ref in tgt.processes)
+
+    fault = make("pod.delete", {"grace_period": "1s"}, tgt)
+    t0 = time.monotonic()
+    fault.inject()
+    assert fault.state["deleted"] == [{"name": victim["name"], "uid": victim["uid"]}]
+    assert wait_until(lambda: victim["uid"] not in {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}, 60)
+    assert wait_until(lambda: not docker_ids(victim["uid"]), 60), "the deleted pod's containers still run"
+    # The ReplicaSet replaces it: two Ready pods again, one of them new.
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 2, 120, every=0.05)
+    recovery = time.monotonic() - t0
+    uids = {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)}
+    assert victim["uid"] not in uids
+    print(f"pod.delete: replacement Ready after {recovery:.2f}s")
+    assert recovery < 120
+
+
+def test_pod_delete_never_touches_a_recreated_pod_of_the_same_name(cluster: Cluster, namespace: str,
+                                                                     k8s_state: Path) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo", "namespace": namespace,
+                                                             "labels": {"app": "solo"}},
+           "spec": {"hostNetwork": True, "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "main", "image": "chaoslab/busybox:local", "imagePullPolicy": "Never",
+                                    "command": ["sleep", "3600"]}]}}
+    cluster.apply(pod)
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=solo")) == 1, 120)
+    tgt = target("solo", pod={"namespace": namespace, "selector": "app=solo"})
+    cluster.kubectl("delete", "pod", "solo", "-n", namespace, "--grace-period=0", "--force")
+    cluster.apply(pod)
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=solo")) == 1, 120)
+    new_uid = cluster.pods(namespace, "app=solo")[0]["metadata"]["uid"]
+    assert new_uid != tgt.extra["pods"][0]["uid"]
+    with pytest.raises(Exception, match="none of the target's pods"):
+        make("pod.kill", {}, tgt).inject()
+    assert cluster.pods(namespace, "app=solo")[0]["metadata"]["uid"] == new_uid
+
+
+def test_crashloop_deletes_again_every_interval(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    sel = cluster.deployment(namespace, "loop", replicas=1)
+    tgt = target("loop", pod={"namespace": namespace, "selector": sel}, mode="all")
+    fault = make("pod.crashloop", {"every": "2s"}, tgt)
+    seen: set[str] = set()
+    fault.inject()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and fault.state["kills"] < 3:
+        time.sleep(2)
+        seen |= {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
+        fault.tick()
+    fault.revert()
+    assert fault.state["kills"] >= 3
+    assert len(seen) >= 2, "the controller made replacements, and they were deleted in turn"
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 1, 120)
+
+
+def test_deployment_scale_reverted_after_sigkill_and_recover(cluster: Cluster, namespace: str, k8s_state: Path,
+                                                             tmp_path: Path) -> None:
+    cluster.deployment(namespace, "api", replicas=2)
+    exp = tmp_path / "scale.yaml"
+    exp.write_text(f"""
+title: scale down
+targets:
+  api: {{deployment: {{namespace: {namespace}, name: api}}, kubeconfig: {cluster.kubeconfig}}}
+method:
+  - {{fault: deployment.scale, target: api, at: 0s, duration: 120s, replicas: 0}}
+recovery: 1s
+""")
+    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
+    runner = subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, 90)
+        assert wait_until(lambda: not cluster.pods(namespace, "app=api"), 90)
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.communicate(timeout=30)
+    time.sleep(1)
+    assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, "SIGKILL left it scaled"
+    ledger = list((k8s_state / "ledger").glob("*/[0-9]*.json"))
+    assert len(ledger) == 1
+    record = json.loads(ledger[0].read_text())
+    assert record["state"]["uid"] == cluster.get("deployment", "api", "-n", namespace)["metadata"]["uid"]
+    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], env=env, capture_output=True, text=True, timeout=120)
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 2
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=api")) == 2, 120)
+
+
+def test_node_cordon_and_revert(cluster: Cluster, k8s_state: Path) -> None:
+    tgt = target("n", node=NODE)
+    fault = make("node.cordon", {}, tgt)
+    try:
+        fault.inject()
+        assert cluster.get("node", NODE)["spec"].get("unschedulable") is True
+    finally:
+        fault.revert()
+    assert not cluster.get("node", NODE)["spec"].get("unschedulable")
+
+
+def test_drain_honours_a_pod_disruption_budget(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    sel = cluster.deployment(namespace, "guarded", replicas=2)
+    cluster.apply({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
+                   "metadata": {"name": "guarded", "namespace": namespace},
+                   "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}}})
+    assert wait_until(lambda: cluster.get("pdb", "guarded", "-n", namespace).get("status", {})
+                      .get("currentHealthy") == 2, 60)
+    uids = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
+    fault = make("node.drain", {"timeout": "4s"}, target("n", node=NODE))
+    try:
+        fault.inject()
+        guarded = {f"{namespace}/{p['metadata']['name']}" for p in cluster.pods(namespace, sel)}
+        assert guarded <= set(fault.state["blocked"]), fault.state
+        assert {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)} == uids, "the PDB was not honoured"
+        assert cluster.get("node", NODE)["spec"].get("unschedulable") is True
+    finally:
+        fault.revert()
+    assert not cluster.get("node", NODE)["spec"].get("unschedulable")
+
+
+def test_policy_partition_created_and_deleted(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    cluster.deployment(namespace, "a", replicas=1)
+    tgt = target("a", pod={"namespace": namespace, "selector": "app=a"}, mode="all")
+    fault = make("network.policy_partition", {"peer": "app=b"}, tgt)
+    try:
+        fault.inject()
+        pols = cluster.get("networkpolicy", "-n", namespace)["items"]
+        assert {p["metadata"]["uid"] for p in pols} == {p["uid"] for p in fault.state["policies"]}
+        assert {json.dumps(p["spec"]["podSelector"]) for p in pols} == {
+            json.dumps({"matchLabels": {"app": "a"}}), json.dumps({"matchLabels": {"app": "b"}})}
+    finally:
+        fault.revert()
+    assert cluster.get("networkpolicy", "-n", namespace)["items"] == []
+
+
+def test_dry_run_lists_the_resolved_pods(cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path) -> None:
+    sel = cluster.deployment(namespace, "dry", replicas=3)
+    exp = tmp_path / "dry.yaml"
+    exp.write_text(f"""
+title: dry
+targets:
+  dry: {{pod: {{namespace: {namespace}, selector: "{sel}", seed: 11}}, mode: "count:2"}}
+method:
+  - {{fault: pod.kill, target: dry, at: 0s}}
+""")
+    out = subprocess.run([PY, "-m", "chaoslab", "run", "--dry-run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+                         env={**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)},
+                         capture_output=True, text=True, timeout=120)
+    names = [p["metadata"]["name"] for p in cluster.pods(namespace, sel)]
+    shown = [n for n in names if n in out.stdout]
+    assert len(shown) == 2, out.stdout + out.stderr
+    assert "seed 11" in out.stdout
+    assert len(cluster.pods(namespace, sel)) == 3, "a dry run deleted nothing"
