@@ -25,6 +25,7 @@ FAMILIES = (
     "chaoslab.faults.clock",
     "chaoslab.faults.actions",
     "chaoslab.faults.kubernetes",
+    "chaoslab.faults.chaosmesh",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

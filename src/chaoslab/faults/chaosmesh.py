@@ -1,0 +1,312 @@
+"""Chaos Mesh faults: chaoslab step parameters -> a Chaos Mesh resource, created, awaited, deleted.
+
+The resource selects exactly the pods chaoslab resolved (``selector.pods`` by name, mode
+``all``), so the seeded choice of the target is the one Chaos Mesh acts on. Inject creates the
+resource (its name is checkpointed first, its uid right after), then waits until Chaos Mesh
+sets the ``AllInjected`` condition. Revert deletes it by uid; Chaos Mesh's finalizers restore
+the pods. ``chaoslab recover`` does the same from the ledger after a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from ..errors import FaultError
+from ..platforms import chaosmesh as cm
+from ..platforms import kubernetes as k8s
+from ..units import Duration
+from . import register
+from .base import Fault, FaultParams
+from .kubernetes import parse_labels
+
+
+def _go_duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+class MeshParams(FaultParams):
+    inject_timeout: Duration = Field(60.0, description="How long to wait for Chaos Mesh to report AllInjected.")
+
+
+class _Mesh(Fault):
+    target_kinds = frozenset({"pod"})
+    kind: ClassVar[str]
+
+    def body(self) -> dict[str, Any]:
+        """The kind-specific part of ``spec``."""
+        raise NotImplementedError
+
+    def _selector(self) -> dict[str, Any]:
+        assert self.target is not None
+        ex = self.target.extra
+        return {"pods": {ex["namespace"]: sorted(p["name"] for p in ex.get("pods", []))}}
+
+    def inject(self) -> None:
+        from kubernetes import client as kc
+
+        assert self.target is not None and isinstance(self.params, MeshParams)
+        ns = self.target.extra["namespace"]
+        api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
+        plural = cm.KINDS[self.kind]
+        run = re.sub(r"[^a-z0-9-]", "-", (self.run_id or "adhoc").lower())[:40].strip("-") or "adhoc"
+        name = f"chaoslab-{run}-{self.name.split('.', 1)[1].replace('_', '-')}"[:63].rstrip("-")
+        obj = {
+            "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
+            "metadata": {"name": name, "namespace": ns, "labels": {"chaoslab.io/run": run}},
+            "spec": {"selector": self._selector(), "mode": "all", **self.body()},
+        }
+        self.state.update(plural=plural, namespace=ns, name=name, uid=None)
+        self.checkpoint()
+        try:
+            made = api.create_namespaced_custom_object(cm.GROUP, cm.VERSION, ns, plural, obj)
+        except Exception as exc:
+            raise FaultError(f"{self.name}: the API server refused the {self.kind}: {_body(exc)}") from None
+        self.state["uid"] = made["metadata"]["uid"]
+        self.checkpoint()
+        deadline = time.monotonic() + float(self.params.inject_timeout)
+        while True:
+            live = api.get_namespaced_custom_object(cm.GROUP, cm.VERSION, ns, plural, name)
+            if cm.condition(live, "AllInjected"):
+                return
+            if time.monotonic() >= deadline:
+                raise FaultError(
+                    f"{self.name}: Chaos Mesh did not report {self.kind} {ns}/{name} injected within "
+                    f"{float(self.params.inject_timeout):g}s (is Chaos Mesh installed in the cluster?)"
+                )
+            time.sleep(0.5)
+
+    def revert(self) -> None:
+        from kubernetes import client as kc
+
+        if not self.state.get("name") or self.target is None:
+            return
+        api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
+        pre = kc.V1Preconditions(uid=self.state["uid"]) if self.state.get("uid") else None
+        try:
+            api.delete_namespaced_custom_object(
+                cm.GROUP, cm.VERSION, self.state["namespace"], self.state["plural"], self.state["name"],
+                body=kc.V1DeleteOptions(preconditions=pre))
+        except Exception as exc:
+            if k8s.api_error(exc) not in (404, 409):
+                raise
+
+
+def _body(exc: Exception) -> str:
+    return str(getattr(exc, "body", "") or exc)[:500]
+
+
+# -- PodChaos ------------------------------------------------------------------------------
+
+class ContainerKillParams(MeshParams):
+    containers: list[str] = Field(..., min_length=1, description="Names of the containers to kill in each pod.")
+
+
+@register
+class ContainerKill(_Mesh):
+    name = "chaosmesh.container_kill"
+    summary = "Chaos Mesh PodChaos container-kill on the target's pods."
+    Params = ContainerKillParams
+    kind = "PodChaos"
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, ContainerKillParams)
+        return {"action": "container-kill", "containerNames": self.params.containers}
+
+
+# -- NetworkChaos --------------------------------------------------------------------------
+
+class _NetParams(MeshParams):
+    direction: Literal["to", "from", "both"] = "to"
+    peer: str | None = Field(None, description="Label selector (key=value) of the other side; default: any.")
+
+    @field_validator("peer")
+    @classmethod
+    def _labels(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_labels(v)
+        return v
+
+
+class _Net(_Mesh):
+    kind = "NetworkChaos"
+    action: ClassVar[str]
+
+    def net(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, _NetParams) and self.target is not None
+        out: dict[str, Any] = {"action": self.action, "direction": self.params.direction, **self.net()}
+        if self.params.peer:
+            out["target"] = {"mode": "all", "selector": {
+                "namespaces": [self.target.extra["namespace"]], "labelSelectors": parse_labels(self.params.peer)}}
+        return out
+
+
+class DelayParams(_NetParams):
+    latency: Duration = Field(..., description="Added delay.")
+    jitter: Duration = Field(0.0, description="Random variation of the delay.")
+    correlation: float = Field(0.0, ge=0, le=100, description="Correlation with the previous packet, percent.")
+
+
+@register
+class NetworkDelay(_Net):
+    name = "chaosmesh.network_delay"
+    summary = "Chaos Mesh NetworkChaos delay on the target's pods."
+    Params = DelayParams
+    action = "delay"
+
+    def net(self) -> dict[str, Any]:
+        assert isinstance(self.params, DelayParams)
+        return {"delay": {"latency": _go_duration(float(self.params.latency)),
+                          "jitter": _go_duration(float(self.params.jitter)),
+                          "correlation": f"{self.params.correlation:g}"}}
+
+
+class LossParams(_NetParams):
+    loss: float = Field(..., gt=0, le=100, description="Packets dropped, percent.")
+    correlation: float = Field(0.0, ge=0, le=100)
+
+
+@register
+class NetworkLoss(_Net):
+    name = "chaosmesh.network_loss"
+    summary = "Chaos Mesh NetworkChaos loss on the target's pods."
+    Params = LossParams
+    action = "loss"
+
+    def net(self) -> dict[str, Any]:
+        assert isinstance(self.params, LossParams)
+        return {"loss": {"loss": f"{self.params.loss:g}", "correlation": f"{self.params.correlation:g}"}}
+
+
+class PartitionParams(_NetParams):
+    direction: Literal["to", "from", "both"] = "both"
+    peer: str = Field(..., description="Label selector (key=value) of the pods on the other side.")
+
+
+@register
+class NetworkPartition(_Net):
+    name = "chaosmesh.network_partition"
+    summary = "Chaos Mesh NetworkChaos partition between the target's pods and `peer`."
+    Params = PartitionParams
+    action = "partition"
+
+    def net(self) -> dict[str, Any]:
+        return {}
+
+
+class BandwidthParams(_NetParams):
+    rate: str = Field(..., pattern=r"^[1-9][0-9]*(\.[0-9]+)?(bps|kbps|mbps|gbps|tbps)$", description="e.g. 1mbps.")
+    limit: int = Field(20971520, ge=1, description="Bytes queued before drops.")
+    buffer: int = Field(10000, ge=1, description="Bucket size, bytes.")
+
+
+@register
+class NetworkBandwidth(_Net):
+    name = "chaosmesh.network_bandwidth"
+    summary = "Chaos Mesh NetworkChaos bandwidth limit on the target's pods."
+    Params = BandwidthParams
+    action = "bandwidth"
+
+    def net(self) -> dict[str, Any]:
+        assert isinstance(self.params, BandwidthParams)
+        return {"bandwidth": {"rate": self.params.rate, "limit": self.params.limit, "buffer": self.params.buffer}}
+
+
+# -- StressChaos ---------------------------------------------------------------------------
+
+class StressCpuParams(MeshParams):
+    workers: int = Field(1, ge=1, le=8192)
+    load: int = Field(100, ge=0, le=100, description="Percent of one CPU per worker.")
+
+
+@register
+class StressCpu(_Mesh):
+    name = "chaosmesh.stress_cpu"
+    summary = "Chaos Mesh StressChaos CPU stressors in the target's pods."
+    Params = StressCpuParams
+    kind = "StressChaos"
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, StressCpuParams)
+        return {"stressors": {"cpu": {"workers": self.params.workers, "load": self.params.load}}}
+
+
+class StressMemoryParams(MeshParams):
+    workers: int = Field(1, ge=1, le=8192)
+    size: str = Field("256MB", pattern=r"^[0-9]+(\.[0-9]+)?(%|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+                      description="Memory per worker (e.g. 256MB, 50%).")
+
+
+@register
+class StressMemory(_Mesh):
+    name = "chaosmesh.stress_memory"
+    summary = "Chaos Mesh StressChaos memory stressors in the target's pods."
+    Params = StressMemoryParams
+    kind = "StressChaos"
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, StressMemoryParams)
+        return {"stressors": {"memory": {"workers": self.params.workers, "size": self.params.size}}}
+
+
+# -- IOChaos -------------------------------------------------------------------------------
+
+class IoParams(MeshParams):
+    action: Literal["latency", "fault"] = "latency"
+    volume_path: str = Field(..., min_length=1, description="Mount point of the volume in the container.")
+    path: str | None = Field(None, description="Glob of the files affected (default: all under the volume).")
+    delay: Duration = Field(0.1, description="Added latency per operation (action latency).")
+    errno: int = Field(5, ge=1, le=4095, description="Error returned (action fault; 5 = EIO).")
+    percent: int = Field(100, ge=1, le=100, description="Share of operations affected.")
+
+
+@register
+class IoChaos(_Mesh):
+    name = "chaosmesh.io"
+    summary = "Chaos Mesh IOChaos latency or errors on a volume of the target's pods."
+    Params = IoParams
+    kind = "IOChaos"
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, IoParams)
+        p = self.params
+        out: dict[str, Any] = {"action": p.action, "volumePath": p.volume_path, "percent": p.percent}
+        if p.path:
+            out["path"] = p.path
+        if p.action == "latency":
+            out["delay"] = _go_duration(float(p.delay))
+        else:
+            out["errno"] = p.errno
+        return out
+
+
+# -- TimeChaos -----------------------------------------------------------------------------
+
+Clock = Literal["CLOCK_REALTIME", "CLOCK_MONOTONIC", "CLOCK_BOOTTIME"]
+
+
+def _realtime() -> list[Clock]:
+    return ["CLOCK_REALTIME"]
+
+
+class TimeParams(MeshParams):
+    offset: str = Field(..., pattern=r"^-?([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", description="Clock shift, e.g. -10m, 2h.")
+    clocks: list[Clock] = Field(default_factory=_realtime)
+
+
+@register
+class TimeShift(_Mesh):
+    name = "chaosmesh.time"
+    summary = "Chaos Mesh TimeChaos: shift the clocks of the target's pods."
+    Params = TimeParams
+    kind = "TimeChaos"
+
+    def body(self) -> dict[str, Any]:
+        assert isinstance(self.params, TimeParams)
+        return {"timeOffset": self.params.offset, "clockIds": list(self.params.clocks)}
