@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .errors import InputError
 from .experiment.loader import LoadedExperiment, load_experiment
 from .experiment.model import ProbeSpec
+from .platforms import seed002 as _seed002
 from .runner.run import RunOptions, RunResult, new_run_id, run_experiment
 from .source import InputErrors, load_document
 from .units import Duration
@@ -79,6 +80,8 @@ class LoadedSuite:
 
 def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> LoadedSuite:
     doc = load_document(path, variables)
+    if _seed002.is_seed_suite(doc.data):
+        return _load_seed002(doc, Path(path), variables or {})
     suite = doc.validate(Suite)
     base = Path(path).resolve().parent
     errors: list[InputError] = []
@@ -97,6 +100,29 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Loa
     if errors:
         raise InputErrors(errors)
     return LoadedSuite(suite, Path(path).resolve(), loaded)
+
+
+def _load_seed002(doc: Any, path: Path, variables: dict[str, str]) -> LoadedSuite:
+    """Seed 002's JSON suite: each entry becomes a generated experiment file (kept, so the run's
+    journal points at what actually ran) against ``NAMESPACE``/``SELECTOR`` pods."""
+    import random
+    import tempfile
+
+    import yaml
+
+    seed_suite = doc.validate(_seed002.SeedSuite)
+    out_dir = Path(tempfile.mkdtemp(prefix="chaoslab-seed002-"))
+    seed = random.SystemRandom().randrange(2**31)
+    ns, sel = variables.get("NAMESPACE", "default"), variables.get("SELECTOR", "")
+    entries, loaded = [], []
+    for i, entry in enumerate(seed_suite.experiments):
+        f = out_dir / f"{i + 1:02d}.yaml"
+        f.write_text(yaml.safe_dump(_seed002.to_experiment(entry, ns, sel, seed + i), sort_keys=False))
+        se = SuiteEntry(path=str(f), name=entry.name)
+        entries.append(se)
+        loaded.append((se, load_experiment(f, variables)))
+    suite = Suite(name=seed_suite.name, description=seed_suite.description, experiments=entries)
+    return LoadedSuite(suite, path.resolve(), loaded)
 
 
 KEY_METRICS = (

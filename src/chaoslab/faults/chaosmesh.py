@@ -141,9 +141,12 @@ class _Net(_Mesh):
     def body(self) -> dict[str, Any]:
         assert isinstance(self.params, _NetParams) and self.target is not None
         out: dict[str, Any] = {"action": self.action, "direction": self.params.direction, **self.net()}
+        ns = self.target.extra["namespace"]
         if self.params.peer:
             out["target"] = {"mode": "all", "selector": {
-                "namespaces": [self.target.extra["namespace"]], "labelSelectors": parse_labels(self.params.peer)}}
+                "namespaces": [ns], "labelSelectors": parse_labels(self.params.peer)}}
+        elif self.action == "partition":  # from every other pod of the namespace
+            out["target"] = {"mode": "all", "selector": {"namespaces": [ns]}}
         return out
 
 
@@ -186,13 +189,12 @@ class NetworkLoss(_Net):
 
 class PartitionParams(_NetParams):
     direction: Literal["to", "from", "both"] = "both"
-    peer: str = Field(..., description="Label selector (key=value) of the pods on the other side.")
 
 
 @register
 class NetworkPartition(_Net):
     name = "chaosmesh.network_partition"
-    summary = "Chaos Mesh NetworkChaos partition between the target's pods and `peer`."
+    summary = "Chaos Mesh NetworkChaos partition between the target's pods and `peer` (default: the namespace's pods)."
     Params = PartitionParams
     action = "partition"
 
