@@ -242,7 +242,7 @@ cmd_up() {
   start_daemon etcd /usr/bin/etcd --name chaoslab --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "chaoslab=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls ""
+    --initial-cluster "chaoslab=http://127.0.0.1:$ETCD_PEER_PORT"
   local pki="$STATE/pki"
   start_daemon apiserver "$BIN/kube-apiserver" --advertise-address=127.0.0.1 --bind-address=127.0.0.1 \
     --secure-port="$API_PORT" --insecure-port=0 --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
@@ -251,14 +251,15 @@ cmd_up() {
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --authorization-mode=Node,RBAC \
     --service-cluster-ip-range=10.96.0.0/16 --allow-privileged=true \
-    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,DefaultStorageClass,ResourceQuota
+    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,DefaultStorageClass,ResourceQuota \
+    --disable-admission-plugins=ServiceAccount
   wait_for 120 "the apiserver" kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw=/readyz
   start_daemon controller-manager "$BIN/kube-controller-manager" --bind-address=127.0.0.1 --port=0 \
     --kubeconfig="$STATE/controller-manager.kubeconfig" --controllers='*,-serviceaccount-token' \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
-    --use-service-account-credentials=false --leader-elect=false
+    --use-service-account-credentials=false --leader-elect=false --cert-dir="$STATE/run/controller-manager"
   start_daemon scheduler "$BIN/kube-scheduler" --bind-address=127.0.0.1 --port=0 \
-    --kubeconfig="$STATE/scheduler.kubeconfig" --leader-elect=false
+    --kubeconfig="$STATE/scheduler.kubeconfig" --leader-elect=false --cert-dir="$STATE/run/scheduler"
   cat >"$STATE/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
