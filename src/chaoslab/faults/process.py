@@ -26,7 +26,8 @@ from .base import Fault, FaultParams
 SIGNAL_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": MAX_SIGNAL}]}
 
-PROCESS_TARGETS = frozenset({"pid", "process", "service"})
+# A pod on a local single-node cluster resolves to its containers' main processes.
+PROCESS_TARGETS = frozenset({"pid", "process", "service", "pod"})
 
 
 def _signal(ref: ProcessRef, sig: int) -> bool:

@@ -194,3 +194,20 @@ method:
     assert len(shown) == 2, out.stdout + out.stderr
     assert "seed 11" in out.stdout
     assert len(cluster.pods(namespace, sel)) == 3, "a dry run deleted nothing"
+
+
+def test_process_kill_on_a_pod_kills_its_docker_container_and_the_kubelet_restarts_it(
+        cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    sel = cluster.deployment(namespace, "local", replicas=1)
+    tgt = target("local", pod={"namespace": namespace, "selector": sel})
+    pod = tgt.extra["pods"][0]
+    container = pod["containers"][0]["docker"]
+    assert {ref.pid for ref in tgt.processes} == {container["pid"]}
+    make("process.kill", {}, tgt).inject()
+
+    def restarted() -> bool:
+        statuses = cluster.get("pod", pod["name"], "-n", namespace)["status"].get("containerStatuses") or []
+        return bool(statuses) and statuses[0].get("restartCount", 0) >= 1
+    assert wait_until(restarted, 120), "the kubelet did not see the container die"
+    assert container["id"] not in docker_ids(pod["uid"]), "the killed container still runs"
+    assert cluster.get("pod", pod["name"], "-n", namespace)["metadata"]["uid"] == pod["uid"], "same pod, new container"
