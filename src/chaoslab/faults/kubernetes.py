@@ -247,8 +247,6 @@ class NodeDrain(_NodeFault):
     Params = DrainParams
 
     def inject(self) -> None:
-        from kubernetes import client as kc
-
         client, name, _ = self.cordon()
         assert isinstance(self.params, DrainParams)
         api = k8s.core(client)
@@ -261,14 +259,8 @@ class NodeDrain(_NodeFault):
         while todo:
             left = []
             for p in todo:
-                body = kc.V1Eviction(
-                    metadata=kc.V1ObjectMeta(name=p.metadata.name, namespace=p.metadata.namespace),
-                    delete_options=kc.V1DeleteOptions(
-                        grace_period_seconds=grace, preconditions=kc.V1Preconditions(uid=p.metadata.uid)
-                    ),
-                )
                 try:
-                    api.create_namespaced_pod_eviction(p.metadata.name, p.metadata.namespace, body)
+                    _evict(api, p, grace)
                     evicted.append(f"{p.metadata.namespace}/{p.metadata.name}")
                 except Exception as exc:
                     code = k8s.api_error(exc)
@@ -286,6 +278,28 @@ class NodeDrain(_NodeFault):
                 time.sleep(1.0)
         self.state["evicted"] = evicted
         self.state["blocked"] = sorted(f"{p.metadata.namespace}/{p.metadata.name}" for p in todo)
+
+
+def _evict(api: Any, pod: Any, grace: int | None) -> None:
+    """POST the pod's eviction subresource: policy/v1 (1.22+), else policy/v1beta1 (older servers
+    answer 400/500 "no kind Eviction is registered" to the v1 body)."""
+    delete_options: dict[str, Any] = {"preconditions": {"uid": pod.metadata.uid}}
+    if grace is not None:
+        delete_options["gracePeriodSeconds"] = grace
+    last: Exception | None = None
+    for version in ("policy/v1", "policy/v1beta1"):
+        body = {"apiVersion": version, "kind": "Eviction",
+                "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace},
+                "deleteOptions": delete_options}
+        try:
+            api.create_namespaced_pod_eviction(pod.metadata.name, pod.metadata.namespace, body)
+            return
+        except Exception as exc:
+            if k8s.api_error(exc) not in (400, 500):
+                raise
+            last = exc
+    assert last is not None
+    raise last
 
 
 def _skip_on_drain(pod: Any) -> bool:
