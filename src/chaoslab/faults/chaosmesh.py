@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -53,7 +54,9 @@ class _Mesh(Fault):
         api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
         plural = cm.KINDS[self.kind]
         run = re.sub(r"[^a-z0-9-]", "-", (self.run_id or "adhoc").lower())[:40].strip("-") or "adhoc"
-        name = f"chaoslab-{run}-{self.name.split('.', 1)[1].replace('_', '-')}"[:63].rstrip("-")
+        # A random suffix: two steps of the same fault in one run make two resources.
+        kind = self.name.split(".", 1)[1].replace("_", "-")
+        name = f"chaoslab-{run[:30].strip('-')}-{kind}-{uuid.uuid4().hex[:6]}"
         obj = {
             "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
             "metadata": {"name": name, "namespace": ns, "labels": {"chaoslab.io/run": run}},

@@ -9,6 +9,7 @@ original replica count, whether the node was already cordoned, the policy's uid)
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -351,8 +352,9 @@ class PolicyPartition(Fault):
                  (parse_labels(self.params.peer), parse_labels(ex["selector"]))]
         run = (self.run_id or "adhoc").lower().replace("_", "-")[:40]
         self.state.setdefault("policies", [])
+        suffix = uuid.uuid4().hex[:6]  # two partitions in one run are two pairs of policies
         for i, (own, other) in enumerate(sides):
-            name = f"chaoslab-{run}-partition-{i}"
+            name = f"chaoslab-{run}-partition-{suffix}-{i}"
             # Allow-lists only exist: allow everything except pods carrying all of `other`'s labels.
             # NotIn on each key makes a pod that differs in any one of them allowed (the union of
             # one peer per key), i.e. exactly the pods that are not `other`.
