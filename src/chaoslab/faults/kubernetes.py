@@ -46,6 +46,9 @@ def _delete_pod(client: Any, namespace: str, name: str, uid: str, grace: int) ->
 
 class DeleteParams(FaultParams):
     grace_period: Duration = Field(30.0, description="Grace period the pods get to stop (seconds).")
+    await_replacement: Duration = Field(
+        0.0, description="Wait up to this long for the controller's replacements to be Ready and record "
+        "`replaced_after` (seconds from the delete) in the journal; 0: do not wait.")
 
 
 class _PodDelete(Fault):
@@ -73,6 +76,28 @@ class _PodDelete(Fault):
             raise FaultError(f"{self.name}: none of the target's pods exists any more")
         self.state["deleted"] = deleted
         self.state["at"] = time.time()
+        wait = float(self.params.await_replacement) if isinstance(self.params, DeleteParams) else 0.0
+        if wait > 0:
+            self._await_replacement(client, ns, {d["uid"] for d in deleted}, wait)
+
+    def _await_replacement(self, client: Any, ns: str, gone: set[str], wait: float) -> None:
+        """Recovery as the cluster defines it: the selector has as many Ready pods as before the
+        delete, none of them a deleted one (a pod still terminating is not a replacement)."""
+        assert self.target is not None
+        want = len(self.target.extra.get("all_pods", [])) or len(self.target.extra.get("pods", []))
+        started = time.monotonic()
+        while time.monotonic() - started < wait:
+            live = k8s.list_pods(client, ns, self.target.extra["selector"])
+            ready = [p for p in live if p.metadata.uid not in gone and _ready(p)]
+            if len(ready) >= want:
+                self.state["replaced_after"] = round(time.time() - float(self.state["at"]), 3)
+                return
+            time.sleep(0.1)
+        self.state["replaced_after"] = None  # not within `await_replacement`
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
 @register

@@ -161,7 +161,8 @@ def resolve(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
         except ValueError as exc:
             raise TargetError(f"target {name!r}: {exc}") from None
         records = [pod_record(pods[n]) for n in chosen]
-        extra.update(namespace=sel.namespace, selector=sel.selector, seed=seed, pods=records)
+        extra.update(namespace=sel.namespace, selector=sel.selector, seed=seed, pods=records,
+                     all_pods=sorted(pods))
         for rec in records:
             for c in rec["containers"]:
                 pid = c.get("docker", {}).get("pid")
