@@ -21,8 +21,8 @@ from ..platforms import chaosmesh as cm
 from ..platforms import kubernetes as k8s
 from ..units import Duration
 from . import register
-from .base import Fault, FaultParams
-from .kubernetes import parse_labels
+from .base import FaultParams
+from .kubernetes import K8sFault, parse_labels
 
 
 def _go_duration(seconds: float) -> str:
@@ -33,7 +33,7 @@ class MeshParams(FaultParams):
     inject_timeout: Duration = Field(60.0, description="How long to wait for Chaos Mesh to report AllInjected.")
 
 
-class _Mesh(Fault):
+class _Mesh(K8sFault):
     target_kinds = frozenset({"pod"})
     kind: ClassVar[str]
 

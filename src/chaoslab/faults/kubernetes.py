@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from ..errors import FaultError
+from ..errors import CapabilityError, FaultError
 from ..platforms import kubernetes as k8s
 from ..targets import ResolvedTarget
 from ..units import Duration
@@ -22,6 +22,17 @@ from . import register
 from .base import Fault, FaultParams
 
 POD = frozenset({"pod"})
+
+
+class K8sFault(Fault):
+    """A fault carried out by the Kubernetes API: needs the official client installed."""
+
+    @classmethod
+    def check(cls) -> None:
+        try:
+            import kubernetes  # noqa: F401
+        except ImportError:
+            raise CapabilityError("the Kubernetes client is not installed: pip install 'chaoslab[kubernetes]'") from None
 
 
 def _client(target: ResolvedTarget | None) -> Any:
@@ -51,7 +62,7 @@ class DeleteParams(FaultParams):
         "`replaced_after` (seconds from the delete) in the journal; 0: do not wait.")
 
 
-class _PodDelete(Fault):
+class _PodDelete(K8sFault):
     """Delete the target's pods (each by uid); instantaneous, nothing to revert."""
 
     target_kinds = POD
@@ -126,7 +137,7 @@ class CrashloopParams(FaultParams):
 
 
 @register
-class PodCrashloop(Fault):
+class PodCrashloop(K8sFault):
     name = "pod.crashloop"
     summary = "Kill the selector's pods (grace 0) now and again every `every` seconds for the duration."
     Params = CrashloopParams
@@ -175,7 +186,7 @@ def _deployment(fault: Fault) -> tuple[Any, str, dict[str, Any]]:
 
 
 @register
-class DeploymentScale(Fault):
+class DeploymentScale(K8sFault):
     name = "deployment.scale"
     summary = "Scale a deployment to `replicas`; revert restores the replica count it had before."
     Params = ScaleParams
@@ -231,7 +242,7 @@ def _set_unschedulable(client: Any, name: str, uid: str, value: bool) -> bool:
     return True
 
 
-class _NodeFault(Fault):
+class _NodeFault(K8sFault):
     target_kinds = frozenset({"node"})
 
     def cordon(self) -> tuple[Any, str, str]:
@@ -359,7 +370,7 @@ def parse_labels(selector: str) -> dict[str, str]:
 
 
 @register
-class PolicyPartition(Fault):
+class PolicyPartition(K8sFault):
     name = "network.policy_partition"
     summary = "Deny traffic both ways between the target's pods and `peer` with NetworkPolicies; revert deletes them."
     Params = PartitionParams
