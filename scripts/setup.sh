@@ -44,3 +44,4 @@ bash scripts/pipeline.sh
 
 # Docker Engine and Compose (container targets, the exchange on Compose): installed and started here.
 bash scripts/docker.sh
+bash scripts/images.sh

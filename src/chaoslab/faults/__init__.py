@@ -24,6 +24,7 @@ FAMILIES = (
     "chaoslab.faults.postgres",
     "chaoslab.faults.clock",
     "chaoslab.faults.actions",
+    "chaoslab.faults.container",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

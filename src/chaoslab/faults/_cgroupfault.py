@@ -21,10 +21,11 @@ from typing import Any, ClassVar
 from .. import cgroups, doctor
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef
 from .base import Fault
 
-CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"})
+CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | CONTAINER_KINDS
 
 
 class CgroupFault(Fault):
@@ -97,7 +98,11 @@ class CgroupFault(Fault):
             if not group.exists():
                 raise FaultError(f"{self.name}: cgroup {rel!r} does not exist")
             return group
-        if self.target.kind == "service" and self.target.cgroups:
+        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+            # Moving a container's processes into a fault cgroup would take them out of Docker's.
+            raise FaultError(f"{self.name}: acts on one container's own cgroups at a time "
+                             f"({self.target.describe()}); use mode: one or one step per container")
+        if (self.target.kind == "service" or self.target.kind in CONTAINER_KINDS) and self.target.cgroups:
             dirs = {k: Path(v) for k, v in self.target.cgroups.items()}
             group = Group(dirs=dirs)
             group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
