@@ -304,8 +304,17 @@ def events(since: float, until: float, ids: list[str]) -> list[dict[str, Any]]:
             item["exit_code"] = int(attrs["exitCode"])
         if kind == "kill" and "signal" in attrs:
             item["signal"] = attrs["signal"]
+        if kind == "start":
+            item["restart_policy"] = _policy(cl, str(ev.get("id", "")))
         out.append(item)
     return out
+
+
+def _policy(cl: Any, cid: str) -> str | None:
+    try:
+        return str((cl.api.inspect_container(cid).get("HostConfig") or {}).get("RestartPolicy", {}).get("Name") or "no")
+    except Exception:
+        return None  # removed since
 
 
 def doctor_report() -> dict[str, Any]:

@@ -463,6 +463,7 @@ class Run:
             await asyncio.gather(*still, return_exceptions=True)
         await self._stop_observers()
         self._copy_stack_events()
+        self._copy_container_events()
         if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
             from ..analysis.verify import final_read
 
@@ -499,6 +500,24 @@ class Run:
                 fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
                 self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="stack",
                           kind=ev.get("event"), **fields)
+
+    def _copy_container_events(self) -> None:
+        """Docker's die/start/restart/oom/health events of the targeted containers, on the run's
+        clock. By id and by name: a container recreated under the same name is reported too."""
+        refs = sorted({ref for t in self.targets.values() for c in t.extra.get("containers") or []
+                       for ref in (c["id"], c["name"])})
+        if not refs:
+            return
+        from ..platforms import docker
+
+        try:
+            events = docker.events(self.clock.wall0, time.time(), refs)
+        except Exception as exc:  # the daemon went away: the run's own records still stand
+            self.emit("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+            return
+        for ev in events:
+            fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
+            self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="docker", kind=ev["event"], **fields)
 
     async def _rollback(self, index: int, rb: Any) -> None:
         from ..probes.command import CommandExpect, CommandProbe
