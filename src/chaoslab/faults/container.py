@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from .. import doctor
 from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration
@@ -30,7 +31,7 @@ class ContainerFault(Fault):
 
     @classmethod
     def check(cls) -> None:
-        _docker().client()  # CapabilityError with the reason when Docker does not answer
+        doctor.require("docker")
 
     def _targets(self) -> list[dict[str, Any]]:
         """The resolved containers, recorded in ``state`` (id and name) before acting."""
