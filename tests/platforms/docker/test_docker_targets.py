@@ -51,7 +51,7 @@ def test_label_selector_and_blast_radius(lab: Lab) -> None:
         lab.run(f"w{i}", "sleep", "600", opts=("--label", f"{lab.prefix}.role=worker"))
     lab.run("other", "sleep", "600")
     label = {"label": f"{lab.prefix}.role=worker"}
-    with pytest.raises(TargetError, match="matches 4 containers .* mode is 'one'"):
+    with pytest.raises(TargetError, match=r"matches 4 containers .* mode is 'one'"):
         resolve("w", spec({"container": label}))
     every = resolve("w", spec({"container": label, "mode": "all"}))
     assert [c["name"] for c in every.extra["containers"]] == [f"{lab.prefix}-w{i}" for i in range(4)]
