@@ -7,7 +7,8 @@ the run or by ``chaoslab recover``. The ids are in ``state`` before anything cha
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -63,7 +64,11 @@ class ContainerFault(Fault):
 
 
 class KillParams(FaultParams):
-    signal: str | int = Field("SIGKILL", description="Signal Docker sends to the main process (name or number).")
+    signal: str | int = Field("SIGKILL", description="Signal sent to the main process (name or number).")
+    via: Literal["process", "docker"] = Field(
+        "process",
+        description="process: signal the main process from the host, a crash as Docker sees it (its restart "
+        "policy applies); docker: Docker's kill API, which Docker counts as a manual stop (no restart).")
 
     @field_validator("signal")
     @classmethod
@@ -81,8 +86,20 @@ class ContainerKill(ContainerFault):
 
     def inject(self) -> None:
         assert isinstance(self.params, KillParams)
-        sig = parse_signal(self.params.signal).name
-        self._each("killed", lambda c: c.kill(signal=sig))
+        sig = parse_signal(self.params.signal)
+        if self.params.via == "docker":
+            self._each("killed", lambda c: c.kill(signal=sig.name))
+            return
+        infos = {c.id: c for c in _docker().containers_of(self.target)}
+
+        def crash(c: Any) -> None:
+            ref = infos[c.id].main_process()
+            # the same container (id) and the same main process (pid + start time), or nothing
+            if ref is None or ref.process() is None:
+                raise FaultError(f"main process {infos[c.id].pid} of {c.name} is gone (restarted since resolved?)")
+            os.kill(ref.pid, sig)
+
+        self._each("killed", crash)
 
 
 class StopParams(FaultParams):

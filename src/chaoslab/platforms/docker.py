@@ -363,3 +363,9 @@ def peer_address(ref: str) -> str:
         pass
     addr = address_of(ref)
     return addr if addr is not None else hosts.address_of(ref)
+
+
+def compose_projects_of(service: str) -> list[str]:
+    """The Compose projects that have a running service of this name."""
+    found = client().api.containers(filters={"label": [f"{SERVICE_LABEL}={service}"], "status": "running"})
+    return sorted({str((c.get("Labels") or {}).get(PROJECT_LABEL)) for c in found if (c.get("Labels") or {}).get(PROJECT_LABEL)})

@@ -242,6 +242,12 @@ def test_container_kill_restart_and_remove(lab: Lab, tmp_path: Path) -> None:
     while inspect(k)["RestartCount"] < 1 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert inspect(k)["RestartCount"] == 1  # killed for real, and Docker's policy brought it back
+    # Docker's own kill API counts as a manual stop: the policy does not restart it (why the
+    # default is to signal the main process, a crash as Docker sees it)
+    kd, _ = lab.run("kd", "sleep", "600", opts=("--restart", "always"))
+    fault("container.kill", kd, via="docker").inject()
+    time.sleep(2)
+    assert inspect(kd)["State"]["Status"] == "exited" and inspect(kd)["RestartCount"] == 0
     fault("container.restart", r, timeout=0).inject()
     assert inspect(r)["State"]["StartedAt"] != started and inspect(r)["State"]["Running"]
     fault("container.remove", x, allow_remove=True).inject()

@@ -35,7 +35,7 @@ def fetch_from(container: str, url: str, timeout: int = 2) -> bool:
 def test_partition_between_two_named_containers(lab: Lab) -> None:
     a, _ = lab.web("a")
     b, ip_b = lab.web("b")
-    c, ip_c = lab.web("c")
+    _, ip_c = lab.web("c")
     assert fetch_from(a, f"http://{ip_b}:8080/health") and fetch_from(a, f"http://{ip_c}:8080/health")
     part = fault("network.partition", a, lab.prefix, peers=[b])
     part.inject()
