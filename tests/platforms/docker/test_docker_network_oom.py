@@ -85,7 +85,7 @@ probes:
   up: {{container: {{target: hungry}}, every: 100ms, timeout: 2s}}
 method:
   - {{fault: memory.limit, target: hungry, at: 1s, duration: 4s, limit: 24MB}}
-recovery: 3s
+recovery: 4s
 """
 
 
@@ -93,7 +93,7 @@ def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab,
     # Every 2 s the container's shell grows to ~40 MB for a moment: harmless until the limit.
     name, _ = lab.run("oom", "sh", "-c",
                       "while true; do x=$(head -c 40000000 /dev/zero | tr '\\0' a); unset x; sleep 0.5; done",
-                      opts=("--restart", "always"))
+                      opts=("--restart", "always", "--health-cmd", "true", "--health-interval", "500ms"))
     cid = inspect(name)["Id"]
     limit_file = Path(f"/sys/fs/cgroup/memory/docker/{cid}/memory.limit_in_bytes")
     original = limit_file.read_text()
@@ -116,6 +116,9 @@ def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab,
     assert start["restart_policy"] == "always"
     report = (run_dir / "report.md").read_text()
     assert f"{name} was OOM-killed at" in report and "restarted by Docker's always policy" in report
+    # Docker's HEALTHCHECK after the restart, from its health_status events
+    assert any(e["kind"] == "health_status" and e.get("status") == "healthy" and e["t"] > start["t"] for e in events)
+    assert ", healthy again at" in report
     # the container probe saw the restarts
     samples = [r for r in journal(run_dir) if r.get("type") == "sample" and r["probe"] == "up"]
     assert samples[0]["value"] == 0 and samples[-1]["value"] >= 1
