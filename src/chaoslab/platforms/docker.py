@@ -280,20 +280,34 @@ def address_of(ref: str) -> str | None:
     return next(iter(ContainerInfo.of(c.attrs).addresses.values()), None)
 
 
-def events(since: float, until: float, ids: list[str]) -> list[dict[str, Any]]:
-    """Docker's container events for ``ids`` between two wall-clock times (the daemon keeps the
-    recent ones; the run asks once it is over, so nothing has to listen during the run)."""
-    if not ids:
+_KINDS = ("die", "start", "restart", "oom", "health_status", "kill", "stop", "pause", "unpause")
+
+
+def _filters(refs: list[str]) -> dict[str, Any]:
+    return {"type": "container", "container": refs}
+
+
+def events(since: float, until: float, refs: list[str]) -> list[dict[str, Any]]:
+    """Docker's container events for ``refs`` (ids or names) between two wall-clock times, from
+    the daemon's memory of recent events (a few hundred, all containers together)."""
+    if not refs:
         return []
+    raw = list(client().api.events(since=since, until=until, decode=True, filters=_filters(refs)))
+    return parse_events(raw)
+
+
+def parse_events(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events worth a journal record, deduplicated and in order, as plain fields."""
     cl = client()
-    stream = cl.api.events(since=since, until=until, decode=True,
-                           filters={"type": "container", "container": ids})
+    seen: set[tuple[Any, ...]] = set()
     out = []
-    for ev in stream:
+    for ev in sorted(raw, key=lambda e: int(e.get("timeNano") or 0)):
         action = str(ev.get("Action") or ev.get("status") or "")
         kind, _, detail = action.partition(": ")
-        if kind not in ("die", "start", "restart", "oom", "health_status", "kill", "stop", "pause", "unpause"):
+        key = (ev.get("timeNano"), ev.get("id"), action)
+        if kind not in _KINDS or key in seen:
             continue
+        seen.add(key)
         attrs = (ev.get("Actor") or {}).get("Attributes") or {}
         t = float(ev.get("timeNano", 0)) / 1e9 or float(ev.get("time", 0))
         item: dict[str, Any] = {"time": t, "event": kind, "container": attrs.get("name", ""),
@@ -308,6 +322,43 @@ def events(since: float, until: float, ids: list[str]) -> list[dict[str, Any]]:
             item["restart_policy"] = _policy(cl, str(ev.get("id", "")))
         out.append(item)
     return out
+
+
+class EventRecorder:
+    """Docker's events of some containers for the length of a run. The daemon remembers only its
+    last few hundred events, all containers together, so on a busy machine a query at the end
+    alone could miss some: this streams them while the run goes on, and merges a last query
+    (for what was still in flight) when it stops."""
+
+    def __init__(self, refs: list[str], since: float) -> None:
+        self.refs, self.since = refs, since
+        self._raw: list[dict[str, Any]] = []
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventRecorder:
+        self._stream = client().api.events(since=self.since, decode=True, filters=_filters(self.refs))
+        self._thread = threading.Thread(target=self._read, name="docker-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        try:
+            for ev in self._stream:
+                self._raw.append(ev)
+        except Exception:
+            return  # closed by stop(), or the daemon went away: the final query still runs
+
+    def stop(self, until: float) -> list[dict[str, Any]]:
+        raw = list(self._raw)
+        try:
+            raw += list(client().api.events(since=self.since, until=until, decode=True, filters=_filters(self.refs)))
+        finally:
+            if self._stream is not None:
+                self._stream.close()
+            if self._thread is not None:
+                self._thread.join(timeout=2.0)
+        return parse_events(raw + list(self._raw))
 
 
 def _policy(cl: Any, cid: str) -> str | None:

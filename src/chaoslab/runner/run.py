@@ -203,6 +203,7 @@ class Run:
             self.emit("run", run_id=self.run_id, title=self.exp.title, started_at=self.clock.wall0,
                       experiment=str(self.loaded.path), pid=os.getpid())
             await self._start_observers()
+            self._watch_containers()
             self.t_base = self.clock.now()
             self.emit("phase", name="baseline")
             tasks = await self._start_background()
@@ -501,9 +502,9 @@ class Run:
                 self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="stack",
                           kind=ev.get("event"), **fields)
 
-    def _copy_container_events(self) -> None:
-        """Docker's die/start/restart/oom/health events of the targeted containers, on the run's
-        clock. By id and by name: a container recreated under the same name is reported too."""
+    def _watch_containers(self) -> None:
+        """Record Docker's events of the targeted containers from now on (see EventRecorder). By id
+        and by name: a container recreated under the same name is reported too."""
         refs = sorted({ref for t in self.targets.values() for c in t.extra.get("containers") or []
                        for ref in (c["id"], c["name"])})
         if not refs:
@@ -511,7 +512,17 @@ class Run:
         from ..platforms import docker
 
         try:
-            events = docker.events(self.clock.wall0, time.time(), refs)
+            self._docker_events = docker.EventRecorder(refs, self.clock.wall0).start()
+        except Exception as exc:
+            self.emit("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+
+    def _copy_container_events(self) -> None:
+        """Docker's die/start/restart/oom/health events of the targeted containers, on the run's clock."""
+        recorder = getattr(self, "_docker_events", None)
+        if recorder is None:
+            return
+        try:
+            events = recorder.stop(time.time())
         except Exception as exc:  # the daemon went away: the run's own records still stand
             self.emit("error", what="container events", error=f"{type(exc).__name__}: {exc}")
             return
