@@ -59,6 +59,9 @@ class CgroupFault(Fault):
     def _inject(self) -> None:
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
+        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+            self._inject_each_container()
+            return
         own = self._own_group()
         if own is not None:
             self.state["existing"] = {"dirs": {k: str(v) for k, v in own.dirs.items()},
@@ -84,6 +87,28 @@ class CgroupFault(Fault):
             except ProcessLookupError:
                 continue  # exited meanwhile; revert copes
 
+    def _inject_each_container(self) -> None:
+        """``mode: all`` over containers: the knob of each container's own cgroup, every old
+        value recorded before the first one changes."""
+        assert self.target is not None
+        groups = []
+        for c in self.target.extra.get("containers") or []:
+            dirs = {k: Path(v) for k, v in (c.get("cgroups") or {}).items()}
+            group = Group(dirs=dirs)
+            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
+            try:
+                group.directory(self.controller)
+            except CapabilityError:
+                raise FaultError(f"{self.name}: container {c.get('name')} has no {self.controller} cgroup") from None
+            groups.append(group)
+        if not groups:
+            raise FaultError(f"{self.name}: {self.target.describe()} has no container to act on")
+        self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions),
+                               "old": self.read(g)} for g in groups]
+        self.checkpoint()
+        for g in groups:
+            self._guard(lambda g=g: self.apply(g))
+
     def _guard(self, action: Any) -> None:
         try:
             action()
@@ -99,9 +124,9 @@ class CgroupFault(Fault):
                 raise FaultError(f"{self.name}: cgroup {rel!r} does not exist")
             return group
         if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
-            # Moving a container's processes into a fault cgroup would take them out of Docker's.
-            raise FaultError(f"{self.name}: acts on one container's own cgroups at a time "
-                             f"({self.target.describe()}); use mode: one or one step per container")
+            # Several containers: each one's own cgroup, never a fault cgroup (moving a
+            # container's processes out of Docker's cgroup would detach them from it).
+            return None
         if (self.target.kind == "service" or self.target.kind in CONTAINER_KINDS) and self.target.cgroups:
             dirs = {k: Path(v) for k, v in self.target.cgroups.items()}
             group = Group(dirs=dirs)
@@ -132,6 +157,14 @@ class CgroupFault(Fault):
         raise FaultError(f"{self.name}: no free fault cgroup name for run {self.run_id}")
 
     def revert(self) -> None:
+        for info in self.state.get("each") or []:
+            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+            group.versions.update({k: int(v) for k, v in info["versions"].items()})
+            if group.exists():
+                try:
+                    self.restore(group, info.get("old"))
+                except OSError:
+                    pass  # the container went away meanwhile
         if "existing" in self.state:
             info = self.state["existing"]
             group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})

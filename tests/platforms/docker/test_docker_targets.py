@@ -162,7 +162,20 @@ def test_compose_service_scaled_to_three_mode_all(lab: Lab, tmp_path: Path) -> N
         finally:
             pause.revert()
         assert [inspect(n)["State"]["Paused"] for n in names] == [False] * 3
-        # the project's whole service list when no service is named
+        # a cgroup fault over all three: each container's own cgroup, restored from the ledger
+        # record by another process (as `chaoslab recover` does)
+        ids = [inspect(n)["Id"] for n in names]
+        quotas = [cgroup_file(i, "cpu", "cpu.cfs_quota_us") for i in ids]
+        throttle = get("cpu.throttle")(get("cpu.throttle").Params.model_validate({"cores": 0.1}), t, run_id=lab.prefix)
+        throttle.inject()
+        assert [cgroup_file(i, "cpu", "cpu.cfs_quota_us") for i in ids] == ["10000"] * 3
+        code = "import json, sys; from chaoslab import faults; r = json.loads(sys.stdin.read()); " \
+               "faults.get(r['fault']).from_record(r).revert()"
+        proc = subprocess.run([sys.executable, "-c", code], input=json.dumps(throttle.to_record()), text=True,
+                              capture_output=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        assert proc.returncode == 0, proc.stderr
+        assert [cgroup_file(i, "cpu", "cpu.cfs_quota_us") for i in ids] == quotas
+                # the project's whole service list when no service is named
         assert len(resolve("p", spec({"compose": {"project": project}, "mode": "all"})).extra["containers"]) == 3
     finally:
         subprocess.run([*base, "down", "-t", "0"], capture_output=True, timeout=180)
