@@ -84,6 +84,8 @@ class TargetSpec(BaseModel):
         if len(given) != 1:
             what = ", ".join(given) if given else "none"
             raise ValueError(f"a target needs exactly one of {', '.join(_KINDS)} (got {what})")
+        if self.processes != "main" and given[0] not in ("container", "compose"):
+            raise ValueError("processes: all is for container and compose targets")
         return self
 
     @property
