@@ -3,11 +3,24 @@ events the runner copied into the journal with ``source: docker``)."""
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 
 def container_events(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in journal if r.get("type") == "event" and r.get("source") == "docker" and r.get("container")]
+
+
+def _how(die: dict[str, Any], oom: bool) -> str:
+    if oom:
+        return "was OOM-killed"
+    code = die.get("exit_code")
+    if isinstance(code, int) and code > 128:
+        try:
+            return f"was killed by {signal.Signals(code - 128).name}"
+        except ValueError:
+            pass
+    return f"exited (code {code if code is not None else '?'})"
 
 
 def container_findings(events: list[dict[str, Any]], t_inject: float | None) -> list[str]:
@@ -22,8 +35,7 @@ def container_findings(events: list[dict[str, Any]], t_inject: float | None) -> 
         # The kernel's OOM kill is reported as its own event just before the die.
         oom = any(e.get("kind") == "oom" and e.get("container") == name and ev["t"] - 1.0 <= e["t"] <= ev["t"]
                   for e in events[:i])
-        how = "OOM-killed" if oom else f"exited (code {ev.get('exit_code', '?')})"
-        text = f"{name} was {how} at {ev['t']:.1f} s"
+        text = f"{name} {_how(ev, oom)} at {ev['t']:.1f} s"
         start = next((e for e in later if e.get("kind") in ("start", "die")), None)
         if start is not None and start.get("kind") == "start":
             policy = start.get("restart_policy")
