@@ -170,15 +170,15 @@ targets:
   b: {{container: {b}}}
   c: {{container: {c}}}
 probes:
-  pa: {{http: {{url: "http://{ip_a}:8080/health"}}, every: 100ms, timeout: 300ms}}
-  pb: {{http: {{url: "http://{ip_b}:8080/health"}}, every: 100ms, timeout: 300ms}}
-  pc: {{http: {{url: "http://{ip_c}:8080/health"}}, every: 100ms, timeout: 300ms}}
+  pa: {{http: {{url: "http://{ip_a}:8080/health"}}, every: 100ms, timeout: 1s}}
+  pb: {{http: {{url: "http://{ip_b}:8080/health"}}, every: 100ms, timeout: 1s}}
+  pc: {{http: {{url: "http://{ip_c}:8080/health"}}, every: 100ms, timeout: 1s}}
   ca: {{container: {{target: a}}, every: 100ms, timeout: 2s}}
   cc: {{container: {{target: c}}, every: 100ms, timeout: 2s}}
 method:
-  - {{fault: container.pause, target: a, at: 1s, duration: 2s}}
-  - {{fault: network.partition, target: b, at: 1s, duration: 2s}}
-  - {{fault: container.stop, target: c, at: 1s, duration: 2s, timeout: 0s}}
+  - {{fault: container.pause, target: a, at: 2s, duration: 4s}}
+  - {{fault: network.partition, target: b, at: 2s, duration: 4s}}
+  - {{fault: container.stop, target: c, at: 2s, duration: 4s, timeout: 0s}}
 recovery: 3s
 """
 
@@ -205,11 +205,11 @@ def test_each_fault_shows_in_a_probe_and_is_gone_after_a_normal_end(lab: Lab, tm
                           ("container.stop", ["pc", "cc"])):
         t_in, t_out = faults[(fault, "inject")], faults[(fault, "revert")]
         for probe in probes:
-            before = _samples(records, probe, 0, t_in - 0.3)
-            # The inject record is written once the action is done; every revert is due 2 s
-            # after the fault phase began, and a request sent up to a probe timeout (0.3 s)
-            # before may be answered just after it: stay inside.
-            during = _samples(records, probe, t_in + 0.3, t_phase + 1.6)
+            before = _samples(records, probe, 0, t_phase - 0.3)
+            # The inject record is written once the action is done; every revert is due 4 s
+            # after the fault phase began, and a request sent up to a probe timeout (1 s)
+            # before may be answered just after it: stay inside, generously.
+            during = _samples(records, probe, t_in + 0.3, t_phase + 2.8)
             after = _samples(records, probe, t_out + 1.5, 1e9)
             assert before and all(before), (fault, probe)
             assert during and not any(during), (fault, probe, during)
