@@ -43,7 +43,8 @@ def container_findings(events: list[dict[str, Any]], t_inject: float | None) -> 
                 text += f" and restarted by Docker's {policy} policy {start['t'] - ev['t']:.1f} s later"
             else:
                 text += f" and started again {start['t'] - ev['t']:.1f} s later"
-            healthy = next((e for e in later if e.get("kind") == "health_status" and e["t"] >= start["t"]
+            next_die = next((e["t"] for e in later if e.get("kind") == "die"), float("inf"))
+            healthy = next((e for e in later if e.get("kind") == "health_status" and start["t"] <= e["t"] < next_die
                             and e.get("status") == "healthy"), None)
             if healthy is not None:
                 text += f", healthy again at {healthy['t']:.1f} s"

@@ -69,6 +69,7 @@ class CgroupFault(Fault):
             self.state["old"] = self.read(own)
             self.checkpoint()
             self._guard(lambda: self.apply(own))
+            self.state["existing"]["applied"] = self.read(own)
             return
         refs = [r for r in self.target.processes if r.alive()]
         if not refs:
@@ -106,8 +107,41 @@ class CgroupFault(Fault):
         self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions),
                                "old": self.read(g)} for g in groups]
         self.checkpoint()
-        for g in groups:
+        for g, info in zip(groups, self.state["each"], strict=True):
             self._guard(lambda g=g: self.apply(g))
+            info["applied"] = self.read(g)
+
+    # -- containers: Docker recreates a container's cgroup at every restart ---------------------
+    @property
+    def interval(self) -> float | None:
+        return 0.5 if self.target is not None and self.target.kind in CONTAINER_KINDS else None
+
+    def _groups(self) -> list[tuple[Group, dict[str, Any]]]:
+        out = []
+        for info in ([self.state["existing"]] if "existing" in self.state else []) + list(self.state.get("each") or []):
+            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+            group.versions.update({k: int(v) for k, v in info["versions"].items()})
+            out.append((group, info))
+        return out
+
+    def tick(self) -> bool:
+        """A container restarted by its policy (after the OOM kill this fault caused, say) comes
+        back in a fresh cgroup with Docker's own settings: put the fault's setting back, so the
+        fault lasts its whole duration as the user asked, restarts included."""
+        acted = False
+        for group, info in self._groups():
+            try:
+                if not group.exists():
+                    continue
+                if "applied" not in info:
+                    info["applied"] = self.read(group)
+                elif self.read(group) != info["applied"]:
+                    self.apply(group)
+                    self.state["reapplied"] = int(self.state.get("reapplied", 0)) + 1
+                    acted = True
+            except OSError:
+                continue  # between the old cgroup's removal and the new one's creation
+        return acted
 
     def _guard(self, action: Any) -> None:
         try:

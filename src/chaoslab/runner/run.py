@@ -305,9 +305,10 @@ class Run:
 
     async def _tick(self, a: ActiveFault) -> None:
         try:
-            await asyncio.to_thread(a.fault.tick)
-            self.emit("fault", action="tick", step=a.planned.step, fault=a.planned.cls.name,
-                      target=a.planned.target, describe=a.fault.describe())
+            acted = await asyncio.to_thread(a.fault.tick)
+            if acted is not False:
+                self.emit("fault", action="tick", step=a.planned.step, fault=a.planned.cls.name,
+                          target=a.planned.target, describe=a.fault.describe())
         except (ChaoslabError, OSError) as exc:
             self.emit("fault", action="error", step=a.planned.step, fault=a.planned.cls.name,
                       target=a.planned.target, describe=a.fault.describe(), error=str(exc))
