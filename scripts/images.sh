@@ -5,7 +5,9 @@
 #   chaoslab/busybox:1  a static busybox tree (sh, httpd, nc, sleep, ...); ENV PATH=/bin
 #   chaoslab/host:1     an almost empty root whose /usr is meant to be the host's, bind-mounted
 #                       read-only (-v /usr:/usr:ro): Debian's python3, redis-server or postgres
-#                       then run in a container without any image of their own.
+#                       then run in a container without any image of their own; add the venv and
+#                       the interpreter it was made from (same paths, read-only) for the project's
+#                       Python dependencies (docs/containers.md).
 set -euo pipefail
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
