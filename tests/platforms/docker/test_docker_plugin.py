@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Lab, cgroup_file, http_ok, inspect
+from .conftest import Lab, cgroup_file, http_ok, inspect, journal
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,9 @@ def _own_state(state_dir: Path) -> None:
     """The ledger of these fixtures goes to this test's own state directory."""
 
 
-def test_service_failure_modes_on_a_container(lab: Lab, service_failure: Callable[..., Any]) -> None:
+def test_service_failure_modes_on_a_container(lab: Lab, service_failure: Callable[..., Any],
+                                              chaos_session: Any) -> None:
+    session = chaos_session
     name, ip = lab.web("svc", opts=("--restart", "always"))
     url = f"http://{ip}:8080/health"
     with service_failure(name, mode="pause", duration=1.5):
@@ -37,6 +39,11 @@ def test_service_failure_modes_on_a_container(lab: Lab, service_failure: Callabl
     assert inspect(name)["RestartCount"] == before + 1  # Docker's policy restarted it
     with pytest.raises(ValueError, match="on a container"):
         service_failure(name, mode="terminate")
+    # Docker's own account of it goes into the test's journal, as for `chaoslab run`
+    session.finish()
+    events = [r for r in journal(session.run_dir) if r.get("source") == "docker" and r.get("container") == name]
+    kinds = [e["kind"] for e in events]
+    assert {"pause", "unpause", "stop", "start", "die"} <= set(kinds), kinds
 
 
 def test_network_partition_and_resource_limit(lab: Lab, network_partition: Callable[..., Any],
