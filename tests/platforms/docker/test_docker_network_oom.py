@@ -84,15 +84,17 @@ targets:
 probes:
   up: {{container: {{target: hungry}}, every: 100ms, timeout: 2s}}
 method:
-  - {{fault: memory.limit, target: hungry, at: 1s, duration: 4s, limit: 24MB}}
+  - {{fault: memory.limit, target: hungry, at: 1s, duration: 8s, limit: 48MB}}
 recovery: 4s
 """
 
 
 def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab, tmp_path: Path) -> None:
-    # Every 2 s the container's shell grows to ~40 MB for a moment: harmless until the limit.
+    # 3 s after each start, and every 0.5 s after that, the container's shell grows to ~90 MB for
+    # a moment: harmless until the limit. (Never mid-allocation when the limit comes: cgroup v1
+    # refuses a limit below what is in use, and the fault would be refused.)
     name, _ = lab.run("oom", "sh", "-c",
-                      "while true; do x=$(head -c 40000000 /dev/zero | tr '\\0' a); unset x; sleep 0.5; done",
+                      "sleep 3; while true; do x=$(head -c 90000000 /dev/zero | tr '\\0' a); unset x; sleep 0.5; done",
                       opts=("--restart", "always", "--health-cmd", "true", "--health-interval", "500ms"))
     cid = inspect(name)["Id"]
     limit_file = Path(f"/sys/fs/cgroup/memory/docker/{cid}/memory.limit_in_bytes")
