@@ -46,13 +46,17 @@ def test_pids_limit_makes_exec_fail(lab: Lab) -> None:
     name, _ = lab.run("pids", "sleep", "600")
     cid = inspect(name)["Id"]
     before = cgroup_file(cid, "pids", "pids.max")
+    assert subprocess.run(["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"], capture_output=True,
+                          timeout=60).returncode == 0
     f = fault("pids.limit", name, lab.prefix, max=1)
     f.inject()
     try:
         # a fork inside the container is refused (moving `docker exec`'s process in is not a fork)
         proc = subprocess.run(["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"], capture_output=True,
                               text=True, timeout=60)
-        assert proc.returncode != 0 and "fork" in proc.stderr, proc.stderr
+        # (the shell's fork, or the threads of runc's own exec helper, whichever comes first;
+        # the latter fails without a word on stderr)
+        assert proc.returncode != 0, proc.stdout
     finally:
         f.revert()
     assert cgroup_file(cid, "pids", "pids.max") == before
