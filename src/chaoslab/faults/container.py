@@ -18,7 +18,7 @@ from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration
 from . import register
 from .base import Fault, FaultParams
-from .process import parse_signal
+from .process import SIGNAL_SCHEMA, parse_signal
 
 
 def _docker() -> Any:
@@ -64,7 +64,8 @@ class ContainerFault(Fault):
 
 
 class KillParams(FaultParams):
-    signal: str | int = Field("SIGKILL", description="Signal sent to the main process (name or number).")
+    signal: str | int = Field("SIGKILL", description="Signal sent to the main process (name or number).",
+                              json_schema_extra=SIGNAL_SCHEMA)
     via: Literal["process", "docker"] = Field(
         "process",
         description="process: signal the main process from the host, a crash as Docker sees it (its restart "
