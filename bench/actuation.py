@@ -8,7 +8,12 @@ Each over N repetitions (default 200), chaoslab's fault classes beside Chaos Too
 same signal as a `process` activity (chaoslib's run_activity, in its own venv from PyPI).
 Target: p99 inject and revert at most 5 ms.
 
-    .venv/bin/python bench/actuation.py [--reps 200]
+Containers (when Docker answers; scripts/docker.sh and scripts/images.sh): container.kill,
+container.pause and its revert (unpause), each from the call until the kernel shows the effect
+(the main process gone; the container's freezer cgroup FROZEN / THAWED), beside the `docker` CLI
+doing the same to another container in the same run, over --container-reps (default 100).
+
+    .venv/bin/python bench/actuation.py [--reps 200] [--container-reps 100] [--no-containers]
 """
 
 from __future__ import annotations
@@ -100,6 +105,98 @@ def chaoslab_figures(reps: int) -> dict[str, list[float]]:
     return out
 
 
+def _freezer(cid: str) -> str:
+    with open(f"/sys/fs/cgroup/freezer/docker/{cid}/freezer.state") as f:
+        return f.read().strip()
+
+
+def _spin(pred: object, limit: float = 30.0) -> None:
+    deadline = time.perf_counter() + limit
+    while not pred():  # type: ignore[operator]
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the effect did not show within 30 s")
+
+
+def _container(name: str) -> tuple[str, int]:
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    subprocess.run(["docker", "run", "-d", "--name", name, "--network", "none", "chaoslab/busybox:1", "sleep", "3600"],
+                   check=True, capture_output=True)
+    out = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.State.Pid}}", name], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return out[0], int(out[1])
+
+
+def _restart(name: str) -> int:
+    subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    return int(subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", name], check=True, capture_output=True,
+                              text=True).stdout)
+
+
+def container_figures(reps: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(chaoslab, docker CLI): kill, pause, unpause on two containers of the same image."""
+    from chaoslab import faults
+    from chaoslab.targets import TargetSpec, resolve
+
+    ns: dict[str, object] = {}
+    exec(WAIT_STATE, ns)
+    state = ns["state"]
+    tag = f"bench-actuation-{time.time_ns() % 10**8}"
+    ours: dict[str, list[float]] = {"kill": [], "pause": [], "unpause": []}
+    cli: dict[str, list[float]] = {"kill": [], "pause": [], "unpause": []}
+    names = (f"{tag}-chaoslab", f"{tag}-cli")
+    try:
+        (cid_a, _), (cid_b, _) = _container(names[0]), _container(names[1])
+        pause = faults.get("container.pause")
+        kill = faults.get("container.kill")
+        target = resolve("c", TargetSpec(container=names[0]))
+        for _ in range(reps):
+            fault = pause(pause.Params(), target)
+            t = time.perf_counter()
+            fault.inject()
+            _spin(lambda: _freezer(cid_a) == "FROZEN")
+            ours["pause"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            fault.revert()
+            _spin(lambda: _freezer(cid_a) == "THAWED")
+            ours["unpause"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run(["docker", "pause", names[1]], check=True, capture_output=True)
+            _spin(lambda: _freezer(cid_b) == "FROZEN")
+            cli["pause"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            subprocess.run(["docker", "unpause", names[1]], check=True, capture_output=True)
+            _spin(lambda: _freezer(cid_b) == "THAWED")
+            cli["unpause"].append(time.perf_counter() - t)
+        for _ in range(reps):
+            target = resolve("c", TargetSpec(container=names[0]))
+            pid = target.processes[0].pid
+            fault = kill(kill.Params(), target)
+            t = time.perf_counter()
+            fault.inject()
+            _spin(lambda p=pid: state(p) in ("Z", "gone"))  # type: ignore[misc, operator]
+            ours["kill"].append(time.perf_counter() - t)
+            pid_b = _restart(names[1]) if cli["kill"] else int(subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Pid}}", names[1]], check=True, capture_output=True,
+                text=True).stdout)
+            t = time.perf_counter()
+            subprocess.run(["docker", "kill", names[1]], check=True, capture_output=True)
+            _spin(lambda p=pid_b: state(p) in ("Z", "gone"))  # type: ignore[misc, operator]
+            cli["kill"].append(time.perf_counter() - t)
+            _spin(lambda: subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", names[0]],
+                                         capture_output=True, text=True).stdout.strip() == "false")
+            _restart(names[0])
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+    return ours, cli
+
+
+def docker_answers() -> bool:
+    from chaoslab import doctor
+
+    return doctor.check("docker").ok and subprocess.run(
+        ["docker", "image", "inspect", "chaoslab/busybox:1"], capture_output=True).returncode == 0
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
@@ -108,7 +205,23 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--container-reps", type=int, default=100)
+    ap.add_argument("--no-containers", action="store_true", help="Skip the container figures.")
+    ap.add_argument("--containers-only", action="store_true", help="Only the container figures.")
     args = ap.parse_args()
+    if not args.no_containers:
+        if docker_answers():
+            ours_c, cli_c = container_figures(args.container_reps)
+            print(f"container actuation, call -> effect in the kernel, {args.container_reps} repetitions")
+            print(f"{'':8}{'chaoslab p50':>14}{'p99':>10}{'docker CLI p50':>16}{'p99':>10}{'ratio p50':>11}")
+            for kind in ("kill", "pause", "unpause"):
+                a50, a99 = pct(ours_c[kind], 50) * 1e3, pct(ours_c[kind], 99) * 1e3
+                c50, c99 = pct(cli_c[kind], 50) * 1e3, pct(cli_c[kind], 99) * 1e3
+                print(f"{kind:8}{a50:>12.3f}ms{a99:>8.3f}ms{c50:>14.3f}ms{c99:>8.3f}ms{c50 / a50:>10.1f}x")
+        else:
+            print("containers: skipped (Docker does not answer or chaoslab/busybox:1 is missing: scripts/images.sh)")
+        if args.containers_only:
+            return
     ours = chaoslab_figures(args.reps)
     ctk = json.loads(subprocess.run([str(ctk_python()), "-c", CTK_SCRIPT, str(args.reps)],
                                     capture_output=True, text=True, check=True).stdout)

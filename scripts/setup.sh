@@ -44,6 +44,7 @@ bash scripts/pipeline.sh
 
 # Docker Engine and Compose (container targets, the exchange on Compose): installed and started here.
 bash scripts/docker.sh
+bash scripts/images.sh
 
 # Kubernetes 1.20 from Debian's source for the `k8s` tests: built once into
 # /var/cache/chaoslab/k8s-1.20.2 (about 10-20 minutes on 2 cores), a few seconds when cached.

@@ -188,14 +188,32 @@ def _docker() -> Check:
     if not sock.exists():
         return Check("docker", False, "the Docker engine is not running (start it with dockerd &)",
                      "the local process stack")
+    try:
+        info = _docker_info(sock)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        return Check("docker", False, f"the Docker engine does not answer ({why}); start it with scripts/docker.sh",
+                     "the local process stack")
+    return Check("docker", True, f"Docker {info.get('ServerVersion')} at {sock}: storage {info.get('Driver')}, "
+                 f"{info.get('CgroupDriver')} cgroup driver, cgroup v{info.get('CgroupVersion')}")
+
+
+def _docker_info(sock: Path) -> dict[str, Any]:
+    """``GET /info`` of the Engine API over its socket: a few ms, no SDK import (doctor stays fast)."""
     with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(0.5)
-        try:
-            s.connect(str(sock))
-        except OSError as exc:
-            return Check("docker", False, f"the Docker engine does not answer ({exc.strerror})",
-                         "the local process stack")
-    return Check("docker", True, f"{path}, engine at {sock}")
+        s.settimeout(2.0)
+        s.connect(str(sock))
+        s.sendall(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise ValueError(head.split(b"\r\n", 1)[0].decode(errors="replace") or "no answer")
+    info = json.loads(body)
+    if not isinstance(info, dict):
+        raise ValueError("unexpected /info answer")
+    return info
 
 
 def _asyncpg() -> Check:
@@ -342,9 +360,12 @@ def report() -> dict[str, Any]:
     start = time.perf_counter()
     checks = run_all()
     rows = fault_table()
+    kinds = {name: cls.target_kinds or frozenset() for name, cls in _faults().items()}
+    on_containers = [r.fault for r in rows if r.ok and "container" in kinds.get(r.fault, frozenset())]
     return {
         "capabilities": [asdict(c) for c in checks],
         "faults": [asdict(r) for r in rows],
+        "container_faults": on_containers if check("docker").ok else [],
         "seconds": round(time.perf_counter() - start, 4),
     }
 
@@ -367,6 +388,8 @@ def _render(data: dict[str, Any]) -> str:
             else:
                 extra = f"; instead: {r['instead']}" if r["instead"] else ""
                 lines.append(f"  no   {r['fault']:<{fw}}  {r['reason']}{extra}")
+    if "container_faults" in data:
+        lines += ["", "On Docker containers: " + (", ".join(data["container_faults"]) or "none (Docker is not reachable)")]
     ok = sum(1 for r in rows if r["ok"])
     lines += ["", f"{ok}/{len(rows)} faults can run here (checked in {data['seconds']}s)"]
     return "\n".join(lines)

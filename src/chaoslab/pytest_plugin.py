@@ -105,15 +105,44 @@ def chaos(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractConte
     return make
 
 
+def _container(session: ChaosSession, target: TargetLike) -> dict[str, Any] | None:
+    """The container target ``target`` means, if it means one: a ``{container:}``/``{compose:}``
+    spec, or (with no stack to look in) the name of a running container or of a Compose service
+    (``service_failure("kafka")`` as in a docker-compose project: every replica)."""
+    from .platforms.docker_spec import CONTAINER_KINDS
+    from .targets import TargetSpec
+
+    if isinstance(target, dict) and ("container" in target or "compose" in target):
+        return target
+    if isinstance(target, TargetSpec):
+        return target.model_dump(mode="json", exclude_none=True) if target.kind in CONTAINER_KINDS else None
+    if isinstance(target, str) and session.stack_file is None:
+        from .platforms import docker
+
+        if docker.get(target) is not None:
+            return {"container": target}
+        projects = docker.compose_projects_of(target)
+        if len(projects) == 1:
+            return {"compose": {"project": projects[0], "service": target}, "mode": "all"}
+    return None
+
+
 @pytest.fixture
 def service_failure(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
-    """``service_failure(target, mode="kill"|"terminate"|"pause", duration=None)``.
+    """``service_failure(target, mode="kill"|"terminate"|"pause"|"stop", duration=None)``.
 
     The failure starts when the block starts and ends with the block, or after ``duration``
     seconds if that comes first (a paused service resumes then; the block can watch it recover).
-    ``kill`` and ``terminate`` act once; their ``duration`` only marks the fault window."""
+    ``kill`` and ``terminate`` act once; their ``duration`` only marks the fault window.
+    On a container (or a Compose service) the modes are Docker's: pause, stop (started again at
+    the end), kill, restart."""
 
     def make(target: TargetLike, mode: str = "kill", duration: float | None = None, **params: Any) -> Any:
+        container = _container(chaos_session, target)
+        if container is not None:
+            if mode not in ("kill", "pause", "stop", "restart"):
+                raise ValueError(f"mode must be kill, pause, stop or restart on a container, not {mode!r}")
+            return _fault(chaos_session, f"container.{mode}", container, duration, **params)
         if mode not in ("kill", "terminate", "pause"):
             raise ValueError(f"mode must be kill, terminate or pause, not {mode!r}")
         return _fault(chaos_session, f"process.{mode}", target, duration, **params)
@@ -123,10 +152,12 @@ def service_failure(chaos_session: ChaosSession) -> Callable[..., contextlib.Abs
 
 @pytest.fixture
 def network_partition(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
-    """``network_partition(target, peers=[...], ports=[...], direction="both")`` with nftables."""
+    """``network_partition(target, peers=[...], ports=[...], direction="both")`` with nftables
+    (inside the container's network namespace for a container)."""
 
     def make(target: TargetLike, *, duration: float | None = None, **params: Any) -> Any:
-        return _fault(chaos_session, "network.partition", target, duration, **params)
+        return _fault(chaos_session, "network.partition", _container(chaos_session, target) or target, duration,
+                      **params)
 
     return make
 
@@ -149,10 +180,19 @@ def inject_latency(chaos_session: ChaosSession) -> Callable[..., contextlib.Abst
 
 @pytest.fixture
 def resource_limit(chaos_session: ChaosSession) -> Callable[..., contextlib.AbstractContextManager[Any]]:
-    """``resource_limit(target, cpu=0.2, memory="64MB")``: CPU quota and/or memory limit together."""
+    """``resource_limit(target, cpu=0.2, memory="64MB")``: CPU quota and/or memory limit together.
+    Docker's words work too: ``cpu_quota=50000`` (µs per ``cpu_period``, 100000 by default) and
+    ``mem_limit="512m"`` (binary units, as ``docker run -m``)."""
 
     @contextlib.contextmanager
-    def make(target: TargetLike, *, cpu: float | None = None, memory: int | str | None = None) -> Iterator[None]:
+    def make(target: TargetLike, *, cpu: float | None = None, memory: int | str | None = None,
+             cpu_quota: int | None = None, cpu_period: int = 100_000,
+             mem_limit: int | str | None = None) -> Iterator[None]:
+        if cpu_quota is not None:
+            cpu = cpu_quota / cpu_period
+        if mem_limit is not None:
+            memory = _docker_bytes(mem_limit)
+        target = _container(chaos_session, target) or target
         if cpu is None and memory is None:
             raise ValueError("resource_limit needs cpu=, memory= or both")
         with contextlib.ExitStack() as stack:
@@ -163,6 +203,16 @@ def resource_limit(chaos_session: ChaosSession) -> Callable[..., contextlib.Abst
             yield
 
     return make
+
+
+def _docker_bytes(value: int | str) -> int:
+    """``512m`` as ``docker run -m`` reads it: binary units."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+)\s*([bkmg]?)b?\s*", value.lower())
+    if not m:
+        raise ValueError(f"invalid mem_limit {value!r} (Docker's form: 512m, 1g)")
+    return int(m.group(1)) * int(1024 ** "bkmg".index(m.group(2) or "b"))
 
 
 @pytest.fixture

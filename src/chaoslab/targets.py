@@ -18,10 +18,11 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import TargetError
+from .platforms.docker_spec import ComposeSelector, ContainerSelector
 from .units import PID_MAX_LIMIT
 
 TargetKind = Literal[
-    "pid", "process", "service", "url", "proxy", "host", "address", "path", "cgroup", "container", "pod",
+    "pid", "process", "service", "url", "proxy", "host", "address", "path", "cgroup", "container", "compose", "pod",
     "deployment", "node",
 ]
 _KINDS: tuple[str, ...] = TargetKind.__args__  # type: ignore[attr-defined]
@@ -54,7 +55,9 @@ class TargetSpec(BaseModel):
     address: str | None = Field(None, description="An IP address (with `port`).")
     path: str | None = Field(None, description="A filesystem path (disk faults).")
     cgroup: str | None = Field(None, description="A cgroup path relative to the hierarchy root.")
-    container: str | None = Field(None, description="A Docker container name or id.")
+    container: str | ContainerSelector | None = Field(
+        None, description="A Docker container name or id, or {label: \"k=v\"}: every running container with it.")
+    compose: ComposeSelector | None = Field(None, description="The containers of a Compose service {project, service}.")
     pod: PodSelector | None = Field(None, description="Kubernetes pods by namespace and label selector.")
     deployment: DeploymentRef | None = Field(None, description="A Kubernetes deployment.")
     node: str | None = Field(None, description="A Kubernetes node by name.")
@@ -66,8 +69,10 @@ class TargetSpec(BaseModel):
     stack: str | None = Field(None, description="Stack file for `service` (default: the experiment's).")
     mode: str = Field(
         "one",
-        description="Blast radius for process selectors: one | all | count:N | percent:P.",
+        description="Blast radius for process and container selectors: one | all | count:N | percent:P.",
     )
+    processes: Literal["main", "all"] = Field(
+        "main", description="Container targets: process faults act on the main process, or on all of them.")
 
     @field_validator("mode")
     @classmethod
@@ -91,6 +96,8 @@ class TargetSpec(BaseModel):
         if len(given) != 1:
             what = ", ".join(given) if given else "none"
             raise ValueError(f"a target needs exactly one of {', '.join(_KINDS)} (got {what})")
+        if self.processes != "main" and given[0] not in ("container", "compose"):
+            raise ValueError("processes: all is for container and compose targets")
         return self
 
     @property
@@ -168,6 +175,11 @@ class ResolvedTarget:
             from .platforms import kubernetes
 
             return kubernetes.describe(self)
+        containers = self.extra.get("containers") if self.kind in ("container", "compose") else None
+        if containers:
+            shown = ", ".join(f"{c['name']} {c['id'][:12]} pid {c['pid']}" for c in containers[:5])
+            more = f" +{len(containers) - 5}" if len(containers) > 5 else ""
+            return f"{self.name} (container {shown}{more})"
         if self.processes:
             pids = ",".join(str(p.pid) for p in self.processes[:5])
             more = f"+{len(self.processes) - 5}" if len(self.processes) > 5 else ""
@@ -354,6 +366,10 @@ def resolve(name: str, spec: TargetSpec, *, stack_file: str | None = None) -> Re
         from .platforms import kubernetes
 
         return kubernetes.resolve(base, spec)
+    if kind in ("container", "compose"):
+        from .platforms import docker
+
+        return docker.resolve(name, spec)
     raise TargetError(
         f"target {name!r}: {kind} targets need the Docker/Kubernetes backend, which is not installed yet"
     )

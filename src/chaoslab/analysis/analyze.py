@@ -7,6 +7,7 @@ from typing import Any
 
 from ..observe.findings import ebpf_findings, ebpf_series, phase_counts
 from . import dataloss, hypothesis, poison, score, windows
+from .containerevents import container_events
 from .findings import findings
 from .latency import percentiles
 from .names import PHASES
@@ -248,6 +249,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         "load": run.load_meta,
     }
     result["stack_events"] = stack_events(run.journal)
+    result["container_events"] = container_events(run.journal)
     ebpf = [r for r in run.journal if r.get("type") == "event" and r.get("source") == "ebpf"]
     if ebpf:
         result["ebpf"] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..units import format_duration
+from .containerevents import container_findings
 from .names import format_value
 from .poison import findings as poison_findings
 from .stackevents import stack_findings
@@ -30,6 +31,7 @@ def findings(a: dict[str, Any]) -> list[str]:
         "No fault was injected, so there is no fault behaviour to judge."
     ]
     out += stack_findings(a.get("stack_events") or [], a["phases"]["t_inject"])
+    out += container_findings(a.get("container_events") or [], a["phases"]["t_inject"])
     out += (a.get("ebpf") or {}).get("findings", [])
     for fg in a.get("flamegraphs") or []:
         hot = fg.get("hot") or []

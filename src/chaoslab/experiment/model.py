@@ -46,6 +46,17 @@ class ProcessProbeSpec(_Strict):
         return self
 
 
+class ContainerProbeSpec(_Strict):
+    target: str | None = Field(None, description="A container/compose target name; every container of it is checked.")
+    name: str | None = Field(None, description="A container name or id, looked up at each sample.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ContainerProbeSpec:
+        if (self.target is None) == (self.name is None):
+            raise ValueError("a container probe needs exactly one of target, name")
+        return self
+
+
 class CommandProbeSpec(_Strict):
     argv: list[str] = Field(..., min_length=1, description="Program and arguments; never run through a shell.")
     env: dict[str, str] = Field(default_factory=dict)
@@ -60,6 +71,7 @@ class ProbeSpec(_Strict):
     command: CommandProbeSpec | None = None
     python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="module:function returning truthy/raising")
     prometheus: PrometheusProbeSpec | None = None
+    container: ContainerProbeSpec | None = None
     every: Duration = 1.0
     timeout: Duration = 1.0
     expect: dict[str, Any] = Field(default_factory=dict, description="Kind-specific expectations.")
@@ -69,16 +81,16 @@ class ProbeSpec(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> ProbeSpec:
-        kinds = [k for k in ("http", "tcp", "process", "command", "python", "prometheus") if getattr(self, k) is not None]
+        kinds = [k for k in ("http", "tcp", "process", "command", "python", "prometheus", "container") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python, prometheus (got {', '.join(kinds) or 'none'})")
+            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python, prometheus, container (got {', '.join(kinds) or 'none'})")
         if self.every <= 0:
             raise ValueError("every must be greater than 0")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("http", "tcp", "process", "command", "python", "prometheus") if getattr(self, k) is not None)
+        return next(k for k in ("http", "tcp", "process", "command", "python", "prometheus", "container") if getattr(self, k) is not None)
 
 
 # --- method --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ FAMILIES = (
     "chaoslab.faults.actions",
     "chaoslab.faults.kubernetes",
     "chaoslab.faults.chaosmesh",
+    "chaoslab.faults.container",
 )
 
 _REGISTRY: dict[str, type[Fault]] = {}

@@ -21,10 +21,11 @@ from typing import Any, ClassVar
 from .. import cgroups, doctor
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef
 from .base import Fault
 
-CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"})
+CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | CONTAINER_KINDS
 
 
 class CgroupFault(Fault):
@@ -58,6 +59,9 @@ class CgroupFault(Fault):
     def _inject(self) -> None:
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
+        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+            self._inject_each_container()
+            return
         own = self._own_group()
         if own is not None:
             self.state["existing"] = {"dirs": {k: str(v) for k, v in own.dirs.items()},
@@ -65,6 +69,7 @@ class CgroupFault(Fault):
             self.state["old"] = self.read(own)
             self.checkpoint()
             self._guard(lambda: self.apply(own))
+            self.state["existing"]["applied"] = self.read(own)
             return
         refs = [r for r in self.target.processes if r.alive()]
         if not refs:
@@ -83,6 +88,61 @@ class CgroupFault(Fault):
             except ProcessLookupError:
                 continue  # exited meanwhile; revert copes
 
+    def _inject_each_container(self) -> None:
+        """``mode: all`` over containers: the knob of each container's own cgroup, every old
+        value recorded before the first one changes."""
+        assert self.target is not None
+        groups = []
+        for c in self.target.extra.get("containers") or []:
+            dirs = {k: Path(v) for k, v in (c.get("cgroups") or {}).items()}
+            group = Group(dirs=dirs)
+            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
+            try:
+                group.directory(self.controller)
+            except CapabilityError:
+                raise FaultError(f"{self.name}: container {c.get('name')} has no {self.controller} cgroup") from None
+            groups.append(group)
+        if not groups:
+            raise FaultError(f"{self.name}: {self.target.describe()} has no container to act on")
+        self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions),
+                               "old": self.read(g)} for g in groups]
+        self.checkpoint()
+        for g, info in zip(groups, self.state["each"], strict=True):
+            self._guard(lambda g=g: self.apply(g))
+            info["applied"] = self.read(g)
+
+    # -- containers: Docker recreates a container's cgroup at every restart ---------------------
+    @property
+    def interval(self) -> float | None:
+        return 0.5 if self.target is not None and self.target.kind in CONTAINER_KINDS else None
+
+    def _groups(self) -> list[tuple[Group, dict[str, Any]]]:
+        out = []
+        for info in ([self.state["existing"]] if "existing" in self.state else []) + list(self.state.get("each") or []):
+            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+            group.versions.update({k: int(v) for k, v in info["versions"].items()})
+            out.append((group, info))
+        return out
+
+    def tick(self) -> bool:
+        """A container restarted by its policy (after the OOM kill this fault caused, say) comes
+        back in a fresh cgroup with Docker's own settings: put the fault's setting back, so the
+        fault lasts its whole duration as the user asked, restarts included."""
+        acted = False
+        for group, info in self._groups():
+            try:
+                if not group.exists():
+                    continue
+                if "applied" not in info:
+                    info["applied"] = self.read(group)
+                elif self.read(group) != info["applied"]:
+                    self.apply(group)
+                    self.state["reapplied"] = int(self.state.get("reapplied", 0)) + 1
+                    acted = True
+            except OSError:
+                continue  # between the old cgroup's removal and the new one's creation
+        return acted
+
     def _guard(self, action: Any) -> None:
         try:
             action()
@@ -97,7 +157,11 @@ class CgroupFault(Fault):
             if not group.exists():
                 raise FaultError(f"{self.name}: cgroup {rel!r} does not exist")
             return group
-        if self.target.kind == "service" and self.target.cgroups:
+        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+            # Several containers: each one's own cgroup, never a fault cgroup (moving a
+            # container's processes out of Docker's cgroup would detach them from it).
+            return None
+        if (self.target.kind == "service" or self.target.kind in CONTAINER_KINDS) and self.target.cgroups:
             dirs = {k: Path(v) for k, v in self.target.cgroups.items()}
             group = Group(dirs=dirs)
             group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
@@ -127,6 +191,14 @@ class CgroupFault(Fault):
         raise FaultError(f"{self.name}: no free fault cgroup name for run {self.run_id}")
 
     def revert(self) -> None:
+        for info in self.state.get("each") or []:
+            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+            group.versions.update({k: int(v) for k, v in info["versions"].items()})
+            if group.exists():
+                try:
+                    self.restore(group, info.get("old"))
+                except OSError:
+                    pass  # the container went away meanwhile
         if "existing" in self.state:
             info = self.state["existing"]
             group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})

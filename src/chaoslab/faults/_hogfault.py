@@ -11,6 +11,7 @@ from pydantic import Field
 from .. import cgroups, doctor
 from ..cgroups import Group
 from ..errors import FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ResolvedTarget
 from ._cgroupfault import CGROUP_TARGETS
 from ._hogs import spawn, stop
@@ -27,6 +28,12 @@ def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[s
     """The target's own cgroup for ``controller`` (a hog placed there competes with the target)."""
     if target is None:
         return []
+    if target.kind in CONTAINER_KINDS:
+        # Every controller of the container: the hog is one of its processes, so Docker's CPU,
+        # memory, pids and blkio limits apply to it as to the container's own (Pumba's stress sidecar).
+        if not target.cgroups:
+            raise FaultError(f"a hog joins one container at a time ({target.describe()}); use mode: one")
+        return list(target.cgroups.values())
     if target.kind == "cgroup":
         rel = target.cgroups.get("*") or str(target.spec.get("cgroup", ""))
         return [str(d) for d in Group(rel, controllers=[controller]).dirs.values()]

@@ -94,8 +94,10 @@ class Fault(ABC):
         """When set, the runner calls ``tick()`` this often while the fault is active."""
         return None
 
-    def tick(self) -> None:
-        """Periodic action while active (e.g. crashloop kills again)."""
+    def tick(self) -> bool | None:
+        """Periodic action while active (e.g. crashloop kills again). Returning False means
+        nothing happened this time (no journal record)."""
+        return None
 
     def describe(self) -> str:
         target = self.target.describe() if self.target else "-"

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from .. import doctor
 from ..cgroups import Group
 from ..errors import FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import MAX_IOPS, Size
 from . import register
 from ._cgroupfault import CgroupFault
@@ -46,7 +47,7 @@ class DiskFill(Fault):
     name = "disk.fill"
     summary = "Fill the filesystem of a path to X% (always leaving a safety margin); removed on revert."
     Params = FillParams
-    target_kinds = frozenset({"path"})
+    target_kinds = frozenset({"path"}) | CONTAINER_KINDS
 
     _CHUNK = 64 * 1024 * 1024
 
@@ -186,7 +187,7 @@ class IoStress(Fault):
     name = "io.stress"
     summary = "Run IO workers that keep writing under a path (stress-ng --hdd)."
     Params = IoStressParams
-    target_kinds = frozenset({"path"})
+    target_kinds = frozenset({"path"}) | CONTAINER_KINDS
 
     @classmethod
     def check(cls) -> None:
@@ -202,7 +203,9 @@ class IoStress(Fault):
         work.mkdir(exist_ok=True)
         argv = ["stress-ng", "--hdd", str(self.params.workers), "--hdd-bytes", str(self.params.size),
                 "--temp-path", str(work), "--quiet"]
-        self.state["hog"] = spawn(argv, startup=0.2)
+        # In a container's root filesystem the workers also join its cgroups: its limits apply.
+        dirs = list(self.target.cgroups.values()) if self.target.kind in CONTAINER_KINDS else []
+        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
         self.checkpoint()
 
     def revert(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -23,6 +24,7 @@ from pydantic import Field, field_validator
 
 from .. import doctor
 from ..errors import FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from . import register
 from .base import Fault, FaultParams
 
@@ -36,6 +38,9 @@ def table_name(run_id: str) -> str:
 
 
 def netns_prefix(netns: str | None) -> list[str]:
+    """A named namespace (a test host) or a namespace file (a container's ``/proc/<pid>/ns/net``)."""
+    if netns and netns.startswith("/"):
+        return ["nsenter", f"--net={netns}"]
     return ["ip", "netns", "exec", netns] if netns else []
 
 
@@ -59,6 +64,8 @@ def chains_of(table: str, netns: str | None = None) -> list[str] | None:
 
 
 def netns_exists(netns: str) -> bool:
+    if netns.startswith("/"):
+        return os.path.exists(netns)
     proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=5)
     return any(line.split()[0] == netns for line in proc.stdout.splitlines() if line.strip())
 
@@ -119,7 +126,7 @@ class NetParams(FaultParams):
 
 
 class NetfilterFault(Fault):
-    target_kinds = frozenset({"address", "host", "service"})
+    target_kinds = frozenset({"address", "host", "service"}) | CONTAINER_KINDS
 
     @classmethod
     def check(cls) -> None:
@@ -136,7 +143,13 @@ class NetfilterFault(Fault):
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
         netns = None
-        if self.target.kind == "host":
+        peer_address = hosts.address_of
+        if self.target.kind in CONTAINER_KINDS:
+            from ..platforms import docker
+
+            addr, netns = docker.network_endpoint(self.target, self.name)
+            peer_address = docker.peer_address
+        elif self.target.kind == "host":
             host = hosts.find(str(self.target.spec.get("host") or self.target.address))
             addr, netns = host.address, host.netns
         else:
@@ -145,7 +158,7 @@ class NetfilterFault(Fault):
             ipaddress.ip_address(addr)
         except ValueError:
             raise FaultError(f"{self.name}: {addr!r} is not an IP address") from None
-        peers = [hosts.address_of(p) for p in self.params.peers]
+        peers = [peer_address(p) for p in self.params.peers]
         ports = list(self.params.ports or self.target.ports)
         if netns is None and not ports and ipaddress.ip_address(addr).is_loopback:
             # Every local service talks over loopback: an address-wide rule would hit them all.

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef, ResolvedTarget
 from ..units import MAX_SIGNAL, Duration
 from . import register
@@ -27,7 +28,7 @@ SIGNAL_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": MAX_SIGNAL}]}
 
 # A pod on a local single-node cluster resolves to its containers' main processes.
-PROCESS_TARGETS = frozenset({"pid", "process", "service", "pod"})
+PROCESS_TARGETS = frozenset({"pid", "process", "service", "pod"}) | CONTAINER_KINDS
 
 
 def _signal(ref: ProcessRef, sig: int) -> bool:
@@ -227,7 +228,7 @@ class Crashloop(Fault):
 
     def tick(self) -> None:
         # A restarted service has a new pid: look the target up again before each kill.
-        if self.target is not None and self.target.kind in ("service", "process"):
+        if self.target is not None and (self.target.kind in ("service", "process") or self.target.kind in CONTAINER_KINDS):
             try:
                 self.target = self.target.refresh()
             except Exception:  # the service is between restarts: nothing to kill this time

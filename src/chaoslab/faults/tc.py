@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 
 from .. import doctor
 from ..errors import FaultError
+from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
@@ -63,7 +64,7 @@ class TcParams(FaultParams):
 
 
 class TcFault(Fault):
-    target_kinds = frozenset({"host"})
+    target_kinds = frozenset({"host"}) | CONTAINER_KINDS
     kind: ClassVar[str]
 
     @classmethod
@@ -79,17 +80,24 @@ class TcFault(Fault):
         assert isinstance(self.params, TcParams)
         if self.target is None:
             raise FaultError(f"{self.name} needs a host target")
-        host = hosts.find(str(self.target.spec.get("host") or self.target.address))
+        if self.target.kind in CONTAINER_KINDS:
+            from ..platforms import docker
+
+            _, netns = docker.network_endpoint(self.target, self.name)
+            where = self.target.name
+        else:
+            host = hosts.find(str(self.target.spec.get("host") or self.target.address))
+            netns, where = host.netns, host.name
         dev = self.params.interface
-        current = root_qdisc(dev, host.netns)
+        current = root_qdisc(dev, netns)
         if current is None:
-            raise FaultError(f"{self.name}: host {host.name} has no interface {dev!r}")
+            raise FaultError(f"{self.name}: {where} has no interface {dev!r}")
         if current.get("kind") not in ("noqueue", "pfifo_fast", "fq_codel", "mq", "fq", "pfifo"):
-            raise FaultError(f"{self.name}: {host.name}:{dev} already has a {current.get('kind')} root qdisc; "
+            raise FaultError(f"{self.name}: {where}:{dev} already has a {current.get('kind')} root qdisc; "
                              "refusing to replace it")
-        self.state.update({"netns": host.netns, "dev": dev, "handle": HANDLE, "kind": self.kind})
+        self.state.update({"netns": netns, "dev": dev, "handle": HANDLE, "kind": self.kind})
         self.checkpoint()
-        tc(["qdisc", "add", "dev", dev, "root", "handle", HANDLE, self.kind, *self.qdisc_args()], host.netns)
+        tc(["qdisc", "add", "dev", dev, "root", "handle", HANDLE, self.kind, *self.qdisc_args()], netns)
 
     def revert(self) -> None:
         netns, dev = self.state.get("netns"), self.state.get("dev")

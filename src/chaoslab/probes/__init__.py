@@ -16,6 +16,7 @@ KINDS = {
     "command": "chaoslab.probes.command:CommandProbe",
     "python": "chaoslab.probes.python:PythonProbe",
     "prometheus": "chaoslab.probes.prometheus:PrometheusProbe",
+    "container": "chaoslab.probes.container:ContainerProbe",
 }
 
 

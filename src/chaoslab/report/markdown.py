@@ -92,6 +92,11 @@ def render(a: dict[str, Any]) -> str:
         lines += ["", "## Stack events", "", "| t | service | event | what |", "|---|---|---|---|"]
         lines += [f"| {ev['t']:.2f} s | {ev.get('service')} | {ev.get('kind')} | {ev.get('message', '')} |"
                   for ev in a["stack_events"]]
+    if a.get("container_events"):
+        lines += ["", "## Container events (Docker)", "", "| t | container | event | detail |", "|---|---|---|---|"]
+        lines += [f"| {ev['t']:.2f} s | {ev.get('container')} | {ev.get('kind')} | "
+                  f"{ev.get('status') or ev.get('exit_code', '') or ev.get('signal', '')} |"
+                  for ev in a["container_events"]]
     return "\n".join(lines) + "\n"
 
 

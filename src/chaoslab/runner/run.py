@@ -203,6 +203,7 @@ class Run:
             self.emit("run", run_id=self.run_id, title=self.exp.title, started_at=self.clock.wall0,
                       experiment=str(self.loaded.path), pid=os.getpid())
             await self._start_observers()
+            self._watch_containers()
             self.t_base = self.clock.now()
             self.emit("phase", name="baseline")
             tasks = await self._start_background()
@@ -304,9 +305,10 @@ class Run:
 
     async def _tick(self, a: ActiveFault) -> None:
         try:
-            await asyncio.to_thread(a.fault.tick)
-            self.emit("fault", action="tick", step=a.planned.step, fault=a.planned.cls.name,
-                      target=a.planned.target, describe=a.fault.describe())
+            acted = await asyncio.to_thread(a.fault.tick)
+            if acted is not False:
+                self.emit("fault", action="tick", step=a.planned.step, fault=a.planned.cls.name,
+                          target=a.planned.target, describe=a.fault.describe())
         except (ChaoslabError, OSError) as exc:
             self.emit("fault", action="error", step=a.planned.step, fault=a.planned.cls.name,
                       target=a.planned.target, describe=a.fault.describe(), error=str(exc))
@@ -463,6 +465,7 @@ class Run:
             await asyncio.gather(*still, return_exceptions=True)
         await self._stop_observers()
         self._copy_stack_events()
+        self._copy_container_events()
         if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
             from ..analysis.verify import final_read
 
@@ -499,6 +502,34 @@ class Run:
                 fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
                 self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="stack",
                           kind=ev.get("event"), **fields)
+
+    def _watch_containers(self) -> None:
+        """Record Docker's events of the targeted containers from now on (see EventRecorder). By id
+        and by name: a container recreated under the same name is reported too."""
+        refs = sorted({ref for t in self.targets.values() for c in t.extra.get("containers") or []
+                       for ref in (c["id"], c["name"])})
+        if not refs:
+            return
+        from ..platforms import docker
+
+        try:
+            self._docker_events = docker.EventRecorder(refs, self.clock.wall0).start()
+        except Exception as exc:
+            self.emit("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+
+    def _copy_container_events(self) -> None:
+        """Docker's die/start/restart/oom/health events of the targeted containers, on the run's clock."""
+        recorder = getattr(self, "_docker_events", None)
+        if recorder is None:
+            return
+        try:
+            events = recorder.stop(time.time())
+        except Exception as exc:  # the daemon went away: the run's own records still stand
+            self.emit("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+            return
+        for ev in events:
+            fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
+            self.emit("event", t=float(ev["time"]) - self.clock.wall0, source="docker", kind=ev["event"], **fields)
 
     async def _rollback(self, index: int, rb: Any) -> None:
         from ..probes.command import CommandExpect, CommandProbe

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -97,6 +98,7 @@ class ChaosSession:
         self._journal: Journal | None = None
         self._ledger = Ledger(self.run_id, ledger_root)
         self._ledger_root = ledger_root
+        self._containers: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> ChaosSession:
@@ -123,6 +125,7 @@ class ChaosSession:
             handle.stop()
         self._loads.clear()
         journal, self._journal = self._journal, None
+        self._copy_container_events(journal)
         journal.write("phase", name="end")
         experiment: dict[str, Any] = {"title": self.title, "method": [], "probes": {}, "load": self._load_spec}
         journal.write_json(EXPERIMENT, {"path": None, "run_id": self.run_id, "experiment": experiment})
@@ -134,6 +137,21 @@ class ChaosSession:
         self.analysis = analyze(self.run_dir)
         journal.write_json(SUMMARY, {"run_id": self.run_id, "title": self.title, "analysis": self.analysis})
         return self.analysis
+
+    def _copy_container_events(self, journal: Journal) -> None:
+        """Docker's events of the containers the session's faults touched (as the runner does)."""
+        if not self._containers:
+            return
+        from ..platforms import docker
+
+        try:
+            events = docker.events(self.clock.wall0, time.time(), sorted(self._containers))
+        except Exception as exc:  # the daemon went away: the session's own records still stand
+            journal.write("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+            return
+        for ev in events:
+            fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
+            journal.write("event", t=float(ev["time"]) - self.clock.wall0, source="docker", kind=ev["event"], **fields)
 
     # -- faults -------------------------------------------------------------------------
     def resolve(self, target: TargetLike) -> ResolvedTarget | None:
@@ -158,6 +176,9 @@ class ChaosSession:
         assert self._journal is not None, "use the session as a context manager"
         cls = faults.get(name)
         fault = cls(cls.Params.model_validate(params), self.resolve(target), run_id=self.run_id)
+        if fault.target is not None:
+            self._containers.update(ref for c in fault.target.extra.get("containers") or []
+                                    for ref in (c["id"], c["name"]))
         if self.dry_run:
             line = f"would inject {fault.describe()}" + (f" for {duration:g}s" if duration else "")
             self.plan.append(line)
