@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -134,6 +135,11 @@ class VerifySpec(_Strict):
     deadline: Duration = 30.0
     dead_letters: SqlRead | None = Field(
         None, description="The ids the system set aside as malformed (its dead-letter store); read after the final read."
+    )
+    invariants: dict[Annotated[str, StringConstraints(pattern=r"^\w+$")], SqlRead] = Field(
+        default_factory=dict,
+        description="Named queries that return the rows breaking an invariant (none when it holds); "
+        "read after the final read, each row a violation, counted as hypothesis key invariant.<name>.",
     )
 
     @model_validator(mode="after")
