@@ -339,6 +339,9 @@ class OrderService:
     async def _insert_logged(self, records: list[Record], budget: float) -> None:
         """Insert into PostgreSQL within ``budget`` seconds, recorded in the local index."""
         timeout = min(self.settings.db_timeout, budget)
+        if self.db_breaker.state is BreakerState.HALF_OPEN:
+            # The trial only has to show the database is fast again: slower is a failure anyway.
+            timeout = min(timeout, self.settings.slow_call)
         attempts = 2 if budget >= 2 * self.settings.db_timeout else 1
         await asyncio.to_thread(self.index.intent, records)
         await self.store.insert(records, self._pending_trades, timeout=timeout, attempts=attempts)

@@ -73,11 +73,19 @@ class HttpLoad(_OpenModel):
         64, ge=1, le=10_000, description="Keep-alive connections at most; requests beyond wait for one (counted in latency)."
     )
     poison: PoisonSpec | None = Field(None, description="Mix malformed payloads into the load (docs/poison.md).")
+    retry_acked: float | None = Field(
+        None, gt=0, le=1,
+        description="This share of operations re-sends the request of an already acknowledged one (same body, "
+        "same key) and fails unless the answer names the original ack.id: a client retry that must not make a "
+        "second write.",
+    )
 
     @model_validator(mode="after")
     def _poison_needs_json(self) -> HttpLoad:
         if self.poison is not None and not isinstance(self.body, dict):
             raise ValueError("poison needs a JSON object body (its defects are made on its fields)")
+        if self.retry_acked is not None and (self.ack is None or self.ack.id is None):
+            raise ValueError("retry_acked needs ack.id (the id a retry's answer must repeat)")
         return self
 
     @field_validator("url")
