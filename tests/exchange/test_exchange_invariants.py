@@ -42,5 +42,5 @@ def test_invariant_rows_are_counted_as_violations(pg_up: PgServer, tmp_path: Pat
 
 def test_invariant_keys_must_name_a_query() -> None:
     validate_metric_name("invariant.over_traded", [], has_verify=True, invariants=["over_traded"])
-    with pytest.raises(ValueError, match="names no query of verify.invariants"):
+    with pytest.raises(ValueError, match=r"names no query of verify\.invariants"):
         validate_metric_name("invariant.over_trade", [], has_verify=True, invariants=["over_traded"])
