@@ -46,10 +46,10 @@ def read_history(run_dir: Path) -> tuple[str, dict[str, str | None], int]:
         rec = json.loads(line)
         if rec.get("type") == "load":
             token = rec["run"]
+        elif "answered id" in str(rec.get("error") or ""):
+            wrong += 1  # a retry given a new order_id (load.http.retry_acked)
         elif rec.get("ack"):
             acked.setdefault(rec["key"], rec.get("ack_id"))
-        elif "answered id" in str(rec.get("error") or ""):
-            wrong += 1
     return token, acked, wrong
 
 

@@ -65,7 +65,9 @@ class OrderIndex:
                 intent = None
         if intent is not None:
             unsure.extend(intent)
-        return confirmed, unsure
+        # A failed batch goes to the spool, whose replay is confirmed later: not unsure then.
+        done = {r["order_id"] for r in confirmed}
+        return confirmed, [r for r in unsure if r["order_id"] not in done]
 
     def rewrite(self, records: list[Record]) -> None:
         """Replace the index by ``records`` (all confirmed): fsynced, then renamed."""

@@ -76,8 +76,8 @@ class HttpLoad(_OpenModel):
     retry_acked: float | None = Field(
         None, gt=0, le=1,
         description="This share of operations re-sends the request of an already acknowledged one (same body, "
-        "same key) and fails unless the answer names the original ack.id: a client retry that must not make a "
-        "second write.",
+        "same key); an answer naming another id than the original ack.id is recorded as a new acknowledged write "
+        "(error says so), which the final read then finds lost or stored twice.",
     )
 
     @model_validator(mode="after")

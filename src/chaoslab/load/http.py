@@ -89,13 +89,13 @@ class HttpDriver:
 
     @staticmethod
     def _retried(original: tuple[int, str, str], res: Result) -> Result:
-        """A retry is no new write (never an ack); it fails unless it names the original id."""
-        if not res.ok:
-            return res
-        if res.ack_id != original[2]:
-            return Result(False, res.status, refused=False,
-                          error=f"retry of {original[1]} answered id {res.ack_id}, the original was {original[2]}")
-        return Result(True, res.status)
+        """A retry naming the original id is no new write (no ack). One naming another id was
+        acknowledged as a new write: recorded as such (with the error saying so), so the final
+        read counts it lost if it is never stored, the way issue 16's retries were."""
+        if not res.ok or res.ack_id == original[2]:
+            return res if not res.ok else Result(True, res.status)
+        return Result(True, res.status, ack=True, ack_id=res.ack_id,
+                      error=f"retry of {original[1]} answered id {res.ack_id}, the original was {original[2]}")
 
     def _result(self, status: int | None, body: bytes, exc: Exception | None) -> Result:
         if isinstance(exc, ConnectError):
