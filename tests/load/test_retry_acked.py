@@ -22,7 +22,7 @@ class _Orders(BaseHTTPRequestHandler):
     forgetful = False  # True: every request is a new order (the issue 16 bug)
     bodies: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         key = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["client_order_id"]
         type(self).bodies.append(key)
         if self.forgetful or key not in self.seen:
