@@ -26,14 +26,22 @@ class CircuitOpenError(Exception):
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, failure_threshold: int = 3, reset_timeout: float = 2.0) -> None:
+    def __init__(
+        self, name: str, failure_threshold: int = 3, reset_timeout: float = 2.0,
+        slow_call: float | None = None,
+    ) -> None:
         self.name = name
+        # A call that succeeds but takes longer than this counts as a failure: a dependency
+        # that answers every write in 1.9 s of a 2 s budget is not healthy, and only an open
+        # breaker makes the writer spool and /health say "degraded" (experiment 05).
+        self.slow_call = slow_call
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_running = False
         self.opened_count = 0  # how many times it tripped: a detection signal
+        self.slow_successes = 0
 
     @property
     def state(self) -> BreakerState:
@@ -68,10 +76,15 @@ class CircuitBreaker:
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         if not self._allow():
             raise CircuitOpenError(f"{self.name} circuit is {self.state}")
+        started = time.monotonic()
         try:
             result = await fn()
         except BaseException:
             self.record_failure()
             raise
-        self.record_success()
+        if self.slow_call is not None and time.monotonic() - started > self.slow_call:
+            self.slow_successes += 1
+            self.record_failure()
+        else:
+            self.record_success()
         return result

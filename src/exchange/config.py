@@ -28,6 +28,8 @@ class Settings:
     pg_pool_size: int = 4
     breaker_failures: int = 3
     breaker_reset: float = 2.0
+    slow_call: float = 1.0  # a PostgreSQL call slower than this counts as a breaker failure
+    order_deadline: float = 3.0  # an order not committed this long after arrival is spooled
     max_inflight: int = 1000  # admission bound: beyond it POST /orders answers 429
     max_batch: int = 500  # orders per group-commit transaction
     replay_chunk: int = 2000  # spool records per replay transaction

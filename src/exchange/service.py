@@ -24,8 +24,9 @@ from exchange.breaker import BreakerState, CircuitBreaker
 from exchange.cache import Cache
 from exchange.config import Settings
 from exchange.engine import MatchingEngine, Order, OrderType, Side, Trade
+from exchange.index import OrderIndex
 from exchange.metrics import BREAKER_VALUE, ApiMetrics
-from exchange.resilience import DependencyError
+from exchange.resilience import DependencyError, abandon_after
 from exchange.spool import Record, Spool
 from exchange.store import Store
 
@@ -34,6 +35,8 @@ log = logging.getLogger("exchange.api")
 COMMITTED = "committed"
 FREEZE_EVERY = 10.0  # seconds between gc.freeze() calls
 QUEUED = "accepted_queued"
+MIN_ATTEMPT = 0.05  # seconds: a PostgreSQL attempt shorter than this is not worth making
+SPOOL_MARGIN = 0.3  # seconds kept for the spool's fsync and the answer after a failed write
 
 
 class Overloaded(Exception):
@@ -42,6 +45,11 @@ class Overloaded(Exception):
 
 class NotDurable(Exception):
     """Neither PostgreSQL nor the spool could take the order: it was not accepted."""
+
+
+class CannotProveNew(NotDurable):
+    """A client_order_id the API cannot tell from a committed one (no PostgreSQL, no local
+    index): accepting it could create a second order under an id already acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +123,18 @@ class OrderService:
         self.settings = settings
         self.metrics = ApiMetrics()
         self.engine = MatchingEngine()
-        self.db_breaker = CircuitBreaker("postgres", settings.breaker_failures, settings.breaker_reset)
+        self.db_breaker = CircuitBreaker(
+            "postgres", settings.breaker_failures, settings.breaker_reset, settings.slow_call
+        )
         self.cache_breaker = CircuitBreaker("redis", settings.breaker_failures, settings.breaker_reset)
         self.store = Store(settings.pg_dsn, self.db_breaker, settings.db_timeout, settings.pg_pool_size)
         self.cache = Cache(settings.redis_url, self.cache_breaker, self.metrics, settings.redis_timeout)
         self.spool = Spool(settings.spool_dir)
+        self.index = OrderIndex(settings.spool_dir)
         self.database_up = False
         self.cache_up = False
-        self.book_complete = False  # False if started without PostgreSQL: book = spool only
+        self.book_complete = False  # True once the book was rebuilt from PostgreSQL's log
+        self.book_local = False  # rebuilt without PostgreSQL, from the local index + spool
         self.inflight = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._by_client_id: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -146,14 +158,17 @@ class OrderService:
         ]
 
     async def _connect_database(self) -> None:
+        # Every attempt is cut to what is left of --startup-timeout, so the API is up (on
+        # the spool) within it, not one or two db timeouts later.
         deadline = time.monotonic() + self.settings.startup_timeout
         while True:
+            left = deadline - time.monotonic()
             try:
-                await self.store.connect()
+                await abandon_after(self.store.connect(), max(0.1, left))
                 self.database_up = True
                 return
-            except DependencyError as e:
-                if time.monotonic() >= deadline:
+            except (DependencyError, TimeoutError) as e:
+                if time.monotonic() + 0.5 >= deadline:
                     log.warning("starting without PostgreSQL (%s): orders go to the spool", e)
                     return
                 await asyncio.sleep(0.5)
@@ -163,12 +178,25 @@ class OrderService:
         records: dict[str, Record] = {}
         if self.database_up:
             try:
-                for r in await self.store.load_orders():
+                logged = await self.store.load_orders()
+                for r in logged:
                     records[r["order_id"]] = r
                 self.book_complete = True
+                await asyncio.to_thread(self.index.rewrite, logged)
             except DependencyError as e:  # it went away between connect and load
                 log.warning("could not load the order log, starting from the spool: %s", e)
                 self.database_up = False
+        if not self.book_complete and self.index.exists:
+            confirmed, unsure = await asyncio.to_thread(self.index.load)
+            for r in confirmed:
+                records[r["order_id"]] = r
+            spooled = {r["order_id"] for r in await asyncio.to_thread(self.spool.pending)}
+            respool = [r for r in unsure if r["order_id"] not in spooled]
+            if respool:
+                # Batches sent to PostgreSQL with no word back: maybe committed, maybe not.
+                # Spooled again, they end up in PostgreSQL exactly once either way.
+                await asyncio.to_thread(self.spool.append, respool)
+            self.book_local = True
         for r in await asyncio.to_thread(self.spool.pending):
             records.setdefault(r["order_id"], r)
         trades: list[Record] = []
@@ -181,12 +209,16 @@ class OrderService:
                 self._by_client_id[order.client_order_id] = done
         self._last_seq = self.engine.last_seq
         # Trades are derived: rewrite any that a crash kept out of PostgreSQL.
+        # Trades no replay produces (a book that once lacked part of the log) go: a fill
+        # must never be counted against an order beyond its quantity.
         try:
-            if self.database_up and trades and await self.store.count_trades() != len(trades):
-                for i in range(0, len(trades), 5000):
-                    await self.store.insert([], trades[i : i + 5000])
+            if self.database_up and self.book_complete:
+                added, removed = await self.store.reconcile_trades(trades)
+                if added or removed:
+                    log.warning("trades reconciled with the order log: %d added, %d removed",
+                                added, removed)
         except DependencyError as e:  # derived data: the next start tries again
-            log.warning("could not rewrite derived trades: %s", e)
+            log.warning("could not reconcile derived trades: %s", e)
         self.metrics.spool_depth.set(self.spool.depth)
         # The rebuilt book is long-lived: keep it out of every future full collection,
         # whose pauses would otherwise grow with the history and land in the p99.
@@ -215,6 +247,7 @@ class OrderService:
                 await task
         await self.store.close()
         await self.cache.close()
+        self.index.close()
         log.info("stopped cleanly; %d orders left in the spool", self.spool.depth)
 
     # ---- the request path --------------------------------------------------------
@@ -238,6 +271,12 @@ class OrderService:
             if client_order_id is not None and client_order_id in self._by_client_id:
                 # A retry: never a second order; wait for the first one's outcome.
                 return Ack(await asyncio.shield(self._by_client_id[client_order_id]), created=False)
+            if client_order_id is not None and not (self.book_complete or self.book_local):
+                self.metrics.orders.labels("FAILED").inc()
+                raise CannotProveNew(
+                    "PostgreSQL unavailable and no local order index: cannot tell whether "
+                    f"client_order_id {client_order_id!r} was already committed"
+                )
             order = Order(
                 order_id=str(uuid.uuid4()), seq=self._next_seq(), symbol=symbol, side=side,
                 type=type_, quantity=quantity, price=price, client_order_id=client_order_id,
@@ -279,8 +318,8 @@ class OrderService:
                     break
                 batch.append(item)
             try:
-                if self.spool.depth:
-                    await self._drain_spool_step()
+                if self.spool.depth and self._budget(batch) > 2 * MIN_ATTEMPT:
+                    await self._drain_spool_step(self._budget(batch) / 2)
                 await self._persist_and_match(batch)
             except Exception as e:
                 # A bug, not a dependency failure (those are handled inside): never leave
@@ -292,15 +331,33 @@ class OrderService:
             if stop:
                 return
 
+    def _budget(self, batch: list[_Pending]) -> float:
+        """What is left of the oldest order's deadline, minus a margin for the spool."""
+        oldest = min(p.created_at for p in batch)
+        return self.settings.order_deadline - (time.time() - oldest) - SPOOL_MARGIN
+
+    async def _insert_logged(self, records: list[Record], budget: float) -> None:
+        """Insert into PostgreSQL within ``budget`` seconds, recorded in the local index."""
+        timeout = min(self.settings.db_timeout, budget)
+        if self.db_breaker.state is BreakerState.HALF_OPEN:
+            # The trial only has to show the database is fast again: slower is a failure anyway.
+            timeout = min(timeout, self.settings.slow_call)
+        attempts = 2 if budget >= 2 * self.settings.db_timeout else 1
+        await asyncio.to_thread(self.index.intent, records)
+        await self.store.insert(records, self._pending_trades, timeout=timeout, attempts=attempts)
+        self._pending_trades = []
+        await asyncio.to_thread(self.index.confirm, len(records))
+
     async def _persist_and_match(self, batch: list[_Pending]) -> None:
         records = [order_record(p.order, p.created_at) for p in batch]
         durability: str | None = None
         # While older orders wait in the spool, newer ones queue behind them so the
-        # PostgreSQL log keeps the acknowledged order.
-        if not self.spool.depth:
+        # PostgreSQL log keeps the acknowledged order. An order whose deadline is (nearly)
+        # spent goes to the spool without trying PostgreSQL: acks within --order-deadline.
+        budget = self._budget(batch)
+        if not self.spool.depth and budget > MIN_ATTEMPT:
             try:
-                await self.store.insert(records, self._pending_trades)
-                self._pending_trades = []
+                await self._insert_logged(records, budget)
                 durability = COMMITTED
             except DependencyError as e:
                 log.warning("PostgreSQL write failed, spooling %d orders: %s", len(batch), e)
@@ -336,16 +393,18 @@ class OrderService:
             p.future.set_exception(error)
             p.future.exception()  # mark retrieved: the waiter may already be gone
 
-    async def _drain_spool_step(self) -> bool:
-        """Replay one chunk of the spool into PostgreSQL, oldest first. True on progress."""
+    async def _drain_spool_step(self, budget: float | None = None) -> bool:
+        """Replay one chunk of the spool into PostgreSQL, oldest first. True on progress.
+        ``budget``: seconds the caller can spare (orders are waiting behind it)."""
         if not self.spool.depth or self.db_breaker.state is BreakerState.OPEN:
             return False  # do not even read the spool while the breaker says "not yet"
         records, end = await asyncio.to_thread(self.spool.read_pending, self.settings.replay_chunk)
         try:
-            await self.store.insert(records, self._pending_trades)
+            await self._insert_logged(
+                records, 2 * self.settings.db_timeout if budget is None else budget
+            )
         except DependencyError:
             return False
-        self._pending_trades = []
         await asyncio.to_thread(self.spool.advance, end, len(records))
         self.metrics.replayed.inc(len(records))
         self.metrics.spool_depth.set(self.spool.depth)
@@ -394,7 +453,7 @@ class OrderService:
             "cache": "up" if self.cache_up else "down",
             "spool_depth": self.spool.depth,
             "breakers": {b.name: str(b.state) for b in (self.db_breaker, self.cache_breaker)},
-            "book": "complete" if self.book_complete else "partial",
+            "book": "complete" if self.book_complete else "local" if self.book_local else "partial",
             "inflight": self.inflight,
             "error": self.spool_error or self.internal_error,
         }

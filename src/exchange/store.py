@@ -4,13 +4,16 @@ client_order_id) and the trades derived from it by the matching engine."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
 from exchange.breaker import CircuitBreaker
-from exchange.resilience import call_dependency
+from exchange.resilience import abandon_after, call_dependency
 from exchange.spool import Record
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -82,14 +85,34 @@ class Store:
 
     async def _ensure_pool(self) -> asyncpg.Pool:
         if self._pool is None:
+            # No command_timeout: asyncpg's own would cancel politely (see _with_conn).
             pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_size, timeout=self.timeout,
-                command_timeout=self.timeout,
             )
-            async with pool.acquire() as conn:
-                await conn.execute(SCHEMA)
+            try:
+                async with pool.acquire() as conn:
+                    await conn.execute(SCHEMA)
+            except BaseException:
+                pool.terminate()
+                raise
             self._pool = pool
         return self._pool
+
+    async def _with_conn(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` on a pooled connection; a connection whose call did not finish is
+        terminated (socket closed), never cancelled politely: a cancel request and the
+        pool's reset on release would wait on a peer that may not answer at all."""
+        pool = await self._ensure_pool()
+        conn = await pool.acquire()
+        try:
+            result = await fn(conn)
+        except BaseException:
+            conn.terminate()
+            # A closed connection is released without a reset: this does not wait on the peer.
+            await pool.release(conn)
+            raise
+        await pool.release(conn)
+        return result
 
     async def connect(self) -> None:
         await call_dependency(self.breaker, self._ensure_pool, timeout=self.timeout, attempts=1)
@@ -103,16 +126,45 @@ class Store:
             return 0
         return int(self._pool.get_size() - self._pool.get_idle_size())
 
-    async def insert(self, orders: list[Record], trades: list[Record]) -> None:
+    async def insert(
+        self, orders: list[Record], trades: list[Record], *, timeout: float | None = None,
+        attempts: int = 2,
+    ) -> None:
         """Commit a batch of orders (and derived trades) atomically: one fsync."""
 
         async def run() -> None:
-            pool = await self._ensure_pool()
-            await pool.execute(
+            await self._with_conn(lambda conn: conn.execute(
                 INSERT_BATCH, *_columns(orders, ORDER_COLUMNS), *_columns(trades, TRADE_COLUMNS)
-            )
+            ))
 
-        await call_dependency(self.breaker, run, timeout=self.timeout)
+        await call_dependency(
+            self.breaker, run, timeout=self.timeout if timeout is None else timeout,
+            attempts=attempts,
+        )
+
+    async def reconcile_trades(self, trades: list[Record]) -> tuple[int, int]:
+        """Make the trades table exactly the trades derived from the order log: insert the
+        missing ones, delete those no replay of the log produces (fills of an order matched
+        against a book that lacked part of the log). Returns (inserted, deleted)."""
+
+        async def run(conn: asyncpg.Connection) -> tuple[int, int]:
+            wanted = {t["trade_id"] for t in trades}
+            async with conn.transaction():
+                stored = {r[0] for r in await conn.fetch("SELECT trade_id FROM trades")}
+                stale = sorted(stored - wanted)
+                if stale:
+                    await conn.execute("DELETE FROM trades WHERE trade_id = ANY($1::text[])", stale)
+                missing = [t for t in trades if t["trade_id"] not in stored]
+                for i in range(0, len(missing), 5000):
+                    await conn.execute(
+                        INSERT_BATCH, *_columns([], ORDER_COLUMNS),
+                        *_columns(missing[i : i + 5000], TRADE_COLUMNS),
+                    )
+            return len(missing), len(stale)
+
+        return await call_dependency(
+            self.breaker, lambda: self._with_conn(run), timeout=max(self.timeout, 60), attempts=1
+        )
 
     async def load_orders(self) -> list[Record]:
         async def run() -> list[Record]:
@@ -156,8 +208,7 @@ class Store:
             if self._pool is None:
                 await self.connect()
                 return True
-            async with asyncio.timeout(self.timeout):
-                await self._pool.fetchval("SELECT 1")
+            await abandon_after(self._with_conn(lambda c: c.fetchval("SELECT 1")), self.timeout)
             return True
         except Exception:  # any failure means "not up": the reason is in the breaker's error
             return False

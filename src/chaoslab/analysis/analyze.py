@@ -201,6 +201,14 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         if metrics[key] is None:
             missing[key] = f"data loss {loss.status.upper().replace('_', ' ')}: {loss.reason}"
 
+    for name, inv in ((run.verify or {}).get("invariants") or {}).items():
+        metrics[f"invariant.{name}"] = inv.get("violations")
+        if inv.get("violations") is None:
+            missing[f"invariant.{name}"] = "the invariant query could not be read: " + str(inv.get("error"))
+    for name in run.hypothesis:
+        if name.startswith("invariant.") and name not in metrics:
+            missing[name] = "no invariant read (the run has no verify.json or no such query)"
+
     lag_p99, max_lag = _lag(run)
     metrics["generator_lag.p99"] = lag_p99
     if lag_p99 is None:

@@ -70,7 +70,8 @@ _NEEDS_VERIFY = ("lost_writes", "unexpected_writes", "recovered_writes", "resurr
 
 
 def validate_metric_name(
-    name: str, probes: list[str], *, has_load: bool | None = None, has_verify: bool | None = None
+    name: str, probes: list[str], *, has_load: bool | None = None, has_verify: bool | None = None,
+    invariants: list[str] | None = None,
 ) -> None:
     """Raise ``ValueError`` (one line, with a suggestion) when ``name`` is not a hypothesis key.
 
@@ -78,6 +79,11 @@ def validate_metric_name(
     experiment (``error_rate`` without ``load:``, ``lost_writes`` without ``verify:``) is an
     error too, rather than a violation discovered after the run.
     """
+    if name.startswith("invariant.") and invariants is not None:
+        if name[len("invariant."):] in invariants:
+            return
+        known = ", ".join(invariants) or "none"
+        raise ValueError(f"hypothesis key {name!r} names no query of verify.invariants (known: {known})")
     names = metric_names(probes)
     if name in names:
         base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1] in PHASES else name

@@ -130,6 +130,22 @@ async def _read_dead_letters(spec: SqlRead, run: str, left: float) -> tuple[list
         await asyncio.sleep(_RETRY_EVERY)
 
 
+INVARIANT_ROWS = 20
+
+
+async def _read_invariants(spec: VerifySpec, run: str, started: float) -> dict[str, Any]:
+    """Each invariant query's violating rows (the first column, at most INVARIANT_ROWS kept)."""
+    out: dict[str, Any] = {}
+    for name, query in spec.invariants.items():
+        rows, error = await _read_dead_letters(query, run, spec.deadline - (time.monotonic() - started))
+        out[name] = {
+            "violations": None if rows is None else len(rows),
+            "rows": None if rows is None else [str(r) for r in rows[:INVARIANT_ROWS]],
+            "error": error,
+        }
+    return out
+
+
 async def final_read(spec: VerifySpec, run_dir: Path) -> None:
     """Read the system's final state, retrying until the deadline; always writes verify.json."""
     run, attempted = _history(run_dir)
@@ -154,7 +170,7 @@ async def final_read(spec: VerifySpec, run_dir: Path) -> None:
     dead_error: str | None = None
     if ids is not None and spec.dead_letters is not None:
         dead, dead_error = await _read_dead_letters(spec.dead_letters, run, spec.deadline - (time.monotonic() - started))
-    record = {
+    record: dict[str, Any] = {
         "ok": ids is not None,
         "ids": [str(i) for i in ids] if ids is not None else None,
         "attempts": attempts,
@@ -164,6 +180,8 @@ async def final_read(spec: VerifySpec, run_dir: Path) -> None:
     if spec.dead_letters is not None:
         record["dead_letters"] = [str(i) for i in dead] if dead is not None else None
         record["dead_letters_error"] = dead_error
+    if spec.invariants:
+        record["invariants"] = await _read_invariants(spec, run, started)
     tmp = run_dir / (VERIFY + ".tmp")
     tmp.write_text(json.dumps(record), encoding="utf-8")
     tmp.replace(run_dir / VERIFY)

@@ -149,7 +149,8 @@ def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
     for key in exp.hypothesis:
         try:
             validate_metric_name(key, list(exp.probes), has_load=exp.load is not None,
-                                 has_verify=exp.verify is not None)
+                                 has_verify=exp.verify is not None,
+                                 invariants=list(exp.verify.invariants) if exp.verify else [])
         except ValueError as exc:
             errors.append(doc.error(("hypothesis", key), str(exc), key=True))
             continue

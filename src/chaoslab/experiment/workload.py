@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -72,11 +73,19 @@ class HttpLoad(_OpenModel):
         64, ge=1, le=10_000, description="Keep-alive connections at most; requests beyond wait for one (counted in latency)."
     )
     poison: PoisonSpec | None = Field(None, description="Mix malformed payloads into the load (docs/poison.md).")
+    retry_acked: float | None = Field(
+        None, gt=0, le=1,
+        description="This share of operations re-sends the request of an already acknowledged one (same body, "
+        "same key); an answer naming another id than the original ack.id is recorded as a new acknowledged write "
+        "(error says so), which the final read then finds lost or stored twice.",
+    )
 
     @model_validator(mode="after")
     def _poison_needs_json(self) -> HttpLoad:
         if self.poison is not None and not isinstance(self.body, dict):
             raise ValueError("poison needs a JSON object body (its defects are made on its fields)")
+        if self.retry_acked is not None and (self.ack is None or self.ack.id is None):
+            raise ValueError("retry_acked needs ack.id (the id a retry's answer must repeat)")
         return self
 
     @field_validator("url")
@@ -134,6 +143,11 @@ class VerifySpec(_Strict):
     deadline: Duration = 30.0
     dead_letters: SqlRead | None = Field(
         None, description="The ids the system set aside as malformed (its dead-letter store); read after the final read."
+    )
+    invariants: dict[Annotated[str, StringConstraints(pattern=r"^\w+$")], SqlRead] = Field(
+        default_factory=dict,
+        description="Named queries that return the rows breaking an invariant (none when it holds); "
+        "read after the final read, each row a violation, counted as hypothesis key invariant.<name>.",
     )
 
     @model_validator(mode="after")

@@ -32,6 +32,15 @@ class HttpDriver:
         self._poisoner = Poisoner(spec.poison) if spec.poison is not None else None
         self._dynamic = self._poisoner is not None or not (template.is_static(spec.body) and template.is_static(spec.url))
         self._static = None if self._dynamic else self._encode(self.target.path, spec.body)
+        self._acked: list[tuple[int, str, str]] = []  # (seq, key, ack id): what a retry re-sends
+
+    def _retry_of(self, seq: int) -> tuple[int, str, str] | None:
+        """The acknowledged operation that operation ``seq`` re-sends, if it is a retry.
+        Every 1/share-th operation, spread evenly; the original picked deterministically."""
+        share = self.spec.retry_acked
+        if share is None or not self._acked or int((seq + 1) * share) == int(seq * share):
+            return None
+        return self._acked[(seq * 7919) % len(self._acked)]
 
     def poison_kind(self, seq: int) -> str | None:
         """The defect operation ``seq`` carries (None: a well-formed one); the generator tags it."""
@@ -59,12 +68,34 @@ class HttpDriver:
 
     def submit(self, seq: int, key: str, done: Done) -> Cancel:
         assert self._pool is not None, "start() first"
+        retry = self._retry_of(seq)
         try:
-            raw = self._request(seq, key)
+            raw = self._request(seq, key) if retry is None else self._request(retry[0], retry[1])
         except ValueError as exc:
             done(Result(False, error=str(exc)))
             return _nothing
-        return self._pool.submit(raw, self._keep_body, lambda status, body, exc: done(self._result(status, body, exc)))
+        if retry is not None:
+            return self._pool.submit(
+                raw, True, lambda status, body, exc: done(self._retried(retry, self._result(status, body, exc)))
+            )
+
+        def first(status: int | None, body: bytes, exc: Exception | None) -> None:
+            res = self._result(status, body, exc)
+            if res.ack and res.ack_id is not None and self.spec.retry_acked is not None:
+                self._acked.append((seq, key, res.ack_id))
+            done(res)
+
+        return self._pool.submit(raw, self._keep_body, first)
+
+    @staticmethod
+    def _retried(original: tuple[int, str, str], res: Result) -> Result:
+        """A retry naming the original id is no new write (no ack). One naming another id was
+        acknowledged as a new write: recorded as such (with the error saying so), so the final
+        read counts it lost if it is never stored, the way issue 16's retries were."""
+        if not res.ok or res.ack_id == original[2]:
+            return res if not res.ok else Result(True, res.status)
+        return Result(True, res.status, ack=True, ack_id=res.ack_id,
+                      error=f"retry of {original[1]} answered id {res.ack_id}, the original was {original[2]}")
 
     def _result(self, status: int | None, body: bytes, exc: Exception | None) -> Result:
         if isinstance(exc, ConnectError):
