@@ -256,12 +256,7 @@ class ProxyEnabled(Setting):
         return f"proxy-enabled:{self.client.api}:{self.link}"
 
     def read(self) -> Any:
-        try:
-            return bool(self.client.proxy(self.link).get("enabled", True))
-        except ProxyApiError as exc:
-            if exc.status == 404:
-                raise SettingGone(self.link) from None
-            raise
+        return bool(self.client.proxy(self.link).get("enabled", True))  # no link: the API's error
 
     def write(self, value: Any) -> None:
         try:
