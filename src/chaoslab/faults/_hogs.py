@@ -105,9 +105,20 @@ def _end_marked(token: str, grace: float) -> None:
                 p.send_signal(sig)
             except psutil.Error:
                 continue
-        _gone, procs = psutil.wait_procs(procs, timeout=wait)
+        deadline = time.monotonic() + wait
+        while procs and time.monotonic() < deadline:
+            time.sleep(0.02)
+            procs = [p for p in procs if _running(p)]
         if not procs:
             return
+
+
+def _running(p: psutil.Process) -> bool:
+    """Alive and not a zombie (an orphaned hog's zombie waits for init, who may be slow to reap)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def stop(record: dict[str, Any], grace: float = 5.0) -> None:
