@@ -127,3 +127,20 @@ def test_overlapping_link_downs_stack(lab: Lab, scratch: Scratch, proxy_link: tu
     assert http.get("/proxies/db").json()["enabled"] is False  # B still holds the link down
     assert run.finish() == 0, run.text()
     assert http.get("/proxies/db").json()["enabled"] is True
+
+
+def stopped(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] == "T"
+
+
+def test_overlapping_pauses_stack(lab: Lab, scratch: Scratch) -> None:
+    run = lab.start(experiment(
+        scratch,
+        "{fault: process.pause, target: v, at: 0s, duration: 1s, method: signal}",
+        "{fault: process.pause, target: v, at: 500ms, duration: 2s, method: signal}",
+    ))
+    assert run.read_until(" revert "), run.text()
+    assert stopped(scratch.victim.pid)  # B still holds it stopped
+    assert run.finish() == 0, run.text()
+    assert not stopped(scratch.victim.pid)
