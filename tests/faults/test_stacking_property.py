@@ -2,7 +2,7 @@
 setting is back to its original value afterwards.
 
 Hypothesis draws schedules of 2-5 steps over one set of settings (a cgroup's CPU quota, pids.max
-and memory limit; a process's open-files limit and its cpu/pids cgroup membership; a proxy
+and memory limit; a process's open-files limit its cpu/pids cgroup membership and whether it is stopped; a proxy
 link's toxics and enabled flag; an nft table), each step at a random offset and duration, some
 repeated, and an exit path: normal end, SIGINT, SIGTERM, SIGKILL + ``chaoslab recover``, or
 SIGKILL, a recover SIGKILLed too, then another recover. The runner is the real ``chaoslab run``.
@@ -46,12 +46,13 @@ FAULTS = {
     "toxic": ("network.latency", "link", st.sampled_from(["latency: 10ms", "latency: 30ms"])),
     "down": ("network.down", "link", st.just("")),
     "nft": ("network.partition", "port", st.just("")),
+    "pause": ("process.pause", "v", st.just("method: signal")),
 }
 # Each schedule is about a few settings, so that steps really overlap on the same ones.
 GROUPS = [
     ["cg-cpu", "cg-pids", "member-cpu"],
     ["cg-memory", "member-pids", "cg-pids"],
-    ["rlimit", "member-cpu", "member-pids"],
+    ["rlimit", "member-cpu", "member-pids", "pause"],
     ["toxic", "down", "nft"],
     list(FAULTS),
 ]
@@ -122,7 +123,8 @@ def connects(port: int) -> bool:
 
 def system(scratch: Scratch, http: httpx.Client, port: int) -> dict[str, Any]:
     link = http.get("/proxies/db").json()
-    return {**scratch.snapshot(), "link_enabled": link["enabled"],
+    stat = Path(f"/proc/{scratch.victim.pid}/stat").read_text()
+    return {**scratch.snapshot(), "victim_state": stat[stat.rindex(")") + 2], "link_enabled": link["enabled"],
             "toxics": sorted(t["name"] for t in link.get("toxics", [])), "port_open": connects(port)}
 
 
