@@ -144,3 +144,21 @@ def test_overlapping_pauses_stack(lab: Lab, scratch: Scratch) -> None:
     assert stopped(scratch.victim.pid)  # B still holds it stopped
     assert run.finish() == 0, run.text()
     assert not stopped(scratch.victim.pid)
+
+
+def has_sys_resource() -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
+
+
+def test_a_hard_limit_that_could_not_be_raised_back_is_refused(lab: Lab, scratch: Scratch) -> None:
+    if has_sys_resource():
+        pytest.skip("with CAP_SYS_RESOURCE a lowered hard limit can be raised back")
+    run = lab.start(experiment(
+        scratch, "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64, hard: 100}"))
+    assert run.finish() == 4, run.text()
+    assert "CAP_SYS_RESOURCE" in run.text()
+    assert scratch.nofile() == (2000, 10000)  # nothing was changed
+    assert lab.ledger_entries() == [] and lab.owner_records() == []

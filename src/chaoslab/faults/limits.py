@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -120,6 +121,7 @@ class ProcessRlimit(Fault):
         refs = [r for r in self.target.processes if r.alive()]
         if not refs:
             raise FaultError(f"{self.name}: {self.target.describe()} has no live process to act on")
+        self._refuse_irreversible(refs)
         self.state["procs"] = [{"pid": r.pid, "create_time": r.create_time} for r in refs]
         held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
@@ -135,6 +137,25 @@ class ProcessRlimit(Fault):
             self.revert()
             raise
 
+    def _refuse_irreversible(self, refs: list[ProcessRef]) -> None:
+        """A hard limit lowered without CAP_SYS_RESOURCE can never be raised back: refuse before
+        anything changes rather than leave it for a revert that must fail."""
+        assert isinstance(self.params, RlimitParams)
+        if self.params.hard is None or _has_sys_resource():
+            return
+        for r in refs:
+            try:
+                _soft, hard = resource.prlimit(r.pid, RESOURCES[self.params.resource])
+            except ProcessLookupError:
+                continue
+            if hard == resource.RLIM_INFINITY or self.params.hard < hard:
+                raise FaultError(
+                    f"{self.name}: lowering the hard {self.params.resource} limit of pid {r.pid} "
+                    f"({'unlimited' if hard == resource.RLIM_INFINITY else hard} -> {self.params.hard}) could "
+                    "not be undone: raising it back needs CAP_SYS_RESOURCE, which this runner lacks "
+                    "(leave hard unset to lower the soft limit only)"
+                )
+
     def revert(self) -> None:
         assert isinstance(self.params, RlimitParams)
         if "owners" not in self.state:
@@ -142,3 +163,15 @@ class ProcessRlimit(Fault):
         held = HeldSettings(self.state, self.run_id)
         for entry in self.state.get("procs") or []:
             held.release(Rlimit(int(entry["pid"]), float(entry["create_time"]), self.params.resource))
+
+
+def _has_sys_resource() -> bool:
+    """Whether this process has CAP_SYS_RESOURCE in its effective set (root in a container may not)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 24 & 1)
+    return False
