@@ -57,7 +57,7 @@ class Run:
     proc: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
 
-    def read_until(self, needle: str, timeout: float = 30.0) -> bool:
+    def read_until(self, needle: str, timeout: float = 180.0) -> bool:
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -69,7 +69,7 @@ class Run:
                 return True
         return False
 
-    def finish(self, timeout: float = 60.0) -> int:
+    def finish(self, timeout: float = 300.0) -> int:
         out, _ = self.proc.communicate(timeout=timeout)
         self.lines.append(out or "")
         return int(self.proc.returncode)
@@ -108,7 +108,7 @@ class Lab:
         self.runs.append(run)
         return run
 
-    def recover(self, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    def recover(self, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(chaoslab_argv("recover"), capture_output=True, text=True, timeout=timeout,
                               env=child_env(self.state))
 
@@ -126,7 +126,7 @@ class Lab:
         for r in self.runs:
             if r.proc.poll() is None:
                 r.proc.kill()
-                r.proc.wait(timeout=10)
+                r.proc.wait(timeout=60)
         # Whatever a failed test left: recover it, so the next test starts clean.
         if self.ledger_entries():
             self.recover()
@@ -230,5 +230,5 @@ def fault_cgroups(run_id: str) -> list[Path]:
 
 
 def nft_tables() -> list[str]:
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=10).stdout
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=60).stdout
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]

@@ -24,7 +24,7 @@ targets:
   v: {{pid: {pid}}}
   link: {{proxy: db, api: "{api}"}}
 recovery: 0s
-max_duration: 1m
+max_duration: 10m
 method:
 """
 
@@ -38,7 +38,7 @@ def test_overlapping_cpu_quota_on_a_cgroup_comes_back(lab: Lab, scratch: Scratch
     run = lab.start(experiment(
         scratch,
         "{fault: cpu.throttle, target: cg, at: 0s, duration: 1s, cores: 0.3}",
-        "{fault: cpu.throttle, target: cg, at: 500ms, duration: 2s, cores: 0.5}",
+        "{fault: cpu.throttle, target: cg, at: 500ms, duration: 4s, cores: 0.5}",
     ))
     assert run.read_until(" revert "), run.text()
     # A ended while B goes on: B's quota (the newest holder) is in force, not the original.
@@ -53,7 +53,7 @@ def test_overlapping_rlimits_come_back(lab: Lab, scratch: Scratch) -> None:
     run = lab.start(experiment(
         scratch,
         "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64}",
-        "{fault: process.rlimit, target: v, at: 500ms, duration: 2s, resource: nofile, soft: 128}",
+        "{fault: process.rlimit, target: v, at: 500ms, duration: 4s, resource: nofile, soft: 128}",
     ))
     assert run.read_until(" revert "), run.text()
     assert scratch.nofile() == (128, 10000)
@@ -67,7 +67,7 @@ def test_overlapping_cgroup_moves_put_the_process_back(lab: Lab, scratch: Scratc
     run = lab.start(experiment(
         scratch,
         "{fault: cpu.throttle, target: v, at: 0s, duration: 1s, cores: 0.3}",
-        "{fault: cpu.throttle, target: v, at: 500ms, duration: 2s, cores: 0.5}",
+        "{fault: cpu.throttle, target: v, at: 500ms, duration: 4s, cores: 0.5}",
     ))
     assert run.read_until(" revert "), run.text()
     # A's fault cgroup is gone; the victim is in B's, which still exists and still throttles.
@@ -87,11 +87,13 @@ def test_repeated_pids_limit_comes_back(lab: Lab, scratch: Scratch) -> None:
 
 
 def test_repeated_pids_limit_killed_between_the_reverts_then_recovered(lab: Lab, scratch: Scratch) -> None:
-    run = lab.start(experiment(scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 1s, duration: 2s}"))
-    assert run.read_until(" revert "), run.text()  # the first one ended (t = 2 s), the second holds
+    # The issue's step with wider gaps (3 s between the two reverts), so a loaded machine still
+    # reads between them.
+    run = lab.start(experiment(scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 3s, duration: 4s}"))
+    assert run.read_until(" revert "), run.text()  # the first one ended (t = 4 s), the second holds
     assert scratch.read("pids", "pids.max") == "60"
     run.proc.send_signal(signal.SIGKILL)
-    run.proc.wait(timeout=10)
+    run.proc.wait(timeout=60)
     rec = lab.recover()
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert scratch.read("pids", "pids.max") == "max"
@@ -112,7 +114,7 @@ def proxy_link() -> Iterator[tuple[str, httpx.Client]]:
         yield api, http
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
 
 
 def test_overlapping_link_downs_stack(lab: Lab, scratch: Scratch, proxy_link: tuple[str, httpx.Client]) -> None:
@@ -120,7 +122,7 @@ def test_overlapping_link_downs_stack(lab: Lab, scratch: Scratch, proxy_link: tu
     run = lab.start(experiment(
         scratch,
         "{fault: network.down, target: link, at: 0s, duration: 1s}",
-        "{fault: network.down, target: link, at: 500ms, duration: 2s}",
+        "{fault: network.down, target: link, at: 500ms, duration: 4s}",
         api=api,
     ))
     assert run.read_until(" revert "), run.text()
@@ -138,7 +140,7 @@ def test_overlapping_pauses_stack(lab: Lab, scratch: Scratch) -> None:
     run = lab.start(experiment(
         scratch,
         "{fault: process.pause, target: v, at: 0s, duration: 1s, method: signal}",
-        "{fault: process.pause, target: v, at: 500ms, duration: 2s, method: signal}",
+        "{fault: process.pause, target: v, at: 500ms, duration: 4s, method: signal}",
     ))
     assert run.read_until(" revert "), run.text()
     assert stopped(scratch.victim.pid)  # B still holds it stopped
