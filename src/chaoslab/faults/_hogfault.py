@@ -13,7 +13,7 @@ from ..cgroups import Group
 from ..errors import FaultError
 from ..targets import ResolvedTarget
 from ._cgroupfault import CGROUP_TARGETS
-from ._hogs import new_token, spawn, stop
+from ._hogs import comm_of, new_token, spawn, stop
 from .base import Fault, FaultParams
 
 Engine = Literal["auto", "stress-ng", "builtin"]
@@ -68,7 +68,7 @@ class HogFault(Fault):
             argv = self.builtin_argv()
         dirs = target_cgroup_dirs(self.target, self.controller)
         token = new_token()
-        self.state["hog"] = {"pending": True, "token": token}
+        self.state["hog"] = {"pending": True, "token": token, "comm": comm_of(argv)}
         self.checkpoint()
         self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2, token=token)
         self.checkpoint()

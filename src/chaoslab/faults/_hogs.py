@@ -80,8 +80,15 @@ def running(record: dict[str, Any]) -> bool:
     return ProcessRef(int(record["pid"]), float(record["create_time"])).alive()
 
 
-def marked(token: str) -> list[psutil.Process]:
-    """Live processes whose environment carries ``token`` (the hog and every worker it forked)."""
+def comm_of(argv: Sequence[str]) -> str:
+    """The kernel's name (comm, 15 characters) of a process started from ``argv``."""
+    return Path(argv[0]).name[:15]
+
+
+def marked(token: str, comm: str | None = None) -> list[psutil.Process]:
+    """Live processes whose environment carries ``token`` (the hog and every worker it forked).
+    ``comm`` narrows the scan first by name (read without touching the process's memory: reading
+    the environment of an unrelated process stuck in memory reclaim can block for minutes)."""
     needle = f"{TOKEN_VAR}={token}".encode()
     out = []
     me = os.getpid()
@@ -89,6 +96,8 @@ def marked(token: str) -> list[psutil.Process]:
         if p.pid == me:
             continue
         try:
+            if comm and not p.name().startswith(comm):
+                continue
             with open(f"/proc/{p.pid}/environ", "rb") as f:
                 if needle in f.read().split(b"\0") and p.status() != psutil.STATUS_ZOMBIE:
                     out.append(p)
@@ -97,8 +106,8 @@ def marked(token: str) -> list[psutil.Process]:
     return out
 
 
-def _end_marked(token: str, grace: float) -> None:
-    procs = marked(token)
+def _end_marked(token: str, grace: float, comm: str | None = None) -> None:
+    procs = marked(token, comm)
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         for p in procs:
             try:
@@ -129,13 +138,14 @@ def stop(record: dict[str, Any], grace: float = 5.0) -> None:
         # The runner died between the spawn and writing the pid. A child still between fork and
         # exec carries the runner's environment, not the token, for a moment: look twice.
         if token:
-            _end_marked(str(token), grace)
+            comm = record.get("comm")
+            _end_marked(str(token), grace, comm)
             time.sleep(0.3)
-            _end_marked(str(token), grace)
+            _end_marked(str(token), grace, comm)
         return
     _stop_pid(record, grace)
     if token:
-        _end_marked(str(token), grace)
+        _end_marked(str(token), grace, comm_of(record["argv"]) if record.get("argv") else None)
 
 
 def _stop_pid(record: dict[str, Any], grace: float) -> None:

@@ -247,7 +247,7 @@ class IoStress(Fault):
         work = temp_dir_for(self.target.path, self.run_id, "io")
         token = new_token()
         self.state["dir"] = str(work)
-        self.state["hog"] = {"pending": True, "token": token}
+        self.state["hog"] = {"pending": True, "token": token, "comm": "stress-ng"}
         self.checkpoint()
         work.mkdir(exist_ok=True)
         argv = ["stress-ng", "--hdd", str(self.params.workers), "--hdd-bytes", str(self.params.size),

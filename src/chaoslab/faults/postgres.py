@@ -21,7 +21,7 @@ from .. import doctor
 from ..errors import FaultError
 from ..units import Duration
 from . import register
-from ._hogs import new_token, spawn, stop
+from ._hogs import comm_of, new_token, spawn, stop
 from .base import Fault, FaultParams
 
 MAX_PG_CONNECTIONS = 262_143
@@ -51,7 +51,7 @@ class PostgresExhaustConnections(Fault):
         p = self.params
         argv = [sys.executable, "-m", "chaoslab.faults.postgres", p.dsn, str(p.leave), str(p.max)]
         token = new_token()
-        self.state["hog"] = {"pending": True, "token": token}
+        self.state["hog"] = {"pending": True, "token": token, "comm": comm_of(argv)}
         self.checkpoint()
         self.state["hog"] = spawn(argv, stdout=subprocess.PIPE, token=token)
         self.checkpoint()
