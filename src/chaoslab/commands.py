@@ -175,6 +175,11 @@ def recover_cmd(run_id: str | None, list_only: bool) -> None:
             state = "running" if r.runner_alive() else "dead"
             for e in r.entries():
                 click.echo(f"{r.run_id} ({state}): {e.get('fault')} {e.get('status')}")
+        from .faults.settings import Owners
+
+        for rec in Owners().records():
+            holders = ", ".join(str(h.get("holder")) for h in rec.get("holders", []))
+            click.echo(f"setting {rec.get('key')}: original {rec.get('original')!r}, held by {holders}")
         return
     results = recover(run_id=run_id)
     if not results:

@@ -2,11 +2,14 @@
 
 Two ways to put a limit on a target:
 
-- the target has a cgroup of its own (a stack ``service``, or a ``cgroup`` target): change the
-  knob there, after recording its old value, and restore that value on revert;
+- the target has a cgroup of its own (a stack ``service``, or a ``cgroup`` target): the knob
+  there is a shared setting (``faults.settings``): the fault holds it with its value, and the
+  original comes back when the last fault holding it ends, in whatever order they end;
 - the target is bare processes (``pid``/``process``): create a fault cgroup
-  ``chaoslab-<run_id>-<n>``, record each process's original cgroups, move the processes in, and
-  on revert move them back (the ones still alive, and any children they forked) and remove it.
+  ``chaoslab-<run_id>-<n>`` (the fault's alone: its knobs need no owner), set the limit there,
+  and hold each process's membership of that hierarchy with the fault cgroup as value. When the
+  fault ends, each process goes to the cgroup of the next fault still holding it, or back to
+  where it was; then the fault cgroup is removed.
 
 Everything revert needs is in ``state`` and checkpointed before the system changes, so a fresh
 instance built from the ledger record in another process reverts just as well.
@@ -14,7 +17,9 @@ instance built from the ledger record in another process reverts just as well.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,8 +29,83 @@ from ..errors import CapabilityError, FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef
 from .base import Fault
+from .settings import HeldSettings, Setting, SettingGone
 
 CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | CONTAINER_KINDS
+
+
+class CgroupFiles(Setting):
+    """One or more knob files of a cgroup, written in the order given (e.g. period before quota)."""
+
+    def __init__(self, directory: Path | str, files: Sequence[str]) -> None:
+        self.dir = Path(directory)
+        self.files = list(files)
+
+    @property
+    def key(self) -> str:
+        return f"cgroup:{self.dir}:{'+'.join(self.files)}"
+
+    def read(self) -> Any:
+        try:
+            return [(self.dir / f).read_text().strip() for f in self.files]
+        except FileNotFoundError:
+            raise SettingGone(str(self.dir)) from None
+
+    def write(self, value: Any) -> None:
+        for f, v in zip(self.files, value, strict=True):
+            try:
+                with open(self.dir / f, "w") as fh:
+                    fh.write(str(v))
+            except FileNotFoundError:
+                raise SettingGone(str(self.dir)) from None
+            except OSError as exc:
+                if exc.errno == errno.ENODEV or not self.dir.is_dir():
+                    raise SettingGone(str(self.dir)) from None
+                raise
+
+
+class Membership(Setting):
+    """Which cgroup of one hierarchy a process (pid + start time) is in; the value is the cgroup
+    directory. A cgroup that is gone by the time it is written falls back to its nearest parent."""
+
+    def __init__(self, pid: int, create_time: float, hierarchy: Path | str) -> None:
+        self.ref = ProcessRef(int(pid), float(create_time))
+        self.hierarchy = Path(hierarchy)
+
+    @property
+    def key(self) -> str:
+        return f"member:{self.ref.pid}:{self.ref.create_time}:{self.hierarchy}"
+
+    def read(self) -> Any:
+        if not self.ref.alive():
+            raise SettingGone(f"pid {self.ref.pid}")
+        for d in cgroups.cgroups_of(self.ref.pid).values():
+            if d == self.hierarchy or self.hierarchy in d.parents:
+                return str(d)
+        raise SettingGone(f"pid {self.ref.pid} is in no cgroup of {self.hierarchy}")
+
+    def write(self, value: Any) -> None:
+        if not self.ref.alive():
+            raise SettingGone(f"pid {self.ref.pid}")
+        dest = Path(str(value))
+        while not dest.is_dir() and self.hierarchy in dest.parents:
+            dest = dest.parent
+        try:
+            with open(dest / "cgroup.procs", "w") as f:
+                f.write(str(self.ref.pid))
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                raise SettingGone(f"pid {self.ref.pid}") from None
+            raise
+
+
+def hierarchy_of(group: Group, controller: str) -> Path:
+    """The mount point of the hierarchy that ``group`` uses for ``controller``."""
+    d, _ = group.directory(controller)
+    for root in cgroups.mounts().values():
+        if d == root or root in d.parents:
+            return root
+    return d.parent
 
 
 class CgroupFault(Fault):
@@ -38,15 +118,21 @@ class CgroupFault(Fault):
         doctor.require("root", f"cgroup.{cls.controller}")
 
     # -- the knob (subclasses) ----------------------------------------------------------------
+    def setting(self, group: Group) -> Setting:
+        """The knob of ``group`` this fault changes, as a shared setting."""
+        raise NotImplementedError
+
+    def value(self, group: Group) -> Any:
+        """The knob's value while this fault is in force (JSON-able)."""
+        raise NotImplementedError
+
     def apply(self, group: Group) -> None:
-        raise NotImplementedError
+        """Set the knob in the fault's own cgroup (nobody else's: no owner needed)."""
+        self.setting(group).write(self.value(group))
 
-    def read(self, group: Group) -> Any:
-        """The knob's current value, JSON-able, for ``restore``."""
-        raise NotImplementedError
-
-    def restore(self, group: Group, old: Any) -> None:
-        raise NotImplementedError
+    def refused(self, group: Group, exc: OSError) -> str | None:
+        """A clearer message for the kernel refusing the value, or None for the kernel's own."""
+        return None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def inject(self) -> None:
@@ -66,10 +152,10 @@ class CgroupFault(Fault):
         if own is not None:
             self.state["existing"] = {"dirs": {k: str(v) for k, v in own.dirs.items()},
                                       "versions": dict(own.versions)}
-            self.state["old"] = self.read(own)
+            held = HeldSettings(self.state, self.run_id)
             self.checkpoint()
-            self._guard(lambda: self.apply(own))
-            self.state["existing"]["applied"] = self.read(own)
+            self._guard(own, lambda: held.hold(self.setting(own), self.value(own)))
+            self.state["existing"]["applied"] = self.setting(own).read()
             return
         refs = [r for r in self.target.processes if r.alive()]
         if not refs:
@@ -80,17 +166,22 @@ class CgroupFault(Fault):
              "from": {k: str(v) for k, v in cgroups.cgroups_of(r.pid).items()}}
             for r in refs
         ]
+        held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
-        self._guard(lambda: self.apply(group))  # limit first: no unthrottled moment once moved
+        self._guard(group, lambda: self.apply(group))  # limit first: no unthrottled moment once moved
+        hierarchy = hierarchy_of(group, self.controller)
+        target_dir, _ = group.directory(self.controller)
         for r in refs:
             try:
-                group.add(r.pid)
-            except ProcessLookupError:
+                held.hold(Membership(r.pid, r.create_time, hierarchy), str(target_dir))
+            except SettingGone:
                 continue  # exited meanwhile; revert copes
+            except OSError as exc:
+                raise FaultError(f"{self.name}: cannot move pid {r.pid} into {target_dir}: {exc.strerror or exc}") from None
 
     def _inject_each_container(self) -> None:
-        """``mode: all`` over containers: the knob of each container's own cgroup, every old
-        value recorded before the first one changes."""
+        """``mode: all`` over containers: the knob of each container's own cgroup, each one held
+        (its original value recorded) before it changes."""
         assert self.target is not None
         groups = []
         for c in self.target.extra.get("containers") or []:
@@ -104,12 +195,13 @@ class CgroupFault(Fault):
             groups.append(group)
         if not groups:
             raise FaultError(f"{self.name}: {self.target.describe()} has no container to act on")
-        self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions),
-                               "old": self.read(g)} for g in groups]
+        self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions)}
+                              for g in groups]
+        held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
         for g, info in zip(groups, self.state["each"], strict=True):
-            self._guard(lambda g=g: self.apply(g))
-            info["applied"] = self.read(g)
+            self._guard(g, lambda g=g: held.hold(self.setting(g), self.value(g)))
+            info["applied"] = self.setting(g).read()
 
     # -- containers: Docker recreates a container's cgroup at every restart ---------------------
     @property
@@ -133,21 +225,25 @@ class CgroupFault(Fault):
             try:
                 if not group.exists():
                     continue
+                current = self.setting(group).read()
                 if "applied" not in info:
-                    info["applied"] = self.read(group)
-                elif self.read(group) != info["applied"]:
+                    info["applied"] = current
+                elif current != info["applied"]:
                     self.apply(group)
                     self.state["reapplied"] = int(self.state.get("reapplied", 0)) + 1
                     acted = True
-            except OSError:
+            except (OSError, SettingGone):
                 continue  # between the old cgroup's removal and the new one's creation
         return acted
 
-    def _guard(self, action: Any) -> None:
+    def _guard(self, group: Group, action: Any) -> None:
         try:
             action()
+        except SettingGone:
+            raise FaultError(f"{self.name}: the cgroup of {group.describe()} went away") from None
         except OSError as exc:
-            raise FaultError(f"{self.name}: the kernel refused the setting: {exc.strerror or exc}") from None
+            msg = self.refused(group, exc)
+            raise FaultError(msg or f"{self.name}: the kernel refused the setting: {exc.strerror or exc}") from None
 
     def _own_group(self) -> Group | None:
         assert self.target is not None
@@ -191,23 +287,18 @@ class CgroupFault(Fault):
         raise FaultError(f"{self.name}: no free fault cgroup name for run {self.run_id}")
 
     def revert(self) -> None:
-        for info in self.state.get("each") or []:
-            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
-            group.versions.update({k: int(v) for k, v in info["versions"].items()})
-            if group.exists():
-                try:
-                    self.restore(group, info.get("old"))
-                except OSError:
-                    pass  # the container went away meanwhile
+        if self.state.get("each") and "owners" in self.state:
+            held = HeldSettings(self.state, self.run_id)
+            for info in self.state["each"]:
+                group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+                group.versions.update({k: int(v) for k, v in info["versions"].items()})
+                held.release(self.setting(group))
         if "existing" in self.state:
             info = self.state["existing"]
             group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
             group.versions.update({k: int(v) for k, v in info["versions"].items()})
-            if group.exists():
-                try:
-                    self.restore(group, self.state.get("old"))
-                except OSError:
-                    pass  # the cgroup went away with its service meanwhile
+            if "owners" in self.state:
+                HeldSettings(self.state, self.run_id).release(self.setting(group))
             return
         info = self.state.get("cgroup")
         if not info:
@@ -216,17 +307,26 @@ class CgroupFault(Fault):
             group = Group(info["relpath"], controllers=info["controllers"])
         except CapabilityError:
             return
+        moved = list(self.state.get("moved") or [])
+        if "owners" in self.state:
+            held = HeldSettings(self.state, self.run_id)
+            hierarchy = hierarchy_of(group, self.controller)
+            for entry in moved:
+                held.release(Membership(int(entry["pid"]), float(entry["create_time"]), hierarchy))
         if not group.exists():
             return
-        moved = list(self.state.get("moved") or [])
-        fallback: dict[str, str] = moved[0]["from"] if moved else {}
-        for entry in moved:
-            ref = ProcessRef(int(entry["pid"]), float(entry["create_time"]))
-            if ref.alive():
-                _move(ref.pid, entry["from"], group)
-        for pid in group.pids():  # children the target forked while inside
-            _move(pid, fallback, group)
+        for pid in group.pids():  # children the target forked while inside follow their parent
+            _move(pid, _now_or_before(moved, group), group)
         group.remove(evacuate=True)
+
+
+def _now_or_before(moved: list[dict[str, Any]], group: Group) -> dict[str, str]:
+    """Where the first moved process that is still alive is now, else where it was before."""
+    for entry in moved:
+        ref = ProcessRef(int(entry["pid"]), float(entry["create_time"]))
+        if ref.alive():
+            return {k: str(v) for k, v in cgroups.cgroups_of(ref.pid).items()}
+    return dict(moved[0]["from"]) if moved else {}
 
 
 def _is_v2(path: Path) -> bool:

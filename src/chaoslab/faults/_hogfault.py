@@ -14,7 +14,7 @@ from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ResolvedTarget
 from ._cgroupfault import CGROUP_TARGETS
-from ._hogs import spawn, stop
+from ._hogs import comm_of, new_token, spawn, stop
 from .base import Fault, FaultParams
 
 Engine = Literal["auto", "stress-ng", "builtin"]
@@ -74,12 +74,13 @@ class HogFault(Fault):
         else:
             argv = self.builtin_argv()
         dirs = target_cgroup_dirs(self.target, self.controller)
-        self.state["hog"] = {"pending": True}
+        token = new_token()
+        self.state["hog"] = {"pending": True, "token": token, "comm": comm_of(argv)}
         self.checkpoint()
-        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
+        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2, token=token)
         self.checkpoint()
 
     def revert(self) -> None:
         hog = self.state.get("hog")
-        if hog and "pid" in hog:
+        if hog and ("pid" in hog or "token" in hog):
             stop(hog)

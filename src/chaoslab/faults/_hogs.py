@@ -4,6 +4,11 @@ A hog runs in its own session so that stopping it stops its workers too (one pro
 and so a Ctrl-C meant for the runner does not reach it before the runner has reverted. What
 ``stop`` needs is a plain dict (pid + start time), so ``chaoslab recover`` can stop a hog that
 a killed runner started.
+
+A runner can die after the hog was forked but before its pid reached the ledger. So each hog
+also carries a token in its environment (``CHAOSLAB_HOG=<token>``, inherited by every worker
+it forks) that the ledger holds *before* the spawn: ``stop`` ends every process carrying the
+token, with or without a pid.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,11 +38,21 @@ def _join_cgroups(dirs: Sequence[str]) -> None:
             f.write(str(os.getpid()))
 
 
+TOKEN_VAR = "CHAOSLAB_HOG"
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
 def spawn(argv: Sequence[str], *, cgroup_dirs: Sequence[str] = (), env: dict[str, str] | None = None,
-          stdout: Any = subprocess.DEVNULL, startup: float = 0.0) -> dict[str, Any]:
+          stdout: Any = subprocess.DEVNULL, startup: float = 0.0, token: str | None = None) -> dict[str, Any]:
     """Start ``argv`` as a hog; returns the record ``stop`` needs. ``startup``: seconds during which
-    an early exit is reported as a failure (e.g. stress-ng rejecting its arguments)."""
+    an early exit is reported as a failure (e.g. stress-ng rejecting its arguments). ``token``
+    (already in the ledger) marks the hog and its workers, so they are found without the pid."""
     dirs = list(cgroup_dirs)
+    if token is not None:
+        env = {**(os.environ if env is None else env), TOKEN_VAR: token}
     try:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
@@ -51,18 +67,88 @@ def spawn(argv: Sequence[str], *, cgroup_dirs: Sequence[str] = (), env: dict[str
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
             _children.pop(proc.pid, None)
+            if token is not None:
+                _end_marked(token, 1.0)  # workers it forked before failing
             raise FaultError(f"{argv[0]} exited at once (code {proc.returncode}): {err[-300:]}")
         time.sleep(0.02)
     ref = ProcessRef.of(proc.pid)
-    return {"pid": ref.pid, "create_time": ref.create_time, "argv": list(argv)}
+    record = {"pid": ref.pid, "create_time": ref.create_time, "argv": list(argv)}
+    return record if token is None else {**record, "token": token}
 
 
 def running(record: dict[str, Any]) -> bool:
     return ProcessRef(int(record["pid"]), float(record["create_time"])).alive()
 
 
+def comm_of(argv: Sequence[str]) -> str:
+    """The kernel's name (comm, 15 characters) of a process started from ``argv``."""
+    return Path(argv[0]).name[:15]
+
+
+def marked(token: str, comm: str | None = None) -> list[psutil.Process]:
+    """Live processes whose environment carries ``token`` (the hog and every worker it forked).
+    ``comm`` narrows the scan first by name (read without touching the process's memory: reading
+    the environment of an unrelated process stuck in memory reclaim can block for minutes)."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    out = []
+    me = os.getpid()
+    for p in psutil.process_iter():
+        if p.pid == me:
+            continue
+        try:
+            if comm and not p.name().startswith(comm):
+                continue
+            with open(f"/proc/{p.pid}/environ", "rb") as f:
+                if needle in f.read().split(b"\0") and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+        except (OSError, psutil.Error):
+            continue
+    return out
+
+
+def _end_marked(token: str, grace: float, comm: str | None = None) -> None:
+    procs = marked(token, comm)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        for p in procs:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                continue
+        deadline = time.monotonic() + wait
+        while procs and time.monotonic() < deadline:
+            time.sleep(0.02)
+            procs = [p for p in procs if _running(p)]
+        if not procs:
+            return
+
+
+def _running(p: psutil.Process) -> bool:
+    """Alive and not a zombie (an orphaned hog's zombie waits for init, who may be slow to reap)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def stop(record: dict[str, Any], grace: float = 5.0) -> None:
-    """SIGTERM the hog's process group (workers clean up), then SIGKILL. Idempotent."""
+    """SIGTERM the hog's process group (workers clean up), then SIGKILL; then anything else that
+    carries its token. Idempotent."""
+    token = record.get("token")
+    if "pid" not in record:
+        # The runner died between the spawn and writing the pid. A child still between fork and
+        # exec carries the runner's environment, not the token, for a moment: look twice.
+        if token:
+            comm = record.get("comm")
+            _end_marked(str(token), grace, comm)
+            time.sleep(0.3)
+            _end_marked(str(token), grace, comm)
+        return
+    _stop_pid(record, grace)
+    if token:
+        _end_marked(str(token), grace, comm_of(record["argv"]) if record.get("argv") else None)
+
+
+def _stop_pid(record: dict[str, Any], grace: float) -> None:
     pid = int(record["pid"])
     ref = ProcessRef(pid, float(record["create_time"]))
     popen = _children.pop(pid, None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import subprocess
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import Field
@@ -26,7 +26,7 @@ class _Action(Fault):
 class CommandParams(FaultParams):
     argv: list[str] = Field(min_length=1, description="Program and arguments; never run through a shell.")
     timeout: Duration = Field(30.0, description="Killed after this long.")
-    expect_exit: int | None = Field(0, description="Exit code that counts as success; null accepts any.")
+    expect_exit: int | None = Field(0, ge=0, le=255, description="Exit code that counts as success; null accepts any.")
 
 
 @register
@@ -53,7 +53,8 @@ class HttpParams(FaultParams):
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
     timeout: Duration = 30.0
-    expect_status: list[int] | None = Field(None, description="Statuses that count as success; default any 2xx.")
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
+        None, description="Statuses that count as success; default any 2xx.")
 
 
 @register

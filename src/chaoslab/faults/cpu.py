@@ -9,10 +9,11 @@ from pydantic import Field
 from ..cgroups import Group
 from ..units import Duration
 from . import register
-from ._cgroupfault import CgroupFault
+from ._cgroupfault import CgroupFault, CgroupFiles
 from ._hogfault import HogFault, HogParams
 from ._hogs import python_argv
 from .base import FaultParams
+from .settings import Setting
 
 
 class ThrottleParams(FaultParams):
@@ -27,15 +28,17 @@ class CpuThrottle(CgroupFault):
     Params = ThrottleParams
     controller = "cpu"
 
-    def apply(self, group: Group) -> None:
+    def setting(self, group: Group) -> Setting:
+        d, version = group.directory("cpu")
+        # v1: the period goes first, so the quota is never judged against a stale period.
+        return CgroupFiles(d, ("cpu.cfs_period_us", "cpu.cfs_quota_us") if version == 1 else ("cpu.max",))
+
+    def value(self, group: Group) -> Any:
         assert isinstance(self.params, ThrottleParams)
-        group.set_cpu(self.params.cores, period_us=max(1000, int(self.params.period * 1e6)))
-
-    def read(self, group: Group) -> Any:
-        return group.cpu_quota()
-
-    def restore(self, group: Group, old: Any) -> None:
-        group.set_cpu(None if old is None else float(old))
+        period = max(1000, int(self.params.period * 1e6))
+        quota = max(1000, int(self.params.cores * period))
+        _, version = group.directory("cpu")
+        return [str(period), str(quota)] if version == 1 else [f"{quota} {period}"]
 
 
 class StressParams(HogParams):

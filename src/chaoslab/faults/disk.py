@@ -18,8 +18,9 @@ from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import MAX_IOPS, Size
 from . import register
 from ._cgroupfault import CgroupFault
-from ._hogs import spawn, stop, temp_dir_for
+from ._hogs import new_token, spawn, stop, temp_dir_for
 from .base import Fault, FaultParams
+from .settings import Setting, SettingGone
 
 
 def usage(path: str | Path) -> tuple[int, int]:
@@ -153,18 +154,14 @@ class DiskIoThrottle(CgroupFault):
             self.state["device"] = block_device(self.params.path)
         return str(self.state["device"])
 
-    def apply(self, group: Group) -> None:
+    def setting(self, group: Group) -> Setting:
+        d, version = group.directory("blkio")
+        return IoLimits(d, version, self._device())
+
+    def value(self, group: Group) -> Any:
         assert isinstance(self.params, IoThrottleParams)
         p = self.params
-        group.set_io(self._device(), rbps=p.read_bps, wbps=p.write_bps, riops=p.read_iops, wiops=p.write_iops)
-
-    def read(self, group: Group) -> Any:
-        self._device()
-        return None  # restore clears this device's limits
-
-    def restore(self, group: Group, old: Any) -> None:
-        if "device" in self.state:
-            group.set_io(str(self.state["device"]))
+        return {"rbps": p.read_bps, "wbps": p.write_bps, "riops": p.read_iops, "wiops": p.write_iops}
 
     def _inject(self) -> None:
         try:
@@ -172,6 +169,57 @@ class DiskIoThrottle(CgroupFault):
         except OSError as exc:
             raise FaultError(f"{self.name}: {exc}") from None
         super()._inject()
+
+
+_V1_FILES = {"rbps": "read_bps", "wbps": "write_bps", "riops": "read_iops", "wiops": "write_iops"}
+
+
+class IoLimits(Setting):
+    """The four IO limits of one device in one cgroup (None = unlimited): v1 blkio.throttle.*,
+    v2 one io.max line."""
+
+    def __init__(self, directory: Path | str, version: int, device: str) -> None:
+        self.dir, self.version, self.device = Path(directory), int(version), device
+
+    @property
+    def key(self) -> str:
+        return f"io:{self.dir}:{self.device}"
+
+    def _lines(self, name: str) -> list[str]:
+        try:
+            return (self.dir / name).read_text().splitlines()
+        except FileNotFoundError:
+            raise SettingGone(str(self.dir)) from None
+
+    def read(self) -> Any:
+        out: dict[str, int | None] = dict.fromkeys(_V1_FILES)
+        if self.version == 1:
+            for k, f in _V1_FILES.items():
+                for line in self._lines(f"blkio.throttle.{f}_device"):
+                    dev, _, val = line.partition(" ")
+                    if dev == self.device and int(val) > 0:
+                        out[k] = int(val)
+            return out
+        for line in self._lines("io.max"):
+            dev, _, rest = line.partition(" ")
+            if dev == self.device:
+                for part in rest.split():
+                    k, _, val = part.partition("=")
+                    if k in out and val != "max":
+                        out[k] = int(val)
+        return out
+
+    def write(self, value: Any) -> None:
+        limits = {k: value.get(k) for k in _V1_FILES}
+        try:
+            if self.version == 1:
+                for k, f in _V1_FILES.items():
+                    (self.dir / f"blkio.throttle.{f}_device").write_text(f"{self.device} {limits[k] or 0}")
+            else:
+                parts = " ".join(f"{k}={'max' if v is None else v}" for k, v in limits.items())
+                (self.dir / "io.max").write_text(f"{self.device} {parts}")
+        except FileNotFoundError:
+            raise SettingGone(str(self.dir)) from None
 
 
 class IoStressParams(FaultParams):
@@ -198,19 +246,21 @@ class IoStress(Fault):
         if self.target is None or not self.target.path:
             raise FaultError(f"{self.name} needs a path target")
         work = temp_dir_for(self.target.path, self.run_id, "io")
+        token = new_token()
         self.state["dir"] = str(work)
+        self.state["hog"] = {"pending": True, "token": token, "comm": "stress-ng"}
         self.checkpoint()
         work.mkdir(exist_ok=True)
         argv = ["stress-ng", "--hdd", str(self.params.workers), "--hdd-bytes", str(self.params.size),
                 "--temp-path", str(work), "--quiet"]
         # In a container's root filesystem the workers also join its cgroups: its limits apply.
         dirs = list(self.target.cgroups.values()) if self.target.kind in CONTAINER_KINDS else []
-        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2)
+        self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2, token=token)
         self.checkpoint()
 
     def revert(self) -> None:
         hog = self.state.get("hog")
-        if hog and "pid" in hog:
+        if hog and ("pid" in hog or "token" in hog):
             stop(hog)
         if self.state.get("dir"):
             shutil.rmtree(self.state["dir"], ignore_errors=True)

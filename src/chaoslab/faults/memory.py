@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import Field
 
 from ..cgroups import Group
-from ..errors import FaultError
 from ..units import Size
 from . import register
-from ._cgroupfault import CgroupFault
+from ._cgroupfault import CgroupFault, CgroupFiles
 from ._hogfault import HogFault, HogParams
 from ._hogs import python_argv
 from .base import FaultParams
+from .settings import Setting
 
 
 class LimitParams(FaultParams):
@@ -34,26 +34,25 @@ class MemoryLimit(CgroupFault):
     Params = LimitParams
     controller = "memory"
 
+    def setting(self, group: Group) -> Setting:
+        d, version = group.directory("memory")
+        return CgroupFiles(d, ("memory.limit_in_bytes",) if version == 1 else ("memory.max",))
+
+    def value(self, group: Group) -> Any:
+        assert isinstance(self.params, LimitParams)
+        return [str(self.params.limit)]
+
     def apply(self, group: Group) -> None:
         assert isinstance(self.params, LimitParams)
-        try:
-            group.set_memory(self.params.limit)
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            usage = group.memory_usage()
-            raise FaultError(
-                f"{self.name}: {self.params.limit} bytes is below what the kernel can reclaim from the "
-                f"target's {usage} bytes in use (cgroup v1 refuses such a limit; v2 would OOM-kill)"
-            ) from None
-        if "existing" not in self.state:
-            _no_swap_escape(group, self.params.limit)
+        super().apply(group)
+        _no_swap_escape(group, self.params.limit)
 
-    def read(self, group: Group) -> Any:
-        return group.memory_limit()
-
-    def restore(self, group: Group, old: Any) -> None:
-        group.set_memory(None if old is None else int(old))
+    def refused(self, group: Group, exc: OSError) -> str | None:
+        if exc.errno != errno.EBUSY:
+            return None
+        assert isinstance(self.params, LimitParams)
+        return (f"{self.name}: {self.params.limit} bytes is below what the kernel can reclaim from the "
+                f"target's {group.memory_usage()} bytes in use (cgroup v1 refuses such a limit; v2 would OOM-kill)")
 
 
 def _no_swap_escape(group: Group, limit: int) -> None:

@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -27,6 +27,7 @@ from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from . import register
 from .base import Fault, FaultParams
+from .settings import HeldSettings, Setting, SettingGone
 
 Direction = Literal["both", "ingress", "egress"]
 
@@ -71,7 +72,7 @@ def netns_exists(netns: str) -> bool:
 
 
 def drop_chains(table: str, chains: list[str], netns: str | None = None) -> None:
-    """Delete ``chains`` from ``inet <table>``, and the table once no chain is left. Idempotent."""
+    """Delete ``chains`` from ``inet <table>`` (not the table: its owner record decides). Idempotent."""
     if netns and not netns_exists(netns):
         return  # the namespace (and its rules) is gone
     present = chains_of(table, netns)
@@ -81,8 +82,31 @@ def drop_chains(table: str, chains: list[str], netns: str | None = None) -> None
     script = "".join(f"flush chain inet {table} {c}\ndelete chain inet {table} {c}\n" for c in mine)
     if script:
         nft(script, netns)
-    if not chains_of(table, netns):
-        nft(f"delete table inet {table}\n", netns, check=False)
+
+
+class NftTable(Setting):
+    """Whether ``inet <table>`` exists (in a namespace or not): each fault holding it adds its own
+    chains, and the table goes when the last holder goes (if no chain is left in it)."""
+
+    def __init__(self, table: str, netns: str | None) -> None:
+        self.table, self.netns = table, netns
+
+    @property
+    def key(self) -> str:
+        return f"nft:{self.netns or ''}:{self.table}"
+
+    def read(self) -> Any:
+        if self.netns and not netns_exists(self.netns):
+            raise SettingGone(f"namespace {self.netns}")
+        return "absent" if chains_of(self.table, self.netns) is None else "present"
+
+    def write(self, value: Any) -> None:
+        if self.netns and not netns_exists(self.netns):
+            raise SettingGone(f"namespace {self.netns}")
+        if value == "present":
+            nft(f"add table inet {self.table}\n", self.netns)
+        elif chains_of(self.table, self.netns) == []:
+            nft(f"delete table inet {self.table}\n", self.netns, check=False)
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -172,6 +196,7 @@ class NetfilterFault(Fault):
         chain = "f" + uuid.uuid4().hex[:8]
         chains = [f"{chain}_in", f"{chain}_out"]
         self.state.update({"table": table, "chains": chains, "netns": netns})
+        held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
         action = self.action()
         lines = [f"add table inet {table}"]
@@ -181,11 +206,22 @@ class NetfilterFault(Fault):
             lines.append(f"add rule inet {table} {chains[0]} {match(addr, peers, ports, towards=True)} {action}")
         if self.params.direction in ("both", "egress"):
             lines.append(f"add rule inet {table} {chains[1]} {match(addr, peers, ports, towards=False)} {action}")
-        nft("\n".join(lines) + "\n", netns)
+        try:
+            held.hold(NftTable(table, netns), "present")
+            nft("\n".join(lines) + "\n", netns)
+        except BaseException:
+            self.revert()
+            raise
 
     def revert(self) -> None:
-        if self.state.get("table"):
-            drop_chains(self.state["table"], list(self.state.get("chains") or []), self.state.get("netns"))
+        if not self.state.get("table"):
+            return
+        table, netns = self.state["table"], self.state.get("netns")
+        drop_chains(table, list(self.state.get("chains") or []), netns)
+        if "owners" in self.state:
+            HeldSettings(self.state, self.run_id).release(NftTable(table, netns))
+        elif chains_of(table, netns) == []:
+            nft(f"delete table inet {table}\n", netns, check=False)  # an entry written before owners
 
 
 @register

@@ -21,7 +21,7 @@ from .. import doctor
 from ..errors import FaultError
 from ..units import Duration
 from . import register
-from ._hogs import spawn, stop
+from ._hogs import comm_of, new_token, spawn, stop
 from .base import Fault, FaultParams
 
 MAX_PG_CONNECTIONS = 262_143
@@ -50,9 +50,10 @@ class PostgresExhaustConnections(Fault):
         assert isinstance(self.params, ExhaustParams)
         p = self.params
         argv = [sys.executable, "-m", "chaoslab.faults.postgres", p.dsn, str(p.leave), str(p.max)]
-        self.state["hog"] = {"pending": True}
+        token = new_token()
+        self.state["hog"] = {"pending": True, "token": token, "comm": comm_of(argv)}
         self.checkpoint()
-        self.state["hog"] = spawn(argv, stdout=subprocess.PIPE)
+        self.state["hog"] = spawn(argv, stdout=subprocess.PIPE, token=token)
         self.checkpoint()
         from ._hogs import _children as hogs
 
@@ -67,7 +68,7 @@ class PostgresExhaustConnections(Fault):
 
     def revert(self) -> None:
         hog = self.state.get("hog")
-        if hog and "pid" in hog:
+        if hog and ("pid" in hog or "token" in hog):
             stop(hog)
 
 

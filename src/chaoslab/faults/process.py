@@ -22,6 +22,7 @@ from ..targets import ProcessRef, ResolvedTarget
 from ..units import MAX_SIGNAL, Duration
 from . import register
 from .base import Fault, FaultParams
+from .settings import HeldSettings, Setting, SettingGone
 
 # parse_signal checks the name or number; this only shows the range in the schema
 SIGNAL_SCHEMA: dict[str, Any] = {
@@ -172,17 +173,34 @@ class Pause(Fault):
     def inject(self) -> None:
         refs = _require_live(self)
         dirs = self._freezer_dirs()
+        held = HeldSettings(self.state, self.run_id)
         if dirs:
             self.state["freezer"] = dirs
             self.checkpoint()
-            Group(dirs={k: Path(v) for k, v in dirs.items()}).freeze()
+            held.hold(Frozen(dirs), True)
             return
         self.state["stopped"] = [{"pid": r.pid, "create_time": r.create_time} for r in refs]
         self.checkpoint()
         for ref in refs:
-            _signal(ref, signal.SIGSTOP)
+            try:
+                held.hold(Stopped(ref), True)
+            except SettingGone:
+                continue
 
     def revert(self) -> None:
+        if "owners" not in self.state:
+            self._revert_unowned()
+            return
+        held = HeldSettings(self.state, self.run_id)
+        dirs = self.state.get("freezer")
+        if dirs:
+            held.release(Frozen(dirs))
+        for item in self.state.get("stopped", []):
+            held.release(Stopped(ProcessRef(int(item["pid"]), float(item["create_time"]))))
+
+
+    def _revert_unowned(self) -> None:
+        """A ledger entry written before owner records: resume what it names."""
         dirs = self.state.get("freezer")
         if dirs:
             group = Group(dirs={k: Path(v) for k, v in dirs.items()})
@@ -190,6 +208,54 @@ class Pause(Fault):
                 group.thaw()
         for item in self.state.get("stopped", []):
             _signal(ProcessRef(int(item["pid"]), float(item["create_time"])), signal.SIGCONT)
+
+
+class Frozen(Setting):
+    """Whether a cgroup is frozen: overlapping pauses of one service stack on it."""
+
+    def __init__(self, dirs: dict[str, str]) -> None:
+        self.group = Group(dirs={k: Path(v) for k, v in dirs.items()})
+
+    @property
+    def key(self) -> str:
+        return f"frozen:{self.group.describe()}"
+
+    def read(self) -> Any:
+        if not self.group.exists():
+            raise SettingGone(self.group.describe())
+        return self.group.frozen()
+
+    def write(self, value: Any) -> None:
+        if not self.group.exists():
+            raise SettingGone(self.group.describe())
+        if value:
+            self.group.freeze()
+        else:
+            self.group.thaw()
+
+
+class Stopped(Setting):
+    """Whether a process (pid + start time) is stopped by SIGSTOP: overlapping pauses stack on it."""
+
+    def __init__(self, ref: ProcessRef) -> None:
+        self.ref = ref
+
+    @property
+    def key(self) -> str:
+        return f"stopped:{self.ref.pid}:{self.ref.create_time}"
+
+    def read(self) -> Any:
+        proc = self.ref.process()
+        if proc is None:
+            raise SettingGone(f"pid {self.ref.pid}")
+        try:
+            return proc.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            raise SettingGone(f"pid {self.ref.pid}") from None
+
+    def write(self, value: Any) -> None:
+        if not _signal(self.ref, signal.SIGSTOP if value else signal.SIGCONT):
+            raise SettingGone(f"pid {self.ref.pid}")
 
 
 class CrashloopParams(FaultParams):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
@@ -19,6 +20,7 @@ from ..proxy.client import DEFAULT_API, ProxyApiError, ProxyClient
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
+from .settings import HeldSettings, Setting, SettingGone
 
 
 class ToxicParams(FaultParams):
@@ -57,13 +59,16 @@ class ToxicFault(Fault):
     # -- lifecycle ---------------------------------------------------------------------------
     def inject(self) -> None:
         assert isinstance(self.params, ToxicParams)
-        self.state["toxic"] = self.toxic_name
+        # One toxic per fault instance (two overlapping identical faults, e.g. a repeated step,
+        # are two toxics): the name is saved before the toxic exists, so recover finds it.
+        self.state["toxic"] = f"{self.toxic_name}-{uuid.uuid4().hex[:6]}"
+        self.checkpoint()
         try:
             self.client().add_toxic(
                 self.link,
                 self.toxic_type,
                 self.attributes(),
-                name=self.toxic_name,
+                name=self.state["toxic"],
                 stream=self.params.stream,
                 toxicity=self.params.toxicity,
             )
@@ -223,24 +228,40 @@ class NetworkDown(Fault):
 
     def inject(self) -> None:
         client, link = self._client_and_link()
+        held = HeldSettings(self.state, self.run_id)
+        self.checkpoint()
         try:
-            before = client.proxy(link)
-            if not before.get("enabled", True):
-                self.state["was_disabled"] = True  # someone else took it down: leave it down
-                return
-            # Written before the call: a crash right after it must still re-enable on recover.
-            self.state["disabled_by"] = self.run_id or "norun"
-            client.update_proxy(link, enabled=False)
-        except ProxyApiError as exc:
+            held.hold(ProxyEnabled(client, link), False)
+        except (ProxyApiError, SettingGone) as exc:
             raise FaultError(f"{self.name} on link {link!r}: {exc}") from None
 
     def revert(self) -> None:
-        if self.state.get("was_disabled"):
+        if "owners" not in self.state:
             return
         client, link = self._client_and_link()
         try:
-            client.update_proxy(link, enabled=True)
+            HeldSettings(self.state, self.run_id).release(ProxyEnabled(client, link))
+        except ProxyApiError as exc:
+            raise FaultError(f"{self.name} on link {link!r}: could not enable it again: {exc}") from None
+
+
+class ProxyEnabled(Setting):
+    """Whether a proxied link is enabled: overlapping network.down faults stack on it."""
+
+    def __init__(self, client: ProxyClient, link: str) -> None:
+        self.client, self.link = client, link
+
+    @property
+    def key(self) -> str:
+        return f"proxy-enabled:{self.client.api}:{self.link}"
+
+    def read(self) -> Any:
+        return bool(self.client.proxy(self.link).get("enabled", True))  # no link: the API's error
+
+    def write(self, value: Any) -> None:
+        try:
+            self.client.update_proxy(self.link, enabled=bool(value))
         except ProxyApiError as exc:
             if exc.status == 404:
-                return
-            raise FaultError(f"{self.name} on link {link!r}: could not enable it again: {exc}") from None
+                raise SettingGone(self.link) from None
+            raise

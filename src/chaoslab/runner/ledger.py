@@ -23,40 +23,17 @@ from typing import Any
 
 from ..errors import ChaoslabError, LedgerError
 from ..faults import Fault
+from ..faults.settings import fsync_dir
+from ..faults.settings import state_dir as state_dir
+from ..faults.settings import write_durably as write_durably
 from ..targets import ProcessRef
-
-
-def state_dir() -> Path:
-    """Where chaoslab keeps machine-wide state: the ledger and the halt flag."""
-    env = os.environ.get("CHAOSLAB_STATE_DIR")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/lib/chaoslab")
-    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return Path(base) / "chaoslab"
 
 
 def ledger_root() -> Path:
     return state_dir() / "ledger"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+_fsync_dir = fsync_dir
 
 
 class Ledger:

@@ -1,0 +1,234 @@
+"""Helpers for the stacking and recover tests: a scratch cgroup with a victim process inside,
+``chaoslab run``/``recover`` as real child processes with a private state directory, and
+readers that look at the system itself (cgroup files, /proc, the proxy API, nft)."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chaoslab
+from chaoslab import cgroups
+
+PY = sys.executable
+HERE = Path(__file__).parent
+# Children run the chaoslab this test process imported (the worktree's, or whatever PYTHONPATH says).
+SRC = Path(chaoslab.__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.root)
+
+
+@pytest.fixture(autouse=True)
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("these faults need root")
+
+
+def chaoslab_argv(*args: str) -> list[str]:
+    return [PY, "-m", "chaoslab", *args]
+
+
+def child_env(state: Path) -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
+            "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
+
+
+@dataclass
+class Run:
+    """One ``chaoslab run`` child; ``lines`` is what it printed so far."""
+
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def read_until(self, needle: str, timeout: float = 180.0) -> bool:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                return False
+            self.lines.append(line)
+            if needle in line:
+                return True
+        return False
+
+    def finish(self, timeout: float = 300.0) -> int:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out or "")
+        return int(self.proc.returncode)
+
+    @property
+    def run_id(self) -> str:
+        for line in self.lines:
+            m = re.search(r"\] run (\S+):", line)
+            if m:
+                return m.group(1)
+        return ""
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class Lab:
+    """A private state directory plus the experiment files, runs and recovers of one test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.state = tmp / "state"
+        self.runs: list[Run] = []
+        self.n = 0
+
+    def start(self, experiment: str) -> Run:
+        self.n += 1
+        exp = self.tmp / f"exp{self.n}.yaml"
+        exp.write_text(experiment)
+        proc = subprocess.Popen(
+            chaoslab_argv("run", "--runs-dir", str(self.tmp / "runs"), str(exp)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(self.state),
+            start_new_session=True,
+        )
+        run = Run(proc)
+        self.runs.append(run)
+        return run
+
+    def recover(self, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(chaoslab_argv("recover"), capture_output=True, text=True, timeout=timeout,
+                              env=child_env(self.state))
+
+    def start_recover(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(chaoslab_argv("recover"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=child_env(self.state))
+
+    def ledger_entries(self) -> list[Path]:
+        return sorted((self.state / "ledger").glob("*/[0-9]*.json"))
+
+    def owner_records(self) -> list[Path]:
+        return sorted((self.state / "owners").glob("*.json"))
+
+    def close(self) -> None:
+        for r in self.runs:
+            if r.proc.poll() is None:
+                r.proc.kill()
+                r.proc.wait(timeout=60)
+        # Whatever a failed test left: recover it, so the next test starts clean.
+        if self.ledger_entries():
+            self.recover()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    lab = Lab(tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+@dataclass
+class Scratch:
+    """A scratch cgroup (cpu, pids, memory) named ``rel``, with a sleeping victim inside."""
+
+    rel: str
+    victim: subprocess.Popen[bytes]
+
+    def dir(self, controller: str) -> Path:
+        root, _ = cgroups.where(controller)
+        return root / self.rel
+
+    def read(self, controller: str, name: str) -> str:
+        return (self.dir(controller) / name).read_text().strip()
+
+    def membership(self, pid: int | None = None) -> dict[str, str]:
+        """Controller -> cgroup path, as /proc/PID/cgroup says."""
+        out: dict[str, str] = {}
+        for line in Path(f"/proc/{pid or self.victim.pid}/cgroup").read_text().splitlines():
+            _, ctrls, rel = line.split(":", 2)
+            for c in ctrls.split(",") if ctrls else ["unified"]:
+                out[c] = rel
+        return out
+
+    def nofile(self) -> tuple[int, int]:
+        """Max open files of the victim, from /proc/PID/limits."""
+        for line in Path(f"/proc/{self.victim.pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+        raise AssertionError("no open-files line in /proc/PID/limits")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every setting the tests fault, read from the system."""
+        return {
+            "cpu": (self.read("cpu", "cpu.cfs_quota_us"), self.read("cpu", "cpu.cfs_period_us")),
+            "pids": self.read("pids", "pids.max"),
+            "memory": self.read("memory", "memory.limit_in_bytes"),
+            "nofile": self.nofile(),
+            "member": {k: v for k, v in self.membership().items() if k in ("cpu", "pids", "memory")},
+        }
+
+
+CONTROLLERS = ("cpu", "pids", "memory")
+
+
+@pytest.fixture
+def scratch() -> Iterator[Scratch]:
+    rel = "sstack-" + uuid.uuid4().hex[:8]
+    dirs = []
+    for c in CONTROLLERS:
+        root, version = cgroups.where(c)
+        if version != 1:
+            pytest.skip("these tests read cgroup v1 files")
+        (root / rel).mkdir()
+        dirs.append(root / rel)
+    victim = subprocess.Popen([PY, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    try:
+        for d in dirs:
+            (d / "cgroup.procs").write_text(str(victim.pid))
+        # A non-default open-files limit: a revert to "what the kernel gives" would show.
+        resource.prlimit(victim.pid, resource.RLIMIT_NOFILE, (2000, 10000))
+        yield Scratch(rel, victim)
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        for d in dirs:
+            for pid in (d / "cgroup.procs").read_text().split() if d.is_dir() else []:
+                try:
+                    (d.parent / "cgroup.procs").write_text(pid)
+                except OSError:
+                    pass
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def fault_cgroups(run_id: str) -> list[Path]:
+    out: list[Path] = []
+    for root in set(cgroups.mounts().values()):
+        out.extend(root.glob(f"chaoslab-{run_id}-*"))
+    return out
+
+
+def nft_tables() -> list[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=60).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]
