@@ -263,10 +263,10 @@ def run_bench() -> int:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def latency_errors(api: str, base_port: int, lat_port: int, n: int) -> tuple[list[float], list[float]]:
+def latency_errors(api: str, base_port: int, lat_port: int, n: int, poll: bool) -> tuple[list[float], list[float]]:
     """Error (ms) of the 50 ms toxic per round trip: polling client, then one sleeping in recv."""
-    base = statistics.median(round_trips(base_port, 500, spin=True))
-    polled = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n, spin=True)]
+    base = statistics.median(round_trips(base_port, 500, spin=poll))
+    polled = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n, spin=True)] if poll else [0.0]
     slept = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n)]
     return polled, slept
 
@@ -281,10 +281,11 @@ def run_latency(n: int, realtime: bool) -> int:
     _, echo_port = q.get(timeout=20)
     ours, api = start_chaoslab()
     if realtime:
-        # What is left when the other load cannot take the CPU from the proxy: SCHED_FIFO 1 (root).
-        os.sched_setscheduler(ours.pid, os.SCHED_FIFO, os.sched_param(1))
-        for task in os.listdir(f"/proc/{ours.pid}/task"):
-            os.sched_setscheduler(int(task), os.SCHED_FIFO, os.sched_param(1))
+        # What is left when the other load cannot take the CPU from the proxy, its upstream and
+        # this client: SCHED_FIFO 1 (root). No polling client then: it would hold a core.
+        for pid in (ours.pid, up.pid, os.getpid()):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setscheduler(int(task), os.SCHED_FIFO, os.sched_param(1))
     stress: subprocess.Popen[bytes] | None = None
     try:
         cl_echo = add_proxy(api, "echo", echo_port)
@@ -296,12 +297,16 @@ def run_latency(n: int, realtime: bool) -> int:
                 if shutil.which("stress-ng") is None:
                     print("stress-ng not installed: skipped")
                     break
+                # Ordinary scheduling for the load, never the bench's SCHED_FIFO (it would hold both cores).
                 stress = subprocess.Popen(["stress-ng", "--cpu", "2", "--quiet"], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+                                          stderr=subprocess.DEVNULL,
+                                          preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
                 time.sleep(2)
-            polled, slept = latency_errors(api, cl_echo, cl_lat, n)
-            print(f"{label:18} error p50 {pct(polled, 50):.3f} ms p99 {pct(polled, 99):.3f} ms max {max(polled):.3f} ms "
-                  f"(client polling); client sleeping in recv: p50 {pct(slept, 50):.3f} p99 {pct(slept, 99):.3f} ms")
+            polled, slept = latency_errors(api, cl_echo, cl_lat, n, poll=not realtime)
+            polling = "" if realtime else (f"error p50 {pct(polled, 50):.3f} ms p99 {pct(polled, 99):.3f} ms "
+                                           f"max {max(polled):.3f} ms (client polling); ")
+            print(f"{label:18} {polling}client sleeping in recv: error p50 {pct(slept, 50):.3f} ms "
+                  f"p99 {pct(slept, 99):.3f} ms max {max(slept):.3f} ms")
         return 0
     finally:
         if stress is not None:
