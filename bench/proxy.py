@@ -2,6 +2,7 @@
 
     python bench/proxy.py                 # throughput, round trip, connections/s, latency accuracy
     python bench/proxy.py --soak          # 1,000 connections for 60 s, toxics toggled every second
+    python bench/proxy.py --latency       # 50 ms latency toxic error, quiet then beside stress-ng --cpu 2
 
 Upstreams (a bulk source and an echo server, on uvloop) run in a child process; nginx runs as a
 child with a generated config (Debian nginx-light + libnginx-mod-stream, one worker, like our one
@@ -262,6 +263,61 @@ def run_bench() -> int:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+def latency_errors(api: str, base_port: int, lat_port: int, n: int, poll: bool) -> tuple[list[float], list[float]]:
+    """Error (ms) of the 50 ms toxic per round trip: polling client, then one sleeping in recv."""
+    base = statistics.median(round_trips(base_port, 500, spin=poll))
+    polled = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n, spin=True)] if poll else [0.0]
+    slept = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n)]
+    return polled, slept
+
+
+def run_latency(n: int, realtime: bool) -> int:
+    """Where the tail of the latency toxic's error comes from: the same measurement with the
+    machine as quiet as it is, then with ``stress-ng --cpu 2`` taking both cores beside it."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    up = ctx.Process(target=upstreams, args=(q,), daemon=True)
+    up.start()
+    _, echo_port = q.get(timeout=20)
+    ours, api = start_chaoslab()
+    if realtime:
+        # What is left when the other load cannot take the CPU from the proxy, its upstream and
+        # this client: SCHED_FIFO 1 (root). No polling client then: it would hold a core.
+        for pid in (ours.pid, up.pid, os.getpid()):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setscheduler(int(task), os.SCHED_FIFO, os.sched_param(1))
+    stress: subprocess.Popen[bytes] | None = None
+    try:
+        cl_echo = add_proxy(api, "echo", echo_port)
+        cl_lat = add_proxy(api, "lat", echo_port)
+        httpx.post(f"{api}/proxies/lat/toxics", json={"type": "latency", "attributes": {"latency": 50}}).raise_for_status()
+        print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine is not stopped)")
+        for label in ("quiet", "stress-ng --cpu 2"):
+            if label != "quiet":
+                if shutil.which("stress-ng") is None:
+                    print("stress-ng not installed: skipped")
+                    break
+                # Ordinary scheduling for the load, never the bench's SCHED_FIFO (it would hold both cores).
+                stress = subprocess.Popen(["stress-ng", "--cpu", "2", "--quiet"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL,
+                                          preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
+                time.sleep(2)
+            polled, slept = latency_errors(api, cl_echo, cl_lat, n, poll=not realtime)
+            polling = "" if realtime else (f"error p50 {pct(polled, 50):.3f} ms p99 {pct(polled, 99):.3f} ms "
+                                           f"max {max(polled):.3f} ms (client polling); ")
+            print(f"{label:18} {polling}client sleeping in recv: error p50 {pct(slept, 50):.3f} ms "
+                  f"p99 {pct(slept, 99):.3f} ms max {max(slept):.3f} ms")
+        return 0
+    finally:
+        if stress is not None:
+            stress.terminate()
+            stress.wait(10)
+        ours.send_signal(signal.SIGTERM)
+        ours.wait(10)
+        up.terminate()
+        up.join(5)
+
+
 # -- soak --------------------------------------------------------------------------------------
 
 async def soak_client(port: int, stop_at: float) -> bool:
@@ -330,6 +386,9 @@ def run_soak(connections: int, seconds: float) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--soak", action="store_true")
+    parser.add_argument("--latency", action="store_true", help="latency toxic accuracy, quiet and under stress-ng")
+    parser.add_argument("--round-trips", type=int, default=300)
+    parser.add_argument("--realtime", action="store_true", help="with --latency: run the proxy as SCHED_FIFO 1")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
@@ -339,6 +398,8 @@ def main() -> int:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
         return run_soak(args.connections, args.seconds)
+    if args.latency:
+        return run_latency(args.round_trips, args.realtime)
     return run_bench()
 
 

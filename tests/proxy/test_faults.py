@@ -48,6 +48,9 @@ ALL = {
     "network.slow_close": {"delay": "300ms"},
     "network.slicer": {"average_size": 64, "size_variation": 8, "delay": "100us"},
     "network.limit_data": {"bytes": "1KB", "toxicity": 0.5},
+    # generated from the toxic registry
+    "network.corrupt": {"probability": 0.01, "seed": 3},
+    "network.packet_loss": {"loss_rate": 0.2, "correlation": 0.1},
 }
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from ..errors import FaultError
+from ..proxy import toxics
 from ..proxy.client import DEFAULT_API, ProxyApiError, ProxyClient
 from ..units import Duration, Size
 from . import register
@@ -265,3 +267,57 @@ class ProxyEnabled(Setting):
             if exc.status == 404:
                 raise SettingGone(self.link) from None
             raise
+
+
+# -- faults generated from the toxic registry ------------------------------------------------------
+# A toxic with no hand-written fault above becomes ``network.<type>``: its attributes are the
+# parameters, in the user's unit its ``unit`` names (a duration for ms/us, a size for bytes), so
+# a new toxic is its own module and nothing here.
+_TO_TOXIC: dict[str, Any] = {
+    "ms": lambda v: round(v * 1000),
+    "us": lambda v: round(v * 1e6),
+}
+_USER_TYPE: dict[str, Any] = {"ms": Duration, "us": Duration, "bytes": Size}
+
+
+def _unit(field: Any) -> str | None:
+    extra = field.json_schema_extra
+    unit = extra.get("unit") if isinstance(extra, dict) else None
+    return unit if isinstance(unit, str) else None
+
+
+def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault]:
+    fields: dict[str, Any] = {}
+    units: dict[str, str | None] = {}
+    for key, field in toxic.Attributes.model_fields.items():
+        unit = units[key] = _unit(field)
+        if unit in _USER_TYPE:
+            default = field.default
+            if unit in _TO_TOXIC and isinstance(default, int | float):
+                default = default / (1000 if unit == "ms" else 1e6)
+            fields[key] = (_USER_TYPE[unit], Field(default, description=field.description))
+        else:
+            fields[key] = (field.annotation, field)
+    params = create_model(f"{toxic.__name__}Params", __base__=ToxicParams, **fields)
+
+    def attributes(self: ToxicFault) -> dict[str, Any]:
+        values = self.params.model_dump(include=set(units))
+        return {k: _TO_TOXIC.get(units[k] or "", lambda v: v)(v) for k, v in values.items()}
+
+    doc = sys.modules[toxic.__module__].__doc__ or toxic.type
+    return type(f"Network_{toxic.type}", (ToxicFault,), {
+        "name": f"network.{toxic.type}",
+        "summary": doc.strip().splitlines()[0].split(": ", 1)[-1],
+        "Params": params,
+        "toxic_type": toxic.type,
+        "attributes": attributes,
+        "__module__": __name__,
+    })
+
+
+_WRITTEN = {"latency", "bandwidth", "timeout", "reset_peer", "slow_close", "slicer", "limit_data"}
+for _type in toxics.names():
+    _toxic = toxics.get(_type)
+    if _type not in _WRITTEN and _toxic is not None:
+        _fault = register(_generated(_toxic))
+        globals()[_fault.__name__] = _fault  # a member of this family module like the written ones

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from .metrics import CONTENT_TYPE, exposition
 from .model import (
     ApiError,
     ProxyInput,
@@ -207,6 +208,10 @@ async def openapi(request: web.Request) -> web.Response:
     return json_response(document())
 
 
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=exposition(collection(request)), headers={"Content-Type": CONTENT_TYPE})
+
+
 def make_app(coll: ProxyCollection) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=1 << 20)
     app[COLLECTION] = coll
@@ -227,4 +232,5 @@ def make_app(coll: ProxyCollection) -> web.Application:
     r.add_delete("/proxies/{proxy}/toxics/{toxic}", toxic_delete)
     r.add_get("/version", version, allow_head=False)
     r.add_get("/openapi.json", openapi, allow_head=False)
+    r.add_get("/metrics", metrics, allow_head=False)
     return app

@@ -118,6 +118,8 @@ class Stream:
         self._writable: asyncio.Future[None] | None = None
         self._early: list[bytes] = []
         self._early_eof = False
+        # [bytes read from src, bytes written to dst], shared with the proxy's /metrics.
+        self.bytes = conn.owner.byte_counters(direction)
 
     def connected(self) -> None:
         """The destination socket exists now: pass on what arrived before it did."""
@@ -170,8 +172,10 @@ class Stream:
 
     # -- data ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        self.bytes[0] += len(data)
         if self.dst.transport is None:
             # The upstream is still being dialled: hold the bytes and stop reading until it answers.
+            self.bytes[0] -= len(data)  # counted again when connected() feeds it
             self._early.append(data)
             self.src.block("connect")
             return
@@ -179,6 +183,7 @@ class Stream:
             t = self.dst.transport
             if t is not None and not t.is_closing():
                 t.write(data)
+                self.bytes[1] += len(data)
             return
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
         self._queued += len(data)
@@ -259,6 +264,7 @@ class Stream:
         t = self.dst.transport
         if data and t is not None and not t.is_closing():
             t.write(data)
+            self.bytes[1] += len(data)
 
     def _end(self) -> None:
         """The source closed and everything it sent has been passed on: pass the close on."""
@@ -364,3 +370,7 @@ class ConnectionOwner(Protocol):
     def connection_opened(self, conn: Connection) -> None: ...
 
     def connection_closed(self, conn: Connection) -> None: ...
+
+    def byte_counters(self, direction: str) -> list[int]:
+        """The proxy's [received, sent] byte totals of ``direction``, updated in place."""
+        ...

@@ -32,6 +32,9 @@ class Proxy:
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.connections: set[Connection] = set()
+        # Per direction [received, sent] bytes since the proxy was created (Toxiproxy's metrics).
+        self.bytes: dict[str, list[int]] = {"upstream": [0, 0], "downstream": [0, 0]}
+        self.connections_total = 0
         self._server: asyncio.Server | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -100,6 +103,10 @@ class Proxy:
     # -- connections (ConnectionOwner) -----------------------------------------------------
     def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
+        self.connections_total += 1
+
+    def byte_counters(self, direction: str) -> list[int]:
+        return self.bytes[direction]
 
     def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)

@@ -1,28 +1,21 @@
 """Toxics: one module per toxic, registered by its Toxiproxy type name.
 
-Adding a toxic is one module here and one name in the import line below.
+Every module of this package is imported here, so adding a toxic is adding its module: nothing
+else lists them (the API, the OpenAPI document and the ``network.*`` faults read the registry).
 """
 
 from __future__ import annotations
 
-from . import bandwidth, latency, limit_data, reset_peer, slicer, slow_close, timeout
+import importlib
+import pkgutil
+
 from .base import Attributes, Emit, LinkControl, Toxic, ToxicContext
 from .registry import get, names, register
 
-__all__ = [
-    "Attributes",
-    "Emit",
-    "LinkControl",
-    "Toxic",
-    "ToxicContext",
-    "bandwidth",
-    "get",
-    "latency",
-    "limit_data",
-    "names",
-    "register",
-    "reset_peer",
-    "slicer",
-    "slow_close",
-    "timeout",
-]
+_NOT_TOXICS = {"base", "registry"}
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _NOT_TOXICS and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Attributes", "Emit", "LinkControl", "Toxic", "ToxicContext", "get", "names", "register"]

@@ -28,7 +28,13 @@ MAX_MS = 10**9
 
 
 def millis(**kw: Any) -> Any:
-    return Field(0, ge=0, le=MAX_MS, strict=True, **kw)
+    return Field(0, ge=0, le=MAX_MS, strict=True, json_schema_extra={"unit": "ms"}, **kw)
+
+
+UNITS = ("ms", "us", "bytes", "share")
+"""``json_schema_extra={"unit": ...}`` of an attribute: what a user writes for it (``ms`` and ``us``
+are durations such as ``250ms``, ``bytes`` a size such as ``1MB``); the ``network.*`` faults are
+generated from it."""
 
 
 class ToxicAttributes(BaseModel):

@@ -9,7 +9,8 @@ from .registry import register
 
 
 class LimitDataAttributes(Attributes):
-    bytes: int = Field(0, ge=0, le=2**62, strict=True, description="Bytes passed before closing.")
+    bytes: int = Field(0, ge=0, le=2**62, strict=True, description="Bytes passed before closing.",
+                       json_schema_extra={"unit": "bytes"})
 
 
 @register

@@ -12,9 +12,12 @@ from .registry import register
 
 
 class SlicerAttributes(Attributes):
-    average_size: int = Field(1, ge=1, le=2**31, strict=True, description="Average slice size, bytes.")
-    size_variation: int = Field(0, ge=0, le=2**31, strict=True, description="± variation of the size, bytes.")
-    delay: int = Field(0, ge=0, le=MAX_MS * 1000, strict=True, description="Delay between slices, µs.")
+    average_size: int = Field(1, ge=1, le=2**31, strict=True, description="Average slice size, bytes.",
+                              json_schema_extra={"unit": "bytes"})
+    size_variation: int = Field(0, ge=0, le=2**31, strict=True, description="± variation of the size, bytes.",
+                                json_schema_extra={"unit": "bytes"})
+    delay: int = Field(0, ge=0, le=MAX_MS * 1000, strict=True, description="Delay between slices, µs.",
+                       json_schema_extra={"unit": "us"})
 
     @model_validator(mode="after")
     def _variation(self) -> SlicerAttributes:
