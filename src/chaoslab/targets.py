@@ -32,7 +32,7 @@ class PodSelector(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     namespace: str = "default"
     selector: str
-    seed: int | None = Field(None, ge=0, description="Seed of the random choice of pods (recorded when drawn).")
+    seed: int | None = Field(None, ge=0, le=2**53, description="Seed of the random choice of pods (recorded when drawn).")
 
 
 class DeploymentRef(BaseModel):

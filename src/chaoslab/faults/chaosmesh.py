@@ -207,8 +207,8 @@ class NetworkPartition(_Net):
 
 class BandwidthParams(_NetParams):
     rate: str = Field(..., pattern=r"^[1-9][0-9]*(\.[0-9]+)?(bps|kbps|mbps|gbps|tbps)$", description="e.g. 1mbps.")
-    limit: int = Field(20971520, ge=1, description="Bytes queued before drops.")
-    buffer: int = Field(10000, ge=1, description="Bucket size, bytes.")
+    limit: int = Field(20971520, ge=1, le=2**32, description="Bytes queued before drops.")
+    buffer: int = Field(10000, ge=1, le=2**32, description="Bucket size, bytes.")
 
 
 @register
