@@ -18,23 +18,23 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cgroups, doctor
+from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
 from ..targets import ProcessRef
-from .base import Fault
+from .base import Fault, P
 
 CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"})
 
 
-class CgroupFault(Fault):
+class CgroupFault(Fault[P]):
     controller: ClassVar[str]
     """cgroup controller the knob belongs to (v1 name: cpu, memory, pids, blkio)."""
     target_kinds = CGROUP_TARGETS
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root", f"cgroup.{cls.controller}")
+        capabilities.require("root", f"cgroup.{cls.controller}")
 
     # -- the knob (subclasses) ----------------------------------------------------------------
     def apply(self, group: Group) -> None:

@@ -21,14 +21,13 @@ class ThrottleParams(FaultParams):
 
 
 @register
-class CpuThrottle(CgroupFault):
+class CpuThrottle(CgroupFault[ThrottleParams]):
     name = "cpu.throttle"
     summary = "Limit the target's CPU time with a cgroup quota (cores)."
     Params = ThrottleParams
     controller = "cpu"
 
     def apply(self, group: Group) -> None:
-        assert isinstance(self.params, ThrottleParams)
         group.set_cpu(self.params.cores, period_us=max(1000, int(self.params.period * 1e6)))
 
     def read(self, group: Group) -> Any:
@@ -62,22 +61,19 @@ while True:
 
 
 @register
-class CpuStress(HogFault):
+class CpuStress(HogFault[StressParams]):
     name = "cpu.stress"
     summary = "Run N busy workers at P% load, in the target's cgroup or system-wide."
     Params = StressParams
     controller = "cpu"
 
     def _workers(self) -> int:
-        assert isinstance(self.params, StressParams)
         return self.params.workers or _cpu_count()
 
     def stress_ng_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return ["stress-ng", "--cpu", str(self._workers()), "--cpu-load", str(self.params.load), "--quiet"]
 
     def builtin_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return python_argv(_BURNER, str(self._workers()), str(self.params.load))
 
 

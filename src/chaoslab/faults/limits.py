@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .. import doctor
+from .. import capabilities
 from ..cgroups import Group
 from ..errors import FaultError
 from ..targets import ProcessRef
@@ -23,14 +23,13 @@ class PidsParams(FaultParams):
 
 
 @register
-class PidsLimit(CgroupFault):
+class PidsLimit(CgroupFault[PidsParams]):
     name = "pids.limit"
     summary = "Cap the target's number of tasks (cgroup pids.max): fork and thread creation fail."
     Params = PidsParams
     controller = "pids"
 
     def apply(self, group: Group) -> None:
-        assert isinstance(self.params, PidsParams)
         group.set_pids_max(self.params.max)
 
     def read(self, group: Group) -> Any:
@@ -65,7 +64,7 @@ class RlimitParams(FaultParams):
 
 
 @register
-class ProcessRlimit(Fault):
+class ProcessRlimit(Fault[RlimitParams]):
     """Limits of a running process, changed from outside with prlimit(2). The process sees the
     new limit on its next call that checks it (``open`` beyond nofile fails with EMFILE)."""
 
@@ -76,10 +75,9 @@ class ProcessRlimit(Fault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("prlimit")
+        capabilities.require("prlimit")
 
     def inject(self) -> None:
-        assert isinstance(self.params, RlimitParams)
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
         res = RESOURCES[self.params.resource]
@@ -106,7 +104,6 @@ class ProcessRlimit(Fault):
                 raise FaultError(f"{self.name}: cannot set {self.params.resource} of pid {entry['pid']}: {exc}") from None
 
     def revert(self) -> None:
-        assert isinstance(self.params, RlimitParams)
         res = RESOURCES[self.params.resource]
         for entry in self.state.get("old") or []:
             ref = ProcessRef(int(entry["pid"]), float(entry["create_time"]))

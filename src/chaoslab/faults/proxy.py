@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..errors import FaultError
 from ..proxy.client import DEFAULT_API, ProxyApiError, ProxyClient
@@ -28,7 +28,10 @@ class ToxicParams(FaultParams):
     toxicity: float = Field(1.0, ge=0.0, le=1.0, description="Probability that a connection is affected.")
 
 
-class ToxicFault(Fault):
+TP = TypeVar("TP", bound=ToxicParams)
+
+
+class ToxicFault(Fault[TP]):
     """Base: one toxic of ``toxic_type`` with ``attributes()`` on the target link."""
 
     target_kinds = frozenset({"proxy"})
@@ -56,7 +59,6 @@ class ToxicFault(Fault):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def inject(self) -> None:
-        assert isinstance(self.params, ToxicParams)
         self.state["toxic"] = self.toxic_name
         try:
             self.client().add_toxic(
@@ -90,7 +92,7 @@ class LatencyParams(ToxicParams):
 
 
 @register
-class NetworkLatency(ToxicFault):
+class NetworkLatency(ToxicFault[LatencyParams]):
     name = "network.latency"
     summary = "Delay the data of a proxied link by latency ± jitter."
     Params = LatencyParams
@@ -98,7 +100,6 @@ class NetworkLatency(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, LatencyParams)
         return {"latency": _ms(p.latency), "jitter": _ms(p.jitter)}
 
 
@@ -107,7 +108,7 @@ class BandwidthParams(ToxicParams):
 
 
 @register
-class NetworkBandwidth(ToxicFault):
+class NetworkBandwidth(ToxicFault[BandwidthParams]):
     name = "network.bandwidth"
     summary = "Limit the throughput of a proxied link."
     Params = BandwidthParams
@@ -115,7 +116,6 @@ class NetworkBandwidth(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, BandwidthParams)
         if p.rate < 1000:
             raise FaultError(f"{self.name}: rate must be at least 1KB per second (the proxy counts in KB/s)")
         return {"rate": p.rate // 1000}
@@ -125,14 +125,13 @@ class TimeoutParams(ToxicParams):
     timeout: Duration = Field(0.0, description="Close connections after this long; 0 = hold them open.")
 
 
-class _TimeoutToxicFault(ToxicFault):
+class _TimeoutToxicFault(ToxicFault[TimeoutParams]):
     """Toxics whose one attribute is ``timeout`` (ms): timeout and reset_peer."""
 
     Params = TimeoutParams
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, TimeoutParams)
         return {"timeout": _ms(p.timeout)}
 
 
@@ -155,7 +154,7 @@ class SlowCloseParams(ToxicParams):
 
 
 @register
-class NetworkSlowClose(ToxicFault):
+class NetworkSlowClose(ToxicFault[SlowCloseParams]):
     name = "network.slow_close"
     summary = "Delay the closing of connections on a proxied link."
     Params = SlowCloseParams
@@ -163,7 +162,6 @@ class NetworkSlowClose(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, SlowCloseParams)
         return {"delay": _ms(p.delay)}
 
 
@@ -174,7 +172,7 @@ class SlicerParams(ToxicParams):
 
 
 @register
-class NetworkSlicer(ToxicFault):
+class NetworkSlicer(ToxicFault[SlicerParams]):
     name = "network.slicer"
     summary = "Cut the data of a proxied link into small, delayed slices."
     Params = SlicerParams
@@ -182,7 +180,6 @@ class NetworkSlicer(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, SlicerParams)
         return {"average_size": p.average_size, "size_variation": p.size_variation, "delay": round(p.delay * 1e6)}
 
 
@@ -191,7 +188,7 @@ class LimitDataParams(ToxicParams):
 
 
 @register
-class NetworkLimitData(ToxicFault):
+class NetworkLimitData(ToxicFault[LimitDataParams]):
     name = "network.limit_data"
     summary = "Close connections of a proxied link after a number of bytes."
     Params = LimitDataParams
@@ -199,7 +196,6 @@ class NetworkLimitData(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, LimitDataParams)
         return {"bytes": p.bytes}
 
 
@@ -208,12 +204,12 @@ class DownParams(FaultParams):
 
 
 @register
-class NetworkDown(Fault):
+class NetworkDown(Fault[DownParams]):
     """Disable the link: its listener and connections close; revert enables it again."""
 
     name = "network.down"
     summary = "Take a proxied link down (listener and connections closed)."
-    Params: ClassVar[type[BaseModel]] = DownParams
+    Params = DownParams
     target_kinds = frozenset({"proxy"})
 
     def _client_and_link(self) -> tuple[ProxyClient, str]:

@@ -17,13 +17,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import probes as probe_registry
 from ..errors import CapabilityError, ChaoslabError, FaultError, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
 from ..faults import Fault
 from ..journal import EXPERIMENT, SUMMARY, Clock, Journal
+from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext, Sample
 from ..targets import ResolvedTarget, resolve
 from . import actuate
@@ -33,26 +34,6 @@ from .plan import PlannedFault, describe_plan, plan
 
 Listener = Callable[[dict[str, Any]], None]
 
-
-@dataclass
-class ObserverContext:
-    """What an observer (exporter, eBPF tracer, profiler) gets from the run."""
-
-    run_id: str
-    run_dir: Path
-    clock: Clock
-    experiment: Any
-    targets: dict[str, ResolvedTarget]
-    emit: Callable[..., None]
-
-
-class Observer(Protocol):
-    """Watches a run without influencing it: started before the baseline, stopped after the
-    reverts (before analysis). It also receives every record if it has ``on_record``."""
-
-    async def start(self, ctx: ObserverContext) -> None: ...
-
-    async def stop(self) -> None: ...
 
 EXIT_HELD, EXIT_VIOLATED, EXIT_INVALID, EXIT_ABORTED, EXIT_ERROR = 0, 1, 2, 3, 4
 
@@ -81,7 +62,7 @@ class RunResult:
 @dataclass
 class ActiveFault:
     planned: PlannedFault
-    fault: Fault
+    fault: Fault[Any]
     entry: str | None
     injected_at: float
     next_tick: float | None
@@ -339,7 +320,6 @@ class Run:
     async def _start_observers(self) -> None:
         observers = list(self.opts.observers)
         if self.exp.observe:
-            from ..observe import from_experiment
 
             observers += from_experiment(self.exp.observe)
         assert self.run_dir is not None
