@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from ..errors import FaultError
-from ..proxy.client import DEFAULT_API, ProxyApiError, ProxyClient
+from ..errors import FaultError, ProxyApiError
+from ..proxy.client import DEFAULT_API, ProxyClient
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
