@@ -34,6 +34,11 @@ _EXPORTS = {
     "CapabilityError": "chaoslab.errors",
     "FaultError": "chaoslab.errors",
     "TargetError": "chaoslab.errors",
+    "CouldNotRun": "chaoslab.errors",
+    "ExitCode": "chaoslab.errors",
+    "analyze": "chaoslab.analysis",
+    "write_reports": "chaoslab.report",
+    "Registry": "chaoslab.registry",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

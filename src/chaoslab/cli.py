@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("chaoslab.doctor:doctor", "What this machine can do, fault by fault."),
     "stack": ("chaoslab.stack.cli:stack", "Run a system under test as supervised local processes."),
     "proxy": ("chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy."),
-    "hosts": ("chaoslab.hosts:hosts", "Test hosts in network namespaces."),
+    "hosts": ("chaoslab.hosts_cli:hosts", "Test hosts in network namespaces."),
     "exporter": ("chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics."),
     "profile": ("chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy)."),
     "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),

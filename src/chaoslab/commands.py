@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .errors import Aborted, ChaoslabError, InputError
+from .errors import ChaoslabError, ExitCode, InputError
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -53,7 +53,7 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
     except _StartUpAborted as exc:
         click.echo(f"chaoslab: aborted by {exc.name} during start-up, before any fault was injected",
                    err=True)
-        sys.exit(Aborted.exit_code)
+        sys.exit(ExitCode.ABORTED)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -123,7 +123,7 @@ def validate(files: tuple[Path, ...], variables: tuple[str, ...]) -> None:
             continue
         steps = len(loaded.experiment.method)
         click.echo(f"{f}: ok ({steps} step{'s' if steps != 1 else ''}, {len(loaded.experiment.probes)} probes)")
-    sys.exit(2 if bad else 0)
+    sys.exit(ExitCode.INVALID_INPUT if bad else ExitCode.OK)
 
 
 @click.command()
@@ -192,7 +192,7 @@ def recover_cmd(run_id: str | None, list_only: bool) -> None:
             click.echo(f"FAILED {res.fault} of run {res.run_id}: {res.error}", err=True)
         else:
             click.echo(f"reverted {res.describe} of run {res.run_id}")
-    sys.exit(4 if failed else 0)
+    sys.exit(ExitCode.COULD_NOT_RUN if failed else ExitCode.OK)
 
 
 @click.command("halt")

@@ -20,6 +20,8 @@ from typing import Any
 
 import click
 
+from .errors import VERDICT_CODES
+
 EXCHANGE = Path(__file__).resolve().parents[2] / "examples" / "exchange"
 STACK_FILE = EXCHANGE / "stack.yaml"
 
@@ -38,7 +40,6 @@ HEADLINE = (
 )
 
 # A verdict either way is the demo working: a violated hypothesis is a weakness found.
-VERDICT_CODES = (0, 1)
 
 
 def partition_vars() -> dict[str, str]:

@@ -24,10 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
-from . import doctor
+from . import capabilities
 from .errors import ChaoslabError, FaultError, InputError, TargetError
+from .nft import nft
 
 STATE_DIR = Path(os.environ.get("CHAOSLAB_HOSTS_DIR", "/run/chaoslab/hosts"))
 PARTITION_TABLE = "chaoslab_hosts"
@@ -85,7 +84,7 @@ def _state_file(name: str) -> Path:
 def create(name: str, hosts: Sequence[str], subnet: str = "10.77.0.0/24") -> HostNet:
     """Create a net of hosts. Everything created is recorded first, so ``destroy`` undoes a half
     created net too."""
-    doctor.require("root", "netns")
+    capabilities.require("root", "netns")
     if not _NAME.match(name):
         raise InputError(f"invalid net name {name!r} (lowercase letters, digits, _; at most 20)")
     bad = [h for h in hosts if not _NAME.match(h)]
@@ -192,7 +191,6 @@ def partition(net: HostNet, groups: Sequence[Sequence[str]]) -> None:
             if n not in names:
                 raise InputError(f"net {net.name!r} has no host {n!r}")
     heal(net)
-    from .faults.netfilter import nft
 
     for h in net.hosts:
         reach = {n for g in groups if h.name in g for n in g}
@@ -230,7 +228,6 @@ def bridge(net: HostNet) -> None:
 
 
 def heal(net: HostNet) -> None:
-    from .faults.netfilter import nft
 
     for h in net.hosts:
         nft(f"delete table inet {PARTITION_TABLE}\n", h.netns, check=False)
@@ -267,89 +264,6 @@ def wait_reachable(src: Host, dst: Host, timeout: float = 5.0) -> bool:
     return False
 
 
-# --- CLI ---------------------------------------------------------------------------------------
-
-def _fail(exc: ChaoslabError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    raise SystemExit(exc.exit_code)
-
-
-@click.group("hosts")
-def hosts() -> None:
-    """Test hosts: network namespaces on a bridge (create, run commands, partition, tear down)."""
-
-
-@hosts.command("up")
-@click.argument("net")
-@click.option("--hosts", "names", default="n1,n2,n3", show_default=True, help="Comma-separated host names.")
-@click.option("--subnet", default="10.77.0.0/24", show_default=True)
-def _up(net: str, names: str, subnet: str) -> None:
-    """Create the hosts of NET."""
-    try:
-        created = create(net, [n.strip() for n in names.split(",") if n.strip()], subnet)
-    except ChaoslabError as exc:
-        _fail(exc)
-        return
-    for h in created.hosts:
-        click.echo(f"{net}/{h.name}  {h.address}  netns {h.netns}")
-
-
-@hosts.command("down")
-@click.argument("net")
-def _down(net: str) -> None:
-    """Remove NET's hosts, veths and bridge."""
-    destroy(net)
-
-
-@hosts.command("list")
-def _list() -> None:
-    """Show the nets and their hosts."""
-    for n in nets():
-        click.echo(f"{n.name} ({n.subnet}, bridge {n.bridge})")
-        for h in n.hosts:
-            click.echo(f"  {h.name}  {h.address}  netns {h.netns}")
-
-
-@hosts.command("run", context_settings={"ignore_unknown_options": True})
-@click.argument("host")
-@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
-def _run(host: str, argv: tuple[str, ...]) -> None:
-    """Run a command in HOST (net/host): chaoslab hosts run lab/n1 -- ping -c1 10.77.0.2"""
-    try:
-        h = find(host)
-    except ChaoslabError as exc:
-        _fail(exc)
-        return
-    raise SystemExit(subprocess.call(command(h, argv)))
-
-
-@hosts.command("partition")
-@click.argument("net")
-@click.option("--isolate", "isolated", metavar="HOST", help="Cut HOST off from every other host.")
-@click.option("--halves", "split", is_flag=True, help="Split the hosts into two halves.")
-@click.option("--bridge", "bridged", is_flag=True, help="Two halves joined only by the middle host.")
-@click.option("--heal", "healed", is_flag=True, help="Remove the partition.")
-def _partition(net: str, isolated: str | None, split: bool, bridged: bool, healed: bool) -> None:
-    """Partition NET's hosts, Jepsen style."""
-    try:
-        n = load(net)
-        if sum([bool(isolated), split, bridged, healed]) != 1:
-            raise InputError("give exactly one of --isolate HOST, --halves, --bridge, --heal")
-        if isolated:
-            isolate(n, isolated)
-        elif split:
-            halves(n)
-        elif bridged:
-            bridge(n)
-        else:
-            heal(n)
-    except ChaoslabError as exc:
-        _fail(exc)
-
-
-hosts_cli = hosts
-"""The ``chaoslab hosts`` group (``hosts`` is the name the CLI mounts)."""
-
 __all__ = ["Host", "HostNet", "address_of", "bridge", "command", "create", "destroy", "find", "halves",
-           "heal", "hosts_cli", "isolate", "load", "nets", "partition", "popen", "reachable", "run",
+           "heal", "isolate", "load", "nets", "partition", "popen", "reachable", "run",
            "wait_reachable"]

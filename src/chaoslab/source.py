@@ -13,7 +13,6 @@ key and its value stand in the file, and turns pydantic's errors into
 from __future__ import annotations
 
 import datetime
-import difflib
 import json
 import math
 import os
@@ -29,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
+from .registry import suggest
 from .units import shown
 
 Loc = tuple[str | int, ...]
@@ -393,7 +393,8 @@ def _message(err: Any, model: type[BaseModel], raw_loc: Loc) -> str:
 
 
 def _suggestions(name: str, known: set[str]) -> list[str]:
-    return difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = suggest(name, known)
+    return [hint] if hint else []
 
 
 def _fields_at(model: type[BaseModel], loc: Loc) -> set[str]:

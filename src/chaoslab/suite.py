@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import InputError
+from .errors import VERDICT_CODES, ExitCode, InputError
 from .experiment.loader import LoadedExperiment, load_experiment
 from .experiment.model import ProbeSpec
 from .platforms import seed002 as _seed002
@@ -196,10 +196,10 @@ def run_suite(loaded: LoadedSuite, runs_root: Path, options: RunOptions | None =
 
 def suite_exit_code(rows: list[Row]) -> int:
     codes = {r.exit_code for r in rows}
-    for code in (4, 3, 1):
+    for code in (ExitCode.COULD_NOT_RUN, ExitCode.ABORTED, ExitCode.VIOLATED):
         if code in codes:
-            return code
-    return 0
+            return int(code)
+    return int(ExitCode.HELD)
 
 
 def _cell(v: Any, key: str) -> str:
@@ -229,15 +229,15 @@ def write_suite_reports(suite: Suite, suite_dir: Path, rows: list[Row], code: in
     cases = []
     for r in rows:
         body = ""
-        if r.exit_code == 1:
+        if r.exit_code == ExitCode.VIOLATED:
             body = f"<failure message={quoteattr(r.reason or 'hypothesis violated')}/>"
         elif r.exit_code:
             body = f"<error message={quoteattr(r.reason or r.outcome)}/>"
         elif r.outcome == "skipped":
             body = f"<skipped message={quoteattr(r.reason or '')}/>"
         cases.append(f'  <testcase classname="suite" name={quoteattr(r.name)} time="{r.duration:.1f}">{body}</testcase>')
-    failures = sum(r.exit_code == 1 for r in rows)
-    errors = sum(r.exit_code not in (0, 1) for r in rows)
+    failures = sum(r.exit_code == ExitCode.VIOLATED for r in rows)
+    errors = sum(r.exit_code not in VERDICT_CODES for r in rows)
     (suite_dir / "junit.xml").write_text(
         f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name={quoteattr(suite.name)} tests="{len(rows)}" '
         f'failures="{failures}" errors="{errors}">\n' + "\n".join(cases) + "\n</testsuite>\n"

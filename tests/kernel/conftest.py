@@ -17,7 +17,7 @@ import pytest
 
 from chaoslab import cgroups, hosts
 from chaoslab.faults.base import Fault
-from chaoslab.faults.netfilter import chains_of, table_name
+from chaoslab.nft import chains_of, table_name
 from chaoslab.targets import ProcessRef, ResolvedTarget
 
 PY = sys.executable

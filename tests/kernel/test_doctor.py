@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab import doctor, faults
+from chaoslab import capabilities, doctor, faults
 from chaoslab.errors import CapabilityError
 
 from .conftest import Children
@@ -72,7 +72,7 @@ def test_cli_json_and_table() -> None:
 
 def test_netem_row_says_why_and_what_instead() -> None:
     row = next(r for r in doctor.fault_table() if r.fault == "network.latency.netem")
-    if doctor.check("tc.netem").ok:
+    if capabilities.check("tc.netem").ok:
         assert row.ok
     else:
         assert not row.ok and row.reason and "netem" in row.reason
@@ -83,17 +83,17 @@ def test_netem_row_says_why_and_what_instead() -> None:
 def test_fault_refuses_with_the_doctors_reason(fault: str, capability: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     cls = faults.get(fault)
-    monkeypatch.setenv(doctor.DENY_ENV, capability)
+    monkeypatch.setenv(capabilities.DENY_ENV, capability)
     with pytest.raises(CapabilityError) as info:
         cls.check()
-    assert info.value.reason == doctor.check(capability).detail
+    assert info.value.reason == capabilities.check(capability).detail
     assert info.value.exit_code == 4
     row = next(r for r in doctor.fault_table() if r.fault == fault)
     assert not row.ok and row.reason == info.value.reason
 
 
 def test_without_root_every_kernel_fault_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(doctor.DENY_ENV, "root")
+    monkeypatch.setenv(capabilities.DENY_ENV, "root")
     root_faults = [f for f in NEEDS if f not in ("io.stress", "postgres.exhaust_connections", "process.rlimit")]
     for name in root_faults:
         with pytest.raises(CapabilityError, match="not running as root"):
@@ -101,14 +101,14 @@ def test_without_root_every_kernel_fault_refuses(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_monkeypatched_check_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = doctor.check
+    real = capabilities.check
 
-    def fake(name: str) -> doctor.Check:
+    def fake(name: str) -> capabilities.Check:
         if name == "cgroup.memory":
-            return doctor.Check(name, False, "the cgroup 'memory' controller is not available (mounted: cpu)")
+            return capabilities.Check(name, False, "the cgroup 'memory' controller is not available (mounted: cpu)")
         return real(name)
 
-    monkeypatch.setattr(doctor, "check", fake)
+    monkeypatch.setattr(capabilities, "check", fake)
     with pytest.raises(CapabilityError, match="'memory' controller is not available"):
         faults.get("memory.limit").check()
     faults.get("cpu.throttle").check()
@@ -125,7 +125,7 @@ def test_run_exits_4_with_the_reason(tmp_path: Path, children: Children) -> None
         "max_duration: 30s\n"
     )
     out = chaoslab("run", "--runs-dir", str(base / "runs"), str(exp),
-                   env={doctor.DENY_ENV: "cgroup.memory", "CHAOSLAB_STATE_DIR": str(base / "state")})
+                   env={capabilities.DENY_ENV: "cgroup.memory", "CHAOSLAB_STATE_DIR": str(base / "state")})
     assert out.returncode == 4, out.stdout + out.stderr
     assert "the cgroup 'memory' controller is not available" in out.stderr + out.stdout
     assert "Traceback" not in out.stderr

@@ -19,9 +19,10 @@ from chaoslab.faults.netfilter import (
     NetParams,
     NetworkLoss,
     NetworkPartition,
-    table_name,
 )
 from chaoslab.faults.tc import NetemLatency, TbfBandwidth, TbfParams, root_qdisc
+from chaoslab.hosts_cli import hosts as hosts_cli
+from chaoslab.nft import table_name
 from chaoslab.targets import ResolvedTarget
 
 from .conftest import audit, revert_elsewhere
@@ -289,22 +290,22 @@ def test_hosts_cli(run_id: str) -> None:
     name = "c" + run_id[-8:]
     runner = CliRunner()
     try:
-        up = runner.invoke(hosts.hosts_cli, ["up", name, "--hosts", "x,y,z", "--subnet", "10.231.9.0/24"])
+        up = runner.invoke(hosts_cli, ["up", name, "--hosts", "x,y,z", "--subnet", "10.231.9.0/24"])
         assert up.exit_code == 0, up.output
         assert f"{name}/x  10.231.9.1" in up.output
         net = hosts.load(name)
         assert hosts.wait_reachable(net.host("x"), net.host("z"))
-        assert runner.invoke(hosts.hosts_cli, ["partition", name, "--isolate", "x"]).exit_code == 0
+        assert runner.invoke(hosts_cli, ["partition", name, "--isolate", "x"]).exit_code == 0
         assert not hosts.reachable(net.host("x"), "10.231.9.3", timeout=0.5)
         assert hosts.reachable(net.host("y"), "10.231.9.3")
-        assert runner.invoke(hosts.hosts_cli, ["partition", name, "--heal"]).exit_code == 0
+        assert runner.invoke(hosts_cli, ["partition", name, "--heal"]).exit_code == 0
         assert hosts.reachable(net.host("x"), "10.231.9.3")
-        bad = runner.invoke(hosts.hosts_cli, ["partition", name])
+        bad = runner.invoke(hosts_cli, ["partition", name])
         assert bad.exit_code == 2 and "exactly one" in bad.output
-        ran = runner.invoke(hosts.hosts_cli, ["run", f"{name}/y", "true"])
+        ran = runner.invoke(hosts_cli, ["run", f"{name}/y", "true"])
         assert ran.exit_code == 0
     finally:
-        assert runner.invoke(hosts.hosts_cli, ["down", name]).exit_code == 0
+        assert runner.invoke(hosts_cli, ["down", name]).exit_code == 0
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert name not in netns
     assert name not in textwrap.dedent(subprocess.run(["ip", "link"], capture_output=True, text=True).stdout)

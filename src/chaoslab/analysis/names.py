@@ -6,9 +6,9 @@ A key is ``metric`` (whole run) or ``metric.phase`` where a metric is defined pe
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from ..registry import suggest
 from ..units import format_duration
 
 PHASES = ("baseline", "fault", "recovery")
@@ -92,8 +92,8 @@ def validate_metric_name(
         if has_verify is False and name in _NEEDS_VERIFY:
             raise ValueError(f"hypothesis key {name!r} needs a verify: step (the final read of what the system holds)")
         return
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = suggest(name, names)
+    hint = f"; did you mean {close!r}?" if close else ""
     if name.startswith("probe.") and name.split(".")[1:2] and name.split(".")[1] not in probes:
         known = ", ".join(probes) or "none"
         raise ValueError(f"unknown probe {name.split('.')[1]!r} in hypothesis key {name!r} (probes: {known}){hint}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from .. import faults
 from ..errors import InputError
+from ..registry import suggest
 from ..source import Document, InputErrors, load_document
 from . import ctk
 from .model import Experiment, Step
@@ -57,10 +57,10 @@ def load_experiment_document(path: str | Path, variables: Mapping[str, str] | No
 
 
 def _ref_error(doc: Document, loc: tuple[str | int, ...], name: str, known: Mapping[str, Any], what: str) -> InputError:
-    hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
+    hint = suggest(name, known, cutoff=0.5)
     text = f"{what} {name!r} is not defined"
     if hint:
-        text += f" (did you mean {hint[0]!r}?)"
+        text += f" (did you mean {hint!r}?)"
     else:
         text += f" (defined: {', '.join(known)})" if known else " (none defined)"
     return doc.error(loc, text)
@@ -117,9 +117,9 @@ def _check_steps(exp: Experiment, doc: Document) -> list[InputError]:
         extras = step.extras
         for key in [k for k in extras if k not in own]:
             known = own | set(Step.model_fields)
-            hint = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = suggest(key, known)
             text = f"unknown field {key!r} for {step.fault}"
-            text += f" (did you mean {hint[0]!r}?)" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
+            text += f" (did you mean {hint!r}?)" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
             errors.append(doc.error(("method", i, key), text, key=True))
             del extras[key]
         try:

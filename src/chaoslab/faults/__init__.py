@@ -6,10 +6,10 @@ Adding a fault touches one file (its family module). Adding a family adds one li
 
 from __future__ import annotations
 
-import difflib
 import importlib
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ..registry import Registry, unknown_message
 from .base import Fault, FaultParams, NoParams
 
 FAMILIES = (
@@ -29,43 +29,34 @@ FAMILIES = (
     "chaoslab.faults.container",
 )
 
-_REGISTRY: dict[str, type[Fault]] = {}
-_loaded = False
-F = TypeVar("F", bound=type[Fault])
+
+def _load_families(skip_broken: bool = False) -> None:
+    for module in FAMILIES:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            if not skip_broken:
+                raise
+
+
+REGISTRY: Registry[type[Fault[Any]]] = Registry("fault", loader=_load_families)
+F = TypeVar("F", bound=type[Fault[Any]])
 
 
 def register(cls: F) -> F:
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise RuntimeError(f"fault {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
+    REGISTRY.add(cls.name, cls)
     return cls
 
 
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        for module in FAMILIES:
-            importlib.import_module(module)
-        _loaded = True
+def get(name: str) -> type[Fault[Any]]:
+    return REGISTRY.get(name)
 
 
-def get(name: str) -> type[Fault]:
-    _load()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(unknown_message("fault", name, list(_REGISTRY))) from None
+def all_faults(*, skip_broken: bool = False) -> dict[str, type[Fault[Any]]]:
+    """Every fault by name; ``skip_broken`` lists the families that import (for the doctor)."""
+    if skip_broken:
+        _load_families(skip_broken=True)
+    return REGISTRY.items()
 
 
-def all_faults() -> dict[str, type[Fault]]:
-    _load()
-    return dict(sorted(_REGISTRY.items()))
-
-
-def unknown_message(kind: str, name: str, known: list[str]) -> str:
-    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    text = f"unknown {kind} {name!r}"
-    return text + (f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(sorted(known))})")
-
-
-__all__ = ["Fault", "FaultParams", "NoParams", "all_faults", "get", "register", "unknown_message"]
+__all__ = ["REGISTRY", "Fault", "FaultParams", "NoParams", "all_faults", "get", "register", "unknown_message"]

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import cgroups, doctor
+from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef
-from .base import Fault
+from .base import Fault, P
 from .settings import HeldSettings, Setting, SettingGone
 
 CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | CONTAINER_KINDS
@@ -108,14 +108,14 @@ def hierarchy_of(group: Group, controller: str) -> Path:
     return d.parent
 
 
-class CgroupFault(Fault):
+class CgroupFault(Fault[P]):
     controller: ClassVar[str]
     """cgroup controller the knob belongs to (v1 name: cpu, memory, pids, blkio)."""
     target_kinds = CGROUP_TARGETS
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root", f"cgroup.{cls.controller}")
+        capabilities.require("root", f"cgroup.{cls.controller}")
 
     # -- the knob (subclasses) ----------------------------------------------------------------
     def setting(self, group: Group) -> Setting:

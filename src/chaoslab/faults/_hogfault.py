@@ -4,11 +4,11 @@ or system-wide without a target. The hog's identity goes into the ledger before 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from .. import cgroups, doctor
+from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
@@ -49,7 +49,10 @@ def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[s
     return [str(d)] if d is not None else []
 
 
-class HogFault(Fault):
+HP = TypeVar("HP", bound=HogParams)
+
+
+class HogFault(Fault[HP]):
     target_kinds = CGROUP_TARGETS
     target_optional = True
     controller: ClassVar[str]
@@ -57,7 +60,7 @@ class HogFault(Fault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root")
+        capabilities.require("root")
 
     def stress_ng_argv(self) -> list[str]:
         raise NotImplementedError
@@ -66,10 +69,9 @@ class HogFault(Fault):
         raise NotImplementedError
 
     def inject(self) -> None:
-        assert isinstance(self.params, HogParams)
         engine = self.params.engine
-        if engine == "stress-ng" or (engine == "auto" and doctor.check("stress-ng").ok):
-            doctor.require("stress-ng")
+        if engine == "stress-ng" or (engine == "auto" and capabilities.check("stress-ng").ok):
+            capabilities.require("stress-ng")
             argv = self.stress_ng_argv()
         else:
             argv = self.builtin_argv()

@@ -15,10 +15,10 @@ from pydantic import Field
 from ..errors import FaultError
 from ..units import Duration
 from . import register
-from .base import Fault, FaultParams
+from .base import Fault, FaultParams, P
 
 
-class _Action(Fault):
+class _Action(Fault[P]):
     target_kinds = None
     reversible = False
 
@@ -30,13 +30,12 @@ class CommandParams(FaultParams):
 
 
 @register
-class CommandRun(_Action):
+class CommandRun(_Action[CommandParams]):
     name = "command.run"
     summary = "Run a command once at this point of the timeline (a Chaos Toolkit process action)."
     Params = CommandParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, CommandParams)
         p = self.params
         try:
             proc = subprocess.run(p.argv, capture_output=True, text=True, timeout=p.timeout, check=False)
@@ -58,13 +57,12 @@ class HttpParams(FaultParams):
 
 
 @register
-class HttpRequest(_Action):
+class HttpRequest(_Action[HttpParams]):
     name = "http.request"
     summary = "Send one HTTP request at this point of the timeline (a Chaos Toolkit http action)."
     Params = HttpParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, HttpParams)
         p = self.params
         kw: dict[str, Any] = {"json": p.body} if p.body is not None and not isinstance(p.body, str) else {"content": p.body}
         try:
@@ -82,13 +80,12 @@ class PythonParams(FaultParams):
 
 
 @register
-class PythonCall(_Action):
+class PythonCall(_Action[PythonParams]):
     name = "python.call"
     summary = "Call a Python function once at this point of the timeline (a Chaos Toolkit python action)."
     Params = PythonParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, PythonParams)
         module, _, func = self.params.function.partition(":")
         try:
             fn = getattr(importlib.import_module(module), func)

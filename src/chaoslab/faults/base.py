@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,12 +38,17 @@ class FaultParams(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Fault(ABC):
+P = TypeVar("P", bound=BaseModel)
+"""A fault's parameter model: ``class Kill(Fault[KillParams])`` makes ``self.params`` a ``KillParams``."""
+
+
+class Fault(ABC, Generic[P]):
     name: ClassVar[str]
     """Registered name, e.g. ``process.kill``."""
     summary: ClassVar[str] = ""
     """One line for the fault catalog and ``chaoslab faults``."""
     Params: ClassVar[type[BaseModel]] = NoParams
+    """The model ``P`` itself (a ClassVar cannot name a type variable): validates the step's keys."""
     target_kinds: ClassVar[frozenset[str] | None] = frozenset({"process"})
     """Kinds of target accepted (see ``TargetSpec.kind``); ``None`` means no target."""
     target_optional: ClassVar[bool] = False
@@ -59,17 +64,17 @@ class Fault(ABC):
 
     def __init__(
         self,
-        params: BaseModel,
+        params: P,
         target: ResolvedTarget | None,
         *,
         run_id: str = "",
         state: dict[str, Any] | None = None,
     ) -> None:
-        self.params = params
+        self.params: P = params
         self.target = target
         self.run_id = run_id
         self.state: dict[str, Any] = state if state is not None else {}
-        self._checkpoint: Callable[[Fault], None] | None = None
+        self._checkpoint: Callable[[Fault[Any]], None] | None = None
 
     def checkpoint(self) -> None:
         """Persist ``state`` to the ledger now (call it after recording what revert will need and
@@ -116,7 +121,7 @@ class Fault(ABC):
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Fault:
+    def from_record(cls, record: dict[str, Any]) -> Fault[Any]:
         target = ResolvedTarget.from_dict(record["target"]) if record.get("target") else None
-        params = cls.Params.model_validate(record.get("params") or {})
+        params = cast(P, cls.Params.model_validate(record.get("params") or {}))
         return cls(params, target, run_id=record.get("run_id", ""), state=dict(record.get("state") or {}))

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .. import clock, doctor
+from .. import capabilities, clock
 from ..units import MAX_DURATION, parse_duration, shown
 from . import register
-from .base import Fault, FaultParams
+from .base import Fault, FaultParams, P
 
 _SIGNED = re.compile(r"^\s*([+-])?\s*(.+)$")
 
@@ -47,12 +47,12 @@ class DriftParams(FaultParams):
         return v
 
 
-class _ClockFault(Fault):
+class _ClockFault(Fault[P]):
     target_kinds = frozenset({"process", "pid", "service"})
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("libfaketime")
+        capabilities.require("libfaketime")
 
     def _files(self) -> list[Path]:
         assert self.target is not None
@@ -85,18 +85,17 @@ class _ClockFault(Fault):
 
 
 @register
-class ClockSkew(_ClockFault):
+class ClockSkew(_ClockFault[SkewParams]):
     name = "clock.skew"
     summary = "Move the target's own clock by an offset (libfaketime; the target starts with clock: controllable)."
     Params = SkewParams
 
     def offset_now(self) -> float:
-        assert isinstance(self.params, SkewParams)
         return self.params.offset
 
 
 @register
-class ClockDrift(_ClockFault):
+class ClockDrift(_ClockFault[DriftParams]):
     name = "clock.drift"
     summary = "Make the target's own clock run fast or slow from the injection on (libfaketime)."
     Params = DriftParams
@@ -106,7 +105,6 @@ class ClockDrift(_ClockFault):
         return 0.1
 
     def offset_now(self) -> float:
-        assert isinstance(self.params, DriftParams)
         return (self.params.rate - 1.0) * (time.time() - float(self.state.get("since", time.time())))
 
     def tick(self) -> None:

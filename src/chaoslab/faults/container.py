@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .. import doctor
+from .. import capabilities
 from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration
@@ -27,12 +27,12 @@ def _docker() -> Any:
     return docker
 
 
-class ContainerFault(Fault):
+class ContainerFault(Fault[Any]):
     target_kinds = CONTAINER_KINDS
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("docker")
+        capabilities.require("docker")
 
     def _targets(self) -> list[dict[str, Any]]:
         """The resolved containers, recorded in ``state`` (id and name) before acting."""

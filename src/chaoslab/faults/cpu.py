@@ -22,7 +22,7 @@ class ThrottleParams(FaultParams):
 
 
 @register
-class CpuThrottle(CgroupFault):
+class CpuThrottle(CgroupFault[ThrottleParams]):
     name = "cpu.throttle"
     summary = "Limit the target's CPU time with a cgroup quota (cores)."
     Params = ThrottleParams
@@ -34,7 +34,6 @@ class CpuThrottle(CgroupFault):
         return CgroupFiles(d, ("cpu.cfs_period_us", "cpu.cfs_quota_us") if version == 1 else ("cpu.max",))
 
     def value(self, group: Group) -> Any:
-        assert isinstance(self.params, ThrottleParams)
         period = max(1000, int(self.params.period * 1e6))
         quota = max(1000, int(self.params.cores * period))
         _, version = group.directory("cpu")
@@ -65,22 +64,19 @@ while True:
 
 
 @register
-class CpuStress(HogFault):
+class CpuStress(HogFault[StressParams]):
     name = "cpu.stress"
     summary = "Run N busy workers at P% load, in the target's cgroup or system-wide."
     Params = StressParams
     controller = "cpu"
 
     def _workers(self) -> int:
-        assert isinstance(self.params, StressParams)
         return self.params.workers or _cpu_count()
 
     def stress_ng_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return ["stress-ng", "--cpu", str(self._workers()), "--cpu-load", str(self.params.load), "--quiet"]
 
     def builtin_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return python_argv(_BURNER, str(self._workers()), str(self.params.load))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from .. import doctor
+from .. import capabilities
 from ..cgroups import Group
 from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
@@ -40,7 +40,7 @@ class FillParams(FaultParams):
 
 
 @register
-class DiskFill(Fault):
+class DiskFill(Fault[FillParams]):
     """The fill file is created next to the path (``.chaoslab-fill-<run_id>``) and removed on
     revert. The target usage is capped so at least the margin stays free: a disk fill never makes
     the filesystem full."""
@@ -53,7 +53,6 @@ class DiskFill(Fault):
     _CHUNK = 64 * 1024 * 1024
 
     def inject(self) -> None:
-        assert isinstance(self.params, FillParams)
         if self.target is None or not self.target.path:
             raise FaultError(f"{self.name} needs a path target")
         fill = temp_dir_for(self.target.path, self.run_id, "fill")
@@ -139,7 +138,7 @@ class IoThrottleParams(FaultParams):
 
 
 @register
-class DiskIoThrottle(CgroupFault):
+class DiskIoThrottle(CgroupFault[IoThrottleParams]):
     """cgroup v1 blkio throttles direct IO only (buffered writes are flushed by the kernel's
     writeback threads, outside the cgroup); cgroup v2 io.max throttles both."""
 
@@ -150,7 +149,6 @@ class DiskIoThrottle(CgroupFault):
 
     def _device(self) -> str:
         if "device" not in self.state:
-            assert isinstance(self.params, IoThrottleParams)
             self.state["device"] = block_device(self.params.path)
         return str(self.state["device"])
 
@@ -159,7 +157,6 @@ class DiskIoThrottle(CgroupFault):
         return IoLimits(d, version, self._device())
 
     def value(self, group: Group) -> Any:
-        assert isinstance(self.params, IoThrottleParams)
         p = self.params
         return {"rbps": p.read_bps, "wbps": p.write_bps, "riops": p.read_iops, "wiops": p.write_iops}
 
@@ -228,7 +225,7 @@ class IoStressParams(FaultParams):
 
 
 @register
-class IoStress(Fault):
+class IoStress(Fault[IoStressParams]):
     """stress-ng ``--hdd`` workers writing into ``.chaoslab-io-<run_id>`` next to the path target;
     the directory is removed on revert."""
 
@@ -239,10 +236,9 @@ class IoStress(Fault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("stress-ng")
+        capabilities.require("stress-ng")
 
     def inject(self) -> None:
-        assert isinstance(self.params, IoStressParams)
         if self.target is None or not self.target.path:
             raise FaultError(f"{self.name} needs a path target")
         work = temp_dir_for(self.target.path, self.run_id, "io")

@@ -24,7 +24,7 @@ from .base import Fault, FaultParams
 POD = frozenset({"pod"})
 
 
-class K8sFault(Fault):
+class K8sFault(Fault[Any]):
     """A fault carried out by the Kubernetes API: needs the official client installed."""
 
     @classmethod
@@ -177,7 +177,7 @@ class ScaleParams(FaultParams):
     replicas: int = Field(..., ge=0, le=10000, description="Replica count during the fault.")
 
 
-def _deployment(fault: Fault) -> tuple[Any, str, dict[str, Any]]:
+def _deployment(fault: Fault[Any]) -> tuple[Any, str, dict[str, Any]]:
     assert fault.target is not None
     ex = fault.target.extra
     if "deployment" not in ex:
@@ -220,7 +220,7 @@ class DeploymentScale(K8sFault):
         api.patch_namespaced_deployment_scale(dep["name"], ns, {"spec": {"replicas": self.state["original"]}})
 
 
-def _node(fault: Fault) -> tuple[Any, str, str]:
+def _node(fault: Fault[Any]) -> tuple[Any, str, str]:
     assert fault.target is not None
     node = fault.target.extra.get("node")
     if not node:

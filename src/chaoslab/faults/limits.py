@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .. import doctor
+from .. import capabilities
 from ..cgroups import Group
 from ..errors import FaultError
 from ..targets import ProcessRef
@@ -25,7 +25,7 @@ class PidsParams(FaultParams):
 
 
 @register
-class PidsLimit(CgroupFault):
+class PidsLimit(CgroupFault[PidsParams]):
     name = "pids.limit"
     summary = "Cap the target's number of tasks (cgroup pids.max): fork and thread creation fail."
     Params = PidsParams
@@ -36,7 +36,6 @@ class PidsLimit(CgroupFault):
         return CgroupFiles(d, ("pids.max",))
 
     def value(self, group: Group) -> Any:
-        assert isinstance(self.params, PidsParams)
         return [str(self.params.max)]
 
 
@@ -93,7 +92,7 @@ class Rlimit(Setting):
 
 
 @register
-class ProcessRlimit(Fault):
+class ProcessRlimit(Fault[RlimitParams]):
     """Limits of a running process, changed from outside with prlimit(2). The process sees the
     new limit on its next call that checks it (``open`` beyond nofile fails with EMFILE). Each
     (process, resource) is a shared setting: overlapping faults stack, the newest in force."""
@@ -105,7 +104,7 @@ class ProcessRlimit(Fault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("prlimit")
+        capabilities.require("prlimit")
 
     def _wanted(self, before: Any) -> list[int]:
         """The limits this fault puts in force, given the ones in force before it."""
@@ -115,7 +114,6 @@ class ProcessRlimit(Fault):
         return [soft, hard]
 
     def inject(self) -> None:
-        assert isinstance(self.params, RlimitParams)
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
         refs = [r for r in self.target.processes if r.alive()]
@@ -157,7 +155,6 @@ class ProcessRlimit(Fault):
                 )
 
     def revert(self) -> None:
-        assert isinstance(self.params, RlimitParams)
         if "owners" not in self.state:
             return
         held = HeldSettings(self.state, self.run_id)

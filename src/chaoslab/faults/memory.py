@@ -24,7 +24,7 @@ class LimitParams(FaultParams):
 
 
 @register
-class MemoryLimit(CgroupFault):
+class MemoryLimit(CgroupFault[LimitParams]):
     """On cgroup v1 and v2 alike, memory already charged elsewhere is not moved with a moved
     process: the limit counts what the target allocates from now on. A target with its own cgroup
     is limited in place (v2 OOM-kills at once when below usage; v1 refuses with EBUSY)."""
@@ -43,7 +43,6 @@ class MemoryLimit(CgroupFault):
         return [str(self.params.limit)]
 
     def apply(self, group: Group) -> None:
-        assert isinstance(self.params, LimitParams)
         super().apply(group)
         _no_swap_escape(group, self.params.limit)
 
@@ -82,16 +81,14 @@ while True:
 
 
 @register
-class MemoryStress(HogFault):
+class MemoryStress(HogFault[StressParams]):
     name = "memory.stress"
     summary = "Allocate and hold X bytes, in the target's cgroup or system-wide."
     Params = StressParams
     controller = "memory"
 
     def stress_ng_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return ["stress-ng", "--vm", "1", "--vm-bytes", str(self.params.size), "--vm-hang", "0", "--vm-keep", "--quiet"]
 
     def builtin_argv(self) -> list[str]:
-        assert isinstance(self.params, StressParams)
         return python_argv(_HOG, str(self.params.size))

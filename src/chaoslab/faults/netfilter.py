@@ -13,75 +13,20 @@ iptables-on-each-node partitions.
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
-import re
-import subprocess
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from .. import doctor
+from .. import capabilities
 from ..errors import FaultError
+from ..nft import chains_of, drop_chains, netns_exists, nft, table_name
 from ..platforms.docker_spec import CONTAINER_KINDS
 from . import register
 from .base import Fault, FaultParams
 from .settings import HeldSettings, Setting, SettingGone
 
 Direction = Literal["both", "ingress", "egress"]
-
-
-# --- nft plumbing (also used by chaoslab.hosts) -----------------------------------------------
-
-def table_name(run_id: str) -> str:
-    return "chaoslab_" + re.sub(r"[^A-Za-z0-9_]", "_", run_id)
-
-
-def netns_prefix(netns: str | None) -> list[str]:
-    """A named namespace (a test host) or a namespace file (a container's ``/proc/<pid>/ns/net``)."""
-    if netns and netns.startswith("/"):
-        return ["nsenter", f"--net={netns}"]
-    return ["ip", "netns", "exec", netns] if netns else []
-
-
-def nft(script: str, netns: str | None = None, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*netns_prefix(netns), "nft", "-f", "-"], input=script, capture_output=True,
-                          text=True, timeout=10)
-    if check and proc.returncode != 0:
-        where = f" in namespace {netns}" if netns else ""
-        raise FaultError(f"nft failed{where}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-    return proc
-
-
-def chains_of(table: str, netns: str | None = None) -> list[str] | None:
-    """Chain names of ``inet <table>``; None when the table (or the namespace) does not exist."""
-    proc = subprocess.run([*netns_prefix(netns), "nft", "-j", "list", "table", "inet", table],
-                          capture_output=True, text=True, timeout=10)
-    if proc.returncode != 0:
-        return None
-    items = json.loads(proc.stdout).get("nftables", [])
-    return [i["chain"]["name"] for i in items if "chain" in i]
-
-
-def netns_exists(netns: str) -> bool:
-    if netns.startswith("/"):
-        return os.path.exists(netns)
-    proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=5)
-    return any(line.split()[0] == netns for line in proc.stdout.splitlines() if line.strip())
-
-
-def drop_chains(table: str, chains: list[str], netns: str | None = None) -> None:
-    """Delete ``chains`` from ``inet <table>`` (not the table: its owner record decides). Idempotent."""
-    if netns and not netns_exists(netns):
-        return  # the namespace (and its rules) is gone
-    present = chains_of(table, netns)
-    if present is None:
-        return
-    mine = [c for c in chains if c in present]
-    script = "".join(f"flush chain inet {table} {c}\ndelete chain inet {table} {c}\n" for c in mine)
-    if script:
-        nft(script, netns)
 
 
 class NftTable(Setting):
@@ -149,12 +94,15 @@ class NetParams(FaultParams):
         return v
 
 
-class NetfilterFault(Fault):
+NP = TypeVar("NP", bound=NetParams)
+
+
+class NetfilterFault(Fault[NP]):
     target_kinds = frozenset({"address", "host", "service"}) | CONTAINER_KINDS
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root", "nft")
+        capabilities.require("root", "nft")
 
     def action(self) -> str:
         return "drop"
@@ -163,7 +111,6 @@ class NetfilterFault(Fault):
         """(target address, its namespace, peer addresses, ports)."""
         from .. import hosts
 
-        assert isinstance(self.params, NetParams)
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
         netns = None
@@ -190,7 +137,6 @@ class NetfilterFault(Fault):
         return addr, netns, peers, ports
 
     def inject(self) -> None:
-        assert isinstance(self.params, NetParams)
         addr, netns, peers, ports = self._endpoints()
         table = table_name(self.run_id)
         chain = "f" + uuid.uuid4().hex[:8]
@@ -225,7 +171,7 @@ class NetfilterFault(Fault):
 
 
 @register
-class NetworkPartition(NetfilterFault):
+class NetworkPartition(NetfilterFault[NetParams]):
     name = "network.partition"
     summary = "Drop traffic between a target and its peers (address/port, one or both directions)."
     Params = NetParams
@@ -236,12 +182,11 @@ class LossParams(NetParams):
 
 
 @register
-class NetworkLoss(NetfilterFault):
+class NetworkLoss(NetfilterFault[LossParams]):
     name = "network.loss"
     summary = "Drop a random percentage of the target's packets (nftables numgen)."
     Params = LossParams
 
     def action(self) -> str:
-        assert isinstance(self.params, LossParams)
         # numgen draws 0..9999 per packet: 0.01% resolution.
         return f"numgen random mod 10000 < {round(self.params.percent * 100)} drop"

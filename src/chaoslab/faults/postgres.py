@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .. import doctor
+from .. import capabilities
 from ..errors import FaultError
 from ..units import Duration
 from . import register
@@ -36,7 +36,7 @@ class ExhaustParams(FaultParams):
 
 
 @register
-class PostgresExhaustConnections(Fault):
+class PostgresExhaustConnections(Fault[ExhaustParams]):
     name = "postgres.exhaust_connections"
     summary = "Hold idle connections until PostgreSQL reaches max_connections; released on revert."
     Params = ExhaustParams
@@ -44,10 +44,9 @@ class PostgresExhaustConnections(Fault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("asyncpg")
+        capabilities.require("asyncpg")
 
     def inject(self) -> None:
-        assert isinstance(self.params, ExhaustParams)
         p = self.params
         argv = [sys.executable, "-m", "chaoslab.faults.postgres", p.dsn, str(p.leave), str(p.max)]
         token = new_token()

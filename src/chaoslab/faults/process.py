@@ -21,7 +21,7 @@ from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef, ResolvedTarget
 from ..units import MAX_SIGNAL, Duration
 from . import register
-from .base import Fault, FaultParams
+from .base import Fault, FaultParams, NoParams, P
 from .settings import HeldSettings, Setting, SettingGone
 
 # parse_signal checks the name or number; this only shows the range in the schema
@@ -49,7 +49,7 @@ def _live(target: ResolvedTarget | None) -> list[ProcessRef]:
     return [ref for ref in target.processes if ref.alive()]
 
 
-def _require_live(fault: Fault) -> list[ProcessRef]:
+def _require_live(fault: Fault[Any]) -> list[ProcessRef]:
     refs = _live(fault.target)
     if not refs:
         what = fault.target.describe() if fault.target else "the target"
@@ -57,7 +57,7 @@ def _require_live(fault: Fault) -> list[ProcessRef]:
     return refs
 
 
-class _Instant(Fault):
+class _Instant(Fault[P]):
     """Faults that act once and have nothing to revert."""
 
     target_kinds = PROCESS_TARGETS
@@ -70,7 +70,7 @@ class _Instant(Fault):
 
 
 @register
-class Kill(_Instant):
+class Kill(_Instant[NoParams]):
     name = "process.kill"
     summary = "Kill the target's processes with SIGKILL."
 
@@ -99,13 +99,12 @@ def parse_signal(value: str | int) -> signal.Signals:
 
 
 @register
-class Signal(_Instant):
+class Signal(_Instant[SignalParams]):
     name = "process.signal"
     summary = "Send any signal to the target's processes."
     Params = SignalParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, SignalParams)
         sig = parse_signal(self.params.signal)
         self.state["signalled"] = [ref.pid for ref in _require_live(self) if _signal(ref, sig)]
 
@@ -115,13 +114,12 @@ class TerminateParams(FaultParams):
 
 
 @register
-class Terminate(_Instant):
+class Terminate(_Instant[TerminateParams]):
     name = "process.terminate"
     summary = "SIGTERM the target's processes, SIGKILL those still alive after a grace period."
     Params = TerminateParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, TerminateParams)
         refs = _require_live(self)
         procs = []
         for ref in refs:
@@ -149,14 +147,13 @@ class PauseParams(FaultParams):
 
 
 @register
-class Pause(Fault):
+class Pause(Fault[PauseParams]):
     name = "process.pause"
     summary = "Pause the target (SIGSTOP, or the cgroup freezer when it has its own cgroup); resume on revert."
     Params = PauseParams
     target_kinds = PROCESS_TARGETS
 
     def _freezer_dirs(self) -> dict[str, str] | None:
-        assert isinstance(self.params, PauseParams)
         assert self.target is not None
         dirs = {c: d for c, d in self.target.cgroups.items() if c in ("freezer", "unified")}
         if self.params.method == "signal":
@@ -270,7 +267,7 @@ class CrashloopParams(FaultParams):
 
 
 @register
-class Crashloop(Fault):
+class Crashloop(Fault[CrashloopParams]):
     name = "process.crashloop"
     summary = "Kill the target now and again every `interval` for the duration (it restarts by its policy)."
     Params = CrashloopParams
@@ -280,11 +277,9 @@ class Crashloop(Fault):
 
     @property
     def interval(self) -> float:
-        assert isinstance(self.params, CrashloopParams)
         return self.params.interval
 
     def _kill(self) -> list[int]:
-        assert isinstance(self.params, CrashloopParams)
         sig = parse_signal(self.params.signal)
         return [ref.pid for ref in _live(self.target) if _signal(ref, sig)]
 

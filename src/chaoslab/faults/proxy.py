@@ -12,13 +12,13 @@ import hashlib
 import json
 import sys
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import Field, create_model
 
-from ..errors import FaultError
+from ..errors import FaultError, ProxyApiError
 from ..proxy import toxics
-from ..proxy.client import DEFAULT_API, ProxyApiError, ProxyClient
+from ..proxy.client import DEFAULT_API, ProxyClient
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
@@ -32,7 +32,10 @@ class ToxicParams(FaultParams):
     toxicity: float = Field(1.0, ge=0.0, le=1.0, description="Probability that a connection is affected.")
 
 
-class ToxicFault(Fault):
+TP = TypeVar("TP", bound=ToxicParams)
+
+
+class ToxicFault(Fault[TP]):
     """Base: one toxic of ``toxic_type`` with ``attributes()`` on the target link."""
 
     target_kinds = frozenset({"proxy"})
@@ -60,7 +63,6 @@ class ToxicFault(Fault):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def inject(self) -> None:
-        assert isinstance(self.params, ToxicParams)
         # One toxic per fault instance (two overlapping identical faults, e.g. a repeated step,
         # are two toxics): the name is saved before the toxic exists, so recover finds it.
         self.state["toxic"] = f"{self.toxic_name}-{uuid.uuid4().hex[:6]}"
@@ -97,7 +99,7 @@ class LatencyParams(ToxicParams):
 
 
 @register
-class NetworkLatency(ToxicFault):
+class NetworkLatency(ToxicFault[LatencyParams]):
     name = "network.latency"
     summary = "Delay the data of a proxied link by latency ± jitter."
     Params = LatencyParams
@@ -105,7 +107,6 @@ class NetworkLatency(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, LatencyParams)
         return {"latency": _ms(p.latency), "jitter": _ms(p.jitter)}
 
 
@@ -114,7 +115,7 @@ class BandwidthParams(ToxicParams):
 
 
 @register
-class NetworkBandwidth(ToxicFault):
+class NetworkBandwidth(ToxicFault[BandwidthParams]):
     name = "network.bandwidth"
     summary = "Limit the throughput of a proxied link."
     Params = BandwidthParams
@@ -122,7 +123,6 @@ class NetworkBandwidth(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, BandwidthParams)
         if p.rate < 1000:
             raise FaultError(f"{self.name}: rate must be at least 1KB per second (the proxy counts in KB/s)")
         return {"rate": p.rate // 1000}
@@ -132,14 +132,13 @@ class TimeoutParams(ToxicParams):
     timeout: Duration = Field(0.0, description="Close connections after this long; 0 = hold them open.")
 
 
-class _TimeoutToxicFault(ToxicFault):
+class _TimeoutToxicFault(ToxicFault[TimeoutParams]):
     """Toxics whose one attribute is ``timeout`` (ms): timeout and reset_peer."""
 
     Params = TimeoutParams
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, TimeoutParams)
         return {"timeout": _ms(p.timeout)}
 
 
@@ -162,7 +161,7 @@ class SlowCloseParams(ToxicParams):
 
 
 @register
-class NetworkSlowClose(ToxicFault):
+class NetworkSlowClose(ToxicFault[SlowCloseParams]):
     name = "network.slow_close"
     summary = "Delay the closing of connections on a proxied link."
     Params = SlowCloseParams
@@ -170,7 +169,6 @@ class NetworkSlowClose(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, SlowCloseParams)
         return {"delay": _ms(p.delay)}
 
 
@@ -181,7 +179,7 @@ class SlicerParams(ToxicParams):
 
 
 @register
-class NetworkSlicer(ToxicFault):
+class NetworkSlicer(ToxicFault[SlicerParams]):
     name = "network.slicer"
     summary = "Cut the data of a proxied link into small, delayed slices."
     Params = SlicerParams
@@ -189,7 +187,6 @@ class NetworkSlicer(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, SlicerParams)
         return {"average_size": p.average_size, "size_variation": p.size_variation, "delay": round(p.delay * 1e6)}
 
 
@@ -198,7 +195,7 @@ class LimitDataParams(ToxicParams):
 
 
 @register
-class NetworkLimitData(ToxicFault):
+class NetworkLimitData(ToxicFault[LimitDataParams]):
     name = "network.limit_data"
     summary = "Close connections of a proxied link after a number of bytes."
     Params = LimitDataParams
@@ -206,7 +203,6 @@ class NetworkLimitData(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
-        assert isinstance(p, LimitDataParams)
         return {"bytes": p.bytes}
 
 
@@ -215,12 +211,12 @@ class DownParams(FaultParams):
 
 
 @register
-class NetworkDown(Fault):
+class NetworkDown(Fault[DownParams]):
     """Disable the link: its listener and connections close; revert enables it again."""
 
     name = "network.down"
     summary = "Take a proxied link down (listener and connections closed)."
-    Params: ClassVar[type[BaseModel]] = DownParams
+    Params = DownParams
     target_kinds = frozenset({"proxy"})
 
     def _client_and_link(self) -> tuple[ProxyClient, str]:
@@ -286,7 +282,7 @@ def _unit(field: Any) -> str | None:
     return unit if isinstance(unit, str) else None
 
 
-def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault]:
+def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault[Any]]:
     fields: dict[str, Any] = {}
     units: dict[str, str | None] = {}
     for key, field in toxic.Attributes.model_fields.items():
@@ -300,7 +296,7 @@ def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault]:
             fields[key] = (field.annotation, field)
     params = create_model(f"{toxic.__name__}Params", __base__=ToxicParams, **fields)
 
-    def attributes(self: ToxicFault) -> dict[str, Any]:
+    def attributes(self: ToxicFault[Any]) -> dict[str, Any]:
         values = self.params.model_dump(include=set(units))
         return {k: _TO_TOXIC.get(units[k] or "", lambda v: v)(v) for k, v in values.items()}
 

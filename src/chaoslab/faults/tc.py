@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator
 
-from .. import doctor
+from .. import capabilities
 from ..errors import FaultError
+from ..nft import netns_exists, netns_prefix
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
-from .netfilter import netns_exists, netns_prefix
 
 HANDLE = "c1a0:"
 """Handle of the qdiscs chaoslab adds (how revert recognises its own)."""
@@ -63,13 +63,16 @@ class TcParams(FaultParams):
     interface: str = Field("eth0", description="Interface inside the test host.")
 
 
-class TcFault(Fault):
+TCP = TypeVar("TCP", bound=TcParams)
+
+
+class TcFault(Fault[TCP]):
     target_kinds = frozenset({"host"}) | CONTAINER_KINDS
     kind: ClassVar[str]
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root", "tc", f"tc.{cls.kind}")
+        capabilities.require("root", "tc", f"tc.{cls.kind}")
 
     def qdisc_args(self) -> list[str]:
         raise NotImplementedError
@@ -77,7 +80,6 @@ class TcFault(Fault):
     def inject(self) -> None:
         from .. import hosts
 
-        assert isinstance(self.params, TcParams)
         if self.target is None:
             raise FaultError(f"{self.name} needs a host target")
         if self.target.kind in CONTAINER_KINDS:
@@ -121,14 +123,13 @@ class TbfParams(TcParams):
 
 
 @register
-class TbfBandwidth(TcFault):
+class TbfBandwidth(TcFault[TbfParams]):
     name = "network.bandwidth.tc"
     summary = "Limit what a test host sends to a rate (tc tbf on its interface)."
     Params = TbfParams
     kind = "tbf"
 
     def qdisc_args(self) -> list[str]:
-        assert isinstance(self.params, TbfParams)
         bits = parse_bitrate(self.params.rate)
         burst = self.params.burst or max(16 * 1024, int(bits / 8 / 100))
         return ["rate", f"{int(bits)}bit", "burst", str(burst),
@@ -141,7 +142,7 @@ class NetemParams(TcParams):
 
 
 @register
-class NetemLatency(TcFault):
+class NetemLatency(TcFault[NetemParams]):
     name = "network.latency.netem"
     summary = "Delay what a test host sends (tc netem); where the kernel lacks netem use network.latency."
     Params = NetemParams
@@ -149,10 +150,9 @@ class NetemLatency(TcFault):
 
     @classmethod
     def check(cls) -> None:
-        doctor.require("root", "tc", "tc.netem", instead="network.latency (the fault proxy)")
+        capabilities.require("root", "tc", "tc.netem", instead="network.latency (the fault proxy)")
 
     def qdisc_args(self) -> list[str]:
-        assert isinstance(self.params, NetemParams)
         args = ["delay", f"{self.params.delay * 1000:g}ms"]
         if self.params.jitter:
             args.append(f"{self.params.jitter * 1000:g}ms")

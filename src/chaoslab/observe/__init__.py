@@ -7,18 +7,17 @@ whose ``start`` raises, e.g. eBPF without root, bpftrace or tracefs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .observer import Observer, ObserverContext
 from .spec import TRACERS, ObserveSpec, ProfileSpec, parse_observe
-
-if TYPE_CHECKING:
-    from ..runner.run import Observer
 
 
 def from_experiment(observe: dict[str, Any]) -> list[Observer]:
     """Observers for an ``observe:`` mapping; ``ValueError`` (one line) when it is invalid."""
     spec = parse_observe(observe)
     observers: list[Observer] = []
+    # The tracers load on demand: most runs observe nothing and start-up stays fast.
     if spec.ebpf:
         from .ebpf import EbpfTracer
 
@@ -30,4 +29,4 @@ def from_experiment(observe: dict[str, Any]) -> list[Observer]:
     return observers
 
 
-__all__ = ["TRACERS", "ObserveSpec", "ProfileSpec", "from_experiment", "parse_observe"]
+__all__ = ["TRACERS", "ObserveSpec", "Observer", "ObserverContext", "ProfileSpec", "from_experiment", "parse_observe"]

@@ -10,7 +10,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .. import doctor
+from .. import capabilities
 from ..errors import CapabilityError
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -18,19 +18,19 @@ TRACEFS = Path("/sys/kernel/tracing")
 
 def ensure_tracefs() -> None:
     """Mount tracefs when it is absent (bpftrace resolves tracepoints through it)."""
-    if "tracefs" in doctor.denied() or doctor.check("tracefs").ok:
+    if "tracefs" in capabilities.denied() or capabilities.check("tracefs").ok:
         return
     if os.geteuid() == 0 and TRACEFS.is_dir():
         subprocess.run(["mount", "-t", "tracefs", "nodev", str(TRACEFS)], capture_output=True, timeout=10)
-        doctor._run.cache_clear()  # the cached "not mounted" is stale now
+        capabilities._run.cache_clear()  # the cached "not mounted" is stale now
 
 
 def require_ebpf() -> str:
     """Path of bpftrace, or ``CapabilityError`` with the doctor's reason."""
-    doctor.require("root", "bpftrace")
+    capabilities.require("root", "bpftrace")
     ensure_tracefs()
-    doctor.require("tracefs")
-    return doctor.check("bpftrace").detail
+    capabilities.require("tracefs")
+    return capabilities.check("bpftrace").detail
 
 
 def missing_tracepoints(bpftrace: str, tracepoints: list[str]) -> list[str]:

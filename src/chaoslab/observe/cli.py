@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ChaoslabError, InputError, TargetError
+from ..errors import ChaoslabError, ExitCode, InputError, TargetError
 from ..units import format_duration, parse_duration
 
 
@@ -34,7 +34,7 @@ def exporter(runs_dir: Path, port: int, host: str) -> None:
         server, _ = serve(registry, port, host)
     except OSError as exc:
         click.echo(f"chaoslab: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(4)
+        sys.exit(ExitCode.COULD_NOT_RUN)
     click.echo(f"serving chaos metrics of {runs_dir} on http://{host}:{server.server_port}/metrics", err=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,7 +82,7 @@ def profile(target: str, duration: float, output: Path | None, rate: int, stack_
         error = rec.wait()
     if error is not None:
         click.echo(f"chaoslab: profiling pid {pid} failed: {error}", err=True)
-        sys.exit(4)
+        sys.exit(ExitCode.COULD_NOT_RUN)
     info = summary(out)
     click.echo(f"wrote {out} ({info['samples']} samples)")
     for hot in info["hot"]:

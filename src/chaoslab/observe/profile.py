@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import doctor
+from .. import capabilities
 from ..errors import CapabilityError
 from .flamegraph import hot_functions
 from .spec import ProfileSpec
@@ -22,8 +22,8 @@ from .spec import ProfileSpec
 
 def py_spy() -> str:
     """Path of py-spy, or ``CapabilityError`` with the doctor's reason."""
-    doctor.require("py-spy")
-    return doctor.check("py-spy").detail
+    capabilities.require("py-spy")
+    return capabilities.check("py-spy").detail
 
 
 @dataclass

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..registry import Registry
 from .base import Probe, ProbeContext, Sample
 
-KINDS = {
-    "http": "chaoslab.probes.http:HttpProbe",
-    "tcp": "chaoslab.probes.tcp:TcpProbe",
-    "process": "chaoslab.probes.process:ProcessProbe",
-    "command": "chaoslab.probes.command:CommandProbe",
-    "python": "chaoslab.probes.python:PythonProbe",
-    "prometheus": "chaoslab.probes.prometheus:PrometheusProbe",
-    "container": "chaoslab.probes.container:ContainerProbe",
-}
+# Named lazily: a probe kind's module (httpx, asyncio subprocesses...) loads on first use.
+KINDS: Registry[type[Probe]] = Registry("probe kind")
+KINDS.lazy("http", "chaoslab.probes.http:HttpProbe")
+KINDS.lazy("tcp", "chaoslab.probes.tcp:TcpProbe")
+KINDS.lazy("process", "chaoslab.probes.process:ProcessProbe")
+KINDS.lazy("command", "chaoslab.probes.command:CommandProbe")
+KINDS.lazy("python", "chaoslab.probes.python:PythonProbe")
+KINDS.lazy("prometheus", "chaoslab.probes.prometheus:PrometheusProbe")
+KINDS.lazy("container", "chaoslab.probes.container:ContainerProbe")
 
 
 def probe_class(kind: str) -> type[Probe]:
-    module, _, attr = KINDS[kind].partition(":")
-    cls: type[Probe] = getattr(importlib.import_module(module), attr)
-    return cls
+    return KINDS.get(kind)
 
 
 def build(name: str, spec: Any, context: ProbeContext) -> Probe:

@@ -34,13 +34,14 @@ def serve(host: str, port: int, config: str | None) -> None:
 @proxy.command("list", help="List the proxies and toxics of a running proxy.")
 @click.option("--api", default=DEFAULT_API, show_default=True, help="Proxy API URL.")
 def list_proxies(api: str) -> None:
-    from .client import ProxyApiError, ProxyClient
+    from ..errors import ExitCode, ProxyApiError
+    from .client import ProxyClient
 
     try:
         proxies = ProxyClient(api).proxies()
     except ProxyApiError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(4)
+        sys.exit(ExitCode.COULD_NOT_RUN)
     if not proxies:
         click.echo("no proxies")
         return

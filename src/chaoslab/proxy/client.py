@@ -6,21 +6,9 @@ from typing import Any
 
 import httpx
 
-from ..errors import ChaoslabError
+from ..errors import ProxyApiError
 
 DEFAULT_API = "http://127.0.0.1:8474"
-
-
-class ProxyApiError(ChaoslabError):
-    """The API answered with an error (``status`` is its HTTP code) or was unreachable (``status`` 0)."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def unreachable(self) -> bool:
-        return self.status == 0
 
 
 class ProxyClient:
@@ -101,3 +89,6 @@ class ProxyClient:
 
     def delete_toxic(self, proxy: str, name: str) -> None:
         self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+
+__all__ = ["DEFAULT_API", "ProxyApiError", "ProxyClient"]

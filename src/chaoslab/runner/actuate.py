@@ -8,12 +8,13 @@ after the revert succeeded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..faults import Fault
 from .ledger import Ledger
 
 
-def inject(fault: Fault, ledger: Ledger, keep: Callable[[str | None], None]) -> None:
+def inject(fault: Fault[Any], ledger: Ledger, keep: Callable[[str | None], None]) -> None:
     """Record, then inject. ``keep`` receives the ledger entry (None for instant faults) before
     the system changes, so that a caller can revert even when ``inject`` raises halfway (a
     partial injection is undone like a full one: reverts are idempotent)."""
@@ -24,7 +25,7 @@ def inject(fault: Fault, ledger: Ledger, keep: Callable[[str | None], None]) -> 
         ledger.update(entry, fault)
 
 
-def revert(fault: Fault, ledger: Ledger, entry: str | None) -> None:
+def revert(fault: Fault[Any], ledger: Ledger, entry: str | None) -> None:
     """Revert, then forget. A failing revert raises and leaves the entry for `chaoslab recover`."""
     if not fault.reversible:
         return

@@ -55,7 +55,7 @@ class Ledger:
         except OSError as exc:
             raise LedgerError(f"cannot write the fault ledger at {self.dir}: {exc.strerror or exc}") from None
 
-    def record(self, fault: Fault) -> str:
+    def record(self, fault: Fault[Any]) -> str:
         """Write the entry for ``fault`` before it is injected; returns its id."""
         self._seq += 1
         entry_id = f"{self._seq:04d}"
@@ -63,10 +63,10 @@ class Ledger:
         self._write(entry_id, fault, "injecting")
         return entry_id
 
-    def update(self, entry_id: str, fault: Fault) -> None:
+    def update(self, entry_id: str, fault: Fault[Any]) -> None:
         self._write(entry_id, fault, "active")
 
-    def _write(self, entry_id: str, fault: Fault, status: str) -> None:
+    def _write(self, entry_id: str, fault: Fault[Any], status: str) -> None:
         record = fault.to_record()
         record.update(entry=entry_id, status=status, written=time.time())
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -18,7 +19,7 @@ class PlannedFault:
     occurrence: int
     at: float
     duration: float | None
-    cls: type[Fault]
+    cls: type[Fault[Any]]
     params: BaseModel
     target: str | None
 

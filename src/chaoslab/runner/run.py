@@ -17,13 +17,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .. import probes as probe_registry
-from ..errors import CapabilityError, ChaoslabError, FaultError, LedgerError, TargetError
+from ..errors import CapabilityError, ChaoslabError, ExitCode, FaultError, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
 from ..faults import Fault
 from ..journal import EXPERIMENT, SUMMARY, Clock, Journal
+from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext, Sample
 from ..targets import ResolvedTarget, resolve
 from . import actuate
@@ -34,27 +35,6 @@ from .plan import PlannedFault, describe_plan, plan
 Listener = Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class ObserverContext:
-    """What an observer (exporter, eBPF tracer, profiler) gets from the run."""
-
-    run_id: str
-    run_dir: Path
-    clock: Clock
-    experiment: Any
-    targets: dict[str, ResolvedTarget]
-    emit: Callable[..., None]
-
-
-class Observer(Protocol):
-    """Watches a run without influencing it: started before the baseline, stopped after the
-    reverts (before analysis). It also receives every record if it has ``on_record``."""
-
-    async def start(self, ctx: ObserverContext) -> None: ...
-
-    async def stop(self) -> None: ...
-
-EXIT_HELD, EXIT_VIOLATED, EXIT_INVALID, EXIT_ABORTED, EXIT_ERROR = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -81,7 +61,7 @@ class RunResult:
 @dataclass
 class ActiveFault:
     planned: PlannedFault
-    fault: Fault
+    fault: Fault[Any]
     entry: str | None
     injected_at: float
     next_tick: float | None
@@ -103,7 +83,7 @@ class Run:
         self.unresolved: dict[str, str] = {}
         self.active: list[ActiveFault] = []
         self.abort_reason: str | None = None
-        self.abort_code = EXIT_ABORTED
+        self.abort_code: ExitCode = ExitCode.ABORTED
         self.errors: list[str] = []
         self._wake: asyncio.Event | None = None
         self._stop_tasks: asyncio.Event | None = None
@@ -178,7 +158,7 @@ class Run:
         if self.opts.dry_run:
             for line in self.describe_plan():
                 self.opts.print(line)
-            return RunResult(EXIT_HELD, "dry-run")
+            return RunResult(ExitCode.HELD, "dry-run")
 
         self.run_dir = self.opts.run_root / self.run_id
         self.journal = Journal(self.run_dir, self.clock)
@@ -211,7 +191,7 @@ class Run:
         except ChaoslabError as exc:
             self._abort(str(exc), exc.exit_code)
         except Exception as exc:  # a bug of ours: revert first, then report it
-            self._abort(f"internal error: {type(exc).__name__}: {exc}", EXIT_ERROR)
+            self._abort(f"internal error: {type(exc).__name__}: {exc}", ExitCode.COULD_NOT_RUN)
             self.emit("error", traceback=traceback.format_exc())
         finally:
             await asyncio.shield(self._teardown(tasks))
@@ -225,13 +205,13 @@ class Run:
         if len(self.signals) > 1:
             self.opts.print(f"{name} again: still reverting faults, please wait")
             return
-        self._abort(f"interrupted by {name}", EXIT_ABORTED)
+        self._abort(f"interrupted by {name}", ExitCode.ABORTED)
 
-    def _abort(self, reason: str, code: int) -> None:
+    def _abort(self, reason: str, code: ExitCode) -> None:
         if self.abort_reason is None:
             self.abort_reason = reason
             self.abort_code = code
-            self.emit("abort", reason=reason, exit_code=code)
+            self.emit("abort", reason=reason, exit_code=int(code))
         if self._wake is not None:
             self._wake.set()
 
@@ -341,7 +321,6 @@ class Run:
     async def _start_observers(self) -> None:
         observers = list(self.opts.observers)
         if self.exp.observe:
-            from ..observe import from_experiment
 
             observers += from_experiment(self.exp.observe)
         assert self.run_dir is not None
@@ -387,7 +366,7 @@ class Run:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._abort(f"{what} failed: {type(exc).__name__}: {exc}", EXIT_ERROR)
+            self._abort(f"{what} failed: {type(exc).__name__}: {exc}", ExitCode.COULD_NOT_RUN)
 
     async def _watch_halt_and_deadline(self) -> None:
         assert self._stop_tasks is not None
@@ -398,9 +377,9 @@ class Run:
                 self.emit("load", **self.load.stats())
             reason = halt_flag.halted()
             if reason is not None:
-                self._abort(f"halted: {reason}", EXIT_ABORTED)
+                self._abort(f"halted: {reason}", ExitCode.ABORTED)
             if self.plan_now() >= self.exp.max_duration:
-                self._abort(f"max_duration {self.exp.max_duration:g}s reached", EXIT_ABORTED)
+                self._abort(f"max_duration {self.exp.max_duration:g}s reached", ExitCode.ABORTED)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_tasks.wait(), 0.1)
 
@@ -427,7 +406,7 @@ class Run:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # even sys.exit() in a user's probe must not skip the reverts
-            self._abort(f"probe {probe.name!r} crashed: {type(exc).__name__}: {exc}", EXIT_ERROR)
+            self._abort(f"probe {probe.name!r} crashed: {type(exc).__name__}: {exc}", ExitCode.COULD_NOT_RUN)
         finally:
             with contextlib.suppress(Exception):
                 await probe.close()
@@ -445,7 +424,7 @@ class Run:
                 reason = f"stop condition: probe {probe!r} failing for {t - since:.1f}s (limit {c.failing_for:g}s)"
                 if self.abort_reason is None:
                     self.emit("stop", condition=probe, reason=reason)
-                self._abort(reason, EXIT_ABORTED)
+                self._abort(reason, ExitCode.ABORTED)
 
     # -- teardown: runs on every path -----------------------------------------------------
     async def _teardown(self, tasks: list[asyncio.Task[None]]) -> None:
@@ -563,25 +542,25 @@ class Run:
         except Exception as exc:
             self.errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
         if self.abort_reason is not None:
-            code, outcome, reason = self.abort_code, "aborted" if self.abort_code == EXIT_ABORTED else "error", self.abort_reason
+            code, outcome, reason = self.abort_code, "aborted" if self.abort_code == ExitCode.ABORTED else "error", self.abort_reason
         elif self.errors:
-            code, outcome, reason = EXIT_ERROR, "error", "; ".join(self.errors)
+            code, outcome, reason = ExitCode.COULD_NOT_RUN, "error", "; ".join(self.errors)
         elif analysis is not None and analysis.get("valid") is False:
-            code, outcome, reason = EXIT_ERROR, "invalid", str(analysis.get("invalid_reason") or "invalid run")
+            code, outcome, reason = ExitCode.COULD_NOT_RUN, "invalid", str(analysis.get("invalid_reason") or "invalid run")
         elif analysis is not None and analysis.get("held") is False:
             failed = [h["name"] for h in analysis.get("hypothesis", []) if not h.get("passed")]
-            code, outcome, reason = EXIT_VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed)
+            code, outcome, reason = ExitCode.VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed)
         else:
-            code, outcome, reason = EXIT_HELD, "held", None
+            code, outcome, reason = ExitCode.HELD, "held", None
         if self.errors and self.abort_reason is not None:
             reason = f"{reason}; " + "; ".join(self.errors)
             if any("could not revert" in e for e in self.errors):
-                code = EXIT_ERROR
+                code = ExitCode.COULD_NOT_RUN
         summary = {
             "run_id": self.run_id,
             "title": self.exp.title,
             "outcome": outcome,
-            "exit_code": code,
+            "exit_code": int(code),
             "reason": reason,
             "t_inject": self.t_inject,
             "t_revert": self.t_revert,

@@ -170,7 +170,7 @@ class ChaosSession:
 
     @contextlib.contextmanager
     def fault(self, name: str, target: TargetLike = None, *, duration: float | None = None,
-              **params: Any) -> Iterator[Fault]:
+              **params: Any) -> Iterator[Fault[Any]]:
         """Inject ``name`` on ``target`` while the ``with`` block runs; revert at its end, or after
         ``duration`` seconds if that comes first (the block may go on observing the recovery)."""
         assert self._journal is not None, "use the session as a context manager"

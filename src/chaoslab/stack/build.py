@@ -76,7 +76,7 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
     ctx = Context(stack_dir=loaded.path.parent, state=state, services=model.services)
     plans: dict[str, ServicePlan] = {}
     for name, svc in model.services.items():
-        plan = KINDS[svc.kind].plan(ctx, name, svc)
+        plan = KINDS.get(svc.kind).plan(ctx, name, svc)
         plan.argv = [*plan.argv] if svc.kind == "command" else [*plan.argv, *svc.args]
         plan.env = _env(svc)
         if svc.cwd:
@@ -189,7 +189,7 @@ def prepare(plan: StackPlan, loaded: Loaded) -> None:
         if sp.uid is not None and sp.kind != "postgres":
             chown_tree(d, resolve_user(name, sp.user or str(sp.uid)))
         Path(sp.log).parent.mkdir(parents=True, exist_ok=True)
-        KINDS[sp.kind].prepare(ctx, sp)
+        KINDS.get(sp.kind).prepare(ctx, sp)
     plan.save(state.plan)
 
 

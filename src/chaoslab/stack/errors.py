@@ -1,11 +1,8 @@
-"""Errors of the local stack. File mistakes are ``InputError`` (exit 2); these are the rest."""
+"""Errors of the local stack. File mistakes are ``InputError`` (exit 2); the rest are ``StackError``
+(exit 4), which lives in the one error tree of ``chaoslab.errors``."""
 
 from __future__ import annotations
 
-from ..errors import ChaoslabError
+from ..errors import StackError
 
-
-class StackError(ChaoslabError):
-    """The stack could not be brought up, stopped or reached (exit 4). One line, says what to do."""
-
-    exit_code = 4
+__all__ = ["StackError"]

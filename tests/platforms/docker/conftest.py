@@ -37,13 +37,13 @@ def _docker_ready() -> None:
     if os.geteuid() != 0:
         pytest.skip("Docker tests need root")
     if _ready is None:
-        from chaoslab import doctor
+        from chaoslab import capabilities
 
-        check = doctor.check("docker")
+        check = capabilities.check("docker")
         if not check.ok:
             subprocess.run(["bash", str(ROOT / "scripts" / "docker.sh")], capture_output=True, timeout=300)
-            doctor._run.cache_clear()
-            check = doctor.check("docker")
+            capabilities._run.cache_clear()
+            check = capabilities.check("docker")
         if not check.ok:
             _ready = check.detail
         else:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from ...registry import Registry
 from .base import Toxic
 
-_REGISTRY: dict[str, type[Toxic]] = {}
+REGISTRY: Registry[type[Toxic]] = Registry("toxic")
 T = TypeVar("T", bound=type[Toxic])
 
 
 def register(cls: T) -> T:
-    if cls.type in _REGISTRY and _REGISTRY[cls.type] is not cls:
-        raise RuntimeError(f"toxic {cls.type!r} registered twice")
-    _REGISTRY[cls.type] = cls
+    REGISTRY.add(cls.type, cls)
     return cls
 
 
 def get(type_name: str) -> type[Toxic] | None:
-    return _REGISTRY.get(type_name)
+    return REGISTRY.find(type_name)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return REGISTRY.names()

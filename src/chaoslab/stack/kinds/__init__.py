@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...registry import Registry
 from .base import Context, Kind
 from .command import Command
 from .nginx import Nginx
@@ -9,6 +10,8 @@ from .postgres import Postgres
 from .proxy import Proxy
 from .redis import Redis
 
-KINDS: dict[str, Kind] = {k.name: k for k in (Command(), Postgres(), Redis(), Nginx(), Proxy())}
+KINDS: Registry[Kind] = Registry("service kind")
+for _kind in (Command(), Postgres(), Redis(), Nginx(), Proxy()):
+    KINDS.add(_kind.name, _kind)
 
 __all__ = ["KINDS", "Context", "Kind"]
