@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import TargetError
 from .platforms.docker_spec import ComposeSelector, ContainerSelector
+from .registry import Registry
 from .units import PID_MAX_LIMIT
 
 TargetKind = Literal[
@@ -171,15 +173,8 @@ class ResolvedTarget:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        if self.kind in ("pod", "deployment", "node") and self.extra:
-            from .platforms import kubernetes
-
-            return kubernetes.describe(self)
-        containers = self.extra.get("containers") if self.kind in ("container", "compose") else None
-        if containers:
-            shown = ", ".join(f"{c['name']} {c['id'][:12]} pid {c['pid']}" for c in containers[:5])
-            more = f" +{len(containers) - 5}" if len(containers) > 5 else ""
-            return f"{self.name} (container {shown}{more})"
+        if self.kind in PLATFORM_DESCRIBE and self.extra:
+            return PLATFORM_DESCRIBE.get(self.kind)(self)
         if self.processes:
             pids = ",".join(str(p.pid) for p in self.processes[:5])
             more = f"+{len(self.processes) - 5}" if len(self.processes) > 5 else ""
@@ -362,14 +357,18 @@ def resolve(name: str, spec: TargetSpec, *, stack_file: str | None = None) -> Re
     if kind == "cgroup":
         base.cgroups = {"*": spec.cgroup or ""}
         return base
-    if kind in ("pod", "deployment", "node"):
-        from .platforms import kubernetes
-
-        return kubernetes.resolve(base, spec)
-    if kind in ("container", "compose"):
-        from .platforms import docker
-
-        return docker.resolve(name, spec)
+    if kind in PLATFORM_RESOLVE:
+        return PLATFORM_RESOLVE.get(kind)(base, spec)
     raise TargetError(
         f"target {name!r}: {kind} targets need the Docker/Kubernetes backend, which is not installed yet"
     )
+
+
+# Targets that live on a platform beyond this host's process table. The platform modules build on
+# this module's types and load heavy SDKs, so they are named here and imported on first use.
+PLATFORM_RESOLVE: Registry[Callable[[ResolvedTarget, TargetSpec], ResolvedTarget]] = Registry("platform")
+PLATFORM_DESCRIBE: Registry[Callable[[ResolvedTarget], str]] = Registry("platform")
+for _kind, _module in (("container", "docker"), ("compose", "docker"), ("pod", "kubernetes"),
+                       ("deployment", "kubernetes"), ("node", "kubernetes")):
+    PLATFORM_RESOLVE.lazy(_kind, f"chaoslab.platforms.{_module}:resolve_target")
+    PLATFORM_DESCRIBE.lazy(_kind, f"chaoslab.platforms.{_module}:describe")

@@ -420,3 +420,17 @@ def compose_projects_of(service: str) -> list[str]:
     """The Compose projects that have a running service of this name."""
     found = client().api.containers(filters={"label": [f"{SERVICE_LABEL}={service}"], "status": "running"})
     return sorted({str((c.get("Labels") or {}).get(PROJECT_LABEL)) for c in found if (c.get("Labels") or {}).get(PROJECT_LABEL)})
+
+
+def resolve_target(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
+    """The platform entry ``targets.resolve`` calls for container and compose targets."""
+    return resolve(base.name, spec)
+
+
+def describe(target: ResolvedTarget) -> str:
+    containers = target.extra.get("containers") or []
+    if not containers:
+        return target.name
+    shown = ", ".join(f"{c['name']} {c['id'][:12]} pid {c['pid']}" for c in containers[:5])
+    more = f" +{len(containers) - 5}" if len(containers) > 5 else ""
+    return f"{target.name} (container {shown}{more})"

@@ -206,3 +206,7 @@ def describe(target: ResolvedTarget) -> str:
     if "node" in ex:
         return f"{target.name}: node {ex['node']['name']} (uid {ex['node']['uid'][:8]})"
     return target.name
+
+
+resolve_target = resolve
+"""The platform entry ``targets.resolve`` calls for pod, deployment and node targets."""
