@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test k8s lint typecheck bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -12,6 +12,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The single-node Kubernetes of the `k8s` tests, built once from Debian's source (cached in
+# /var/cache/chaoslab/k8s-1.20.2); `make test` runs those tests when it is there.
+k8s: setup
+	bash scripts/k8s.sh build
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

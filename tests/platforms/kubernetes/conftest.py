@@ -21,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "k8s.sh"
+CACHE_BIN = Path(os.environ.get("CHAOSLAB_K8S_CACHE", "/var/cache/chaoslab/k8s-1.20.2")) / "bin"
+BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
 STATE = Path(os.environ.get("CHAOSLAB_K8S_TEST_STATE", "/tmp/chaoslab-k8s-test"))
 PORT = os.environ.get("CHAOSLAB_K8S_TEST_PORT", "16443")
 ETCD_PORT = os.environ.get("CHAOSLAB_K8S_TEST_ETCD_PORT", "12479")
@@ -100,6 +102,10 @@ def docker_ids(pod_uid: str) -> set[str]:
 def cluster() -> Iterator[Cluster]:
     if os.geteuid() != 0 or shutil.which("docker") is None or shutil.which("kubectl") is None:
         pytest.skip("the Kubernetes tests need root, docker and kubectl")
+    missing = [b for b in BINARIES if not (CACHE_BIN / b).exists()]
+    if missing:
+        # A one-time build of 35 minutes or more on 2 cores: `make k8s`, not every `make test`.
+        pytest.skip(f"Kubernetes is not built yet ({', '.join(missing)} missing in {CACHE_BIN}): run `make k8s`")
     env = {**os.environ, "CHAOSLAB_K8S_STATE": str(STATE), "CHAOSLAB_K8S_PORT": PORT,
            "CHAOSLAB_K8S_ETCD_PORT": ETCD_PORT}
     up = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=3600, check=False)
