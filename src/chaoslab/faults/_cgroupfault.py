@@ -229,7 +229,9 @@ class CgroupFault(Fault[P]):
                 if "applied" not in info:
                     info["applied"] = current
                 elif current != info["applied"]:
-                    self.apply(group)
+                    # the knob alone, as held: not ``apply``, which also sets what only the
+                    # fault's own cgroups get (memory+swap), and would then block the revert
+                    self.setting(group).write(self.value(group))
                     self.state["reapplied"] = int(self.state.get("reapplied", 0)) + 1
                     acted = True
             except (OSError, SettingGone):
