@@ -15,10 +15,25 @@ from pathlib import Path
 import psutil
 import pytest
 
+import chaoslab
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+# Children run the chaoslab this test process imported (a worktree's, or whatever PYTHONPATH says).
+SRC = Path(chaoslab.__file__).resolve().parents[1]
+
+
+def chaoslab_argv(*args: str) -> list[str]:
+    return [PY, "-m", "chaoslab", *args]
+
+
+def child_env(state: Path) -> dict[str, str]:
+    """The environment of a ``chaoslab`` child with a private state directory."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
+            "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
 
 
 def free_port() -> int:

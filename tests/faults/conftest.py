@@ -9,7 +9,6 @@ import re
 import resource
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,14 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import PY, chaoslab_argv, child_env
 
-import chaoslab
 from chaoslab import cgroups
 
-PY = sys.executable
 HERE = Path(__file__).parent
-# Children run the chaoslab this test process imported (the worktree's, or whatever PYTHONPATH says).
-SRC = Path(chaoslab.__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,16 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _need_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("these faults need root")
-
-
-def chaoslab_argv(*args: str) -> list[str]:
-    return [PY, "-m", "chaoslab", *args]
-
-
-def child_env(state: Path) -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
-            "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
 
 
 @dataclass

@@ -1,19 +1,16 @@
 """Helpers for the runner-level recover tests: ``chaoslab`` as a child process with a private
-state directory, running the chaoslab this test process imported."""
+state directory (tests/conftest.py's ``chaoslab_argv`` and ``child_env``), needing root."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import chaoslab_argv, child_env
 
-import chaoslab
-
-PY = sys.executable
 HERE = Path(__file__).parent
-SRC = Path(chaoslab.__file__).resolve().parents[1]
+__all__ = ["chaoslab_argv", "child_env"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,13 +23,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _need_root() -> None:
     if os.geteuid() != 0:
         pytest.skip("hogs in cgroups and kill tests need root")
-
-
-def chaoslab_argv(*args: str) -> list[str]:
-    return [PY, "-m", "chaoslab", *args]
-
-
-def child_env(state: Path) -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
-            "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
