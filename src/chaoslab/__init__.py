@@ -20,7 +20,7 @@ _EXPORTS = {
     "run_experiment": "chaoslab.runner.run",
     "Run": "chaoslab.runner.run",
     "RunOptions": "chaoslab.runner.run",
-    "RunResult": "chaoslab.runner.run",
+    "RunResult": "chaoslab.verdict",
     "ChaosSession": "chaoslab.runner.session",
     "Stack": "chaoslab.stack",
     "load_suite": "chaoslab.suite",

@@ -4,19 +4,11 @@ A run directory holds:
 
 ``experiment.json``  the validated experiment (and where it came from)
 ``journal.jsonl``    one JSON object per line, each with ``type`` and ``t`` (seconds on the run's
-                     monotonic clock, 0 = start of the baseline). Types:
-                       run     {run_id, title, started_at, experiment}
-                       phase   {name: baseline|fault|recovery|end}
-                       fault   {action: inject|revert|tick|error, step, fault, target, describe, error?}
-                       sample  {probe, ok, value, latency, error}
-                       stop    {condition, reason}
-                       abort   {reason}
-                       event   {source, kind, ...}        (stack events, eBPF counts, ...)
-                       load    {scheduled, sent, ok, failed, timeout, unsent, in_flight, lag}
-                               (the generator's counters, once a second)
-                       end     {outcome, exit_code}
+                     monotonic clock, 0 = the journal's start): the record types of
+                     ``chaoslab.records`` (run, phase, fault, sample, rollback, stop, abort, event,
+                     load, observer, error, end)
 ``history.jsonl``    the load generator's operations (see ``chaoslab.load``)
-``summary.json``     written at the end: phase times and the analysis
+``summary.json``     written by ``chaoslab.verdict`` at the end: outcome, exit code, the analysis
 
 Lines are flushed to the kernel as they are written (a SIGKILL loses nothing already written) and
 the file is only appended to, so a crashed run leaves a readable partial journal.
@@ -29,7 +21,9 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
+
+from .records import Record
 
 JOURNAL = "journal.jsonl"
 HISTORY = "history.jsonl"
@@ -100,12 +94,17 @@ class Journal:
         self._lines.write(record)
 
     def write_json(self, name: str, data: Any) -> None:
-        tmp = self.run_dir / (name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(self.run_dir / name)
+        write_json(self.run_dir, name, data)
 
     def close(self) -> None:
         self._lines.close()
+
+
+def write_json(run_dir: Path, name: str, data: Any) -> None:
+    """Replace ``run_dir/name`` whole (a reader never sees half a file)."""
+    tmp = run_dir / (name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(run_dir / name)
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -123,5 +122,6 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
-def read_journal(run_dir: Path) -> list[dict[str, Any]]:
-    return list(read_lines(run_dir / JOURNAL))
+def read_journal(run_dir: Path) -> list[Record]:
+    # trusted as written: the runner and the session write only records of these types
+    return cast(list[Record], list(read_lines(run_dir / JOURNAL)))

@@ -30,9 +30,10 @@ from .errors import VERDICT_CODES, ExitCode, InputError
 from .experiment.loader import LoadedExperiment, load_experiment
 from .experiment.model import ProbeSpec
 from .platforms import seed002 as _seed002
-from .runner.run import RunOptions, RunResult, new_run_id, run_experiment
+from .runner.run import RunOptions, new_run_id, run_experiment
 from .source import InputErrors, load_document
 from .units import Duration
+from .verdict import RunResult
 
 
 class SuiteEntry(BaseModel):

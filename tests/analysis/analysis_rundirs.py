@@ -38,7 +38,7 @@ def timeline(inject: float | None = 5.0, revert: float | None = 8.0, end: float 
         recs += [{"type": "fault", "t": revert, "action": "revert", "step": 0, "fault": "x", "target": "t", "describe": "x"},
                  {"type": "phase", "t": revert, "name": "recovery"}]
     if end is not None:
-        recs += [{"type": "phase", "t": end, "name": "end"}, {"type": "end", "t": end, "outcome": "completed"}]
+        recs += [{"type": "phase", "t": end, "name": "end"}, {"type": "end", "t": end, "errors": []}]
     return recs
 
 

@@ -170,7 +170,7 @@ def test_stack_health_events_count_as_detection(tmp_path: Path) -> None:
 def test_the_final_read_is_not_part_of_the_recovery_phase(tmp_path: Path) -> None:
     journal = [r for r in timeline() if r["type"] != "end" and r.get("name") != "end"]
     journal += [{"type": "phase", "t": 15.0, "name": "verify"}, {"type": "phase", "t": 45.0, "name": "end"},
-                {"type": "end", "t": 45.0, "outcome": "completed"},
+                {"type": "end", "t": 45.0, "errors": []},
                 {"type": "sample", "t": 40.0, "probe": "health", "ok": False}]
     journal += samples("health", 0.5, 15, lambda t: False)
     a = analyze(write_run(tmp_path, journal=journal, ops=ops(50, 15)))

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from tests.conftest import free_port, wait_for_port
 
+from chaoslab.analysis.ebpf import ebpf_findings, ebpf_series
 from chaoslab.experiment.loader import load_experiment
 from chaoslab.journal import read_journal
 from chaoslab.observe.bpf import ephemeral_ports
-from chaoslab.observe.findings import ebpf_findings, ebpf_series
 from chaoslab.runner.run import RunOptions, RunResult, run_experiment
 
 from .conftest import Procs

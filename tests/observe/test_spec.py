@@ -51,7 +51,7 @@ def test_a_second_split_across_two_prints_is_summed_again() -> None:
 
 
 def test_a_second_that_holds_the_injection_counts_for_the_fault() -> None:
-    from chaoslab.observe.findings import ebpf_findings, phase_counts
+    from chaoslab.analysis.ebpf import ebpf_findings, phase_counts
 
     records = [
         {"type": "phase", "t": 0.0, "name": "baseline"},

@@ -42,7 +42,7 @@ def _run(run_dir: Path, *, crashed: bool = False) -> Path:
     journal += [{"type": "sample", "t": k / 2, "probe": "health", "ok": not 5 <= k / 2 < 10, "error": None}
                 for k in range(int(end * 2))]
     if not crashed:
-        journal += [{"type": "phase", "t": 15, "name": "end"}, {"type": "end", "t": 15, "outcome": "completed"}]
+        journal += [{"type": "phase", "t": 15, "name": "end"}, {"type": "end", "t": 15, "errors": []}]
     journal.sort(key=lambda r: r["t"])
     (run_dir / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in journal))
     ops = [{"type": "load", "run": "r", "max_lag": 0.1}]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ..observe.findings import ebpf_findings, ebpf_series, phase_counts
+from ..records import SampleRecord
 from . import dataloss, hypothesis, poison, score, windows
 from .containerevents import container_events
+from .ebpf import ebpf_findings, ebpf_series, phase_counts
 from .findings import findings
 from .latency import percentiles
 from .names import PHASES
@@ -57,7 +58,7 @@ def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[An
     for name in run.probes:
         samples = [s for s in run.samples() if s.get("probe") == name]
         lanes[name] = [[s["t"], bool(s.get("ok")), s.get("error")] for s in samples]
-        groups: dict[str, list[dict[str, Any]]] = {"": samples, **{p: [] for p in PHASES}}
+        groups: dict[str, list[SampleRecord]] = {"": samples, **{p: [] for p in PHASES}}
         for s in samples:
             groups[run.phases.of(float(s["t"]))].append(s)
         for phase, group in groups.items():
@@ -66,7 +67,7 @@ def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[An
             ok = sum(1 for s in group if s.get("ok"))
             metrics[f"probe.{name}.availability{sfx}"] = ok / n if n else None
             metrics[f"probe.{name}.failures{sfx}"] = n - ok
-            lat = [float(s["latency"]) for s in group if s.get("latency") is not None]
+            lat = [latency for s in group if (latency := s.get("latency")) is not None]
             metrics[f"probe.{name}.latency.p99{sfx}"] = percentiles(lat)["p99"] if lat else None
             # numeric sample values (a PromQL result, a status code): for bounds on what was read
             values = [float(s["value"]) for s in group
@@ -100,20 +101,21 @@ def _detection(run: RunData) -> tuple[float | None, str | None]:
         return None, None
     last_ok: dict[str, bool] = {}
     for rec in run.journal:
-        kind = rec.get("type")
-        t = float(rec.get("t", 0.0))
+        t = float(rec["t"])
         if t > run.phases.t_end:
             continue
-        if kind == "sample":
-            name = str(rec.get("probe"))
+        if rec["type"] == "sample":
+            name = rec["probe"]
             probe = run.probes.get(name)
             if t < t_inject:
                 last_ok[name] = bool(rec.get("ok"))
             elif not rec.get("ok") and probe is not None and probe.signal and last_ok.get(name, True):
                 return t - t_inject, f"probe {name} failed" + (f" ({rec['error']})" if rec.get("error") else "")
-        elif kind == "event" and t >= t_inject and _is_signal_event(rec):
-            what = rec.get("message") or f"{rec.get('kind', 'signal')}"
-            return t - t_inject, f"{rec.get('source', 'event')}: {what}"
+        elif rec["type"] == "event" and t >= t_inject:
+            event = cast(dict[str, Any], rec)  # an event carries what its source observed
+            if _is_signal_event(event):
+                what = event.get("message") or f"{event.get('kind', 'signal')}"
+                return t - t_inject, f"{event.get('source', 'event')}: {what}"
     return None, None
 
 
@@ -238,7 +240,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         "description": run.experiment.get("description"),
         "phases": ph.to_dict(),
         "faults": fault_intervals(run.journal, ph.t_end),
-        "outcome": next((r.get("outcome") for r in reversed(run.journal) if r.get("type") == "end"), None),
+        "outcome": None,  # the verdict's, set by chaoslab.verdict.conclude (it needs this analysis)
         "aborts": [r for r in run.journal if r.get("type") in ("stop", "abort")],
         "metrics": metrics,
         "missing": missing,

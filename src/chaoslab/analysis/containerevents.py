@@ -6,9 +6,11 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from ..records import Record, events
 
-def container_events(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in journal if r.get("type") == "event" and r.get("source") == "docker" and r.get("container")]
+
+def container_events(journal: list[Record]) -> list[dict[str, Any]]:
+    return [e for e in events(journal, "docker") if e.get("container")]
 
 
 def _how(die: dict[str, Any], oom: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..records import Record
 from .names import PHASES
 
 
@@ -47,7 +48,7 @@ class Phases:
         }
 
 
-def phases_from_journal(journal: list[dict[str, Any]]) -> Phases:
+def phases_from_journal(journal: list[Record]) -> Phases:
     """Phase times from ``phase`` records, falling back to fault records and the last timestamp.
 
     A partial journal (crash) has no ``end``: the run ends at its last record, and a fault
@@ -82,7 +83,7 @@ def phases_from_journal(journal: list[dict[str, Any]]) -> Phases:
     return Phases(t_inject=t_inject, t_revert=t_revert, t_end=max(t_end, t_revert or 0.0), complete=ended or "end" in marks)
 
 
-def fault_intervals(journal: list[dict[str, Any]], t_end: float) -> list[dict[str, Any]]:
+def fault_intervals(journal: list[Record], t_end: float) -> list[dict[str, Any]]:
     """Each injected fault's [inject, revert] interval (open faults run to ``t_end``), for charts."""
     open_: dict[tuple[Any, ...], dict[str, Any]] = {}
     out: list[dict[str, Any]] = []

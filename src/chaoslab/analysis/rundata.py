@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..journal import EXPERIMENT, HISTORY, read_journal, read_lines
+from ..records import Record, SampleRecord
 from .phases import Phases, phases_from_journal
 
 VERIFY = "verify.json"
@@ -24,7 +25,7 @@ class Probe:
 class RunData:
     run_dir: Path
     experiment: dict[str, Any]
-    journal: list[dict[str, Any]]
+    journal: list[Record]
     phases: Phases
     load_meta: dict[str, Any] | None  # the generator's header line; None when the run had no load
     ops: list[dict[str, Any]]
@@ -43,10 +44,10 @@ class RunData:
     def wants_verify(self) -> bool:
         return bool(self.experiment.get("verify")) or self.verify is not None
 
-    def samples(self) -> list[dict[str, Any]]:
+    def samples(self) -> list[SampleRecord]:
         """Probe samples of the run proper (not those taken during the final read)."""
         end = self.phases.t_end
-        return [r for r in self.journal if r.get("type") == "sample" and float(r.get("t", 0.0)) <= end]
+        return [r for r in self.journal if r["type"] == "sample" and r["t"] <= end]
 
 
 def _read_json(path: Path) -> Any:
@@ -63,9 +64,6 @@ def load_run(run_dir: Path) -> RunData:
     doc = _read_json(run_dir / EXPERIMENT) or {}
     experiment: dict[str, Any] = doc.get("experiment", doc) if isinstance(doc, dict) else {}
     journal = read_journal(run_dir)
-    if not experiment:
-        # a run record carries the experiment too (when experiment.json was never written)
-        experiment = next((r.get("experiment") or {} for r in journal if r.get("type") == "run"), {})
     meta: dict[str, Any] | None = None
     ops: list[dict[str, Any]] = []
     for rec in read_lines(run_dir / HISTORY):
@@ -79,9 +77,9 @@ def load_run(run_dir: Path) -> RunData:
         name: Probe(name, bool(spec.get("signal", True)), float(spec.get("every", 1.0)))
         for name, spec in (experiment.get("probes") or {}).items()
     }
-    for rec in journal:  # probes sampled but absent from the experiment (hand-written runs)
-        if rec.get("type") == "sample" and rec.get("probe") not in probes:
-            probes[str(rec.get("probe"))] = Probe(str(rec.get("probe")))
+    for r in journal:  # probes sampled but absent from the experiment (hand-written runs)
+        if r["type"] == "sample" and r["probe"] not in probes:
+            probes[r["probe"]] = Probe(r["probe"])
     verify = _read_json(run_dir / VERIFY)
     phases = phases_from_journal(journal)
     if phases.complete:  # operations scheduled after the end would have been cut

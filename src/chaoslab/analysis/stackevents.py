@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..records import Record, events
 
-def stack_events(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in journal if r.get("type") == "event" and r.get("source") == "stack" and r.get("service")]
+
+def stack_events(journal: list[Record]) -> list[dict[str, Any]]:
+    return [e for e in events(journal, "stack") if e.get("service")]
 
 
 def stack_findings(events: list[dict[str, Any]], t_inject: float | None) -> list[str]:

@@ -16,10 +16,10 @@ from typing import Any
 
 import aiohttp
 
+from .. import jsonpath
 from ..experiment.workload import HttpRead, SqlRead, VerifySpec
 from ..journal import HISTORY, read_lines
 from ..load.python import import_callable
-from ..probes import jsonpath
 from .dataloss import write_id
 from .rundata import VERIFY
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import SampleRecord
 from .latency import nearest_rank
 
 #: Consecutive good windows that make a recovery.
@@ -96,7 +97,7 @@ def op_windows(ops: list[dict[str, Any]], t_end: float) -> list[Window]:
     return wins
 
 
-def sample_windows(samples: list[dict[str, Any]], t_end: float) -> list[Window]:
+def sample_windows(samples: list[SampleRecord], t_end: float) -> list[Window]:
     wins = _empty(t_end)
     for s in samples:
         w = _at(wins, float(s["t"]))

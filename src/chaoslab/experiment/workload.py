@@ -25,7 +25,7 @@ from .poison import PoisonSpec
 def _check_path(path: str | None) -> str | None:
     """Reject a malformed JSON path when the file is loaded, not mid-run."""
     if path is not None:
-        from ..probes import jsonpath
+        from .. import jsonpath
 
         jsonpath.parse(path.replace("[*]", ""))
     return path

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import jsonpath
 from ..errors import InputError
 from ..experiment.workload import HttpLoad
-from ..probes import jsonpath
 from . import template
 from .connection import ConnectError, Pool, Target, encode_request
 from .driver import Cancel, Done, Result

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import jsonpath
 from ..units import Duration
-from . import jsonpath
 from .base import Probe, Sample, Stopwatch
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import FILES, write_reports
+from . import FILES
 
 
 def _formats(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
@@ -24,8 +24,13 @@ def _formats(_ctx: click.Context, _param: click.Parameter, value: str) -> list[s
     help="Comma-separated report formats.",
 )
 def report(run_dir: Path, formats: list[str]) -> None:
-    """Analyse RUN_DIR (reading only its files) and write its reports into it."""
+    """Analyse RUN_DIR (reading only its files), decide its verdict and write its reports into it."""
     if not (run_dir / "journal.jsonl").exists():
         raise click.ClickException(f"{run_dir}: not a run directory (no journal.jsonl)")
-    for path in write_reports(run_dir, formats):
+    from ..verdict import conclude
+
+    result = conclude(run_dir, formats)
+    if len(result.reports) < len(formats):
+        raise click.ClickException(f"{run_dir}: {result.reason}")
+    for path in result.reports:
         click.echo(str(path))

@@ -23,10 +23,11 @@ from .. import probes as probe_registry
 from ..errors import CapabilityError, ChaoslabError, ExitCode, FaultError, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
 from ..faults import Fault
-from ..journal import EXPERIMENT, SUMMARY, Clock, Journal
+from ..journal import EXPERIMENT, Clock, Journal
 from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext, Sample
 from ..targets import ResolvedTarget, resolve
+from ..verdict import RunResult, conclude
 from . import actuate
 from . import halt as halt_flag
 from .ledger import Ledger, dead_runs, ledger_root, recover
@@ -47,15 +48,6 @@ class RunOptions:
     listeners: list[Listener] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
     print: Callable[[str], None] = print
-
-
-@dataclass
-class RunResult:
-    exit_code: int
-    outcome: str
-    reason: str | None = None
-    run_dir: Path | None = None
-    analysis: dict[str, Any] | None = None
 
 
 @dataclass
@@ -455,6 +447,7 @@ class Run:
             except Exception as exc:
                 self.emit("error", what="verify", error=f"{type(exc).__name__}: {exc}")
         self.emit("phase", name="end")
+        self.emit("end", errors=list(self.errors))
         if self.ledger is not None:
             self.ledger.close()
 
@@ -533,48 +526,8 @@ class Run:
 
     def _finish(self) -> RunResult:
         assert self.journal is not None and self.run_dir is not None
-        analysis: dict[str, Any] | None = None
-        try:
-            from ..analysis import analyze
-
-            self.journal.close()
-            analysis = analyze(self.run_dir)
-        except Exception as exc:
-            self.errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
-        if self.abort_reason is not None:
-            code, outcome, reason = self.abort_code, "aborted" if self.abort_code == ExitCode.ABORTED else "error", self.abort_reason
-        elif self.errors:
-            code, outcome, reason = ExitCode.COULD_NOT_RUN, "error", "; ".join(self.errors)
-        elif analysis is not None and analysis.get("valid") is False:
-            code, outcome, reason = ExitCode.COULD_NOT_RUN, "invalid", str(analysis.get("invalid_reason") or "invalid run")
-        elif analysis is not None and analysis.get("held") is False:
-            failed = [h["name"] for h in analysis.get("hypothesis", []) if not h.get("passed")]
-            code, outcome, reason = ExitCode.VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed)
-        else:
-            code, outcome, reason = ExitCode.HELD, "held", None
-        if self.errors and self.abort_reason is not None:
-            reason = f"{reason}; " + "; ".join(self.errors)
-            if any("could not revert" in e for e in self.errors):
-                code = ExitCode.COULD_NOT_RUN
-        summary = {
-            "run_id": self.run_id,
-            "title": self.exp.title,
-            "outcome": outcome,
-            "exit_code": int(code),
-            "reason": reason,
-            "t_inject": self.t_inject,
-            "t_revert": self.t_revert,
-            "started_at": self.clock.wall0,
-            "analysis": analysis,
-        }
-        self.journal.write_json(SUMMARY, summary)
-        try:
-            from ..report import write_reports
-
-            write_reports(self.run_dir, self.opts.reports, analysis=analysis)
-        except Exception as exc:
-            reason = (reason + "; " if reason else "") + f"reports failed: {type(exc).__name__}: {exc}"
-        return RunResult(code, outcome, reason, self.run_dir, analysis)
+        self.journal.close()
+        return conclude(self.run_dir, self.opts.reports)
 
 
 def run_experiment(loaded: LoadedExperiment, options: RunOptions | None = None) -> RunResult:

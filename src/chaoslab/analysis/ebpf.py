@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ..records import Record, events
+
 PHASES = ("baseline", "fault", "recovery")
 
 
-def _phase_bounds(records: list[dict[str, Any]]) -> dict[str, tuple[float, float]]:
-    starts = {r["name"]: float(r["t"]) for r in records if r.get("type") == "phase"}
-    end = starts.get("end", starts.get("verify", max((float(r.get("t", 0)) for r in records), default=0.0) + 1))
+def _phase_bounds(records: list[Record]) -> dict[str, tuple[float, float]]:
+    starts: dict[str, float] = {r["name"]: float(r["t"]) for r in records if r["type"] == "phase"}
+    end = starts.get("end", starts.get("verify", max((float(r["t"]) for r in records), default=0.0) + 1))
     t_inject = starts.get("fault")
     t_revert = starts.get("recovery", end)
     if t_inject is None:
@@ -39,10 +41,10 @@ def _phase_of(t: float, bounds: dict[str, tuple[float, float]]) -> str | None:
     return None
 
 
-def _focus(records: list[dict[str, Any]]) -> set[int]:
+def _focus(records: list[Record]) -> set[int]:
     """The targets' ports, as the tracer recorded them when it started (empty: no focus)."""
-    for rec in records:
-        if rec.get("type") == "event" and rec.get("source") == "ebpf" and rec.get("action") == "started":
+    for rec in events(records, "ebpf"):
+        if rec.get("action") == "started":
             return {int(p) for p in rec.get("ports") or []}
     return set()
 
@@ -59,14 +61,12 @@ def _key(rec: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def phase_counts(records: list[dict[str, Any]], focus: set[int] | None = None) -> dict[str, dict[str, int]]:
+def phase_counts(records: list[Record], focus: set[int] | None = None) -> dict[str, dict[str, int]]:
     """{"TCP retransmits on port 5432": {"baseline": 0, "fault": 14, "recovery": 2}, ...};
     with ``focus``, only the counts of those ports (and every OOM kill)."""
     bounds = _phase_bounds(records)
     out: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(PHASES, 0))
-    for rec in records:
-        if rec.get("type") != "event" or rec.get("source") != "ebpf":
-            continue
+    for rec in events(records, "ebpf"):
         if focus and "port" in rec and rec["port"] not in focus:
             continue
         key = _key(rec)
@@ -76,7 +76,7 @@ def phase_counts(records: list[dict[str, Any]], focus: set[int] | None = None) -
     return dict(out)
 
 
-def ebpf_findings(records: list[dict[str, Any]], top: int = 5, min_count: int = 3, min_rise: float = 2.0) -> list[str]:
+def ebpf_findings(records: list[Record], top: int = 5, min_count: int = 3, min_rise: float = 2.0) -> list[str]:
     """Sentences for the findings: every OOM kill, and the counts whose rate during the fault is
     at least ``min_rise`` times the baseline's (the tracer sees the whole machine, so steady
     background traffic must not read as an effect of the fault). When the targets have ports,
@@ -100,19 +100,17 @@ def ebpf_findings(records: list[dict[str, Any]], top: int = 5, min_count: int = 
         if rate_fault >= min_rise * rate_base:
             lines.append((per["fault"], f"{per['fault']} {what} during the fault "
                                         f"({per['baseline']} in baseline, {per['recovery']} in recovery)."))
-    for rec in records:
-        if rec.get("type") == "observer" and rec.get("observer") == "EbpfTracer" and rec.get("action") == "skipped":
-            lines.append((-1.0, f"eBPF tracing was skipped: {rec.get('reason')}."))
+    for r in records:
+        if r["type"] == "observer" and r["observer"] == "EbpfTracer" and r["action"] == "skipped":
+            lines.append((-1.0, f"eBPF tracing was skipped: {r['reason']}."))
     return [text for _, text in sorted(lines, key=lambda x: -x[0])[:top]]
 
 
-def ebpf_series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+def ebpf_series(records: list[Record]) -> dict[str, list[tuple[float, float]]]:
     """Per-second series for charts: one per counted kind (summed over keys), plus the
     scheduler's average run-queue wait in microseconds."""
     sums: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    for rec in records:
-        if rec.get("type") != "event" or rec.get("source") != "ebpf":
-            continue
+    for rec in events(records, "ebpf"):
         kind = str(rec.get("kind"))
         t = float(rec.get("t", 0.0))
         if kind == "sched_wait":
