@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -33,7 +33,10 @@ class MeshParams(FaultParams):
     inject_timeout: Duration = Field(60.0, description="How long to wait for Chaos Mesh to report AllInjected.")
 
 
-class _Mesh(K8sFault):
+MP = TypeVar("MP", bound=MeshParams)
+
+
+class _Mesh(K8sFault[MP]):
     target_kinds = frozenset({"pod"})
     kind: ClassVar[str]
 
@@ -49,7 +52,7 @@ class _Mesh(K8sFault):
     def inject(self) -> None:
         from kubernetes import client as kc
 
-        assert self.target is not None and isinstance(self.params, MeshParams)
+        assert self.target is not None
         ns = self.target.extra["namespace"]
         api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
         plural = cm.KINDS[self.kind]
@@ -109,14 +112,13 @@ class ContainerKillParams(MeshParams):
 
 
 @register
-class ContainerKill(_Mesh):
+class ContainerKill(_Mesh[ContainerKillParams]):
     name = "chaosmesh.container_kill"
     summary = "Chaos Mesh PodChaos container-kill on the target's pods."
     Params = ContainerKillParams
     kind = "PodChaos"
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, ContainerKillParams)
         return {"action": "container-kill", "containerNames": self.params.containers}
 
 
@@ -134,7 +136,10 @@ class _NetParams(MeshParams):
         return v
 
 
-class _Net(_Mesh):
+NP = TypeVar("NP", bound=_NetParams)
+
+
+class _Net(_Mesh[NP]):
     kind = "NetworkChaos"
     action: ClassVar[str]
 
@@ -142,7 +147,7 @@ class _Net(_Mesh):
         raise NotImplementedError
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, _NetParams) and self.target is not None
+        assert self.target is not None
         out: dict[str, Any] = {"action": self.action, "direction": self.params.direction, **self.net()}
         ns = self.target.extra["namespace"]
         if self.params.peer:
@@ -160,14 +165,13 @@ class DelayParams(_NetParams):
 
 
 @register
-class NetworkDelay(_Net):
+class NetworkDelay(_Net[DelayParams]):
     name = "chaosmesh.network_delay"
     summary = "Chaos Mesh NetworkChaos delay on the target's pods."
     Params = DelayParams
     action = "delay"
 
     def net(self) -> dict[str, Any]:
-        assert isinstance(self.params, DelayParams)
         return {"delay": {"latency": _go_duration(float(self.params.latency)),
                           "jitter": _go_duration(float(self.params.jitter)),
                           "correlation": f"{self.params.correlation:g}"}}
@@ -179,14 +183,13 @@ class LossParams(_NetParams):
 
 
 @register
-class NetworkLoss(_Net):
+class NetworkLoss(_Net[LossParams]):
     name = "chaosmesh.network_loss"
     summary = "Chaos Mesh NetworkChaos loss on the target's pods."
     Params = LossParams
     action = "loss"
 
     def net(self) -> dict[str, Any]:
-        assert isinstance(self.params, LossParams)
         return {"loss": {"loss": f"{self.params.loss:g}", "correlation": f"{self.params.correlation:g}"}}
 
 
@@ -195,7 +198,7 @@ class PartitionParams(_NetParams):
 
 
 @register
-class NetworkPartition(_Net):
+class NetworkPartition(_Net[PartitionParams]):
     name = "chaosmesh.network_partition"
     summary = "Chaos Mesh NetworkChaos partition between the target's pods and `peer` (default: the namespace's pods)."
     Params = PartitionParams
@@ -212,14 +215,13 @@ class BandwidthParams(_NetParams):
 
 
 @register
-class NetworkBandwidth(_Net):
+class NetworkBandwidth(_Net[BandwidthParams]):
     name = "chaosmesh.network_bandwidth"
     summary = "Chaos Mesh NetworkChaos bandwidth limit on the target's pods."
     Params = BandwidthParams
     action = "bandwidth"
 
     def net(self) -> dict[str, Any]:
-        assert isinstance(self.params, BandwidthParams)
         return {"bandwidth": {"rate": self.params.rate, "limit": self.params.limit, "buffer": self.params.buffer}}
 
 
@@ -231,14 +233,13 @@ class StressCpuParams(MeshParams):
 
 
 @register
-class StressCpu(_Mesh):
+class StressCpu(_Mesh[StressCpuParams]):
     name = "chaosmesh.stress_cpu"
     summary = "Chaos Mesh StressChaos CPU stressors in the target's pods."
     Params = StressCpuParams
     kind = "StressChaos"
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, StressCpuParams)
         return {"stressors": {"cpu": {"workers": self.params.workers, "load": self.params.load}}}
 
 
@@ -249,14 +250,13 @@ class StressMemoryParams(MeshParams):
 
 
 @register
-class StressMemory(_Mesh):
+class StressMemory(_Mesh[StressMemoryParams]):
     name = "chaosmesh.stress_memory"
     summary = "Chaos Mesh StressChaos memory stressors in the target's pods."
     Params = StressMemoryParams
     kind = "StressChaos"
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, StressMemoryParams)
         return {"stressors": {"memory": {"workers": self.params.workers, "size": self.params.size}}}
 
 
@@ -272,14 +272,13 @@ class IoParams(MeshParams):
 
 
 @register
-class IoChaos(_Mesh):
+class IoChaos(_Mesh[IoParams]):
     name = "chaosmesh.io"
     summary = "Chaos Mesh IOChaos latency or errors on a volume of the target's pods."
     Params = IoParams
     kind = "IOChaos"
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, IoParams)
         p = self.params
         out: dict[str, Any] = {"action": p.action, "volumePath": p.volume_path, "percent": p.percent}
         if p.path:
@@ -306,12 +305,11 @@ class TimeParams(MeshParams):
 
 
 @register
-class TimeShift(_Mesh):
+class TimeShift(_Mesh[TimeParams]):
     name = "chaosmesh.time"
     summary = "Chaos Mesh TimeChaos: shift the clocks of the target's pods."
     Params = TimeParams
     kind = "TimeChaos"
 
     def body(self) -> dict[str, Any]:
-        assert isinstance(self.params, TimeParams)
         return {"timeOffset": self.params.offset, "clockIds": list(self.params.clocks)}

@@ -17,7 +17,7 @@ from ..errors import FaultError
 from ..platforms.docker_spec import CONTAINER_KINDS
 from ..units import Duration
 from . import register
-from .base import Fault, FaultParams
+from .base import Fault, FaultParams, NoParams, P
 from .process import SIGNAL_SCHEMA, parse_signal
 
 
@@ -27,7 +27,7 @@ def _docker() -> Any:
     return docker
 
 
-class ContainerFault(Fault[Any]):
+class ContainerFault(Fault[P]):
     target_kinds = CONTAINER_KINDS
 
     @classmethod
@@ -79,14 +79,13 @@ class KillParams(FaultParams):
 
 
 @register
-class ContainerKill(ContainerFault):
+class ContainerKill(ContainerFault[KillParams]):
     name = "container.kill"
     summary = "Send a signal (SIGKILL by default) to the containers' main process via Docker; its restart policy applies."
     Params = KillParams
     reversible = False
 
     def inject(self) -> None:
-        assert isinstance(self.params, KillParams)
         sig = parse_signal(self.params.signal)
         if self.params.via == "docker":
             self._each("killed", lambda c: c.kill(signal=sig.name))
@@ -108,7 +107,7 @@ class StopParams(FaultParams):
 
 
 @register
-class ContainerStop(ContainerFault):
+class ContainerStop(ContainerFault[StopParams]):
     """A manual stop: Docker's restart policy does not bring the container back, chaoslab starts it
     again on revert (the same container, by id)."""
 
@@ -117,7 +116,6 @@ class ContainerStop(ContainerFault):
     Params = StopParams
 
     def inject(self) -> None:
-        assert isinstance(self.params, StopParams)
         timeout = max(0, round(self.params.timeout))
         self._targets()
         self.checkpoint()
@@ -138,20 +136,19 @@ class RestartParams(FaultParams):
 
 
 @register
-class ContainerRestart(ContainerFault):
+class ContainerRestart(ContainerFault[RestartParams]):
     name = "container.restart"
     summary = "Restart the containers (docker restart, with the stop timeout)."
     Params = RestartParams
     reversible = False
 
     def inject(self) -> None:
-        assert isinstance(self.params, RestartParams)
         timeout = max(0, round(self.params.timeout))
         self._each("restarted", lambda c: c.restart(timeout=timeout))
 
 
 @register
-class ContainerPause(ContainerFault):
+class ContainerPause(ContainerFault[NoParams]):
     name = "container.pause"
     summary = "Freeze every process of the containers (Docker's pause, the cgroup freezer); unpause on revert."
 
@@ -183,13 +180,12 @@ class RemoveParams(FaultParams):
 
 
 @register
-class ContainerRemove(ContainerFault):
+class ContainerRemove(ContainerFault[RemoveParams]):
     name = "container.remove"
     summary = "Remove the containers (forced); only with allow_remove: true. Compose or an orchestrator may recreate them."
     Params = RemoveParams
     reversible = False
 
     def inject(self) -> None:
-        assert isinstance(self.params, RemoveParams)
         volumes = self.params.volumes
         self._each("removed", lambda c: c.remove(force=True, v=volumes))

@@ -19,12 +19,12 @@ from ..platforms import kubernetes as k8s
 from ..targets import ResolvedTarget
 from ..units import Duration
 from . import register
-from .base import Fault, FaultParams
+from .base import Fault, FaultParams, NoParams, P
 
 POD = frozenset({"pod"})
 
 
-class K8sFault(Fault[Any]):
+class K8sFault(Fault[P]):
     """A fault carried out by the Kubernetes API: needs the official client installed."""
 
     @classmethod
@@ -62,7 +62,7 @@ class DeleteParams(FaultParams):
         "`replaced_after` (seconds from the delete) in the journal; 0: do not wait.")
 
 
-class _PodDelete(K8sFault):
+class _PodDelete(K8sFault[P]):
     """Delete the target's pods (each by uid); instantaneous, nothing to revert."""
 
     target_kinds = POD
@@ -112,14 +112,14 @@ def _ready(pod: Any) -> bool:
 
 
 @register
-class PodDelete(_PodDelete):
+class PodDelete(_PodDelete[DeleteParams]):
     name = "pod.delete"
     summary = "Delete the target's pods through the API with a grace period (the controller replaces them)."
     Params = DeleteParams
 
 
 @register
-class PodKill(_PodDelete):
+class PodKill(_PodDelete[NoParams]):
     name = "pod.kill"
     summary = "Delete the target's pods with grace period 0 (containers get SIGKILL at once)."
     grace = 0
@@ -137,7 +137,7 @@ class CrashloopParams(FaultParams):
 
 
 @register
-class PodCrashloop(K8sFault):
+class PodCrashloop(K8sFault[CrashloopParams]):
     name = "pod.crashloop"
     summary = "Kill the selector's pods (grace 0) now and again every `every` seconds for the duration."
     Params = CrashloopParams
@@ -145,7 +145,6 @@ class PodCrashloop(K8sFault):
 
     @property
     def interval(self) -> float | None:
-        assert isinstance(self.params, CrashloopParams)
         return float(self.params.every)
 
     def inject(self) -> None:
@@ -186,7 +185,7 @@ def _deployment(fault: Fault[Any]) -> tuple[Any, str, dict[str, Any]]:
 
 
 @register
-class DeploymentScale(K8sFault):
+class DeploymentScale(K8sFault[ScaleParams]):
     name = "deployment.scale"
     summary = "Scale a deployment to `replicas`; revert restores the replica count it had before."
     Params = ScaleParams
@@ -200,7 +199,6 @@ class DeploymentScale(K8sFault):
             raise FaultError(f"{self.name}: deployment {ns}/{dep['name']} was re-created since it was resolved")
         self.state.update(uid=live.metadata.uid, original=live.spec.replicas)
         self.checkpoint()
-        assert isinstance(self.params, ScaleParams)
         api.patch_namespaced_deployment_scale(dep["name"], ns, {"spec": {"replicas": self.params.replicas}})
         self.state["scaled"] = True
 
@@ -242,7 +240,7 @@ def _set_unschedulable(client: Any, name: str, uid: str, value: bool) -> bool:
     return True
 
 
-class _NodeFault(K8sFault):
+class _NodeFault(K8sFault[P]):
     target_kinds = frozenset({"node"})
 
     def cordon(self) -> tuple[Any, str, str]:
@@ -264,7 +262,7 @@ class _NodeFault(K8sFault):
 
 
 @register
-class NodeCordon(_NodeFault):
+class NodeCordon(_NodeFault[NoParams]):
     name = "node.cordon"
     summary = "Mark a node unschedulable; revert uncordons it (unless it was cordoned before)."
 
@@ -278,14 +276,13 @@ class DrainParams(FaultParams):
 
 
 @register
-class NodeDrain(_NodeFault):
+class NodeDrain(_NodeFault[DrainParams]):
     name = "node.drain"
     summary = "Cordon a node and evict its pods through the eviction API (PodDisruptionBudgets are honoured); revert uncordons."
     Params = DrainParams
 
     def inject(self) -> None:
         client, name, _ = self.cordon()
-        assert isinstance(self.params, DrainParams)
         api = k8s.core(client)
         pods = api.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={name}").items
         todo = [p for p in pods if not _skip_on_drain(p)]
@@ -370,7 +367,7 @@ def parse_labels(selector: str) -> dict[str, str]:
 
 
 @register
-class PolicyPartition(K8sFault):
+class PolicyPartition(K8sFault[PartitionParams]):
     name = "network.policy_partition"
     summary = "Deny traffic both ways between the target's pods and `peer` with NetworkPolicies; revert deletes them."
     Params = PartitionParams
@@ -379,7 +376,7 @@ class PolicyPartition(K8sFault):
     def inject(self) -> None:
         from kubernetes import client as kc
 
-        assert self.target is not None and isinstance(self.params, PartitionParams)
+        assert self.target is not None
         ex = self.target.extra
         client = _client(self.target)
         net = kc.NetworkingV1Api(client)
