@@ -8,6 +8,7 @@ A run directory holds:
                      ``chaoslab.records`` (run, phase, fault, sample, rollback, stop, abort, event,
                      load, observer, error, end)
 ``history.jsonl``    the load generator's operations (see ``chaoslab.load``)
+``verify.json``      the final read (``verify:``) of what the system holds after recovery
 ``summary.json``     written by ``chaoslab.verdict`` at the end: outcome, exit code, the analysis
 
 Lines are flushed to the kernel as they are written (a SIGKILL loses nothing already written) and
@@ -29,6 +30,7 @@ JOURNAL = "journal.jsonl"
 HISTORY = "history.jsonl"
 SUMMARY = "summary.json"
 EXPERIMENT = "experiment.json"
+VERIFY = "verify.json"
 
 
 class Clock:
@@ -92,6 +94,9 @@ class Journal:
         record = {"type": type_, "t": round(self.clock.now() if t is None else t, 6)}
         record.update(fields)
         self._lines.write(record)
+
+    def append(self, rec: Record) -> None:
+        self._lines.write(dict(rec))
 
     def write_json(self, name: str, data: Any) -> None:
         write_json(self.run_dir, name, data)

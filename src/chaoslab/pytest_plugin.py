@@ -73,13 +73,10 @@ def chaos_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ch
         ini = request.config.getini("chaos_stack")
         stack = str(Path(request.config.rootpath) / ini) if ini else None
     session = ChaosSession(run_dir, request.node.nodeid, stack_file=stack,
-                           dry_run=bool(request.config.getoption("--chaos-dry-run")))
+                           dry_run=bool(request.config.getoption("--chaos-dry-run")),
+                           reports=("md", "html", "junit", "json") if report_dir else ())
     with session:
         yield session
-    if report_dir and session.analysis is not None:
-        from .report import write_reports
-
-        write_reports(run_dir, ("md", "html", "junit", "json"), analysis=session.analysis)
 
 
 def _fault(session: ChaosSession, name: str, target: TargetLike, duration: float | None,

@@ -11,8 +11,8 @@ import pytest
 from exchange_servers import PgServer
 
 from chaoslab.analysis.names import validate_metric_name
-from chaoslab.analysis.verify import final_read
 from chaoslab.experiment.workload import VerifySpec
+from chaoslab.runner.finalread import final_read
 
 OVER_TRADED = (
     "SELECT o.order_id FROM orders o JOIN trades t ON t.order_id = o.order_id "

@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 
 from chaoslab.analysis import analyze
-from chaoslab.analysis.verify import final_read
 from chaoslab.experiment.workload import LoadSpec, VerifySpec
 from chaoslab.journal import HISTORY, Clock, Journal
 from chaoslab.load import LoadGenerator
+from chaoslab.runner.finalread import final_read
 
 SERVICE = Path(__file__).with_name("loadtruth_service.py")
 
@@ -123,7 +123,7 @@ async def scenario(
         if gen_task:
             await asyncio.gather(gen_task, return_exceptions=True)
     journal.write("phase", name="end")
-    journal.write("end", outcome="completed", exit_code=0)
+    journal.write("end", errors=[])
     journal.close()
     if verify:
         await final_read(VerifySpec.model_validate(verify), run_dir)

@@ -12,8 +12,8 @@ from typing import Any
 from loadtruth_harness import control, truth_service
 
 from chaoslab.analysis import analyze
-from chaoslab.analysis.verify import final_read
 from chaoslab.experiment.workload import VerifySpec
+from chaoslab.runner.finalread import final_read
 
 
 def _history(run_dir: Path, keys: list[str], acked: set[str]) -> None:

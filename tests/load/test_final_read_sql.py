@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from chaoslab.analysis import analyze
-from chaoslab.analysis.verify import final_read
 from chaoslab.experiment.workload import VerifySpec
+from chaoslab.runner.finalread import final_read
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..load.history import write_id
+
 UNKNOWN = "unknown"
 CHECKED = "checked"
 NOT_CHECKED = "not_checked"
@@ -54,10 +56,6 @@ class DataLoss:
             "resurrected": self.resurrected,
             "duplicates": self.duplicates,
         }
-
-
-def write_id(op: dict[str, Any]) -> str:
-    return str(op["ack_id"]) if op.get("ack_id") is not None else str(op.get("key", op.get("id")))
 
 
 def _explicit_failure(op: dict[str, Any]) -> bool:

@@ -7,11 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..journal import EXPERIMENT, HISTORY, read_journal, read_lines
+from ..journal import EXPERIMENT, HISTORY, VERIFY, read_journal, read_lines
 from ..records import Record, SampleRecord
 from .phases import Phases, phases_from_journal
-
-VERIFY = "verify.json"
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """The final read (``verify:``): what the system holds after recovery, written to verify.json.
 
+Data collection, so the runner's last act before it closes the journal; the analysis reads
+verify.json like any other file of the run.
+
 Retried until ``spec.deadline``. If no attempt succeeds, verify.json says ``ok: false`` and the
 data-loss result is UNKNOWN, never "0 lost". Queries and URLs may use ``{{run}}``, the load
 generator's run token (the prefix of every ``{{key}}``), to read back only this run's writes.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +20,9 @@ import aiohttp
 
 from .. import jsonpath
 from ..experiment.workload import HttpRead, SqlRead, VerifySpec
-from ..journal import HISTORY, read_lines
+from ..journal import HISTORY, VERIFY, read_lines, write_json
+from ..load.history import write_id
 from ..load.python import import_callable
-from .dataloss import write_id
-from .rundata import VERIFY
 
 _RETRY_EVERY = 1.0
 _ATTEMPT_TIMEOUT = 10.0
@@ -182,6 +183,4 @@ async def final_read(spec: VerifySpec, run_dir: Path) -> None:
         record["dead_letters_error"] = dead_error
     if spec.invariants:
         record["invariants"] = await _read_invariants(spec, run, started)
-    tmp = run_dir / (VERIFY + ".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    tmp.replace(run_dir / VERIFY)
+    write_json(run_dir, VERIFY, record)

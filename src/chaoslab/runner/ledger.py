@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,23 @@ def recover(root: Path | None = None, run_id: str | None = None) -> list[Recover
         if not run.entries():
             shutil.rmtree(run.dir, ignore_errors=True)
     return results
+
+
+def refuse_dead_runs(ledger_root: Path | None, *, recover_first: bool | None = False,
+                     say: Callable[[str], None] = print) -> None:
+    """No run or session starts while a dead run's faults are unreverted, unless told to revert
+    them first (``recover_first``; None: the caller has no such option to offer)."""
+    dead = dead_runs(ledger_root)
+    if not dead:
+        return
+    if not recover_first:
+        names = ", ".join(r.run_id for r in dead)
+        raise LedgerError(
+            f"unreverted faults of a dead run are in the ledger ({names}); "
+            + ("run `chaoslab recover` first" if recover_first is None else
+               "run `chaoslab recover` (or pass --recover) first")
+        )
+    for r in recover(ledger_root):
+        say(f"recovered {r.describe} of run {r.run_id}" + (f": FAILED {r.error}" if r.error else ""))
+    if dead_runs(ledger_root):
+        raise LedgerError("some faults of a dead run could not be reverted; see `chaoslab recover`")

@@ -7,6 +7,7 @@
             time.sleep(3)
         time.sleep(3)                                  # recovery
     analysis = chaos.analysis                          # same metrics as `chaoslab run`
+    chaos.result.outcome                               # and the same verdict step
 
 The ledger protects every fault exactly as in a run; the journal has the same records, so the
 analysis, the reports and `chaoslab report` work on it unchanged.
@@ -24,12 +25,15 @@ from types import TracebackType
 from typing import Any
 
 from .. import faults
-from ..errors import ChaoslabError, LedgerError
+from ..errors import ChaoslabError
 from ..faults import Fault
-from ..journal import EXPERIMENT, HISTORY, SUMMARY, Clock, Journal
+from ..journal import EXPERIMENT, HISTORY, Clock, Journal
+from ..records import PhaseName
 from ..targets import ResolvedTarget, TargetSpec, resolve
+from ..verdict import RunResult, conclude
 from . import actuate
-from .ledger import Ledger, dead_runs
+from .ledger import Ledger, refuse_dead_runs
+from .platform_events import as_records, container_refs
 from .run import new_run_id
 
 TargetLike = ResolvedTarget | TargetSpec | dict[str, Any] | int | str | None
@@ -82,7 +86,7 @@ class LoadHandle:
 
 class ChaosSession:
     def __init__(self, run_dir: Path, title: str, *, stack_file: str | None = None, dry_run: bool = False,
-                 ledger_root: Path | None = None) -> None:
+                 ledger_root: Path | None = None, reports: tuple[str, ...] = ()) -> None:
         self.title = title
         self.run_id = new_run_id(title)
         self.run_dir = run_dir
@@ -90,6 +94,9 @@ class ChaosSession:
         self.dry_run = dry_run
         self.clock = Clock()
         self.plan: list[str] = []
+        self.reports = reports
+        self.result: RunResult | None = None
+        """The verdict, once the session has finished (as ``chaoslab run`` would decide it)."""
         self.analysis: dict[str, Any] | None = None
         self._active = 0
         self._injected = False
@@ -102,18 +109,20 @@ class ChaosSession:
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> ChaosSession:
-        dead = dead_runs(self._ledger_root)
-        if dead:
-            raise LedgerError(
-                f"unreverted faults of a dead run are in the ledger ({', '.join(r.run_id for r in dead)}); "
-                "run `chaoslab recover` first"
-            )
+        refuse_dead_runs(self._ledger_root, recover_first=None)
         self._journal = Journal(self.run_dir, self.clock)
         if not self.dry_run:
             self._ledger.open({"session": self.title, "run_dir": str(self.run_dir)})
-        self._journal.write("run", run_id=self.run_id, title=self.title, started_at=self.clock.wall0)
-        self._journal.write("phase", name="baseline")
+        self._journal.append({"type": "run", "t": self._now(), "run_id": self.run_id, "title": self.title,
+                              "started_at": self.clock.wall0})
+        self._phase(self._journal, "baseline")
         return self
+
+    def _now(self) -> float:
+        return round(self.clock.now(), 6)
+
+    def _phase(self, journal: Journal, name: PhaseName) -> None:
+        journal.append({"type": "phase", "t": self._now(), "name": name})
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()
@@ -126,16 +135,15 @@ class ChaosSession:
         self._loads.clear()
         journal, self._journal = self._journal, None
         self._copy_container_events(journal)
-        journal.write("phase", name="end")
+        self._phase(journal, "end")
+        journal.append({"type": "end", "t": self._now(), "errors": []})  # a failed revert raised to the caller
         experiment: dict[str, Any] = {"title": self.title, "method": [], "probes": {}, "load": self._load_spec}
         journal.write_json(EXPERIMENT, {"path": None, "run_id": self.run_id, "experiment": experiment})
         journal.close()
         if not self.dry_run:
             self._ledger.close()
-        from ..analysis import analyze
-
-        self.analysis = analyze(self.run_dir)
-        journal.write_json(SUMMARY, {"run_id": self.run_id, "title": self.title, "analysis": self.analysis})
+        self.result = conclude(self.run_dir, self.reports)
+        self.analysis = self.result.analysis
         return self.analysis
 
     def _copy_container_events(self, journal: Journal) -> None:
@@ -147,11 +155,11 @@ class ChaosSession:
         try:
             events = docker.events(self.clock.wall0, time.time(), sorted(self._containers))
         except Exception as exc:  # the daemon went away: the session's own records still stand
-            journal.write("error", what="container events", error=f"{type(exc).__name__}: {exc}")
+            journal.append({"type": "error", "t": self._now(), "what": "container events",
+                            "error": f"{type(exc).__name__}: {exc}"})
             return
-        for ev in events:
-            fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
-            journal.write("event", t=float(ev["time"]) - self.clock.wall0, source="docker", kind=ev["event"], **fields)
+        for rec in as_records(events, self.clock.wall0, "docker"):
+            journal.append(rec)
 
     # -- faults -------------------------------------------------------------------------
     def resolve(self, target: TargetLike) -> ResolvedTarget | None:
@@ -177,8 +185,7 @@ class ChaosSession:
         cls = faults.get(name)
         fault = cls(cls.Params.model_validate(params), self.resolve(target), run_id=self.run_id)
         if fault.target is not None:
-            self._containers.update(ref for c in fault.target.extra.get("containers") or []
-                                    for ref in (c["id"], c["name"]))
+            self._containers.update(container_refs(fault.target.extra.get("containers") or []))
         if self.dry_run:
             line = f"would inject {fault.describe()}" + (f" for {duration:g}s" if duration else "")
             self.plan.append(line)
@@ -200,20 +207,20 @@ class ChaosSession:
                     actuate.revert(fault, self._ledger, entry[0])
                 finally:
                     self._active -= 1
-                    journal.write("fault", action="revert" if cls.reversible else "end", step=0, fault=name,
-                                  target=target_name, describe=fault.describe())
+                    journal.append({"type": "fault", "t": self._now(), "action": "revert" if cls.reversible else "end",
+                                    "step": 0, "fault": name, "target": target_name, "describe": fault.describe()})
                     if self._active == 0:
-                        journal.write("phase", name="recovery")
+                        self._phase(journal, "recovery")
 
         if not self._injected:
             self._injected = True
-            journal.write("phase", name="fault")
+            self._phase(journal, "fault")
         self._active += 1
         timer = threading.Timer(duration, end) if duration is not None else None
         try:
             actuate.inject(fault, self._ledger, lambda e: entry.__setitem__(0, e))
-            journal.write("fault", action="inject", step=0, fault=name, target=target_name,
-                          describe=fault.describe(), state=fault.state)
+            journal.append({"type": "fault", "t": self._now(), "action": "inject", "step": 0, "fault": name,
+                            "target": target_name, "describe": fault.describe(), "state": fault.state})
             if timer is not None:
                 timer.daemon = True
                 timer.start()

@@ -1,0 +1,139 @@
+"""The timeline: inject each planned fault at its offset, tick the ones that act periodically,
+revert each when its duration ends (and every one still active when the run stops)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ChaoslabError, FaultError
+from ..experiment.model import Experiment
+from ..faults import Fault
+from ..records import FaultAction, FaultRecord
+from ..targets import ResolvedTarget, resolve
+from . import actuate
+from .control import Control
+from .ledger import Ledger
+from .plan import PlannedFault
+
+
+@dataclass
+class ActiveFault:
+    planned: PlannedFault
+    fault: Fault[Any]
+    entry: str | None
+    injected_at: float
+    next_tick: float | None
+
+
+class Timeline:
+    def __init__(self, control: Control, exp: Experiment, plan: list[PlannedFault], ledger: Ledger, *,
+                 run_id: str, targets: dict[str, ResolvedTarget], stack_file: str | None) -> None:
+        self.control = control
+        self.exp = exp
+        self.plan = plan
+        self.ledger = ledger
+        self.run_id = run_id
+        self.targets = targets
+        self.stack_file = stack_file
+        self.active: list[ActiveFault] = []
+        self.t_inject: float | None = None
+        self.t_revert: float | None = None
+        self.errors: list[str] = []
+        """Faults that could not be reverted (they stay in the ledger)."""
+
+    async def run(self) -> None:
+        """Until the last fault is reverted and the recovery has been watched (or an abort)."""
+        c = self.control
+        pending = list(self.plan)
+        while pending or self.active:
+            next_inject = pending[0].at if pending else float("inf")
+            next_revert = min((a.planned.end for a in self.active), default=float("inf"))
+            next_tick = min((a.next_tick for a in self.active if a.next_tick is not None), default=float("inf"))
+            if not await c.sleep_until(min(next_inject, next_revert, next_tick)):
+                return
+            now = c.plan_now()
+            for a in [a for a in self.active if a.planned.end <= now]:
+                await self.revert(a)
+            for a in self.active:
+                if a.next_tick is not None and a.next_tick <= now:
+                    await self._tick(a)
+            while pending and pending[0].at <= now:
+                await self._inject(pending.pop(0))
+                if c.aborted:
+                    return
+        self.recovery_starts()
+        assert self.t_revert is not None
+        await c.sleep_until(self.t_revert - c.t_base + self.exp.recovery)
+
+    def recovery_starts(self) -> None:
+        if self.t_revert is None:
+            self.t_revert = self.control.clock.now()
+            self.control.emit({"type": "phase", "t": self.control.now(), "name": "recovery"})
+
+    async def revert_all(self) -> None:
+        """Every path ends here: revert what is still active, newest first."""
+        for a in reversed(list(self.active)):
+            await self.revert(a)
+
+    def _record(self, p: PlannedFault, fault: Fault[Any], action: FaultAction, **extra: Any) -> FaultRecord:
+        rec: FaultRecord = {"type": "fault", "t": self.control.now(), "action": action, "step": p.step,
+                            "fault": p.cls.name, "target": p.target, "describe": fault.describe()}
+        rec.update(extra)  # type: ignore[typeddict-item]  # occurrence, state, error
+        return rec
+
+    async def _inject(self, p: PlannedFault) -> None:
+        c = self.control
+        target = None
+        if p.target is not None:
+            spec = self.exp.targets[p.target]
+            target = await asyncio.to_thread(resolve, p.target, spec, stack_file=self.stack_file)
+            self.targets[p.target] = target
+        fault = p.cls(p.params, target, run_id=self.run_id)
+        now = c.plan_now()
+        active = ActiveFault(p, fault, None, now, now + fault.interval if fault.interval else None)
+        if p.cls.reversible or p.duration:
+            self.active.append(active)  # before injecting: a failed injection is reverted too
+        if self.t_inject is None:
+            self.t_inject = c.clock.now()
+            c.emit({"type": "phase", "t": c.now(), "name": "fault"})
+
+        def keep(entry: str | None) -> None:
+            active.entry = entry
+
+        try:
+            await asyncio.to_thread(actuate.inject, fault, self.ledger, keep)
+        except (ChaoslabError, OSError) as exc:
+            c.emit(self._record(p, fault, "error", error=str(exc)))
+            raise FaultError(f"could not inject {fault.describe()}: {exc}") from None
+        c.emit(self._record(p, fault, "inject", occurrence=p.occurrence, state=fault.state))
+
+    async def _tick(self, a: ActiveFault) -> None:
+        try:
+            acted = await asyncio.to_thread(a.fault.tick)
+            if acted is not False:
+                self.control.emit(self._record(a.planned, a.fault, "tick"))
+        except (ChaoslabError, OSError) as exc:
+            self.control.emit(self._record(a.planned, a.fault, "error", error=str(exc)))
+        assert a.fault.interval is not None and a.next_tick is not None
+        a.next_tick += a.fault.interval
+
+    async def revert(self, a: ActiveFault) -> bool:
+        c = self.control
+        self.active.remove(a)
+        p = a.planned
+        ok = True
+        if p.cls.reversible:
+            try:
+                await asyncio.to_thread(actuate.revert, a.fault, self.ledger, a.entry)
+            except Exception as exc:
+                ok = False
+                msg = f"could not revert {a.fault.describe()}: {exc}; it stays in the ledger, see `chaoslab recover`"
+                self.errors.append(msg)
+                c.emit(self._record(p, a.fault, "error", error=msg))
+        c.emit(self._record(p, a.fault, "revert" if p.cls.reversible else "end", occurrence=p.occurrence))
+        more_planned = any(q.at > c.plan_now() for q in self.plan) and not c.aborted
+        if not self.active and self.t_inject is not None and not more_planned:
+            self.recovery_starts()
+        return ok
