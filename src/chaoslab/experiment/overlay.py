@@ -14,6 +14,7 @@ written, and `validate` still checks each fault against the kind of its new targ
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,10 @@ class Overlay:
     stack: tuple[str] | None = None
 
     def variables(self, given: Mapping[str, str] | None) -> dict[str, str]:
-        """The overlay's vars under the caller's: --var and suite vars win."""
-        return {**self.vars, **(given or {})}
+        """The overlay's vars under the caller's: --var, suite vars and the environment win
+        (variables passed in are substituted before the environment)."""
+        defaults = {k: v for k, v in self.vars.items() if k not in os.environ}
+        return {**defaults, **(given or {})}
 
     def apply(self, doc: Document) -> None:
         data = doc.data
