@@ -45,12 +45,17 @@ def test_overlay_vars_are_defaults_under_the_callers(tmp_path: Path) -> None:
     assert suite.suite.ready.http.url == "http://127.0.0.1:18080/health"
 
 
-def test_a_bad_overlay_is_one_line_per_error_exit_2(tmp_path: Path) -> None:
-    f = tmp_path / "bad.yaml"
-    f.write_text("stack: null\ntargets:\n  db: {compose: {project: x, servce: postgres}}\n")
-    proc = subprocess.run(chaoslab_argv("validate", "--targets", str(f),
-                                        str(EXCHANGE / "experiments" / "01-database-sudden-death.yaml")),
+def _validate(tmp_path: Path, overlay: str, experiment: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    f = tmp_path / "overlay.yaml"
+    f.write_text(overlay)
+    proc = subprocess.run(chaoslab_argv("validate", "--targets", str(f), str(EXCHANGE / "experiments" / experiment)),
                           capture_output=True, text=True, env=child_env(tmp_path / "state"), timeout=60)
+    return f, proc
+
+
+def test_a_bad_overlay_is_one_line_per_error_exit_2(tmp_path: Path) -> None:
+    f, proc = _validate(tmp_path, "stack: null\ntargets:\n  db: {compose: {project: x, servce: postgres}}\n",
+                        "01-database-sudden-death.yaml")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"{f}:3:"), proc.stderr
@@ -58,10 +63,7 @@ def test_a_bad_overlay_is_one_line_per_error_exit_2(tmp_path: Path) -> None:
 
 
 def test_a_fault_the_new_target_cannot_take_is_refused(tmp_path: Path) -> None:
-    f = tmp_path / "o.yaml"
-    f.write_text("targets:\n  link: {compose: {project: x, service: toxi}}\n")
-    proc = subprocess.run(chaoslab_argv("validate", "--targets", str(f),
-                                        str(EXCHANGE / "experiments" / "09-network-latency.yaml")),
-                          capture_output=True, text=True, env=child_env(tmp_path / "state"), timeout=60)
+    _, proc = _validate(tmp_path, "targets:\n  link: {compose: {project: x, service: toxi}}\n",
+                        "09-network-latency.yaml")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "network.latency cannot act on a compose target" in proc.stderr, proc.stderr
