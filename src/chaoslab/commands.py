@@ -24,6 +24,21 @@ def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _overlay(file: Path | None, variables: tuple[str, ...]) -> Any:
+    """The ``--targets`` overlay (docs/experiment-format.md), or None."""
+    if file is None:
+        return None
+    from .experiment.overlay import load_overlay
+
+    return load_overlay(file, _vars(variables))
+
+
+_targets_option = click.option(
+    "--targets", "targets_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="A targets overlay: run the same files against another platform (e.g. "
+         "examples/exchange/compose-targets.yaml).")
+
+
 def _fail(exc: ChaoslabError) -> None:
     for line in str(exc).splitlines():
         click.echo(f"chaoslab: {line}" if not isinstance(exc, InputError) else line, err=True)
@@ -42,14 +57,15 @@ def _fail(exc: ChaoslabError) -> None:
               help="Report formats written at the end.")
 @click.option("--metrics-port", type=int, default=None,
               help="Expose chaos state as Prometheus metrics on 127.0.0.1:PORT during the run.")
+@_targets_option
 def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
-        runs_dir: Path, report_formats: str, metrics_port: int | None) -> None:
+        runs_dir: Path, report_formats: str, metrics_port: int | None, targets_file: Path | None) -> None:
     """Run the experiment FILE."""
     # Until the runner installs its own handlers (just before the first injection), SIGINT and
     # SIGTERM end start-up with exit 3 like any abort, instead of the default death by signal.
     previous = {sig: signal.signal(sig, _abort_start_up) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _run(file, variables, dry_run, recover_first, quiet, runs_dir, report_formats, metrics_port)
+        _run(file, variables, dry_run, recover_first, quiet, runs_dir, report_formats, metrics_port, targets_file)
     except _StartUpAborted as exc:
         click.echo(f"chaoslab: aborted by {exc.name} during start-up, before any fault was injected",
                    err=True)
@@ -73,13 +89,13 @@ def _abort_start_up(signum: int, frame: object) -> None:
 
 
 def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
-         runs_dir: Path, report_formats: str, metrics_port: int | None) -> None:
+         runs_dir: Path, report_formats: str, metrics_port: int | None, targets_file: Path | None) -> None:
     from .console import make_console
     from .experiment.loader import load_experiment
     from .runner.run import RunOptions, run_experiment
 
     try:
-        loaded = load_experiment(file, _vars(variables))
+        loaded = load_experiment(file, _vars(variables), _overlay(targets_file, variables))
     except InputError as exc:
         _fail(exc)
         return
@@ -109,14 +125,20 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE")
-def validate(files: tuple[Path, ...], variables: tuple[str, ...]) -> None:
+@_targets_option
+def validate(files: tuple[Path, ...], variables: tuple[str, ...], targets_file: Path | None) -> None:
     """Check experiment FILES without running them (exit 2 on any error)."""
     from .experiment.loader import load_experiment
 
+    try:
+        overlay = _overlay(targets_file, variables)
+    except InputError as exc:
+        _fail(exc)
+        return
     bad = 0
     for f in files:
         try:
-            loaded = load_experiment(f, _vars(variables))
+            loaded = load_experiment(f, _vars(variables), overlay)
         except InputError as exc:
             bad += 1
             click.echo(str(exc), err=True)
@@ -220,14 +242,15 @@ def suite_cmd() -> None:
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("chaoslab-runs"),
               show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: bool) -> None:
+@_targets_option
+def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: bool, targets_file: Path | None) -> None:
     """Run the suite FILE; exit code is the worst of its experiments'."""
     from .console import make_console
     from .runner.run import RunOptions
     from .suite import load_suite, run_suite
 
     try:
-        loaded = load_suite(file, _vars(variables))
+        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
     except InputError as exc:
         _fail(exc)
         return
@@ -256,12 +279,13 @@ def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: boo
 @suite_cmd.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE")
-def suite_validate(file: Path, variables: tuple[str, ...]) -> None:
+@_targets_option
+def suite_validate(file: Path, variables: tuple[str, ...], targets_file: Path | None) -> None:
     """Check the suite FILE and every experiment it lists."""
     from .suite import load_suite
 
     try:
-        loaded = load_suite(file, _vars(variables))
+        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
     except InputError as exc:
         _fail(exc)
         return

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .errors import VERDICT_CODES, ExitCode, InputError
 from .experiment.loader import LoadedExperiment, load_experiment
 from .experiment.model import ProbeSpec
+from .experiment.overlay import Overlay
 from .platforms import seed002 as _seed002
 from .runner.run import RunOptions, new_run_id, run_experiment
 from .source import InputErrors, load_document
@@ -79,8 +80,9 @@ class LoadedSuite:
     experiments: list[tuple[SuiteEntry, LoadedExperiment]]
 
 
-def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> LoadedSuite:
-    doc = load_document(path, variables)
+def load_suite(path: str | Path, variables: dict[str, str] | None = None,
+               overlay: Overlay | None = None) -> LoadedSuite:
+    doc = load_document(path, overlay.variables(variables) if overlay else variables)
     if _seed002.is_seed_suite(doc.data):
         return _load_seed002(doc, Path(path), variables or {})
     suite = doc.validate(Suite)
@@ -93,7 +95,8 @@ def load_suite(path: str | Path, variables: dict[str, str] | None = None) -> Loa
             errors.append(doc.error(("experiments", i), f"no such experiment file: {exp_path}"))
             continue
         try:
-            loaded.append((entry, load_experiment(exp_path, {**suite.vars, **(variables or {}), **entry.vars})))
+            loaded.append((entry, load_experiment(exp_path, {**suite.vars, **(variables or {}), **entry.vars},
+                                                  overlay)))
         except InputErrors as exc:
             errors.extend(exc.errors)
         except InputError as exc:

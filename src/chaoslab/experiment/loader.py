@@ -16,6 +16,7 @@ from ..registry import suggest
 from ..source import Document, InputErrors, load_document
 from . import ctk
 from .model import Experiment, Step
+from .overlay import Overlay
 
 
 @dataclass
@@ -34,8 +35,13 @@ class LoadedExperiment:
         return str((self.base_dir / self.experiment.stack).resolve())
 
 
-def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None) -> LoadedExperiment:
+def load_experiment(path: str | Path, variables: Mapping[str, str] | None = None,
+                    overlay: Overlay | None = None) -> LoadedExperiment:
+    if overlay is not None:
+        variables = overlay.variables(variables)
     doc = load_experiment_document(path, variables)
+    if overlay is not None:
+        overlay.apply(doc)
     if not isinstance(doc.data, dict):
         raise doc.error((), "an experiment must be a mapping (title, method, ...)")
     _check_bound_units(doc)
