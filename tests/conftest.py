@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 import chaoslab
+from chaoslab.journal import read_journal
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +37,72 @@ def child_env(state: Path) -> dict[str, str]:
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
             "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
+
+
+def wait_until(cond: Callable[[], object], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def proc_state(pid: int) -> str:
+    """The state letter from /proc/PID/stat (R, S, T, Z...)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2]
+
+
+def the_run_dir(runs: Path) -> Path:
+    """The one run directory under ``runs``."""
+    dirs = [d for d in runs.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def ledger_entries(state: Path) -> list[Path]:
+    """The fault ledger's entries in the state directory ``state``: empty when all was reverted."""
+    return list((state / "ledger").glob("*/[0-9]*.json")) if (state / "ledger").exists() else []
+
+
+# -- `chaoslab run` as a child process, killed mid-fault (the runner and targets tests) --
+
+def start_run(exp_file: Path, runs: Path, state: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp_file), "--runs-dir", str(runs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(state))
+
+
+@contextlib.contextmanager
+def run_in_fault(exp_file: Path, runs: Path, state: Path) -> Iterator[subprocess.Popen[str]]:
+    """A `chaoslab run` in a subprocess, yielded once its first fault is injected (killed at exit)."""
+    runner = start_run(exp_file, runs, state)
+    try:
+        wait_for_record(runs, injected)
+        yield runner
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        runner.communicate(timeout=30)
+
+
+def kill_mid_fault(exp_file: Path, runs: Path, state: Path) -> None:
+    """SIGKILL the runner while its fault is active: the fault stays, only the ledger knows."""
+    with run_in_fault(exp_file, runs, state) as runner:
+        runner.kill()
+
+
+def wait_for_record(runs: Path, pred: Any, timeout: float = 20) -> None:
+    def found() -> bool:
+        if not runs.exists() or not any(runs.iterdir()):
+            return False
+        return any(pred(r) for r in read_journal(the_run_dir(runs)))
+
+    assert wait_until(found, timeout), "the run never reached the expected point"
+
+
+def injected(r: dict[str, Any]) -> bool:
+    return r["type"] == "fault" and r["action"] == "inject"
 
 
 def free_port() -> int:

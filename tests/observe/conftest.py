@@ -4,6 +4,7 @@ Everything a test starts is killed at teardown, whatever happened."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -16,6 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import PY, free_port, wait_for_port
+
+from chaoslab import probes
+from chaoslab.experiment.model import ProbeSpec
+from chaoslab.probes import ProbeContext, Sample
 
 APPS = Path(__file__).resolve().parent / "apps"
 PROMETHEUS = shutil.which("prometheus")
@@ -125,3 +130,17 @@ def metrics_app(procs: Procs, rate: float = 20.0) -> int:
     procs.app("metrics_app.py", str(port), str(rate))
     wait_for_port(port)
     return port
+
+
+def sample(spec: dict[str, Any], samples: int = 1) -> list[Sample]:
+    """``samples`` samples of a probe built from ``spec``, taken one after the other."""
+    probe = probes.build("p", ProbeSpec.model_validate(spec), ProbeContext({}))
+
+    async def go() -> list[Sample]:
+        await probe.start()
+        try:
+            return [await probe.sample() for _ in range(samples)]
+        finally:
+            await probe.close()
+
+    return asyncio.run(go())

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from tests.conftest import ROOT
 
-from .conftest import Prometheus
-from .test_prometheus_probe import sample
+from .conftest import Prometheus, sample
 
 sys.path.insert(0, str(ROOT / "tests" / "exchange"))
 

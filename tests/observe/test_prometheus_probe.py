@@ -3,38 +3,20 @@ exposes the exchange's metric names, with the seeds' PromQL."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 from tests.conftest import free_port, wait_for_port
 
-from chaoslab import probes
 from chaoslab.experiment.loader import load_experiment
-from chaoslab.experiment.model import ProbeSpec
 from chaoslab.journal import read_journal
-from chaoslab.probes import ProbeContext, Sample
 from chaoslab.runner.run import RunOptions, run_experiment
 
-from .conftest import Procs, Prometheus, metrics_app
+from .conftest import Procs, Prometheus, metrics_app, sample
 
 # The seeds' rate(orders_total[1m]) with a 10 s window: rate() extrapolates little past the data,
 # so a 1 m window reads low until a minute has been scraped.
 RATE = "sum(rate(orders_total[10s]))"
 P95 = "histogram_quantile(0.95, sum by (le) (rate(order_processing_duration_seconds_bucket[1m])))"
-
-
-def sample(spec: dict[str, Any], samples: int = 1) -> list[Sample]:
-    probe = probes.build("p", ProbeSpec.model_validate(spec), ProbeContext({}))
-
-    async def go() -> list[Sample]:
-        await probe.start()
-        try:
-            return [await probe.sample() for _ in range(samples)]
-        finally:
-            await probe.close()
-
-    return asyncio.run(go())
 
 
 def test_seed_promql_thresholds_ranges_and_baseline(procs: Procs, prometheus: Prometheus) -> None:

@@ -5,12 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.core.conftest import Service
-from tests.core.test_process_faults import proc_state, wait_until
-
-
-def ledger_entries(state: Path) -> list[Path]:
-    return list((state / "ledger").glob("*/[0-9]*.json")) if (state / "ledger").exists() else []
+from tests.conftest import Service, ledger_entries, proc_state, wait_until
 
 
 def assert_untouched(svc: Service, state: Path) -> None:

@@ -6,12 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import PY
+from tests.conftest import PY, Service
 
 from chaoslab.errors import InputError
 from chaoslab.experiment.loader import load_experiment
-
-from .conftest import Service
 
 GOOD_HEAD = """title: t
 targets:

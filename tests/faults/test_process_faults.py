@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from tests.conftest import Service, proc_state, start_service, stop_service, wait_until
 
 from chaoslab import faults
 from chaoslab.cgroups import Group
@@ -19,26 +19,9 @@ from chaoslab.faults.base import NoParams
 from chaoslab.faults.process import CrashloopParams, PauseParams, SignalParams, TerminateParams
 from chaoslab.targets import ProcessRef, ResolvedTarget, TargetSpec, resolve
 
-from .conftest import Service, start_service, stop_service
-
-
-def proc_state(pid: int) -> str:
-    """The state letter from /proc/PID/stat (R, S, T, Z...)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2]
-
 
 def target_of(svc: Service) -> ResolvedTarget:
     return resolve("svc", TargetSpec(pid=svc.pid))
-
-
-def wait_until(cond, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def test_kill(service: Service) -> None:

@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import PY, ROOT, free_port
+from tests.conftest import PY, ROOT, child_env, free_port, ledger_entries
 
 from chaoslab.stack import Stack
-
-from .test_runner import env_for, ledger_entries
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the stack needs root for cgroups")
 
@@ -65,7 +63,7 @@ hypothesis: {{probe.health.availability.fault: {{min: 0.99}}}}
 
 def run_suite(path: Path, runs: Path, state: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "chaoslab", "suite", "run", str(path), "--runs-dir", str(runs)],
-                          capture_output=True, text=True, timeout=180, env=env_for(state))
+                          capture_output=True, text=True, timeout=180, env=child_env(state))
 
 
 def test_suite_runs_in_order_and_writes_one_report(lab: tuple[Path, int], state_dir: Path) -> None:

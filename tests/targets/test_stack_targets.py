@@ -10,12 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import PY, ROOT, free_port
+from tests.conftest import (
+    PY,
+    ROOT,
+    child_env,
+    free_port,
+    kill_mid_fault,
+    ledger_entries,
+    the_run_dir,
+)
 
 from chaoslab.journal import read_journal
 from chaoslab.stack import Stack
-
-from .test_runner import env_for, ledger_entries, the_run_dir
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="stack services get cgroups only as root")
 
@@ -61,7 +67,7 @@ hypothesis:
 """)
     runs = tmp_path / "runs"
     proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(runs)], capture_output=True,
-                          text=True, timeout=120, env=env_for(state_dir))
+                          text=True, timeout=120, env=child_env(state_dir))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     journal = read_journal(the_run_dir(runs))
     pause = next(r for r in journal if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "process.pause")
@@ -88,7 +94,6 @@ def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
 ) -> None:
     from chaoslab.cgroups import Group
 
-    from .test_runner import kill_mid_fault
 
     f, _ = stack_file
     exp = tmp_path / "exp.yaml"
@@ -105,7 +110,7 @@ method:
     dirs = {k: Path(v) for k, v in record["state"]["freezer"].items()}
     assert Group(dirs=dirs).frozen()
     rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60,
-                         env=env_for(state_dir))
+                         env=child_env(state_dir))
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not Group(dirs=dirs).frozen()
     assert ledger_entries(state_dir) == []
@@ -143,7 +148,7 @@ hypothesis:
   probe.redis.availability.recovery: {{min: 0.8}}
 """)
         proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-                              capture_output=True, text=True, timeout=120, env=env_for(state_dir))
+                              capture_output=True, text=True, timeout=120, env=child_env(state_dir))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
         assert "chaoslab" not in tables

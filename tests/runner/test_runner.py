@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import PY
+from tests.conftest import (
+    PY,
+    Service,
+    child_env,
+    injected,
+    kill_mid_fault,
+    ledger_entries,
+    proc_state,
+    run_in_fault,
+    the_run_dir,
+    wait_until,
+)
 
 from chaoslab.journal import read_journal
-
-from .conftest import Service
-from .test_process_faults import proc_state, wait_until
 
 
 def experiment(svc: Service, *, fault: str = "process.pause", at: str = "300ms", duration: str | None = "1s",
@@ -43,60 +48,9 @@ recovery: {recovery}
 """
 
 
-def env_for(state: Path) -> dict[str, str]:
-    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state)}
-
-
 def run_cli(args: list[str], state: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PY, "-m", "chaoslab", *args], capture_output=True, text=True, timeout=timeout,
-                          env=env_for(state))
-
-
-def start_run(exp_file: Path, runs: Path, state: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp_file), "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(state))
-
-
-@contextlib.contextmanager
-def run_in_fault(exp_file: Path, runs: Path, state: Path) -> Iterator[subprocess.Popen[str]]:
-    """A `chaoslab run` in a subprocess, yielded once its first fault is injected (killed at exit)."""
-    runner = start_run(exp_file, runs, state)
-    try:
-        wait_for_record(runs, injected)
-        yield runner
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-        runner.communicate(timeout=30)
-
-
-def kill_mid_fault(exp_file: Path, runs: Path, state: Path) -> None:
-    """SIGKILL the runner while its fault is active: the fault stays, only the ledger knows."""
-    with run_in_fault(exp_file, runs, state) as runner:
-        runner.kill()
-
-
-def the_run_dir(runs: Path) -> Path:
-    dirs = [d for d in runs.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def wait_for_record(runs: Path, pred: Any, timeout: float = 20) -> None:
-    def found() -> bool:
-        if not runs.exists() or not any(runs.iterdir()):
-            return False
-        return any(pred(r) for r in read_journal(the_run_dir(runs)))
-
-    assert wait_until(found, timeout), "the run never reached the expected point"
-
-
-def injected(r: dict[str, Any]) -> bool:
-    return r["type"] == "fault" and r["action"] == "inject"
-
-
-def ledger_entries(state: Path) -> list[Path]:
-    return list((state / "ledger").glob("*/[0-9]*.json")) if (state / "ledger").exists() else []
+                          env=child_env(state))
 
 
 def assert_nothing_left(svc: Service, state: Path) -> None:
@@ -179,7 +133,7 @@ def test_exceptions_in_a_probe_are_failures_and_the_run_still_reverts(
     f.write_text(experiment(service, duration="1s", probes="  crashy: {python: 'crashy_probe:check', every: 100ms}"))
     proc = subprocess.run([PY, "-m", "chaoslab", "run", str(f), "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, timeout=60,
-                          env={**env_for(state_dir), "PYTHONPATH": str(tmp_path)})
+                          env={**child_env(state_dir), "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = the_run_dir(tmp_path / "runs")
     errors = {s["error"] for s in samples(run_dir, "crashy") if not s["ok"]}
