@@ -73,7 +73,9 @@ class CircuitBreaker:
                 self.opened_count += 1
             self._opened_at = time.monotonic()  # a failed trial re-opens for another period
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, fn: Callable[[], Awaitable[T]], slow_after: float | None = None) -> T:
+        """``slow_after``: this call's own slow threshold (a big batch may take longer than
+        ``slow_call`` on a healthy database); default ``slow_call``."""
         if not self._allow():
             raise CircuitOpenError(f"{self.name} circuit is {self.state}")
         started = time.monotonic()
@@ -82,7 +84,8 @@ class CircuitBreaker:
         except BaseException:
             self.record_failure()
             raise
-        if self.slow_call is not None and time.monotonic() - started > self.slow_call:
+        slow = self.slow_call if slow_after is None else slow_after
+        if slow is not None and time.monotonic() - started > slow:
             self.slow_successes += 1
             self.record_failure()
         else:

@@ -28,7 +28,11 @@ class Settings:
     pg_pool_size: int = 4
     breaker_failures: int = 3
     breaker_reset: float = 2.0
-    slow_call: float = 1.0  # a PostgreSQL call slower than this counts as a breaker failure
+    # A PostgreSQL write slower than this (plus SLOW_PER_ROW a row) counts as a breaker failure.
+    # 0.3 s: a healthy commit takes milliseconds, one under 05's write throttle 0.5-1.3 s, and
+    # with one batch in flight an order waits two commits: acknowledgements of 1.3 s fill a
+    # 64-connection client at 50 orders/s (docs/results.md, 05).
+    slow_call: float = 0.3
     order_deadline: float = 3.0  # an order not committed this long after arrival is spooled
     max_inflight: int = 1000  # admission bound: beyond it POST /orders answers 429
     max_batch: int = 500  # orders per group-commit transaction

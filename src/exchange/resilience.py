@@ -57,6 +57,7 @@ async def call_dependency(
     timeout: float,
     attempts: int = 2,
     backoff: float = 0.02,
+    slow_after: float | None = None,
 ) -> T:
     async def attempt() -> T:
         return await abandon_after(fn(), timeout)
@@ -70,7 +71,7 @@ async def call_dependency(
             reraise=True,
         ):
             with trial:
-                return await breaker.call(attempt)
+                return await breaker.call(attempt, slow_after)
     except asyncio.CancelledError:
         raise
     except Exception as e:

@@ -35,6 +35,8 @@ log = logging.getLogger("exchange.api")
 COMMITTED = "committed"
 FREEZE_EVERY = 10.0  # seconds between gc.freeze() calls
 QUEUED = "accepted_queued"
+DRAIN_IDLE = 0.1  # seconds the replayer sleeps when the spool is empty or the breaker open
+TRIAL_CHUNK = 50  # spool records replayed by a half-open trial
 MIN_ATTEMPT = 0.05  # seconds: a PostgreSQL attempt shorter than this is not worth making
 SPOOL_MARGIN = 0.3  # seconds kept for the spool's fsync and the answer after a failed write
 
@@ -141,6 +143,7 @@ class OrderService:
         self._pending_trades: list[Record] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
         self._last_seq = 0
         self.spool_error: str | None = None
         self.internal_error: str | None = None
@@ -152,6 +155,7 @@ class OrderService:
         await self._connect_database()
         await self._rebuild()
         self._writer = asyncio.create_task(self._write_loop(), name="writer")
+        self._drainer = asyncio.create_task(self._drain_loop(), name="replayer")
         self._tasks = [
             asyncio.create_task(self.cache.run(), name="publisher"),
             asyncio.create_task(self._health_loop(), name="health"),
@@ -227,6 +231,10 @@ class OrderService:
 
     async def stop(self) -> None:
         """Graceful shutdown: finish queued orders, then try to flush the spool."""
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._drainer
         if self._writer is not None:
             await self._queue.put(None)
             with contextlib.suppress(Exception):
@@ -301,12 +309,7 @@ class OrderService:
 
     async def _write_loop(self) -> None:
         while True:
-            try:
-                async with asyncio.timeout(0.2):
-                    first = await self._queue.get()
-            except TimeoutError:
-                await self._drain_spool_step()
-                continue
+            first = await self._queue.get()
             if first is None:
                 return
             batch = [first]
@@ -318,8 +321,6 @@ class OrderService:
                     break
                 batch.append(item)
             try:
-                if self.spool.depth and self._budget(batch) > 2 * MIN_ATTEMPT:
-                    await self._drain_spool_step(self._budget(batch) / 2)
                 await self._persist_and_match(batch)
             except Exception as e:
                 # A bug, not a dependency failure (those are handled inside): never leave
@@ -331,6 +332,20 @@ class OrderService:
             if stop:
                 return
 
+    async def _drain_loop(self) -> None:
+        """Replays the spool beside the writer, never in its way: with the replay in the
+        writer's path every new order waited for a chunk's commit after a fault (recovery
+        p99 2.4 s in 05). The two never write to PostgreSQL at once: the writer inserts only
+        while the spool is empty, and only the writer makes it non-empty."""
+        while True:
+            try:
+                progress = await self._drain_spool_step()
+            except Exception:  # the spool file itself failed: keep it, try again later
+                log.exception("replaying the spool failed")
+                progress = False
+            if not progress:
+                await asyncio.sleep(DRAIN_IDLE)
+
     def _budget(self, batch: list[_Pending]) -> float:
         """What is left of the oldest order's deadline, minus a margin for the spool."""
         oldest = min(p.created_at for p in batch)
@@ -339,13 +354,19 @@ class OrderService:
     async def _insert_logged(self, records: list[Record], budget: float) -> None:
         """Insert into PostgreSQL within ``budget`` seconds, recorded in the local index."""
         timeout = min(self.settings.db_timeout, budget)
-        if self.db_breaker.state is BreakerState.HALF_OPEN:
+        # Taken, not shared: the writer keeps adding trades while a replay is in flight.
+        trades, self._pending_trades = self._pending_trades, []
+        slow = self.store.slow_after(len(records) + len(trades))
+        if self.db_breaker.state is BreakerState.HALF_OPEN and slow is not None:
             # The trial only has to show the database is fast again: slower is a failure anyway.
-            timeout = min(timeout, self.settings.slow_call)
+            timeout = min(timeout, slow)
         attempts = 2 if budget >= 2 * self.settings.db_timeout else 1
         await asyncio.to_thread(self.index.intent, records)
-        await self.store.insert(records, self._pending_trades, timeout=timeout, attempts=attempts)
-        self._pending_trades = []
+        try:
+            await self.store.insert(records, trades, timeout=timeout, attempts=attempts)
+        except BaseException:
+            self._pending_trades[:0] = trades
+            raise
         await asyncio.to_thread(self.index.confirm, len(records))
 
     async def _persist_and_match(self, batch: list[_Pending]) -> None:
@@ -393,16 +414,18 @@ class OrderService:
             p.future.set_exception(error)
             p.future.exception()  # mark retrieved: the waiter may already be gone
 
-    async def _drain_spool_step(self, budget: float | None = None) -> bool:
-        """Replay one chunk of the spool into PostgreSQL, oldest first. True on progress.
-        ``budget``: seconds the caller can spare (orders are waiting behind it)."""
+    async def _drain_spool_step(self) -> bool:
+        """Replay one chunk of the spool into PostgreSQL, oldest first. True on progress."""
         if not self.spool.depth or self.db_breaker.state is BreakerState.OPEN:
             return False  # do not even read the spool while the breaker says "not yet"
-        records, end = await asyncio.to_thread(self.spool.read_pending, self.settings.replay_chunk)
+        # A half-open trial replays one batch's worth, not a whole chunk: it only has to show
+        # that PostgreSQL is fast again, and its timeout is short.
+        chunk = self.settings.replay_chunk
+        if self.db_breaker.state is BreakerState.HALF_OPEN:
+            chunk = min(chunk, TRIAL_CHUNK)
+        records, end = await asyncio.to_thread(self.spool.read_pending, chunk)
         try:
-            await self._insert_logged(
-                records, 2 * self.settings.db_timeout if budget is None else budget
-            )
+            await self._insert_logged(records, 2 * self.settings.db_timeout)
         except DependencyError:
             return False
         await asyncio.to_thread(self.spool.advance, end, len(records))

@@ -6,13 +6,16 @@ acknowledgement survives a SIGKILL of the API. Replay is at-least-once from the 
 PostgreSQL's unique keys make it exactly-once (a record replayed twice after a crash
 between commit and offset write is ignored by ``ON CONFLICT DO NOTHING``).
 
-Blocking file I/O on purpose: the single writer task calls it through asyncio.to_thread.
+Blocking file I/O on purpose: the writer (appends) and the replayer (reads, advances) call it
+through asyncio.to_thread, so from two threads at once: one lock keeps an append from landing
+between a replay's "everything is drained" and the truncation that follows it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ class Spool:
         self._offset = 0
         self._size = 0
         self.depth = 0  # records appended but not yet confirmed in PostgreSQL
+        self._lock = threading.Lock()
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -59,18 +63,23 @@ class Spool:
         payload = b"".join(
             json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records
         )
-        with self._data_path.open("ab") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        self._size += len(payload)
-        self.depth += len(records)
+        with self._lock:
+            with self._data_path.open("ab") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            self._size += len(payload)
+            self.depth += len(records)
 
     def pending(self, limit: int | None = None) -> list[Record]:
         return self.read_pending(limit)[0]
 
     def read_pending(self, limit: int | None = None) -> tuple[list[Record], int]:
         """Records after the offset (oldest first) and the offset just past them."""
+        with self._lock:
+            return self._read_pending(limit)
+
+    def _read_pending(self, limit: int | None) -> tuple[list[Record], int]:
         out: list[Record] = []
         pos = self._offset
         with self._data_path.open("rb") as f:
@@ -86,6 +95,10 @@ class Spool:
 
     def advance(self, offset: int, count: int) -> None:
         """Mark everything before ``offset`` as committed in PostgreSQL."""
+        with self._lock:
+            self._advance(offset, count)
+
+    def _advance(self, offset: int, count: int) -> None:
         if offset >= self._size:
             # Fully drained: start a fresh file. Offset first so a crash in between
             # leaves offset > size, which open() reads as "start from 0" on an empty file.
