@@ -6,9 +6,12 @@ import asyncio
 import itertools
 import random
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from exchange_servers import ApiServer, PgServer
 
 
 @dataclass
@@ -79,3 +82,34 @@ class OrderLoad:
                 task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.wait(tasks, timeout=15)
+
+
+def wait_for(cond: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():  # type: ignore[operator]
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def check_no_loss(pg: PgServer, db: str, result: LoadResult, *earlier: LoadResult) -> None:
+    rows = pg.query(db, "SELECT order_id, client_order_id FROM orders")
+    stored = Counter(r["order_id"] for r in rows)
+    assert result.acked, "the load got no acknowledgement at all"
+    lost = set(result.acked) - set(stored)
+    assert not lost, f"{len(lost)} acknowledged orders lost, e.g. {sorted(lost)[:3]}"
+    assert all(n == 1 for n in stored.values())
+    per_client_id = Counter(r["client_order_id"] for r in rows)
+    assert all(n == 1 for n in per_client_id.values()), "a client_order_id stored twice"
+    attempted = result.attempted_client_ids.union(*(e.attempted_client_ids for e in earlier))
+    unexpected = set(per_client_id) - attempted
+    assert not unexpected, f"orders nobody sent: {sorted(unexpected)[:3]}"
+
+
+def spool_drained(api: ApiServer) -> bool:
+    h = api.health()
+    return bool(h["database"] == "up" and h["spool_depth"] == 0)

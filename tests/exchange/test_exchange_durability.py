@@ -10,39 +10,8 @@ import time
 from collections import Counter
 
 import httpx
-from exchange_load import LoadResult, OrderLoad
-from exchange_servers import ApiServer, MakeApi, PgServer, RedisServer
-
-
-def wait_for(cond: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():  # type: ignore[operator]
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def check_no_loss(pg: PgServer, db: str, result: LoadResult, *earlier: LoadResult) -> None:
-    rows = pg.query(db, "SELECT order_id, client_order_id FROM orders")
-    stored = Counter(r["order_id"] for r in rows)
-    assert result.acked, "the load got no acknowledgement at all"
-    lost = set(result.acked) - set(stored)
-    assert not lost, f"{len(lost)} acknowledged orders lost, e.g. {sorted(lost)[:3]}"
-    assert all(n == 1 for n in stored.values())
-    per_client_id = Counter(r["client_order_id"] for r in rows)
-    assert all(n == 1 for n in per_client_id.values()), "a client_order_id stored twice"
-    attempted = result.attempted_client_ids.union(*(e.attempted_client_ids for e in earlier))
-    unexpected = set(per_client_id) - attempted
-    assert not unexpected, f"orders nobody sent: {sorted(unexpected)[:3]}"
-
-
-def spool_drained(api: ApiServer) -> bool:
-    h = api.health()
-    return bool(h["database"] == "up" and h["spool_depth"] == 0)
+from exchange_load import OrderLoad, check_no_loss, spool_drained, wait_for
+from exchange_servers import MakeApi, PgServer, RedisServer
 
 
 def test_postgres_sigkill_under_load_loses_nothing(api_factory: MakeApi, pg_up: PgServer) -> None:
