@@ -351,19 +351,28 @@ class OrderService:
         oldest = min(p.created_at for p in batch)
         return self.settings.order_deadline - (time.time() - oldest) - SPOOL_MARGIN
 
-    async def _insert_logged(self, records: list[Record], budget: float) -> None:
-        """Insert into PostgreSQL within ``budget`` seconds, recorded in the local index."""
+    async def _insert_logged(self, records: list[Record], budget: float, replay: bool = False) -> None:
+        """Insert into PostgreSQL within ``budget`` seconds, recorded in the local index.
+
+        ``replay``: a spool replay. Nobody waits for it, so its speed is judged only when it is a
+        half-open trial; a slow replay of a big chunk on a busy machine is not a slow database
+        (judged, it kept the breaker open after 02's partition on a machine at load 40). A trial
+        carries no trades either: it only has to show that PostgreSQL commits fast again."""
         timeout = min(self.settings.db_timeout, budget)
-        # Taken, not shared: the writer keeps adding trades while a replay is in flight.
-        trades, self._pending_trades = self._pending_trades, []
+        trial = self.db_breaker.state is BreakerState.HALF_OPEN
+        trades: list[Record] = []
+        if not (replay and trial):
+            # Taken, not shared: the writer keeps adding trades while a replay is in flight.
+            trades, self._pending_trades = self._pending_trades, []
         slow = self.store.slow_after(len(records) + len(trades))
-        if self.db_breaker.state is BreakerState.HALF_OPEN and slow is not None:
+        if trial and slow is not None:
             # The trial only has to show the database is fast again: slower is a failure anyway.
             timeout = min(timeout, slow)
         attempts = 2 if budget >= 2 * self.settings.db_timeout else 1
         await asyncio.to_thread(self.index.intent, records)
         try:
-            await self.store.insert(records, trades, timeout=timeout, attempts=attempts)
+            await self.store.insert(records, trades, timeout=timeout, attempts=attempts,
+                                    judge_slow=trial or not replay)
         except BaseException:
             self._pending_trades[:0] = trades
             raise
@@ -425,7 +434,7 @@ class OrderService:
             chunk = min(chunk, TRIAL_CHUNK)
         records, end = await asyncio.to_thread(self.spool.read_pending, chunk)
         try:
-            await self._insert_logged(records, 2 * self.settings.db_timeout)
+            await self._insert_logged(records, 2 * self.settings.db_timeout, replay=True)
         except DependencyError:
             return False
         await asyncio.to_thread(self.spool.advance, end, len(records))

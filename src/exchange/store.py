@@ -4,6 +4,7 @@ client_order_id) and the trades derived from it by the matching engine."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -139,9 +140,10 @@ class Store:
 
     async def insert(
         self, orders: list[Record], trades: list[Record], *, timeout: float | None = None,
-        attempts: int = 2,
+        attempts: int = 2, judge_slow: bool = True,
     ) -> None:
-        """Commit a batch of orders (and derived trades) atomically: one fsync."""
+        """Commit a batch of orders (and derived trades) atomically: one fsync.
+        ``judge_slow``: a success slower than ``slow_after`` counts as a breaker failure."""
 
         async def run() -> None:
             await self._with_conn(lambda conn: conn.execute(
@@ -150,7 +152,8 @@ class Store:
 
         await call_dependency(
             self.breaker, run, timeout=self.timeout if timeout is None else timeout,
-            attempts=attempts, slow_after=self.slow_after(len(orders) + len(trades)),
+            attempts=attempts,
+            slow_after=self.slow_after(len(orders) + len(trades)) if judge_slow else math.inf,
         )
 
     async def reconcile_trades(self, trades: list[Record]) -> tuple[int, int]:
