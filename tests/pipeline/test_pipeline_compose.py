@@ -40,7 +40,7 @@ class ComposePipeline(Pipeline):
     env: dict[str, str]
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(ROOT / "scripts" / "pipeline-compose.sh"), *args],
+        return subprocess.run(["docker-compose", "-p", self.token, "-f", str(PIPELINE / "compose.yaml"), *args],
                               capture_output=True, text=True, env=self.env, timeout=timeout)
 
 
@@ -58,7 +58,10 @@ def compose_pipeline(tmp_path: Path) -> Iterator[ComposePipeline]:
     project = "pcomp" + uuid.uuid4().hex[:8]
     ports = {k: free_port() for k in ("GATEWAY", "PRODUCER", "CONSUMER", "PG", "PROXY_API", "PROMETHEUS")}
     p = ComposePipeline(stack=None, ports=ports, token=project)
-    base = {**child_env(tmp_path / "state"), "VENV": sys.prefix, "PIPELINE_PROJECT": project,
+    # the venv this test runs in, wherever it is (a worktree has none of its own)
+    venv = Path(sys.prefix)
+    base = {**child_env(tmp_path / "state"), "PIPELINE_PROJECT": project, "PIPELINE_WEED": str(venv / "bin" / "weed"),
+            "PIPELINE_SITE_PACKAGES": str(venv / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"),
             **{f"PIPELINE_{k}_PORT": str(v) for k, v in ports.items()}}
     try:
         for _ in range(5):  # 10.232.1-254.0/24: another copy may hold the one drawn
