@@ -67,6 +67,9 @@ def compose_pipeline(tmp_path: Path) -> Iterator[ComposePipeline]:
         for _ in range(5):  # 10.232.1-254.0/24: another copy may hold the one drawn
             p.env = {**base, "PIPELINE_NET": f"10.232.{random.randint(1, 254)}"}
             up = p.compose("up", "-d")
+            if up.returncode != 0 and "is unhealthy" in up.stderr:
+                # a check that timed out on a saturated machine: up again goes on where it stopped
+                up = p.compose("up", "-d")
             if up.returncode == 0 or "overlap" not in up.stderr:
                 break
             p.compose("down", "-t", "0")
@@ -102,16 +105,23 @@ def test_compose_pipeline_end_to_end_and_an_experiment(compose_pipeline: Compose
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings)
 
     ids = [f"{project}-e2e-{i}" for i in range(40)]
-    answers = p.post([record(i) for i in ids], concurrency=8)
-    assert [s for _, s, _ in answers] == [201] * len(ids)
+    status = {i: s for i, s, _ in p.post([record(i) for i in ids], concurrency=8)}
+    for _ in range(3):  # a 504 on a busy machine is indeterminate: the id makes a retry safe
+        again = [i for i, s in status.items() if s != 201]
+        if not again:
+            break
+        time.sleep(2)
+        status.update({i: s for i, s, _ in p.post([record(i) for i in again], concurrency=4)})
+    assert {i: s for i, s in status.items() if s != 201} == {}
     where = p.settle(ids, timeout=60)
     assert where == {i: ["events"] for i in ids}  # straight from PostgreSQL: each stored once
 
+    # FAULT_AT leaves a baseline even when the runner's start-up takes seconds (4 s at load 40)
     producer = next(c for c in _containers(project) if c["Name"] == f"/{project}_producer_1")
     runs = tmp_path / "runs"
     proc = subprocess.run(
         chaoslab_argv("run", "-q", "--runs-dir", str(runs), "--targets", str(PIPELINE / "compose-targets.yaml"),
-                      "--var", "FAULT_AT=4s", "--var", "DOWN_FOR=3s", "--var", "RECOVERY=8s", "--var", "RATE=20/s",
+                      "--var", "FAULT_AT=8s", "--var", "DOWN_FOR=3s", "--var", "RECOVERY=10s", "--var", "RATE=20/s",
                       "--var", "VERIFY_DEADLINE=60s", str(PIPELINE / "experiments" / "01-producer-kill.yaml")),
         capture_output=True, text=True, env=p.env, timeout=240)
     (run_dir,) = runs.iterdir()
