@@ -45,7 +45,9 @@ def ensure_bucket(url: str, bucket: str, deadline: float) -> None:
 def main(av: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pipeline.broker")
     p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     p.add_argument("--advertise", type=int, help="port advertised to clients (default: --port)")
+    p.add_argument("--advertise-host", default="127.0.0.1", help="host advertised to clients (the proxy's)")
     p.add_argument("--s3-url", help="S3 endpoint, e.g. http://127.0.0.1:8333")
     p.add_argument("--bucket", default="tansu")
     p.add_argument("--memory", action="store_true", help="keep everything in memory (lost on restart)")
@@ -59,8 +61,8 @@ def main(av: list[str] | None = None) -> int:
         env.update(AWS_ENDPOINT=a.s3_url, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID=KEY,
                    AWS_SECRET_ACCESS_KEY=KEY, AWS_DEFAULT_REGION="us-east-1")
     adv = a.advertise or a.port
-    cmd = [str(tansu()), "broker", "--listener-url", f"tcp://127.0.0.1:{a.port}",
-           "--advertised-listener-url", f"tcp://127.0.0.1:{adv}", "--storage-engine", engine]
+    cmd = [str(tansu()), "broker", "--listener-url", f"tcp://{a.host}:{a.port}",
+           "--advertised-listener-url", f"tcp://{a.advertise_host}:{adv}", "--storage-engine", engine]
     os.execve(cmd[0], cmd, env)
     return 1  # not reached
 

@@ -408,6 +408,7 @@ def build(c: Consumer) -> web.Application:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pipeline.consumer")
     ap.add_argument("--port", type=int, default=8082)
+    ap.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
     ap.add_argument("--pg-dsn", required=True)
     ap.add_argument("--redis-url", required=True)
@@ -425,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.bug_accept:
         log.warning("planted bug: records with %s are stored as valid", ", ".join(a.bug_accept))
-    web.run_app(build(Consumer(a)), host="127.0.0.1", port=a.port, print=None, access_log=None, shutdown_timeout=5)
+    web.run_app(build(Consumer(a)), host=a.host, port=a.port, print=None, access_log=None, shutdown_timeout=5)
     return 0
 
 

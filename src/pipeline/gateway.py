@@ -102,12 +102,13 @@ def build(gw: Gateway) -> web.Application:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pipeline.gateway")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     p.add_argument("--producer-url", default="http://127.0.0.1:8081")
     p.add_argument("--validate", choices=["envelope", "full"], default="envelope")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the producer")
     a = p.parse_args(argv)
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(build(Gateway(a.producer_url, a.validate, a.timeout)), host="127.0.0.1", port=a.port,
+    web.run_app(build(Gateway(a.producer_url, a.validate, a.timeout)), host=a.host, port=a.port,
                 print=None, access_log=None, shutdown_timeout=5)
     return 0
 

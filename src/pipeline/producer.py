@@ -118,12 +118,13 @@ def build(p: Producer) -> web.Application:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pipeline.producer")
     ap.add_argument("--port", type=int, default=8081)
+    ap.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
     ap.add_argument("--max-inflight", type=int, default=2000)
     ap.add_argument("--send-timeout", type=float, default=3.0)
     a = ap.parse_args(argv)
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(build(Producer(a.bootstrap, a.max_inflight, a.send_timeout)), host="127.0.0.1", port=a.port,
+    web.run_app(build(Producer(a.bootstrap, a.max_inflight, a.send_timeout)), host=a.host, port=a.port,
                 print=None, access_log=None, shutdown_timeout=5)
     return 0
 

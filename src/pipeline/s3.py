@@ -21,8 +21,9 @@ PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "
          "s3.port.iceberg", "s3.port.lance", "metricsPort")
 
 
-def argv(port: int, base: int, data: Path) -> list[str]:
-    args = [str(weed()), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+def argv(port: int, base: int, data: Path, bind: str = "127.0.0.1") -> list[str]:
+    # -ip is what its own servers tell each other (always in this process's network namespace)
+    args = [str(weed()), "mini", f"-dir={data}", "-ip=127.0.0.1", f"-ip.bind={bind}",
             f"-s3.port={port}", "-admin.ui=false"]
     args += [f"-{name}={base + i}" for i, name in enumerate(PORTS)]
     return args
@@ -33,9 +34,10 @@ def main(av: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8333)
     p.add_argument("--base-port", type=int, default=21000)
     p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--bind", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     a = p.parse_args(av)
     a.dir.mkdir(parents=True, exist_ok=True)
-    cmd = argv(a.port, a.base_port, a.dir.resolve())
+    cmd = argv(a.port, a.base_port, a.dir.resolve(), a.bind)
     os.execv(cmd[0], cmd)
     return 1  # not reached
 

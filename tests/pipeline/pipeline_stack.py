@@ -56,13 +56,14 @@ def record(rid: str, **extra: Any) -> dict[str, Any]:
 
 @dataclass
 class Pipeline:
-    stack: Stack
+    stack: Stack | None  # None: the Compose project of compose.yaml (test_pipeline_compose.py)
     ports: dict[str, int]
     token: str
     acked: list[str] = field(default_factory=list)
 
     @property
     def file(self) -> str:
+        assert self.stack is not None
         return self.stack.file
 
     @property
