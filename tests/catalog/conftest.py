@@ -15,7 +15,7 @@ from chaoslab.stack import Stack
 
 STACK_FILE = ROOT / "examples" / "exchange" / "stack.yaml"
 EXPERIMENTS = ROOT / "examples" / "exchange" / "experiments"
-PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380)
+PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380, 9090, 9464)
 
 
 def _taken(port: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import capabilities
 from ..errors import CapabilityError
-from .flamegraph import hot_functions
+from .flamegraph import grown, hot_functions
 from .spec import ProfileSpec
 
 
@@ -119,12 +119,21 @@ class PhaseProfiler:
 
     async def stop(self) -> None:
         self._stop_current()
+        baseline: Path | None = None
         for rec in self._done:
             error = await asyncio.to_thread(rec.wait)
             if error is not None:
                 self._ctx.emit("event", source="profile", kind="error", phase=rec.label, error=error)
                 continue
             info = await asyncio.to_thread(summary, rec.output)
+            if rec.label == "baseline":
+                baseline = rec.output
+            elif baseline is not None:
+                # Which function the fault made hotter, against the baseline's profile.
+                growth = await asyncio.to_thread(grown, baseline, rec.output)
+                if growth is not None:
+                    info["grew"] = {"function": growth[0], "baseline_share": round(growth[1], 4),
+                                    "share": round(growth[2], 4)}
             self._ctx.emit("event", source="profile", kind="flamegraph", phase=rec.label,
                            path=rec.output.name, pid=rec.pid, **info)
         self._done = []
