@@ -24,7 +24,7 @@ from typing import Any
 import click
 
 from ..errors import VERDICT_CODES, ChaoslabError
-from .platform import EXCHANGE, LocalPlatform, Platform, compose_platform
+from .platform import EXCHANGE, ComposePlatform, LocalPlatform, Platform
 from .progress import Progress, Step
 from .summary import Outcome, experiment_outcome, render
 
@@ -69,10 +69,10 @@ def _partition_vars() -> dict[str, str]:
 def _load(exp: DemoExperiment, quick: bool, platform: Platform) -> Any:
     from ..experiment.loader import load_experiment
 
-    variables = {**(exp.quick if quick else exp.full), **platform.variables()}
+    variables = dict(exp.quick if quick else exp.full)
     if exp is PARTITION:
         variables.update(_partition_vars())
-    loaded = load_experiment(EXCHANGE / "experiments" / exp.file, variables)
+    loaded = load_experiment(EXCHANGE / "experiments" / exp.file, variables, overlay=platform.overlay(variables))
     # The demo observes more than the catalog's runs do (their time stays as it is).
     loaded.experiment.observe = {**loaded.experiment.observe, **exp.observe}
     return loaded
@@ -148,7 +148,7 @@ def demo(runs_dir: Path, quick: bool, compose: bool, keep_stack: bool) -> None:
     """Seed 004's demo: a baseline flamegraph, a partition under eBPF and Prometheus, a CPU
     throttle with per-phase flamegraphs, then a summary with findings and reports."""
     runs_dir.mkdir(parents=True, exist_ok=True)
-    platform: Platform = compose_platform(runs_dir) if compose else LocalPlatform(runs_dir)
+    platform: Platform = ComposePlatform(runs_dir) if compose else LocalPlatform(runs_dir)
     demo_dir = runs_dir / time.strftime("demo-%Y%m%d-%H%M%S")
     demo_dir.mkdir(parents=True, exist_ok=True)
     loaded = {exp.file: _load(exp, quick, platform) for exp in (PARTITION, THROTTLE)}
