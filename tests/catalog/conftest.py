@@ -4,12 +4,11 @@ on a machine; a port held by something else skips the tests rather than fight ov
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, port_taken
 
 from chaoslab.stack import Stack
 
@@ -18,22 +17,12 @@ EXPERIMENTS = ROOT / "examples" / "exchange" / "experiments"
 PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380, 9090, 9464)
 
 
-def _taken(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
 @pytest.fixture(scope="module")
 def exchange() -> Iterator[Path]:
     stack = Stack.load(STACK_FILE)
     was_up = stack.is_up()
     if not was_up:
-        busy = [p for p in PORTS if _taken(p)]
+        busy = [p for p in PORTS if port_taken(p)]
         if busy:
             pytest.skip(f"the exchange's fixed ports {busy} are held by something else")
         stack.up()

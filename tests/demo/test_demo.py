@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from tests.conftest import PY, ROOT
+from tests.conftest import PY, ROOT, port_taken
 
 from chaoslab.observe.flamegraph import hot_functions
 from chaoslab.stack import Stack
@@ -24,16 +23,6 @@ STACK_FILE = ROOT / "examples" / "exchange" / "stack.yaml"
 PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380, 9090, 9464)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-
-def _busy(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _journal(run: Path) -> list[dict[str, Any]]:
@@ -57,7 +46,7 @@ def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing
     stack = Stack.load(STACK_FILE)
     if stack.is_up():
         pytest.skip("the default exchange stack is already up (the demo would leave it up)")
-    busy = [p for p in PORTS if _busy(p)]
+    busy = [p for p in PORTS if port_taken(p)]
     if busy:
         pytest.skip(f"the exchange's fixed ports {busy} are held by something else")
     runs_dir = tmp_path / "runs"
@@ -120,7 +109,7 @@ def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing
 
     # Nothing left: the stack, its cgroups, the fault tables, py-spy and bpftrace, stopped processes.
     assert not stack.is_up()
-    assert [p for p in PORTS if _busy(p)] == []
+    assert [p for p in PORTS if port_taken(p)] == []
     assert _stack_cgroups(stack) == []
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     for run in (partition, throttle):
