@@ -52,7 +52,7 @@ PARTITION = DemoExperiment(
 )
 THROTTLE = DemoExperiment(
     "04-cpu-throttling.yaml", "CPU throttle of the API, eBPF run-queue wait, a flamegraph per phase",
-    {"ebpf": ["sched_wait"], "profile": {"target": "api", "phases": ["baseline", "fault", "recovery"]}},
+    {"ebpf": ["sched_wait"], "profile": {"target": "api", "phases": ["baseline", "fault", "recovery"], "gil": True}},
     {"FAULT_AT": "15s", "FAULT_FOR": "30s", "RECOVERY": "20s"},
     {"FAULT_AT": "6s", "FAULT_FOR": "8s", "RECOVERY": "8s"},
 )
@@ -99,7 +99,7 @@ def baseline_profile(platform: Platform, seconds: float, out: Path, progress: Pr
 
     outcome = Outcome("Baseline CPU flamegraph of the trading API")
     try:
-        rec = Recording.start(platform.api_pid(), out, rate=100, duration=seconds, label="baseline")
+        rec = Recording.start(platform.api_pid(), out, rate=100, duration=seconds, gil=True, label="baseline")
     except (ChaoslabError, OSError, click.ClickException) as exc:
         outcome.lines.append(f"No flamegraph: {exc} (the demo goes on without it).")
         return outcome

@@ -37,11 +37,13 @@ class Recording:
 
     @classmethod
     def start(cls, pid: int, output: Path, *, rate: int = 100, duration: float | None = None,
-              subprocesses: bool = False, label: str = "") -> Recording:
+              subprocesses: bool = False, gil: bool = False, label: str = "") -> Recording:
         argv = [py_spy(), "record", "--pid", str(pid), "--output", str(output), "--format", "flamegraph",
                 "--rate", str(rate), "--nonblocking"]
         if subprocesses:
             argv.append("--subprocesses")
+        if gil:
+            argv.append("--gil")
         if duration is not None:
             argv += ["--duration", str(max(1, round(duration)))]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -103,8 +105,8 @@ class PhaseProfiler:
         if phase in self.spec.phases and self._pid is not None:
             out = Path(self._ctx.run_dir) / f"flamegraph-{phase}.svg"
             try:
-                rec = Recording.start(self._pid, out, rate=self.spec.rate,
-                                      subprocesses=self.spec.subprocesses, label=str(phase))
+                rec = Recording.start(self._pid, out, rate=self.spec.rate, subprocesses=self.spec.subprocesses,
+                                      gil=self.spec.gil, label=str(phase))
             except (OSError, CapabilityError) as exc:
                 self._ctx.emit("event", source="profile", kind="error", phase=phase, error=str(exc))
                 return
