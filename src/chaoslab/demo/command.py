@@ -57,6 +57,7 @@ THROTTLE = DemoExperiment(
     {"FAULT_AT": "6s", "FAULT_FOR": "8s", "RECOVERY": "8s"},
 )
 BASELINE_PROFILE = {False: 30.0, True: 5.0}
+SETTLE = {False: 60.0, True: 30.0}
 # Around an experiment's own timeline: observers starting (bpftrace compiles), the final read.
 OVERHEAD = 15.0
 
@@ -121,6 +122,29 @@ def baseline_profile(platform: Platform, seconds: float, out: Path, progress: Pr
     return outcome
 
 
+def settle(progress: Progress, timeout: float) -> str:
+    """Wait until the API says healthy with an empty spool, so one experiment's aftermath does not
+    become the next one's baseline; what happened, in a sentence."""
+    import httpx
+
+    url = f"http://127.0.0.1:{os.environ.get('EXCHANGE_API_PORT', '8080')}/health"
+    t0 = time.monotonic()
+    last = "no answer"
+    with progress.ticking("waiting for the API to be healthy with an empty spool"):
+        while True:
+            try:
+                body = httpx.get(url, timeout=2).json()
+                last = f"{body.get('status')}, spool {body.get('spool_depth')}, database {body.get('database')}"
+                if body.get("status") == "healthy" and not body.get("spool_depth"):
+                    return f"After the run the API was healthy with an empty spool within {time.monotonic() - t0:.0f} s."
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                last = f"no answer ({type(exc).__name__})"
+            if time.monotonic() - t0 > timeout:
+                return (f"After the run the API was still not healthy {timeout:.0f} s later ({last}); "
+                        "the next step starts anyway.")
+            time.sleep(1)
+
+
 def _run(exp: DemoExperiment, loaded: Any, runs_dir: Path, progress: Progress) -> Any:
     from ..console import make_console
     from ..runner.run import RunOptions, run_experiment
@@ -175,6 +199,9 @@ def demo(runs_dir: Path, quick: bool, compose: bool, keep_stack: bool) -> None:
             progress.begin(i)
             result = _run(exp, loaded[exp.file], runs_dir, progress)
             outcomes.append(experiment_outcome(exp.title, result, exp.prom))
+            if exp is PARTITION:
+                outcomes[-1].lines.append(settle(progress, SETTLE[quick]))
+                progress.say(outcomes[-1].lines[-1])
         progress.begin(4)
     finally:
         if platform.was_up or keep_stack:
