@@ -76,10 +76,13 @@ tracepoint:tcp:tcp_receive_reset { @rst_received[SEC, args->dport] = count(); }
 tracepoint:oom:mark_victim { @oom_kills[SEC, args->pid, str(args->comm)] = count(); }
 """,
     # Run-queue wait: wakeup (or preemption) -> switched in, like runqlat.bt but on tracepoints.
+    # A preempted task (a CPU quota running out, too) is reported with the TASK_REPORT_MAX bit
+    # (0x80 or 0x100 by kernel version, "R+"), not as 0: any value without a sleep state bit
+    # (0x7f) is still runnable and starts waiting now.
     "sched_wait": """
 tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new { @sched_q[args->pid] = nsecs; }
 tracepoint:sched:sched_switch {
-  if (args->prev_state == 0 && args->prev_pid != 0) { @sched_q[args->prev_pid] = nsecs; }
+  if ((args->prev_state & 0x7f) == 0 && args->prev_pid != 0) { @sched_q[args->prev_pid] = nsecs; }
   $ts = @sched_q[args->next_pid];
   if ($ts > 0) {
     $us = (nsecs - $ts) / 1000;
