@@ -111,6 +111,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something holds ``port`` (a fixed port a test would need)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

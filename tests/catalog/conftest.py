@@ -4,28 +4,17 @@ on a machine; a port held by something else skips the tests rather than fight ov
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import ROOT
+from tests.conftest import ROOT, port_taken
 
 from chaoslab.stack import Stack
 
 STACK_FILE = ROOT / "examples" / "exchange" / "stack.yaml"
 EXPERIMENTS = ROOT / "examples" / "exchange" / "experiments"
-PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380)
-
-
-def _taken(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
+PORTS = (8000, 8080, 8081, 8082, 8474, 5433, 6380, 15433, 16380, 9090, 9464)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +22,7 @@ def exchange() -> Iterator[Path]:
     stack = Stack.load(STACK_FILE)
     was_up = stack.is_up()
     if not was_up:
-        busy = [p for p in PORTS if _taken(p)]
+        busy = [p for p in PORTS if port_taken(p)]
         if busy:
             pytest.skip(f"the exchange's fixed ports {busy} are held by something else")
         stack.up()

@@ -17,7 +17,7 @@ from tests.conftest import ROOT, free_port
 from chaoslab.stack import Stack
 
 EXCHANGE = ROOT / "examples" / "exchange"
-PORTS = ("PG", "REDIS", "PROXY_API", "PG_PROXY", "REDIS_PROXY", "API", "NGINX", "MARKET", "ORDERFLOW")
+PORTS = ("PG", "REDIS", "PROXY_API", "PG_PROXY", "REDIS_PROXY", "API", "NGINX", "MARKET", "ORDERFLOW", "EXPORTER", "PROMETHEUS")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from ..records import Record, events
+from .ebpftiming import retransmit_timing, sched_wait_by_phase, tcp_states_by_phase
 
 PHASES = ("baseline", "fault", "recovery")
 
@@ -100,21 +101,25 @@ def ebpf_findings(records: list[Record], top: int = 5, min_count: int = 3, min_r
         if rate_fault >= min_rise * rate_base:
             lines.append((per["fault"], f"{per['fault']} {what} during the fault "
                                         f"({per['baseline']} in baseline, {per['recovery']} in recovery)."))
+    # When and how long come first: they say more than one more count.
+    timed = retransmit_timing(records, _focus(records), min_count)
+    timed += tcp_states_by_phase(records, _focus(records), bounds, lambda t: _phase_of(t, bounds))
+    timed += sched_wait_by_phase(records, lambda t: _phase_of(t, bounds))
     for r in records:
         if r["type"] == "observer" and r["observer"] == "EbpfTracer" and r["action"] == "skipped":
             lines.append((-1.0, f"eBPF tracing was skipped: {r['reason']}."))
-    return [text for _, text in sorted(lines, key=lambda x: -x[0])[:top]]
+    return timed + [text for _, text in sorted(lines, key=lambda x: -x[0])[:top]]
 
 
 def ebpf_series(records: list[Record]) -> dict[str, list[tuple[float, float]]]:
     """Per-second series for charts: one per counted kind (summed over keys), plus the
-    scheduler's average run-queue wait in microseconds."""
+    scheduler's average run-queue wait in microseconds (of the targets' threads too, when known)."""
     sums: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
     for rec in events(records, "ebpf"):
         kind = str(rec.get("kind"))
         t = float(rec.get("t", 0.0))
-        if kind == "sched_wait":
-            sums["sched_wait_avg_us"][t] = float(rec.get("avg_us", 0.0))
+        if kind in ("sched_wait", "sched_wait_target"):
+            sums[f"{kind}_avg_us"][t] = float(rec.get("avg_us", 0.0))
         elif kind == "tcp_state":
             sums[f"tcp_state_{str(rec.get('state')).lower()}"][t] += float(rec.get("count", 0))
         elif "count" in rec and kind != "tracer":

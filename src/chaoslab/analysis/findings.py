@@ -6,6 +6,7 @@ from typing import Any
 
 from ..units import format_duration
 from .containerevents import container_findings
+from .flamegraphs import flamegraph_findings
 from .names import format_value
 from .poison import findings as poison_findings
 from .stackevents import stack_findings
@@ -33,11 +34,7 @@ def findings(a: dict[str, Any]) -> list[str]:
     out += stack_findings(a.get("stack_events") or [], a["phases"]["t_inject"])
     out += container_findings(a.get("container_events") or [], a["phases"]["t_inject"])
     out += (a.get("ebpf") or {}).get("findings", [])
-    for fg in a.get("flamegraphs") or []:
-        hot = fg.get("hot") or []
-        if hot:
-            names = ", ".join(f"{h['function']} ({h['share']:.0%})" for h in hot[:3])
-            out.append(f"CPU profile of the {fg.get('phase')} phase: hottest {names} ({fg.get('path')}).")
+    out += flamegraph_findings(a.get("flamegraphs") or [])
     loss = a["data_loss"]
     if loss["status"] == "checked":
         if loss["lost"]:

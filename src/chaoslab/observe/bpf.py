@@ -15,13 +15,16 @@ from pathlib import Path
 # the sched_wait maps hold sum/max in microseconds.
 MAPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "retransmits": ("retransmits", ("port",)),
-    "tcp_state": ("tcp_state", ("state",)),
+    "tcp_state": ("tcp_state", ("state", "port")),
     "rst_sent": ("resets", ("port",)),
     "rst_received": ("resets", ("port",)),
     "oom_kills": ("oom_kills", ("pid", "comm")),
     "sched_wait_n": ("sched_wait", ()),
     "sched_wait_sum": ("sched_wait", ()),
     "sched_wait_max": ("sched_wait", ()),
+    "sched_target_n": ("sched_wait", ()),
+    "sched_target_sum": ("sched_wait", ()),
+    "sched_target_max": ("sched_wait", ()),
 }
 
 TCP_STATES = {
@@ -53,8 +56,15 @@ tracepoint:tcp:tcp_retransmit_skb {
   @retransmits[SEC, $p] = count();
 }
 """,
+    # Keyed by the service side of the connection too, like the retransmits.
     "tcp_state": """
-tracepoint:sock:inet_sock_set_state /args->protocol == 6/ { @tcp_state[SEC, args->newstate] = count(); }
+tracepoint:sock:inet_sock_set_state /args->protocol == 6/ {
+  $p = args->dport;
+  if ((args->sport < EPH_LO || args->sport > EPH_HI) && args->dport >= EPH_LO && args->dport <= EPH_HI) {
+    $p = args->sport;
+  }
+  @tcp_state[SEC, args->newstate, $p] = count();
+}
 """,
     # send_reset: the local port that answered with RST (a refused connect names the service port);
     # receive_reset: the remote port the RST came from.
@@ -66,10 +76,13 @@ tracepoint:tcp:tcp_receive_reset { @rst_received[SEC, args->dport] = count(); }
 tracepoint:oom:mark_victim { @oom_kills[SEC, args->pid, str(args->comm)] = count(); }
 """,
     # Run-queue wait: wakeup (or preemption) -> switched in, like runqlat.bt but on tracepoints.
+    # A preempted task (a CPU quota running out, too) is reported with the TASK_REPORT_MAX bit
+    # (0x80 or 0x100 by kernel version, "R+"), not as 0: any value without a sleep state bit
+    # (0x7f) is still runnable and starts waiting now.
     "sched_wait": """
 tracepoint:sched:sched_wakeup, tracepoint:sched:sched_wakeup_new { @sched_q[args->pid] = nsecs; }
 tracepoint:sched:sched_switch {
-  if (args->prev_state == 0 && args->prev_pid != 0) { @sched_q[args->prev_pid] = nsecs; }
+  if ((args->prev_state & 0x7f) == 0 && args->prev_pid != 0) { @sched_q[args->prev_pid] = nsecs; }
   $ts = @sched_q[args->next_pid];
   if ($ts > 0) {
     $us = (nsecs - $ts) / 1000;
@@ -77,10 +90,27 @@ tracepoint:sched:sched_switch {
     @sched_wait_sum[SEC] = sum($us);
     @sched_wait_max[SEC] = max($us);
     delete(@sched_q[args->next_pid]);
+    TARGET_STORE
   }
 }
 """,
 }
+
+# The targets' own run-queue wait. sched_switch runs in the context of the task switched out, so
+# the process (tgid) of the task switched in is unknown there: its wait is kept by thread id and
+# counted when that thread is next switched out, when ``pid`` (the tgid) says whose it is. Threads
+# the targets start later are included, as no thread list is taken up front.
+_TARGET_ACCOUNT = """
+tracepoint:sched:sched_switch /@sched_pending[args->prev_pid]/ {
+  $w = @sched_pending[args->prev_pid] - 1;
+  delete(@sched_pending[args->prev_pid]);
+  if (PID_MATCH) {
+    @sched_target_n[SEC] = count();
+    @sched_target_sum[SEC] = sum($w);
+    @sched_target_max[SEC] = max($w);
+  }
+}
+"""
 
 
 def maps_of(tracers: Iterable[str]) -> list[str]:
@@ -97,15 +127,26 @@ def ephemeral_ports() -> tuple[int, int]:
         return 32768, 60999
 
 
-def program(tracers: Iterable[str], t0_ns: int, ephemeral: tuple[int, int] | None = None) -> str:
-    """The whole bpftrace script for ``tracers`` with the run clock's origin ``t0_ns``."""
+MAX_TARGET_PIDS = 32
+
+
+def program(tracers: Iterable[str], t0_ns: int, ephemeral: tuple[int, int] | None = None,
+            pids: Iterable[int] = ()) -> str:
+    """The whole bpftrace script for ``tracers`` with the run clock's origin ``t0_ns``; with
+    ``pids`` (the targets' processes), ``sched_wait`` also measures their threads alone."""
     chosen = list(dict.fromkeys(tracers))
+    targets = sorted(set(pids))[:MAX_TARGET_PIDS] if "sched_wait" in chosen else []
     lo, hi = ephemeral or ephemeral_ports()
-    body = "".join(_PROGRAMS[t] for t in chosen).replace("SEC", _SEC.format(t0=t0_ns))
+    body = "".join(_PROGRAMS[t] for t in chosen)
+    if targets:
+        body = body.replace("TARGET_STORE", "@sched_pending[args->next_pid] = $us + 1;")
+        body += _TARGET_ACCOUNT.replace("PID_MATCH", " || ".join(f"pid == {p}" for p in targets))
+    body = body.replace("    TARGET_STORE\n", "").replace("SEC", _SEC.format(t0=t0_ns))
     body = body.replace("EPH_LO", str(lo)).replace("EPH_HI", str(hi))
-    maps = maps_of(chosen)
+    maps = [m for m in maps_of(chosen) if targets or not m.startswith("sched_target")]
     flush = "".join(f"  print(@{m}); clear(@{m});\n" for m in maps)
     drop = "  clear(@sched_q);\n" if "sched_wait" in chosen else ""
+    drop += "  clear(@sched_pending);\n" if targets else ""
     return (
         "BEGIN { printf(\"chaoslab-ebpf-ready\\n\"); }\n"
         + body

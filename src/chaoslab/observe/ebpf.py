@@ -5,11 +5,13 @@ Journal records (type ``event``, ``source: ebpf``), one per second and key with 
 
   kind: retransmits  {port, count}              TCP segments retransmitted on a connection of ``port``
                                                 (its service side; see ``bpf.py``)
-  kind: tcp_state    {state, count}             TCP sockets entering ``state`` (SYN_SENT, CLOSE, ...)
+  kind: tcp_state    {state, port, count}       TCP sockets entering ``state`` (SYN_SENT, CLOSE, ...)
+                                                on a connection of ``port`` (its service side)
   kind: resets       {direction, port, count}   RSTs sent by local ``port`` / received from ``port``
   kind: oom_kills    {pid, comm, count}         processes chosen by the OOM killer
   kind: sched_wait   {count, avg_us, max_us}    run-queue wait of every task switched in
-  kind: tracer       {action: started|stopped, tracers, ports?, totals?}  (ports: the targets')
+  kind: sched_wait_target {count, avg_us, max_us}  the same for the targets' processes only
+  kind: tracer       {action: started|stopped, tracers, ports?, pids?, totals?}  (the targets')
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class Tally:
             except ValueError:
                 continue
             key: Key = (second, name, tuple(parts[1:]))
-            if name == "sched_wait_max":
+            if name in ("sched_wait_max", "sched_target_max"):
                 self.values[key] = max(self.values[key], float(value))
             else:
                 self.values[key] += float(value)
@@ -65,6 +67,7 @@ def records(entries: dict[Key, float]) -> list[dict[str, Any]]:
     """Journal fields (with ``t``) for completed seconds, in time order."""
     out: list[dict[str, Any]] = []
     sched: dict[int, dict[str, float]] = defaultdict(dict)
+    target: dict[int, dict[str, float]] = defaultdict(dict)
     for (second, name, key), value in sorted(entries.items()):
         if value <= 0:
             continue
@@ -73,21 +76,25 @@ def records(entries: dict[Key, float]) -> list[dict[str, Any]]:
             out.append({**base, "kind": "retransmits", "port": int(key[0]), "count": int(value)})
         elif name == "tcp_state":
             state = bpf.TCP_STATES.get(int(key[0]), key[0])
-            out.append({**base, "kind": "tcp_state", "state": state, "count": int(value)})
+            port = {"port": int(key[1])} if len(key) > 1 else {}
+            out.append({**base, "kind": "tcp_state", "state": state, **port, "count": int(value)})
         elif name in ("rst_sent", "rst_received"):
             out.append({**base, "kind": "resets", "direction": name[4:], "port": int(key[0]),
                         "count": int(value)})
         elif name == "oom_kills":
             out.append({**base, "kind": "oom_kills", "pid": int(key[0]), "comm": ",".join(key[1:]),
                         "count": int(value)})
+        elif name.startswith("sched_target_"):
+            target[second][name.removeprefix("sched_target_")] = value
         else:
             sched[second][name.removeprefix("sched_wait_")] = value
-    for second, v in sorted(sched.items()):
-        n = v.get("n", 0.0)
-        if n:
-            out.append({"t": float(second), "source": "ebpf", "window": 1.0, "kind": "sched_wait",
-                        "count": int(n), "avg_us": round(v.get("sum", 0.0) / n, 1),
-                        "max_us": int(v.get("max", 0.0))})
+    for kind, per_second in (("sched_wait", sched), ("sched_wait_target", target)):
+        for second, v in sorted(per_second.items()):
+            n = v.get("n", 0.0)
+            if n:
+                out.append({"t": float(second), "source": "ebpf", "window": 1.0, "kind": kind,
+                            "count": int(n), "avg_us": round(v.get("sum", 0.0) / n, 1),
+                            "max_us": int(v.get("max", 0.0))})
     out.sort(key=lambda r: r["t"])
     return out
 
@@ -115,7 +122,7 @@ class EbpfTracer:
         if missing:
             raise CapabilityError(f"the kernel lacks the tracepoint(s) {', '.join(missing)}")
         script = Path(ctx.run_dir) / "ebpf.bt"
-        script.write_text(bpf.program(self.tracers, int(ctx.clock.t0 * 1e9)))
+        script.write_text(bpf.program(self.tracers, int(ctx.clock.t0 * 1e9), pids=target_pids(ctx.targets)))
         env = {**os.environ, "BPFTRACE_MAP_KEYS_MAX": "65536"}
         self._proc = await asyncio.create_subprocess_exec(
             bpftrace, "-f", "json", str(script), stdout=asyncio.subprocess.PIPE,
@@ -128,7 +135,7 @@ class EbpfTracer:
             raise
         self._reader = asyncio.create_task(self._read(), name="ebpf-reader")
         ctx.emit("event", source="ebpf", kind="tracer", action="started", tracers=self.tracers,
-                 script=script.name, ports=target_ports(ctx.targets))
+                 script=script.name, ports=target_ports(ctx.targets), pids=target_pids(ctx.targets))
 
     async def _until_ready(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -167,7 +174,7 @@ class EbpfTracer:
     def _emit(self, entries: dict[Key, float]) -> None:
         for rec in records(entries):
             t = rec.pop("t")
-            self.totals[rec["kind"]] += rec["count"] if rec["kind"] != "sched_wait" else 0
+            self.totals[rec["kind"]] += rec["count"] if not rec["kind"].startswith("sched_wait") else 0
             self._ctx.emit("event", t=t, **rec)
 
     async def stop(self) -> None:
@@ -193,6 +200,17 @@ class EbpfTracer:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
             await self._proc.wait()
+
+
+def target_pids(targets: dict[str, Any]) -> list[int]:
+    """Live processes of the experiment's targets (a service's, a process target's)."""
+    pids: set[int] = set()
+    for t in targets.values():
+        for proc in getattr(t, "processes", None) or []:
+            with contextlib.suppress(Exception):
+                if proc.alive():
+                    pids.add(int(proc.pid))
+    return sorted(pids)
 
 
 def target_ports(targets: dict[str, Any]) -> list[int]:

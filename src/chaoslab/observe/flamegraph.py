@@ -44,11 +44,11 @@ def _frames(svg: str) -> list[_Frame]:
     return out
 
 
-def hot_functions(path: Path, top: int = 5) -> tuple[int, list[Hot]]:
-    """(total samples, the ``top`` functions by self samples) of a py-spy flamegraph SVG."""
+def self_samples(path: Path) -> tuple[int, dict[str, int]]:
+    """(total samples, self samples of every function) of a py-spy flamegraph SVG."""
     frames = _frames(path.read_text(errors="replace"))
     if not frames:
-        return 0, []
+        return 0, {}
     root_y = min(f.y for f in frames)
     total = sum(f.w for f in frames if f.y == root_y)
     levels: dict[float, list[_Frame]] = defaultdict(list)
@@ -67,5 +67,31 @@ def hot_functions(path: Path, top: int = 5) -> tuple[int, list[Hot]]:
             lo = bisect.bisect_left(starts, f.x)
             hi = bisect.bisect_left(starts, f.x + f.w)
             self_time[f.name] += f.w - sum(c.w for c in below[lo:hi])
+    return total, {name: n for name, n in self_time.items() if n > 0}
+
+
+def hot_functions(path: Path, top: int = 5) -> tuple[int, list[Hot]]:
+    """(total samples, the ``top`` functions by self samples) of a py-spy flamegraph SVG."""
+    total, self_time = self_samples(path)
     ranked = sorted(self_time.items(), key=lambda kv: -kv[1])[:top]
-    return total, [Hot(name, n, n / total if total else 0.0) for name, n in ranked if n > 0]
+    return total, [Hot(name, n, n / total if total else 0.0) for name, n in ranked]
+
+
+def grown(before: Path, after: Path, min_samples: int = 5) -> tuple[str, float, float] | None:
+    """(function, share before, share after) of the function whose share of self samples grew most
+    from ``before`` to ``after``; None when nothing grew on at least ``min_samples`` samples."""
+    total_a, a = self_samples(before)
+    total_b, b = self_samples(after)
+    if not total_a or not total_b:
+        return None
+    best: tuple[float, str] | None = None
+    for name, n in b.items():
+        if n < min_samples:
+            continue
+        rise = n / total_b - a.get(name, 0) / total_a
+        if rise > 0 and (best is None or rise > best[0]):
+            best = (rise, name)
+    if best is None:
+        return None
+    name = best[1]
+    return name, a.get(name, 0) / total_a, b[name] / total_b

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import capabilities
 from ..errors import CapabilityError
-from .flamegraph import hot_functions
+from .flamegraph import grown, hot_functions
 from .spec import ProfileSpec
 
 
@@ -37,11 +37,13 @@ class Recording:
 
     @classmethod
     def start(cls, pid: int, output: Path, *, rate: int = 100, duration: float | None = None,
-              subprocesses: bool = False, label: str = "") -> Recording:
+              subprocesses: bool = False, gil: bool = False, label: str = "") -> Recording:
         argv = [py_spy(), "record", "--pid", str(pid), "--output", str(output), "--format", "flamegraph",
                 "--rate", str(rate), "--nonblocking"]
         if subprocesses:
             argv.append("--subprocesses")
+        if gil:
+            argv.append("--gil")
         if duration is not None:
             argv += ["--duration", str(max(1, round(duration)))]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -103,8 +105,8 @@ class PhaseProfiler:
         if phase in self.spec.phases and self._pid is not None:
             out = Path(self._ctx.run_dir) / f"flamegraph-{phase}.svg"
             try:
-                rec = Recording.start(self._pid, out, rate=self.spec.rate,
-                                      subprocesses=self.spec.subprocesses, label=str(phase))
+                rec = Recording.start(self._pid, out, rate=self.spec.rate, subprocesses=self.spec.subprocesses,
+                                      gil=self.spec.gil, label=str(phase))
             except (OSError, CapabilityError) as exc:
                 self._ctx.emit("event", source="profile", kind="error", phase=phase, error=str(exc))
                 return
@@ -119,12 +121,21 @@ class PhaseProfiler:
 
     async def stop(self) -> None:
         self._stop_current()
+        baseline: Path | None = None
         for rec in self._done:
             error = await asyncio.to_thread(rec.wait)
             if error is not None:
                 self._ctx.emit("event", source="profile", kind="error", phase=rec.label, error=error)
                 continue
             info = await asyncio.to_thread(summary, rec.output)
+            if rec.label == "baseline":
+                baseline = rec.output
+            elif baseline is not None:
+                # Which function the fault made hotter, against the baseline's profile.
+                growth = await asyncio.to_thread(grown, baseline, rec.output)
+                if growth is not None:
+                    info["grew"] = {"function": growth[0], "baseline_share": round(growth[1], 4),
+                                    "share": round(growth[2], 4)}
             self._ctx.emit("event", source="profile", kind="flamegraph", phase=rec.label,
                            path=rec.output.name, pid=rec.pid, **info)
         self._done = []

@@ -3,7 +3,7 @@
 ```yaml
 observe:
   ebpf: [retransmits, tcp_state, resets, oom_kills, sched_wait]
-  profile: {target: api, phases: [baseline, fault], rate: 100}
+  profile: {target: api, phases: [baseline, fault], rate: 100, gil: false}
 ```
 """
 
@@ -31,6 +31,8 @@ class ProfileSpec(_Strict):
     phases: list[ProfiledPhase] = Field(default_factory=_default_phases, min_length=1)
     rate: int = Field(100, ge=1, le=1000, description="Samples per second.")
     subprocesses: bool = Field(False, description="Also profile the target's child processes.")
+    gil: bool = Field(False, description="Only samples of threads holding the GIL: Python's CPU time, "
+                                         "without threads waiting on a queue or a lock.")
 
     @field_validator("phases")
     @classmethod

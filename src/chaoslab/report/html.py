@@ -73,17 +73,20 @@ def _charts(a: dict[str, Any]) -> list[str]:
         out.append(charts.lanes(a["probes"], t_end, faults))
     series = (a.get("ebpf") or {}).get("series") or {}
     palette = ("#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555")
-    counted = [(k, v) for k, v in series.items() if k != "sched_wait_avg_us"]
+    counted = [(k, v) for k, v in series.items() if not k.endswith("_avg_us")]
     if counted:
         out.append(charts.line_chart(
             "Kernel events per second (eBPF)",
             [charts.Series(k, palette[i % len(palette)], [(t + 0.5, c) for t, c in v]) for i, (k, v) in enumerate(counted)],
             t_end, faults, lambda v: f"{v:.0f}",
         ))
-    if "sched_wait_avg_us" in series:
+    waits = [(label, key) for label, key in (("whole machine", "sched_wait_avg_us"), ("target", "sched_wait_target_avg_us"))
+             if key in series]
+    if waits:
         out.append(charts.line_chart(
             "Scheduler run-queue wait, average (eBPF)",
-            [charts.Series("wait", "#8e44ad", [(t + 0.5, us / 1e6) for t, us in series["sched_wait_avg_us"]])],
+            [charts.Series(label, ("#8e44ad", "#d43d3d")[i], [(t + 0.5, us / 1e6) for t, us in series[key]])
+             for i, (label, key) in enumerate(waits)],
             t_end, faults, _ms,
         ))
     return out
@@ -168,7 +171,19 @@ def render(a: dict[str, Any]) -> str:
             + "</li>"
             for fg in a["flamegraphs"]
         )
-        parts.append(f"<h2>CPU flamegraphs</h2><ul>{items}</ul>")
+        # Each phase's flamegraph drawn inline too (py-spy's SVG beside the report), so the
+        # report shows where the time went without a click; the link opens the zoomable one.
+        pictures = "".join(
+            f"<figure><figcaption>{escape(str(fg.get('phase')))} phase</figcaption>"
+            f"<img src='{escape(str(fg.get('path')))}' alt='flamegraph of the {escape(str(fg.get('phase')))} phase' "
+            "style='width:100%;border:1px solid #ddd'></figure>"
+            for fg in a["flamegraphs"]
+        )
+        parts.append(f"<h2>CPU flamegraphs</h2><ul>{items}</ul>{pictures}")
+    ebpf = a.get("ebpf") or {}
+    if ebpf.get("findings"):
+        parts.append("<h2>Kernel view (eBPF)</h2><ul>" + "".join(f"<li>{escape(f)}</li>" for f in ebpf["findings"]) + "</ul>"
+                     "<p class=muted>bpftrace on tracepoints; charts in the timeline above.</p>")
     if a.get("stack_events"):
         rows = "".join(
             f"<tr><td>{ev['t']:.2f} s</td><td>{escape(str(ev.get('service')))}</td><td>{escape(str(ev.get('kind')))}</td>"

@@ -88,6 +88,9 @@ def render(a: dict[str, Any]) -> str:
     if a.get("flamegraphs"):
         lines += ["", "## CPU flamegraphs", ""]
         lines += [f"- [{fg.get('phase')} phase]({fg.get('path')})" for fg in a["flamegraphs"]]
+    ebpf_lines = (a.get("ebpf") or {}).get("findings") or []
+    if ebpf_lines:
+        lines += ["", "## Kernel view (eBPF)", ""] + [f"- {f}" for f in ebpf_lines]
     if a.get("stack_events"):
         lines += ["", "## Stack events", "", "| t | service | event | what |", "|---|---|---|---|"]
         lines += [f"| {ev['t']:.2f} s | {ev.get('service')} | {ev.get('kind')} | {ev.get('message', '')} |"

@@ -83,6 +83,10 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
             plan.cwd = str(ctx.path(svc.cwd))
         elif svc.kind == "command":
             plan.cwd = str(ctx.stack_dir)
+        if svc.kind == "command":
+            # A command keeps its files (a database, a generated config) in the stack's state
+            # directory like the built-in kinds do, wherever --state-dir put it.
+            plan.env.setdefault("CHAOSLAB_SERVICE_DIR", str(ctx.service_dir(name)))
         if svc.user:
             plan.user = svc.user
         if plan.user:
