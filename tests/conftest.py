@@ -126,8 +126,7 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
 # worker, in order: one group per folder keeps a folder's module and package fixtures (one
 # PostgreSQL, one pipeline, one exchange) single, as in a serial run. Tests that need the same
 # machine-wide thing (the exchange's fixed ports) share a group, else one of them would skip.
-SHARED_GROUPS = {"tests/catalog": "exchange-fixed-ports", "tests/demo": "exchange-fixed-ports",
-                 "tests/core/test_demo_and_schema.py": "exchange-fixed-ports"}
+SHARED_GROUPS = {"tests/catalog": "exchange-fixed-ports", "tests/demo": "exchange-fixed-ports"}
 
 
 def _group(path: Path) -> str:
