@@ -129,23 +129,29 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
 SHARED_GROUPS = {"tests/catalog": "exchange-fixed-ports", "tests/demo": "exchange-fixed-ports"}
 
 
-def _group(path: Path) -> str:
-    rel = path.resolve().relative_to(ROOT)
+def xdist_group_of(nodeid: str) -> str:
+    """The xdist group of a test, from its node id (``tests/faults/test_x.py::test_y``)."""
+    path = nodeid.split("::", 1)[0]
     for prefix, name in SHARED_GROUPS.items():
-        if rel.as_posix().startswith(prefix):
+        if path.startswith(prefix):
             return name
-    parts = rel.parts[:-1]
+    parts = path.split("/")[:-1]
     # tests/platforms holds one folder per platform, each a world of its own
-    return "/".join(parts[:3] if parts[1:2] == ("platforms",) else parts[:2])
+    return "/".join(parts[:3] if parts[1:2] == ["platforms"] else parts[:2]) or "tests"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into node ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if getattr(config.option, "dist", "no") != "loadgroup":
-        return
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(_group(item.path)))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own loadgroup reads ``xdist_group`` marks into node ids, which pytest 9 no longer
+    lets it rewrite; this scheduler groups by ``xdist_group_of`` instead."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # only here: xdist is there when this hook runs
+
+    class FolderScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return FolderScheduling(config, log)
 
 
 @pytest.fixture
