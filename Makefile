@@ -10,10 +10,12 @@ setup:
 demo: setup
 	$(VENV)/bin/chaoslab demo
 
+# Two pytest-xdist workers, one test folder at a time each (tests/conftest.py groups them): most
+# tests wait on fault windows, so the two overlap (docs/testing.md has the figures).
 # The Kubernetes cluster tests (marker k8s) run apart, with `make test-k8s`, once `make k8s` has
 # built the cluster: they are not green yet (see docs/kubernetes.md).
 test: setup
-	$(PY) -m pytest -q -m "not k8s" tests
+	$(PY) -m pytest -q -m "not k8s" -n 2 --dist loadgroup tests
 
 test-k8s: k8s
 	$(PY) -m pytest -q -m k8s tests/platforms/kubernetes

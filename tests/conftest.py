@@ -133,6 +133,38 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+# `make test` runs on two pytest-xdist workers with --dist loadgroup. A group goes whole to one
+# worker, in order: one group per folder keeps a folder's module and package fixtures (one
+# PostgreSQL, one pipeline, one exchange) single, as in a serial run. Tests that need the same
+# machine-wide thing (the exchange's fixed ports) share a group, else one of them would skip.
+SHARED_GROUPS = {"tests/catalog": "exchange-fixed-ports", "tests/demo": "exchange-fixed-ports"}
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The xdist group of a test, from its node id (``tests/faults/test_x.py::test_y``)."""
+    path = nodeid.split("::", 1)[0]
+    for prefix, name in SHARED_GROUPS.items():
+        if path.startswith(prefix):
+            return name
+    parts = path.split("/")[:-1]
+    # tests/platforms holds one folder per platform, each a world of its own
+    return "/".join(parts[:3] if parts[1:2] == ["platforms"] else parts[:2]) or "tests"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own loadgroup reads ``xdist_group`` marks into node ids, which pytest 9 no longer
+    lets it rewrite; this scheduler groups by ``xdist_group_of`` instead."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # only here: xdist is there when this hook runs
+
+    class FolderScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return FolderScheduling(config, log)
+
+
 @pytest.fixture
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated chaoslab state directory (ledger, halt flag) for this test."""
@@ -140,6 +172,25 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("CHAOSLAB_STATE_DIR", str(d))
     return d
+
+
+def run_until_steady(load: Any, *, within: float, steady_for: float = 4.0) -> float:
+    """Keep a plugin load (``chaos_load``) running after a fault until it has gone ``steady_for``
+    seconds with operations succeeding and none failing or timing out (the three good 1 s windows
+    a recovery needs, and one to spare), or ``within`` more seconds have passed; returns the seconds
+    waited. A fixed sleep after the revert is long on a quiet machine and too short on a busy one,
+    where the session then ends before the recovery it is about to show."""
+    start = last_bad = time.monotonic()
+    prev = load.stats()
+    while time.monotonic() - start < within + steady_for:
+        time.sleep(0.25)
+        cur = load.stats()
+        if cur["failed"] + cur["timeout"] > prev["failed"] + prev["timeout"] or cur["ok"] == prev["ok"]:
+            last_bad = time.monotonic()
+        prev = cur
+        if time.monotonic() - last_bad >= steady_for:
+            break
+    return time.monotonic() - start
 
 
 # -- the small example HTTP service (examples/basic/service.py) as a real child process --

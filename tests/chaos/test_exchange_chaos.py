@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from tests.conftest import run_until_steady
 
 from chaoslab.assertions import assert_error_rate, assert_no_lost_writes, assert_recovers_within
 
@@ -67,6 +68,7 @@ def test_api_survives_a_brief_postgres_pause(chaos_stack: Exchange, chaos_load: 
     time.sleep(2)
     with HealthWatch(chaos_stack.api + "/health") as health, service_failure("postgres", mode="pause", duration=3):
         time.sleep(8)
+    run_until_steady(load, within=5)
     load.stop()
     assert "degraded" in health.seen, health.seen
     assert_error_rate(load.session, "baseline", 0.05)
@@ -96,6 +98,7 @@ def test_recovery_after_a_partition_from_postgres(chaos_stack: Exchange, chaos_l
     time.sleep(2)
     with network_partition({"address": "127.0.0.1", "port": chaos_stack.ports["PG"]}, duration=3):
         time.sleep(8)
+    run_until_steady(load, within=5)
     load.stop()
     # Dropped packets (unlike a refused connection) make the first writes wait out the API's
     # database timeout, twice, before its breaker opens and orders go straight to the spool:

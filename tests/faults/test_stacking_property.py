@@ -11,9 +11,10 @@ After each schedule the test reads the system (cgroup files, /proc/PID/limits, /
 the proxy's API, ``nft list tables``, a TCP connect) and compares with what it read before the
 first schedule: a leak in one schedule also fails every later one.
 
-``CHAOSLAB_STACK_EXAMPLES`` sets the number of schedules per exit path (default 7: 42 schedules,
-about 2 minutes); ``CHAOSLAB_STACK_BUDGET`` the seconds per exit path after which no new schedule
-starts (default 35: on a machine loaded by others fewer schedules run, at least 3 per path).
+``CHAOSLAB_STACK_EXAMPLES`` sets the number of schedules per exit path (default 4 in ``make test``:
+24 schedules, about a minute; the long run sets e.g. 30); ``CHAOSLAB_STACK_BUDGET`` the seconds
+per exit path after which no new schedule starts (default 20: on a machine loaded by others fewer
+schedules run, at least 3 per path).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from hypothesis import strategies as st
 
 from .conftest import PY, Lab, Scratch, chaoslab_argv, child_env, fault_cgroups, nft_tables
 
-EXAMPLES = int(os.environ.get("CHAOSLAB_STACK_EXAMPLES", "7"))
-BUDGET = float(os.environ.get("CHAOSLAB_STACK_BUDGET", "35"))
+EXAMPLES = int(os.environ.get("CHAOSLAB_STACK_EXAMPLES", "4"))
+BUDGET = float(os.environ.get("CHAOSLAB_STACK_BUDGET", "20"))
 
 FAULTS = {
     "cg-cpu": ("cpu.throttle", "cg", st.sampled_from(["cores: 0.2", "cores: 0.3", "cores: 0.5"])),

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from pipeline_stack import Pipeline
+from tests.conftest import run_until_steady
 
 from chaoslab.assertions import (
     assert_error_rate,
@@ -48,7 +49,7 @@ def test_producer_survives_brief_kafka_outage(chaos_stack: Pipeline, chaos_load:
     time.sleep(2)
     with chaos_kafka_failure(duration_seconds=3, mode="pause"):
         time.sleep(5)  # the broker thaws after 3 s; watch it catch up
-    time.sleep(4)
+    run_until_steady(load, within=15)
     load.stop()
     assert_error_rate(load.session, "baseline", 0.05)
     assert_recovers_within(load.session, 15)
@@ -62,7 +63,7 @@ def test_broker_graceful_shutdown_reconnects_and_loses_nothing(chaos_stack: Pipe
     time.sleep(2)
     with chaos_kafka_failure(duration_seconds=4, mode="stop"):
         time.sleep(4)
-    time.sleep(6)
+    run_until_steady(load, within=20)
     load.stop()
     assert_recovers_within(load.session, 20)
     # acknowledged before the stop: reloaded from S3 by the restarted broker, then stored
@@ -78,7 +79,7 @@ def test_partition_trips_the_breaker_and_fails_fast(chaos_stack: Pipeline, chaos
         time.sleep(4)  # the producer's sends time out (3 s) and its breaker opens
         answers = fast_answers(chaos_stack.gateway + "/logs")
         producer = chaos_stack.health("producer")
-    time.sleep(6)
+    run_until_steady(load, within=20)
     load.stop()
     assert producer["kafka_breaker"] in ("open", "half_open"), producer
     fast = sorted(t for s, t in answers if s == 503)
@@ -123,7 +124,7 @@ def test_producer_kill_opens_the_gateway_breaker(chaos_stack: Pipeline, chaos_lo
     with service_failure("producer", mode="kill", duration=3):
         answers = fast_answers(chaos_stack.gateway + "/logs", 10)
         time.sleep(3)
-    time.sleep(5)
+    run_until_steady(load, within=30)
     load.stop()
     fast = sorted(t for s, t in answers if s == 503)
     assert fast and fast[len(fast) // 2] < 0.05, answers

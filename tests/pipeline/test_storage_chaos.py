@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 from pipeline_stack import Pipeline
+from tests.conftest import run_until_steady
 
 from chaoslab.analysis.poison import check as poison_check
 from chaoslab.assertions import assert_error_rate, assert_no_lost_writes, assert_recovers_within
@@ -61,7 +62,7 @@ def test_s3_brief_outage_loses_no_acknowledged_record(chaos_stack: Pipeline, cha
     time.sleep(2)
     with chaos_minio_failure(duration_seconds=3, mode="pause"):
         time.sleep(4)
-    time.sleep(8)
+    run_until_steady(load, within=20)
     load.stop()
     assert_recovers_within(load.session, 20)
     events, dead = chaos_stack.settled(load.generator.run_token + "-")

@@ -56,8 +56,11 @@ def test_runner_killed_while_the_hog_starts_then_recover_ends_it(fault: str, tmp
     step, needle = HOGS[fault]
     needle = needle.format(tmp=tmp_path)
     rng = random.Random(fault)
-    caught = 0
-    for trial in range(TRIALS):
+    caught = trial = 0
+    # TRIALS kills, and more (up to 3x) while none has hit the window: on a busy machine the hog
+    # is often seen only after its pid is written
+    while trial < TRIALS or (not caught and trial < 3 * TRIALS):
+        trial += 1
         state = tmp_path / f"state{trial}"
         exp = tmp_path / f"exp{trial}.yaml"
         exp.write_text(f"title: hog kill\ntargets:\n  disk: {{path: \"{tmp_path}\"}}\n"
@@ -88,4 +91,4 @@ def test_runner_killed_while_the_hog_starts_then_recover_ends_it(fault: str, tmp
             for p in hogs(needle):
                 p.kill()
     # The aim is good: kills landed while a hog ran and its entry had no pid.
-    assert caught >= 1, f"none of {TRIALS} kills hit the start-up window"
+    assert caught >= 1, f"none of {trial} kills hit the start-up window"

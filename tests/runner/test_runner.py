@@ -130,7 +130,9 @@ def test_exceptions_in_a_probe_are_failures_and_the_run_still_reverts(
                    "    if calls > 12:\n        sys.exit('the probe gave up')\n"
                    "    if calls > 6:\n        raise RuntimeError('boom')\n    return True\n")
     f = tmp_path / "exp.yaml"
-    f.write_text(experiment(service, duration="1s", probes="  crashy: {python: 'crashy_probe:check', every: 100ms}"))
+    # 3 s of recovery: room for the 13 calls it takes even when a busy machine stretches the 100 ms
+    f.write_text(experiment(service, duration="1s", recovery="3s",
+                            probes="  crashy: {python: 'crashy_probe:check', every: 100ms}"))
     proc = subprocess.run([PY, "-m", "chaoslab", "run", str(f), "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, timeout=60,
                           env={**child_env(state_dir), "PYTHONPATH": str(tmp_path)})

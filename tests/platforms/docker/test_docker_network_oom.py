@@ -84,7 +84,7 @@ targets:
 probes:
   up: {{container: {{target: hungry}}, every: 100ms, timeout: 2s}}
 method:
-  - {{fault: memory.limit, target: hungry, at: 1s, duration: 8s, limit: 48MB}}
+  - {{fault: memory.limit, target: hungry, at: 1s, duration: 12s, limit: 48MB}}
 recovery: 4s
 """
 
@@ -113,7 +113,8 @@ def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab,
     kinds = [e["kind"] for e in events]
     assert "oom" in kinds and "die" in kinds and "start" in kinds
     # Docker gives a restarted container a fresh cgroup with its own settings: the fault puts its
-    # limit back, so the container is OOM-killed again while the fault lasts (a crash loop)
+    # limit back, so the container is OOM-killed again while the fault lasts (a crash loop; each
+    # turn is a restart, a tick and the shell's 3 s: 12 s of fault leave room for a slow turn)
     assert kinds.count("oom") >= 2, kinds
     assert any(r.get("type") == "fault" and r["action"] == "tick" for r in journal(run_dir))
     die = next(e for e in events if e["kind"] == "die")
