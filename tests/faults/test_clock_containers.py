@@ -6,7 +6,6 @@ network: none."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -23,19 +22,12 @@ import pytest
 from chaoslab import clock
 from chaoslab.errors import TargetError
 
+from .conftest import CLOCK_REPORTER, clock_rate, own_skew, wait_for
+
 PY = sys.executable
 LIB = next((c for c in clock._CANDIDATES if Path(c).is_file()), None)
 pytestmark = [pytest.mark.docker]
 
-REPORTER = """
-import json, os, sys, time
-out = sys.argv[1]
-while True:
-    with open(out + ".tmp", "w") as f:
-        json.dump({"own": time.time()}, f)
-    os.replace(out + ".tmp", out)
-    time.sleep(0.05)
-"""
 
 
 def _docker(*args: str, check: bool = True) -> str:
@@ -56,27 +48,15 @@ class Boxed:
         env = ["-e", f"LD_PRELOAD={LIB}", "-e", "FAKETIME_TIMESTAMP_FILE=/clock/offset",
                "-e", "FAKETIME_NO_CACHE=1"] if preload else []
         _docker("run", "-d", "--name", self.name, "--network", "none", "-v", "/usr:/usr:ro",
-                "-v", f"{self.dir}:/clock", *env, "chaoslab/host:1", "python3", "-c", REPORTER, "/clock/own.json")
+                "-v", f"{self.dir}:/clock", *env, "chaoslab/host:1", "python3", "-c", CLOCK_REPORTER, "/clock/own.json")
         deadline = time.monotonic() + 60
         while not self.report.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert self.report.exists(), _docker("logs", self.name, check=False)
 
     def skew(self) -> float:
-        """The service's clock minus true time, from a report written after this call began."""
-        before = time.time()
-        while True:
-            try:
-                data = json.loads(self.report.read_text())
-                fresh = self.report.stat().st_mtime >= before
-            except (OSError, ValueError):
-                data, fresh = None, False
-            t = time.time()
-            if data is not None and fresh:
-                return float(data["own"]) - t
-            if t - before > 20:
-                raise TimeoutError("the service stopped reporting its clock")
-            time.sleep(0.02)
+        """The service's clock minus true time, from a fresh report."""
+        return own_skew(self.report)
 
     def remove(self) -> None:
         _docker("rm", "-f", self.name, check=False)
@@ -107,20 +87,11 @@ def _run(tmp: Path, name: str, step: str, duration: str) -> subprocess.Popen[str
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait(pred: Any, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_skew_and_drift_move_the_container_clock_and_put_it_back(tmp_path: Path, boxed: Boxed) -> None:
     before = boxed.skew()
     assert abs(before) < 1.0
     run = _run(tmp_path, boxed.name, "fault: clock.skew, offset: -90s", "3s")
-    assert _wait(lambda: boxed.skew() < -80), "the container's clock never moved back 90 s"
+    assert wait_for(lambda: boxed.skew() < -80), "the container's clock never moved back 90 s"
     during = boxed.skew()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
@@ -131,13 +102,10 @@ def test_skew_and_drift_move_the_container_clock_and_put_it_back(tmp_path: Path,
     assert clock.read_offset(boxed.dir / "offset") == clock.NO_OFFSET
 
     run = _run(tmp_path, boxed.name, "fault: clock.drift, rate: 2.0", "4s")
-    assert _wait(lambda: boxed.skew() > 1.0), "the container's clock never ran ahead"
-    a_true, a_skew = time.time(), boxed.skew()
-    time.sleep(1.0)
-    b_true, b_skew = time.time(), boxed.skew()
+    assert wait_for(lambda: boxed.skew() > 1.0), "the container's clock never ran ahead"
+    rate = clock_rate(boxed.skew)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
-    rate = 1.0 + (b_skew - a_skew) / (b_true - a_true)
     print(f"container clock.drift 2.0: measured {rate:.2f}; after {boxed.skew():.3f}s")
     assert 1.5 < rate < 2.5, rate
     assert abs(boxed.skew()) < 1.0
@@ -145,7 +113,7 @@ def test_skew_and_drift_move_the_container_clock_and_put_it_back(tmp_path: Path,
 
 def test_container_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, boxed: Boxed) -> None:
     run = _run(tmp_path, boxed.name, "fault: clock.skew, offset: +2h", "60s")
-    assert _wait(lambda: boxed.skew() > 7000), "the skew never arrived"
+    assert wait_for(lambda: boxed.skew() > 7000), "the skew never arrived"
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=30)
     killed = boxed.skew()
