@@ -106,6 +106,7 @@ def test_http_status_share_on_kept_alive_connections_repeats_with_a_seed(link: P
                                                                 "body": "down for chaos", "headers": {"Retry-After": "1"}})
     first = _statuses(link, 600)
     share = first.count(503) / len(first)
+    print(f"\nhttp_status share 0.3, seed 11: {first.count(503)} of {len(first)} responses were 503 ({share:.3f})")
     # 600 draws at 0.3: standard deviation 0.019
     assert 0.24 <= share <= 0.36, share
     assert set(first) == {200, 503}
@@ -146,6 +147,7 @@ def test_http_latency_is_added_once_per_request(link: Proxy) -> None:
     base = statistics.median(_timed_gets(link, 40))
     link.add_toxic(type="http_latency", name="slow", stream="upstream", attributes={"latency": 40})
     p50 = statistics.median(_timed_gets(link, 100)) - base
+    print(f"\nhttp_latency 40 ms: p50 added {p50 * 1000:.2f} ms (error {abs(p50 - 0.040) * 1000:.2f} ms)")
     # 1-2 ms with the machine quiet; generous for a loaded one
     assert abs(p50 - 0.040) < 0.010, p50
     link.destroy_toxic("slow")
@@ -160,6 +162,7 @@ def test_http_latency_is_added_once_per_request(link: Proxy) -> None:
     first = time.perf_counter() - t0
     assert len(r.read()) == 5000
     total = time.perf_counter() - t0
+    print(f"trickled response with http_latency 300 ms: first byte {first:.3f}s, whole {total:.3f}s")
     assert first >= 0.3, first
     assert total < 0.6, total
     conn.close()
