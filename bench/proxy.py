@@ -117,9 +117,10 @@ stream {{
     return proc
 
 
-def start_chaoslab() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def start_chaoslab(realtime: bool = False) -> tuple[subprocess.Popen[str], str]:
+    extra = ["--realtime"] if realtime else []  # the proxy's own option: its fallback warning shows on stderr
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", *extra],
+                            stdout=subprocess.PIPE, stderr=None if realtime else subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     m = re.search(r"(http://127\.0\.0\.1:\d+)", proc.stdout.readline())
     assert m, "proxy did not start"
@@ -279,11 +280,12 @@ def run_latency(n: int, realtime: bool) -> int:
     up = ctx.Process(target=upstreams, args=(q,), daemon=True)
     up.start()
     _, echo_port = q.get(timeout=20)
-    ours, api = start_chaoslab()
+    ours, api = start_chaoslab(realtime)
     if realtime:
         # What is left when the other load cannot take the CPU from the proxy, its upstream and
-        # this client: SCHED_FIFO 1 (root). No polling client then: it would hold a core.
-        for pid in (ours.pid, up.pid, os.getpid()):
+        # this client: the proxy runs itself at SCHED_FIFO 1 (serve --realtime); the upstream and
+        # this client are put there too (root). No polling client then: it would hold a core.
+        for pid in (up.pid, os.getpid()):
             for task in os.listdir(f"/proc/{pid}/task"):
                 os.sched_setscheduler(int(task), os.SCHED_FIFO, os.sched_param(1))
     stress: subprocess.Popen[bytes] | None = None
@@ -388,7 +390,7 @@ def main() -> int:
     parser.add_argument("--soak", action="store_true")
     parser.add_argument("--latency", action="store_true", help="latency toxic accuracy, quiet and under stress-ng")
     parser.add_argument("--round-trips", type=int, default=300)
-    parser.add_argument("--realtime", action="store_true", help="with --latency: run the proxy as SCHED_FIFO 1")
+    parser.add_argument("--realtime", action="store_true", help="with --latency: the proxy runs with serve --realtime (SCHED_FIFO 1), its upstream and the client too")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()

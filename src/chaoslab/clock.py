@@ -12,7 +12,8 @@ EINVAL when only the real-time clock is faked.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import CapabilityError, TargetError
 
@@ -85,3 +86,48 @@ def write_offset(path: Path, offset: str | float) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text + "\n")
     os.replace(tmp, path)
+
+
+CONTAINER_HINT = (
+    "start it with LD_PRELOAD=<libfaketime.so.1 as seen inside the container>, "
+    "FAKETIME_TIMESTAMP_FILE=<a file in a writable bind-mounted host directory> and FAKETIME_NO_CACHE=1 "
+    "(docs/clock.md)"
+)
+
+
+def container_offset_file(attrs: dict[str, Any], what: str) -> Path:
+    """The host path of the offset file a container's processes read, from ``docker inspect``:
+    its ``FAKETIME_TIMESTAMP_FILE`` mapped through its bind mounts. ``TargetError`` saying what is
+    missing when the container was not started so that its clock can be moved."""
+    name = str(attrs.get("Name") or attrs.get("Id", "?")).lstrip("/")
+    env = dict(e.split("=", 1) for e in (attrs.get("Config") or {}).get("Env") or [] if "=" in e)
+    refuse = f"{what}: container {name} "
+    if "libfaketime" not in env.get("LD_PRELOAD", ""):
+        raise TargetError(refuse + f"was not started under libfaketime (no LD_PRELOAD of it), so its clock "
+                          f"cannot be moved: {CONTAINER_HINT}")
+    inside = env.get("FAKETIME_TIMESTAMP_FILE", "")
+    if not inside.startswith("/"):
+        raise TargetError(refuse + f"has no absolute FAKETIME_TIMESTAMP_FILE: {CONTAINER_HINT}")
+    if env.get("FAKETIME_NO_CACHE") != "1":
+        raise TargetError(refuse + "lacks FAKETIME_NO_CACHE=1: its processes would not see a new offset "
+                          f"until they restart; {CONTAINER_HINT}")
+    pid = int((attrs.get("State") or {}).get("Pid") or 0)
+    if pid > 0:
+        try:
+            loaded = "libfaketime" in Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            loaded = True  # gone meanwhile: the mounts still say where the file is
+        if not loaded:
+            raise TargetError(refuse + f"has LD_PRELOAD={env['LD_PRELOAD']} but its main process did not load "
+                              "it (not a library inside the container, or a statically linked program)")
+    file = PurePosixPath(inside)
+    holding = [m for m in attrs.get("Mounts") or [] if m.get("Type") == "bind"
+               and PurePosixPath(str(m.get("Destination") or "/-")) in (file, *file.parents)]
+    best = max(holding, key=lambda m: len(str(m["Destination"])), default=None)  # the innermost mount
+    if best is None:
+        raise TargetError(refuse + f"reads its offset from {inside}, which is not on a bind-mounted host "
+                          f"directory, so chaoslab cannot write it: {CONTAINER_HINT}")
+    if not best.get("RW", True):
+        raise TargetError(refuse + f"has {best['Destination']} mounted read-only; the offset file's directory "
+                          "must be writable from the host")
+    return Path(str(best["Source"])) / file.relative_to(PurePosixPath(str(best["Destination"])))

@@ -226,3 +226,53 @@ def fault_cgroups(run_id: str) -> list[Path]:
 def nft_tables() -> list[str]:
     out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=60).stdout
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]
+
+
+# -- clock faults: a service that reports its own clock --------------------------------------------
+
+CLOCK_REPORTER = """
+import json, os, sys, time
+out = sys.argv[1]
+while True:
+    with open(out + ".tmp", "w") as f:
+        json.dump({"own": time.time()}, f)
+    os.replace(out + ".tmp", out)
+    time.sleep(0.05)
+"""
+"""``python -c CLOCK_REPORTER FILE``: writes its own time.time() to FILE 20 times a second."""
+
+
+def own_skew(report: Path, timeout: float = 20.0) -> float:
+    """The reporting service's clock minus true time, from a report written after this call began."""
+    import json
+
+    before = time.time()
+    while True:
+        try:
+            data = json.loads(report.read_text())
+            fresh = report.stat().st_mtime >= before
+        except (OSError, ValueError):
+            data, fresh = None, False
+        t = time.time()
+        if data is not None and fresh:
+            return float(data["own"]) - t
+        if t - before > timeout:
+            raise TimeoutError("the service stopped reporting its clock")
+        time.sleep(0.02)
+
+
+def clock_rate(skew: Any, seconds: float = 1.0) -> float:
+    """How fast the service's clock runs, from two readings of ``skew()`` ``seconds`` apart."""
+    a_true, a_skew = time.time(), skew()
+    time.sleep(seconds)
+    b_true, b_skew = time.time(), skew()
+    return float(1.0 + (b_skew - a_skew) / (b_true - a_true))
+
+
+def wait_for(pred: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False

@@ -17,19 +17,12 @@ import pytest
 
 from chaoslab import clock
 
+from .conftest import CLOCK_REPORTER, clock_rate, own_skew, wait_for
+
 PY = sys.executable
 pytestmark = pytest.mark.skipif(not any(Path(c).is_file() for c in clock._CANDIDATES),
                                 reason="libfaketime is not installed (scripts/setup.sh installs it)")
 
-REPORTER = """
-import json, sys, time
-out = sys.argv[1]
-while True:
-    with open(out + ".tmp", "w") as f:
-        json.dump({"own": time.time()}, f)
-    import os; os.replace(out + ".tmp", out)
-    time.sleep(0.05)
-"""
 
 
 class Clocked:
@@ -42,25 +35,14 @@ class Clocked:
         if controllable:
             clock.ensure_file(self.offset_file)
             env.update(clock.controllable_env(self.offset_file))
-        self.proc = subprocess.Popen([PY, "-c", REPORTER, str(self.report)], env=env)
+        self.proc = subprocess.Popen([PY, "-c", CLOCK_REPORTER, str(self.report)], env=env)
         deadline = time.monotonic() + 30
         while not self.report.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
 
     def skew(self) -> float:
         """Its clock minus true time, from a fresh report."""
-        before = time.time()
-        while True:
-            try:
-                data = json.loads(self.report.read_text())
-            except (OSError, ValueError):
-                data = None
-            t = time.time()
-            if data is not None and self.report.stat().st_mtime >= before:
-                return float(data["own"]) - t
-            if t - before > 10:
-                raise TimeoutError("the service stopped reporting its clock")
-            time.sleep(0.02)
+        return own_skew(self.report, 10)
 
     def stop(self) -> None:
         self.proc.kill()
@@ -87,20 +69,11 @@ def _run(tmp: Path, exp: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait(pred: object, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: Clocked) -> None:
     machine_before = time.time()
     assert abs(clocked.skew()) < 1.0
     run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: -90s"))
-    assert _wait(lambda: clocked.skew() < -80), "the service's clock never moved back 90 s"
+    assert wait_for(lambda: clocked.skew() < -80), "the service's clock never moved back 90 s"
     during = clocked.skew()
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
@@ -114,7 +87,7 @@ def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: 
 
 def test_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, clocked: Clocked) -> None:
     run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: +2h", "60s"))
-    assert _wait(lambda: clocked.skew() > 7000), "the skew never arrived"
+    assert wait_for(lambda: clocked.skew() > 7000), "the skew never arrived"
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=30)
     assert clocked.skew() > 7000, "still skewed after the runner died (nothing else reverts it)"
@@ -126,13 +99,10 @@ def test_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, clocked: Cloc
 
 def test_drift_runs_the_clock_fast_from_the_injection(tmp_path: Path, clocked: Clocked) -> None:
     run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.drift, rate: 2.0", "4s"))
-    assert _wait(lambda: clocked.skew() > 1.0), "the clock never ran ahead"
-    a_true, a_skew = time.time(), clocked.skew()
-    time.sleep(1.0)
-    b_true, b_skew = time.time(), clocked.skew()
+    assert wait_for(lambda: clocked.skew() > 1.0), "the clock never ran ahead"
+    rate = clock_rate(clocked.skew)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
-    rate = 1.0 + (b_skew - a_skew) / (b_true - a_true)
     print(f"\nclock.drift rate 2.0: measured {rate:.2f} over 1 s; after revert {clocked.skew():.3f}s")
     assert 1.6 < rate < 2.4, rate
     assert abs(clocked.skew()) < 1.0
@@ -155,7 +125,7 @@ def test_stack_service_with_clock_controllable(tmp_path: Path) -> None:
 
     (tmp_path / "stack.yaml").write_text(
         "name: clk\nservices:\n  reporter:\n"
-        f"    command: [{PY}, -c, {json.dumps(REPORTER)}, {tmp_path / 'own.json'}]\n"
+        f"    command: [{PY}, -c, {json.dumps(CLOCK_REPORTER)}, {tmp_path / 'own.json'}]\n"
         "    clock: controllable\n")
     stack = Stack.load(str(tmp_path / "stack.yaml"))
     stack.up()

@@ -207,4 +207,5 @@ def test_openapi_document_is_served(proxy_server: ProxyProcess) -> None:
     assert {"/proxies", "/populate", "/proxies/{proxy}", "/proxies/{proxy}/toxics",
             "/proxies/{proxy}/toxics/{toxic}", "/reset", "/version"} <= set(doc["paths"])
     assert set(doc["components"]["schemas"]["ToxicInput"]["properties"]["type"]["enum"]) == {
-        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "packet_loss", "corrupt"}
+        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "packet_loss", "corrupt",
+        "http_status", "http_latency", "http_header", "http_abort"}

@@ -51,6 +51,10 @@ ALL = {
     # generated from the toxic registry
     "network.corrupt": {"probability": 0.01, "seed": 3},
     "network.packet_loss": {"loss_rate": 0.2, "correlation": 0.1},
+    "network.http_status": {"code": 503, "share": 0.3, "seed": 1},
+    "network.http_latency": {"latency": "20ms", "stream": "upstream"},
+    "network.http_header": {"header": "X-Trace"},
+    "network.http_abort": {"after": "1KB", "share": 0.5},
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from .. import capabilities, clock
+from ..errors import TargetError
 from ..units import MAX_DURATION, parse_duration, shown
 from . import register
 from .base import Fault, FaultParams, P
@@ -48,7 +49,7 @@ class DriftParams(FaultParams):
 
 
 class _ClockFault(Fault[P]):
-    target_kinds = frozenset({"process", "pid", "service"})
+    target_kinds = frozenset({"process", "pid", "service", "container", "compose"})
 
     @classmethod
     def check(cls) -> None:
@@ -57,8 +58,28 @@ class _ClockFault(Fault[P]):
     def _files(self) -> list[Path]:
         assert self.target is not None
         files: dict[str, Path] = {}
+        if self.target.kind in ("container", "compose"):
+            return self._container_files()
         for ref in self.target.processes:
             path = clock.require_controllable(ref.pid, f"target {self.target.name!r}")
+            files[str(path)] = path
+        return list(files.values())
+
+    def _container_files(self) -> list[Path]:
+        # The offset file is found through the container's mounts, on the host: it stays
+        # writable while the container is stopped, so a revert or recover never depends on it.
+        from ..platforms import docker
+
+        assert self.target is not None
+        files: dict[str, Path] = {}
+        for info in docker.containers_of(self.target):
+            container = docker.get(info.id)
+            if container is None:
+                raise TargetError(f"target {self.target.name!r}: container {info.name} is gone")
+            path = clock.container_offset_file(container.attrs, f"target {self.target.name!r}")
+            if not path.parent.is_dir():
+                raise TargetError(f"target {self.target.name!r}: the offset file's host directory {path.parent} "
+                                  "does not exist")
             files[str(path)] = path
         return list(files.values())
 
@@ -87,7 +108,8 @@ class _ClockFault(Fault[P]):
 @register
 class ClockSkew(_ClockFault[SkewParams]):
     name = "clock.skew"
-    summary = "Move the target's own clock by an offset (libfaketime; the target starts with clock: controllable)."
+    summary = ("Move the target's own clock by an offset (libfaketime; a service starts with clock: controllable, "
+               "a container with the preload in its environment).")
     Params = SkewParams
 
     def offset_now(self) -> float:

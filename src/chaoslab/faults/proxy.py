@@ -301,9 +301,10 @@ def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault[Any]]:
         return {k: _TO_TOXIC.get(units[k] or "", lambda v: v)(v) for k, v in values.items()}
 
     doc = sys.modules[toxic.__module__].__doc__ or toxic.type
+    summary = doc.strip().splitlines()[0].split(": ", 1)[-1]
     return type(f"Network_{toxic.type}", (ToxicFault,), {
         "name": f"network.{toxic.type}",
-        "summary": doc.strip().splitlines()[0].split(": ", 1)[-1],
+        "summary": summary[:1].upper() + summary[1:],
         "Params": params,
         "toxic_type": toxic.type,
         "attributes": attributes,

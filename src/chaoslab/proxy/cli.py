@@ -18,12 +18,15 @@ def proxy() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="API listen host.")
 @click.option("--port", default=8474, show_default=True, type=click.IntRange(0, 65535), help="API port (0: any free port).")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="JSON/YAML list of proxies (may hold toxics).")
-def serve(host: str, port: int, config: str | None) -> None:
+@click.option("--realtime", "realtime", type=click.IntRange(1, 99), default=None, is_flag=False, flag_value=1,
+              help="Run at SCHED_FIFO PRIORITY (1 when given alone): other load cannot take the CPU from the "
+                   "proxy's timers. Falls back to ordinary scheduling, with a warning, when the kernel refuses.")
+def serve(host: str, port: int, config: str | None, realtime: int | None) -> None:
     from ..errors import ChaoslabError
     from .server import run
 
     try:
-        run(host, port, config)
+        run(host, port, config, realtime=realtime)
     except ChaoslabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -135,7 +135,7 @@ class Stream:
         # Toxicity is drawn once per connection, as Toxiproxy does.
         if spec.toxicity < 1.0 and random.random() >= spec.toxicity:
             return
-        ctx = ToxicContext(spec.toxic, self.conn)
+        ctx = ToxicContext(spec.toxic, self.conn, self.direction)
         self.chain.insert(len(self.chain) if index is None else index, ctx)
         ctx.toxic.start(ctx)
 
@@ -156,7 +156,7 @@ class Stream:
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is old.toxic:
                 ctx.stop()
-                fresh = ToxicContext(new.toxic, self.conn)
+                fresh = ToxicContext(new.toxic, self.conn, self.direction)
                 fresh.state = {k: v for k, v in ctx.state.items() if k != "timer"}
                 self.chain[i] = fresh
                 self._wake()

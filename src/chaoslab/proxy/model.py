@@ -187,6 +187,8 @@ def toxic_from_json(data: Any) -> ToxicSpec:
     cls = toxics.get(type_name)
     if cls is None:
         raise INVALID_TOXIC_TYPE
+    if stream not in cls.streams:
+        raise ApiError(f"toxic {type_name} acts on the {' or '.join(cls.streams)} stream only", 400)
     name = data.get("name") or f"{type_name}_{stream_text}"
     if len(name) > 256:
         raise bad_body("name: at most 256 characters")

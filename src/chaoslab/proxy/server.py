@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 
@@ -57,8 +58,29 @@ async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str 
         await runner.cleanup()
 
 
-def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None) -> None:
+def go_realtime(priority: int) -> bool:
+    """SCHED_FIFO ``priority`` for this process, before any thread exists so that every thread
+    it starts inherits it. The kernel refuses without CAP_SYS_NICE or RLIMIT_RTPRIO, or in a cgroup
+    with no real-time budget: then a warning, and the proxy runs with ordinary scheduling.
+
+    The kernel's real-time throttling (``sched_rt_runtime_us``, 95 % by default) keeps a proxy
+    flooded with traffic from taking a core entirely."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        print(f"warning: the kernel refused SCHED_FIFO {priority} ({exc.strerror or exc}): the proxy runs with "
+              "ordinary scheduling, so other load on the machine shows up in its latency", file=sys.stderr,
+              flush=True)
+        return False
+    print(f"chaoslab proxy: running at SCHED_FIFO {priority}", file=sys.stderr, flush=True)
+    return True
+
+
+def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None,
+        realtime: int | None = None) -> None:
     """Blocking entry point, on uvloop when installed."""
+    if realtime:
+        go_realtime(realtime)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it

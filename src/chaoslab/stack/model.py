@@ -163,6 +163,8 @@ class ProxyKind(_Strict):
     port: Port = Field(description="Port of the proxy's HTTP API.")
     config: str | None = Field(None, description="Proxy config file, relative to the stack file.")
     proxies: list[ProxyLink] = Field(default_factory=list, description="Links, written to a config file.")
+    realtime: int | None = Field(None, ge=1, le=99,
+                                 description="Run the proxy at SCHED_FIFO with this priority (falls back with a warning).")
 
     @model_validator(mode="after")
     def _config_or_proxies(self) -> ProxyKind:

@@ -52,6 +52,50 @@ def enable_v2_controllers(group: Group) -> None:
             (d / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(wanted)))
 
 
+RT_FILE = "cpu.rt_runtime_us"
+
+
+def grant_realtime(group: Group) -> str | None:
+    """Give a service's cgroup v1 ``cpu`` group the real-time budget still free at each level, so
+    that the service may set SCHED_FIFO (with real-time group scheduling a new group has none and
+    the kernel refuses). None when done or not needed, else a sentence saying why not; the service
+    then falls back to ordinary scheduling and says so.
+
+    All the free budget, not a share: a SCHED_FIFO task over its group's budget is stopped until
+    the next period, which is worse than ordinary scheduling; a second real-time service finds none."""
+    d = group.dirs.get("cpu")
+    if d is None or group.versions.get("cpu") != 1 or not (d / RT_FILE).exists():
+        return None
+    root = cgroups.where("cpu")[0]
+    chain = [p for p in [*reversed(d.parents), d] if root in p.parents]
+    for level in chain:
+        try:
+            parent = int((level.parent / RT_FILE).read_text())
+            taken = sum(int((s / RT_FILE).read_text()) for s in level.parent.iterdir()
+                        if s.is_dir() and s != level and (s / RT_FILE).exists())
+            free = parent - taken if parent >= 0 else 950_000
+            if free <= 0:
+                return f"no real-time budget left under {level.parent} (cpu.rt_runtime_us taken by its other groups)"
+            if int((level / RT_FILE).read_text()) < free:
+                (level / RT_FILE).write_text(str(free))
+        except (OSError, ValueError) as exc:
+            return f"could not give {level} a real-time budget: {exc}"
+    return None
+
+
+def release_realtime(group: Group) -> None:
+    """After the service's group is gone: each ancestor keeps only what its remaining groups hold,
+    so the budget is free again for Docker's or anyone's real-time groups."""
+    d = group.dirs.get("cpu")
+    if d is None or group.versions.get("cpu") != 1:
+        return
+    root = cgroups.where("cpu")[0]
+    for level in [p for p in d.parents if root in p.parents]:  # innermost first
+        with contextlib.suppress(OSError, ValueError):
+            held = sum(int((s / RT_FILE).read_text()) for s in level.iterdir() if (s / RT_FILE).exists())
+            (level / RT_FILE).write_text(str(held))
+
+
 def launch(plan: ServicePlan, group: Group | None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(plan.env)

@@ -145,6 +145,8 @@ class Supervisor:
                 continue
             svc.group.create()
             process.enable_v2_controllers(svc.group)
+            if svc.plan.info.get("realtime") and (why := process.grant_realtime(svc.group)):
+                self.event("warning", svc.plan.name, f"SCHED_FIFO will be refused: {why}")
             res = svc.plan.resources
             if res.get("cpu") is not None:
                 svc.group.set_cpu(float(res["cpu"] or 0))
@@ -423,6 +425,9 @@ class Supervisor:
                 stack_dirs.update(d.parent for d in svc.group.dirs.values())
                 svc.group.remove()
         prune(stack_dirs, levels=2)  # the stack's group, then the shared chaoslab-stack if it is empty
+        for svc in self.services.values():
+            if svc.group is not None and svc.plan.info.get("realtime"):
+                process.release_realtime(svc.group)  # once its groups are gone (a group in use keeps its budget)
 
 
 def _log_tail(path: str, lines: int = 1) -> str:

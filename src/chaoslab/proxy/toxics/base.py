@@ -59,9 +59,11 @@ class LinkControl(Protocol):
 class ToxicContext:
     """One toxic active on one direction of one connection."""
 
-    def __init__(self, toxic: Toxic, link: LinkControl) -> None:
+    def __init__(self, toxic: Toxic, link: LinkControl, direction: str = "downstream") -> None:
         self.toxic = toxic
         self.link = link
+        self.direction = direction
+        """``upstream`` (client to server) or ``downstream``: what the HTTP toxics parse depends on it."""
         self.stopped = False
         self.state: dict[str, Any] = {}
         self._timers: list[asyncio.TimerHandle] = []
@@ -132,6 +134,8 @@ class Toxic:
 
     Attributes: ClassVar[builtins.type[ToxicAttributes]] = ToxicAttributes
     type: ClassVar[str]
+    streams: ClassVar[tuple[str, ...]] = ("upstream", "downstream")
+    """The directions the toxic can act on (``http_status`` writes responses: downstream only)."""
 
     def __init__(self, attributes: BaseModel) -> None:
         self.attributes = attributes

@@ -30,6 +30,8 @@ class Proxy(Kind):
             )
         argv = [sys.executable, "-m", "chaoslab.proxy", "serve", "--port", str(spec.port)]
         ports = [spec.port]
+        if spec.realtime:
+            argv += ["--realtime", str(spec.realtime)]
         if spec.config:
             config = ctx.path(spec.config)
             if not config.is_file():
@@ -48,7 +50,7 @@ class Proxy(Kind):
             argv=argv,
             ports=ports,
             health=HealthPlan("http", {"url": f"{api}/version", "method": "GET", "status": [200]}, interval=1.0),
-            info={"address": f"127.0.0.1:{spec.port}", "url": api, "api": api,
+            info={"address": f"127.0.0.1:{spec.port}", "url": api, "api": api, "realtime": spec.realtime,
                   "proxies": {link.name: {"listen": link.listen, "upstream": link.upstream}
                               for link in spec.proxies}},
         )

@@ -1,0 +1,90 @@
+"""``chaoslab proxy serve --realtime``: every thread of the proxy at SCHED_FIFO (as the kernel
+reports it), and the fallback with a warning when the kernel refuses (CAP_SYS_NICE dropped)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import ProxyProcess, TcpServer, recv_all
+
+pytestmark = pytest.mark.root
+
+
+def _policies(pid: int) -> set[int]:
+    return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def _roundtrip(host: str, port: int) -> bytes:
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"ping")
+        s.shutdown(socket.SHUT_WR)
+        return recv_all(s)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root (CAP_SYS_NICE)")
+def test_serve_realtime_runs_every_thread_at_sched_fifo(echo_server: TcpServer) -> None:
+    proxy = ProxyProcess("--realtime", "2")
+    try:
+        assert _policies(proxy.pid) == {os.SCHED_FIFO}
+        assert os.sched_getparam(proxy.pid).sched_priority == 2
+        host, port = proxy.create("rt", echo_server.port)
+        proxy.toxic("rt", "latency", latency=5)
+        assert _roundtrip(host, port) == b"ping"
+        assert _policies(proxy.pid) == {os.SCHED_FIFO}, "a thread started later is not at SCHED_FIFO"
+    finally:
+        proxy.stop()
+    assert proxy.proc.stderr is not None
+    assert "running at SCHED_FIFO 2" in proxy.proc.stderr.read()
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_refused_realtime_falls_back_with_a_warning() -> None:
+    proc = subprocess.Popen(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice",
+                             sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", "--realtime"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        warning = proc.stderr.readline()
+        assert warning.startswith("warning: the kernel refused SCHED_FIFO 1 (Operation not permitted)"), warning
+        assert "listening on http://127.0.0.1:" in proc.stdout.readline()
+        assert _policies(proc.pid) == {os.SCHED_OTHER}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root (CAP_SYS_NICE)")
+def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
+    from chaoslab.stack import Stack
+
+    port = _free_port()
+    (tmp_path / "stack.yaml").write_text(f"name: rtp\nservices:\n  faults:\n    chaoslab-proxy:\n"
+                                         f"      port: {port}\n      realtime: 1\n")
+    stack = Stack.load(str(tmp_path / "stack.yaml"))
+    stack.up()
+    try:
+        pid = int(stack.resolve("faults")["pid"])
+        assert _policies(pid) == {os.SCHED_FIFO}
+        cpu = Path(stack.resolve("faults")["cgroups"]["cpu"])
+        assert int((cpu / "cpu.rt_runtime_us").read_text()) > 0
+    finally:
+        stack.down()
+    # the budget given to the service's groups is handed back to the shared parent
+    parent = cpu.parent.parent
+    if parent.exists():  # else removed with the last stack
+        held = sum(int((s / "cpu.rt_runtime_us").read_text()) for s in parent.iterdir()
+                   if (s / "cpu.rt_runtime_us").exists())
+        assert int((parent / "cpu.rt_runtime_us").read_text()) == held
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
