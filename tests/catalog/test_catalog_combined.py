@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import asyncpg
-from tests.conftest import PY
+from tests.conftest import PY, assert_held
 
 from .conftest import EXPERIMENTS
 
@@ -54,8 +54,7 @@ def test_combined_fault_keeps_every_acknowledged_order(exchange: Path, tmp_path:
     retries_wrong = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()
                      if "answered id" in line]
     assert retries_wrong == [], retries_wrong[:3]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert analysis["held"] is True, analysis["hypothesis"]
+    assert_held(proc, analysis)
     token = json.loads((run_dir / "history.jsonl").read_text().splitlines()[0])["run"]
     acked = _acked(run_dir)
     stored, over_traded = asyncio.run(_stored(token))
