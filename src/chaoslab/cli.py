@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "faults": ("chaoslab.commands:faults_cmd", "List the fault types and their parameters."),
     "recover": ("chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger)."),
     "halt": ("chaoslab.commands:halt_cmd", "Stop every running experiment on this machine."),
-    "report": ("chaoslab.report.cli:report", "Re-render the reports of a run directory."),
+    "report": ("chaoslab.commands:report", "Re-render the reports of a run directory."),
     "doctor": ("chaoslab.doctor:doctor", "What this machine can do, fault by fault."),
     "stack": ("chaoslab.stack.cli:stack", "Run a system under test as supervised local processes."),
     "proxy": ("chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy."),

@@ -1,4 +1,4 @@
-"""The core commands: run, validate, schema, faults, recover, halt."""
+"""The core commands: run, report, validate, schema, faults, recover, halt."""
 
 from __future__ import annotations
 
@@ -120,6 +120,36 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
     elif not dry_run:
         console.verdict(result)
     sys.exit(result.exit_code)
+
+
+def _report_formats(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    from .report import FILES
+
+    chosen = [f.strip() for f in value.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FILES]
+    if unknown or not chosen:
+        raise click.BadParameter(f"unknown format {', '.join(unknown) or '(none)'}; choose from {','.join(FILES)}")
+    return chosen
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format", "-f", "formats", default="md,html,junit,json", show_default=True, callback=_report_formats,
+    help="Comma-separated report formats.",
+)
+def report(run_dir: Path, formats: list[str]) -> None:
+    """Analyse RUN_DIR (reading only its files), decide its verdict and write its reports into it."""
+    from .journal import JOURNAL
+    from .verdict import conclude
+
+    if not (run_dir / JOURNAL).exists():
+        raise click.ClickException(f"{run_dir}: not a run directory (no {JOURNAL})")
+    result = conclude(run_dir, formats)
+    if len(result.reports) < len(formats):
+        raise click.ClickException(f"{run_dir}: {result.reason}")
+    for path in result.reports:
+        click.echo(str(path))
 
 
 @click.command()

@@ -105,6 +105,12 @@ class Journal:
         self._lines.close()
 
 
+def write_id(op: dict[str, Any]) -> str:
+    """The id a write of ``history.jsonl`` is known by: the one the system acknowledged, else the
+    key it was sent with (the final read and the data-loss check compare these)."""
+    return str(op["ack_id"]) if op.get("ack_id") is not None else str(op.get("key", op.get("id")))
+
+
 def write_json(run_dir: Path, name: str, data: Any) -> None:
     """Replace ``run_dir/name`` whole (a reader never sees half a file)."""
     tmp = run_dir / (name + ".tmp")

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from chaoslab.analysis import analyze
+from chaoslab.commands import report
 from chaoslab.report import write_reports
-from chaoslab.report.cli import report
 
 
 def _run(run_dir: Path, *, crashed: bool = False) -> Path:

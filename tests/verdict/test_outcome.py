@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from tests.conftest import Service
 
+from chaoslab.commands import report
 from chaoslab.experiment.loader import load_experiment
-from chaoslab.report.cli import report
 from chaoslab.runner.run import RunOptions, run_experiment
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..load.history import write_id
+from ..journal import write_id
 
 UNKNOWN = "unknown"
 CHECKED = "checked"

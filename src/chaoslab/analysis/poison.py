@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..load.history import write_id
+from ..journal import write_id
 
 CHECKED, UNKNOWN = "checked", "unknown"
 COUNTS = ("sent", "rejected", "acknowledged", "dead_lettered", "stored_as_valid", "lost", "unresolved")

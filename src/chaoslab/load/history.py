@@ -127,8 +127,3 @@ class History:
     def close(self) -> None:
         if not self._f.closed:
             self._f.close()
-
-
-def write_id(op: dict[str, Any]) -> str:
-    """The id a write is known by: the one the system acknowledged, else the key it was sent with."""
-    return str(op["ack_id"]) if op.get("ack_id") is not None else str(op.get("key", op.get("id")))

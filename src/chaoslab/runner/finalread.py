@@ -20,8 +20,7 @@ import aiohttp
 
 from .. import jsonpath
 from ..experiment.workload import HttpRead, SqlRead, VerifySpec
-from ..journal import HISTORY, VERIFY, read_lines, write_json
-from ..load.history import write_id
+from ..journal import HISTORY, VERIFY, read_lines, write_id, write_json
 from ..load.python import import_callable
 
 _RETRY_EVERY = 1.0
