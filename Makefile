@@ -12,8 +12,8 @@ demo: setup
 
 # Two pytest-xdist workers, one test folder at a time each (tests/conftest.py groups them): most
 # tests wait on fault windows, so the two overlap (docs/testing.md has the figures).
-# The Kubernetes cluster tests (marker k8s) run apart, with `make test-k8s`, once `make k8s` has
-# built the cluster: they are not green yet (see docs/kubernetes.md).
+# The Kubernetes cluster tests (marker k8s) run apart, with `make test-k8s`: they take minutes
+# on top of the 20-minute suite (figures in docs/kubernetes.md).
 test: setup
 	$(PY) -m pytest -q -m "not k8s" -n 2 --dist loadgroup tests
 

@@ -254,6 +254,12 @@ cmd_up() {
     --enable-admission-plugins=NamespaceLifecycle,LimitRanger,DefaultStorageClass,ResourceQuota \
     --disable-admission-plugins=ServiceAccount
   wait_for 120 "the apiserver" kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw=/readyz
+  # The bootstrap role system:kube-controller-manager grants only what the manager needs for
+  # itself: each controller is meant to run as its own service account, whose tokens come from
+  # the serviceaccount-token controller that is off here. Run as one identity, it needs all.
+  wait_for 60 "the controller-manager binding" sh -c "kubectl --kubeconfig '$KUBECONFIG_FILE' create clusterrolebinding \
+    chaoslab-controller-manager --clusterrole=cluster-admin --user=system:kube-controller-manager --dry-run=client -o yaml \
+    | kubectl --kubeconfig '$KUBECONFIG_FILE' apply -f -"
   start_daemon controller-manager "$BIN/kube-controller-manager" --bind-address=127.0.0.1 --port=0 \
     --kubeconfig="$STATE/controller-manager.kubeconfig" --controllers='*,-serviceaccount-token' \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \

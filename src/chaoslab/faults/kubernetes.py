@@ -299,7 +299,7 @@ class NodeDrain(_NodeFault[DrainParams]):
                     evicted.append(f"{p.metadata.namespace}/{p.metadata.name}")
                 except Exception as exc:
                     code = k8s.api_error(exc)
-                    if code in (404, 409):
+                    if code in (404, 409) or (code == 403 and "NamespaceTerminating" in str(exc)):
                         continue
                     if code == 429:  # a PodDisruptionBudget forbids it now: retry, as kubectl drain does
                         blocked[f"{p.metadata.namespace}/{p.metadata.name}"] = "PodDisruptionBudget"
@@ -338,7 +338,10 @@ def _evict(api: Any, pod: Any, grace: int | None) -> None:
 
 
 def _skip_on_drain(pod: Any) -> bool:
-    """Pods a drain leaves alone: DaemonSet pods, mirror (static) pods, finished pods."""
+    """Pods a drain leaves alone: DaemonSet pods, mirror (static) pods, finished pods, and pods
+    already being deleted (evicting them again is refused, e.g. in a terminating namespace)."""
+    if pod.metadata.deletion_timestamp is not None:
+        return True
     if "kubernetes.io/config.mirror" in (pod.metadata.annotations or {}):
         return True
     if any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references or []):

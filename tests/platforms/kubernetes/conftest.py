@@ -106,6 +106,14 @@ def cluster() -> Iterator[Cluster]:
     if missing:
         # A one-time build of 35 minutes or more on 2 cores: `make k8s`, not every `make test`.
         pytest.skip(f"Kubernetes is not built yet ({', '.join(missing)} missing in {CACHE_BIN}): run `make k8s`")
+    # One kubelet per dockerd (fixed ports, and `down` removes every pod container): a cluster
+    # someone already started with `scripts/k8s.sh up` is used as it is and left running.
+    status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=60, check=False)
+    if status.returncode == 0 and "stopped" not in status.stdout:
+        env_line = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, timeout=60,
+                                  check=True).stdout
+        yield Cluster(Path(env_line.strip().split("=", 1)[1]))
+        return
     env = {**os.environ, "CHAOSLAB_K8S_STATE": str(STATE), "CHAOSLAB_K8S_PORT": PORT,
            "CHAOSLAB_K8S_ETCD_PORT": ETCD_PORT}
     up = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=3600, check=False)

@@ -94,11 +94,11 @@ def _play_controller(cluster: Cluster, ns: str, plural: str, stop: threading.Eve
                 obj["status"] = {"conditions": [{"type": "Selected", "status": "True"},
                                                 {"type": "AllInjected", "status": "True"}]}
                 subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "replace", "--subresource=status",
-                                "-n", ns, "-f", "-"], input=json.dumps(obj), capture_output=True, timeout=60)
+                                "-n", ns, "-f", "-"], input=json.dumps(obj), capture_output=True, text=True, timeout=60)
                 # kubectl 1.32 has --subresource; the raw API is the fallback for the status write.
                 subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "replace", "--raw",
                                 f"/apis/{cm.GROUP}/{cm.VERSION}/namespaces/{ns}/{plural}/{obj['metadata']['name']}/status",
-                                "-f", "-"], input=json.dumps(obj), capture_output=True, timeout=60)
+                                "-f", "-"], input=json.dumps(obj), capture_output=True, text=True, timeout=60)
         stop.wait(0.3)
 
 
