@@ -150,7 +150,9 @@ hypothesis:
         proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
                               capture_output=True, text=True, timeout=120, env=child_env(state_dir))
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        # Only this run's table: another worker's experiment may hold its own table meanwhile.
+        (run_dir,) = (tmp_path / "runs").iterdir()
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-        assert "chaoslab" not in tables
+        assert "chaoslab_" + "".join(c if c.isalnum() else "_" for c in run_dir.name) not in tables
     finally:
         stack.down(purge=True)
