@@ -35,8 +35,11 @@ def chaoslab_argv(*args: str) -> list[str]:
 def child_env(state: Path) -> dict[str, str]:
     """The environment of a ``chaoslab`` child with a private state directory."""
     path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "CHAOSLAB_STATE_DIR": str(state),
-            "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC)}
+    return {
+        **os.environ,
+        "CHAOSLAB_STATE_DIR": str(state),
+        "PYTHONPATH": f"{SRC}{os.pathsep}{path}" if path else str(SRC),
+    }
 
 
 def wait_until(cond: Callable[[], object], timeout: float = 5.0) -> bool:
@@ -68,9 +71,15 @@ def ledger_entries(state: Path) -> list[Path]:
 
 # -- `chaoslab run` as a child process, killed mid-fault (the runner and targets tests) --
 
+
 def start_run(exp_file: Path, runs: Path, state: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp_file), "--runs-dir", str(runs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(state))
+    return subprocess.Popen(
+        [PY, "-m", "chaoslab", "run", str(exp_file), "--runs-dir", str(runs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(state),
+    )
 
 
 @contextlib.contextmanager
@@ -111,6 +120,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int, avoid: range = range(0)) -> list[int]:
+    """``n`` distinct free ports, none in ``avoid``. Every socket stays bound until all are chosen:
+    separate free_port() calls can hand out one port twice (seen in CI, where two services of one
+    stack file got the same port)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in avoid:
+                ports.append(port)
+        return ports
+    finally:
+        for s in held:
+            s.close()
+
+
 def port_taken(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something holds ``port`` (a fixed port a test would need)."""
     with socket.socket() as s:
@@ -139,7 +168,11 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
 # machine-wide thing (the exchange's fixed ports) share a group, else one of them would skip; so
 # do the folders that run a whole exchange under load (two at once made the catalog's and the
 # demo's load generator fall behind: lag p99 134 ms, run invalid).
-SHARED_GROUPS = {"tests/catalog": "exchange-stacks", "tests/demo": "exchange-stacks", "tests/chaos": "exchange-stacks"}
+SHARED_GROUPS = {
+    "tests/catalog": "exchange-stacks",
+    "tests/demo": "exchange-stacks",
+    "tests/chaos": "exchange-stacks",
+}
 
 
 def xdist_group_of(nodeid: str) -> str:
@@ -187,7 +220,10 @@ def run_until_steady(load: Any, *, within: float, steady_for: float = 4.0) -> fl
     while time.monotonic() - start < within + steady_for:
         time.sleep(0.25)
         cur = load.stats()
-        if cur["failed"] + cur["timeout"] > prev["failed"] + prev["timeout"] or cur["ok"] == prev["ok"]:
+        if (
+            cur["failed"] + cur["timeout"] > prev["failed"] + prev["timeout"]
+            or cur["ok"] == prev["ok"]
+        ):
             last_bad = time.monotonic()
         prev = cur
         if time.monotonic() - last_bad >= steady_for:
@@ -251,9 +287,14 @@ def assert_held(proc: subprocess.CompletedProcess[str], analysis: dict[str, Any]
     machine is INVALID (exit 4) for that reason alone; it is accepted here only when every line of
     its hypothesis still passed, so the test's own checks on what the system holds decide."""
     out = proc.stdout + proc.stderr
-    lagged = (proc.returncode == 4 and analysis.get("valid") is False
-              and "load generator fell behind" in str(analysis.get("invalid_reason")))
+    lagged = (
+        proc.returncode == 4
+        and analysis.get("valid") is False
+        and "load generator fell behind" in str(analysis.get("invalid_reason"))
+    )
     assert proc.returncode == 0 or lagged, out[-4000:]
     if not lagged:
         assert analysis["held"] is True and analysis["valid"] is True, out[-4000:]
-    assert analysis["hypothesis"] and all(a["passed"] for a in analysis["hypothesis"]), analysis["hypothesis"]
+    assert analysis["hypothesis"] and all(a["passed"] for a in analysis["hypothesis"]), analysis[
+        "hypothesis"
+    ]

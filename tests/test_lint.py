@@ -11,11 +11,18 @@ BIN = Path(sys.executable).parent
 
 
 def test_ruff_is_clean() -> None:
-    proc = subprocess.run([str(BIN / "ruff"), "check", "src", "tests", "bench", "examples"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(BIN / "ruff"), "check", "src", "tests", "bench", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_strict_is_clean() -> None:
-    proc = subprocess.run([str(BIN / "mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / "mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -17,15 +17,26 @@ def _in_fault(t: float) -> bool:
 
 
 def test_metric_names_and_did_you_mean() -> None:
-    for name in ("time_to_recovery", "lost_writes", "error_rate.baseline", "latency.p99.fault",
-                 "availability.fault", "detection_time", "duplicates", "resilience_score",
-                 "probe.health.availability.recovery"):
+    for name in (
+        "time_to_recovery",
+        "lost_writes",
+        "error_rate.baseline",
+        "latency.p99.fault",
+        "availability.fault",
+        "detection_time",
+        "duplicates",
+        "resilience_score",
+        "probe.health.availability.recovery",
+    ):
         validate_metric_name(name, ["health"])
     with pytest.raises(ValueError, match="did you mean 'time_to_recovery'"):
         validate_metric_name("time_to_recovry", ["health"])
     with pytest.raises(ValueError, match=r"did you mean 'latency\.p99\.fault'"):
         validate_metric_name("latency.p99.faults", [])
-    with pytest.raises(ValueError, match=r"unknown probe 'helth'.*did you mean 'probe\.health\.availability\.fault'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown probe 'helth'.*did you mean 'probe\.health\.availability\.fault'",
+    ):
         validate_metric_name("probe.helth.availability.fault", ["health"])
     with pytest.raises(ValueError, match="unknown hypothesis key 'banana'"):
         validate_metric_name("banana", [])
@@ -34,20 +45,39 @@ def test_metric_names_and_did_you_mean() -> None:
 
 def test_phase_rates_latency_windows_and_recovery(tmp_path: Path) -> None:
     # failing from 5 s to 10 s: 2 s past the revert at 8 s; latency 10 ms, 20 ms in recovery
-    history = ops(50, 15, outcome=lambda t: "timeout" if 5 <= t < 7 else "refused" if 7 <= t < 10 else "ok",
-                  latency=lambda t: 0.02 if t >= 10 else 0.01)
-    run = write_run(tmp_path, journal=timeline(), ops=history, experiment={
-        "hypothesis": {"time_to_recovery": {"max": 3.0}, "availability.recovery": {"min": 0.9}}})
+    history = ops(
+        50,
+        15,
+        outcome=lambda t: "timeout" if 5 <= t < 7 else "refused" if 7 <= t < 10 else "ok",
+        latency=lambda t: 0.02 if t >= 10 else 0.01,
+    )
+    run = write_run(
+        tmp_path,
+        journal=timeline(),
+        ops=history,
+        experiment={
+            "hypothesis": {"time_to_recovery": {"max": 3.0}, "availability.recovery": {"min": 0.9}}
+        },
+    )
     a = analyze(run)
     m = a["metrics"]
-    assert a["phases"]["t_inject"] == 5.0 and a["phases"]["t_revert"] == 8.0 and a["phases"]["t_end"] == 15.0
+    assert (
+        a["phases"]["t_inject"] == 5.0
+        and a["phases"]["t_revert"] == 8.0
+        and a["phases"]["t_end"] == 15.0
+    )
     assert m["availability.baseline"] == 1.0 and m["availability.fault"] == 0.0
-    assert m["timeout_rate.fault"] == pytest.approx(2 / 3) and m["fail_rate.fault"] == pytest.approx(1 / 3)
+    assert m["timeout_rate.fault"] == pytest.approx(2 / 3) and m[
+        "fail_rate.fault"
+    ] == pytest.approx(1 / 3)
     assert m["availability.recovery"] == pytest.approx(5 / 7)
     assert m["error_rate"] == pytest.approx(1 - (250 + 250) / 750)
     assert m["latency.p99.baseline"] == pytest.approx(0.01, rel=0.01)
     assert m["latency.p50.recovery"] == pytest.approx(0.02, rel=0.01)
-    assert m["latency.p99.fault"] is None and "no successful operation" in a["missing"]["latency.p99.fault"]
+    assert (
+        m["latency.p99.fault"] is None
+        and "no successful operation" in a["missing"]["latency.p99.fault"]
+    )
     assert m["throughput.baseline"] == pytest.approx(50.0)
     assert m["impact_onset"] == 0.0
     assert m["time_to_recovery"] == 2.0 and m["time_to_recovery.from_impact"] == 5.0
@@ -79,24 +109,55 @@ def test_slow_but_successful_windows_are_an_impact(tmp_path: Path) -> None:
 
 
 def test_detection_ignores_probes_already_failing_and_counts_detect_events(tmp_path: Path) -> None:
-    journal = timeline() + samples("flaky", 0.5, 15, lambda t: True) + samples("health", 0.5, 15, _in_fault)
+    journal = (
+        timeline()
+        + samples("flaky", 0.5, 15, lambda t: True)
+        + samples("health", 0.5, 15, _in_fault)
+    )
     journal.append({"type": "sample", "t": 5.2, "probe": "quiet", "ok": False})
-    a = analyze(write_run(tmp_path / "a", journal=journal, experiment={
-        "probes": {"flaky": {"every": 0.5}, "health": {"every": 0.5}, "quiet": {"signal": False}}}))
+    a = analyze(
+        write_run(
+            tmp_path / "a",
+            journal=journal,
+            experiment={
+                "probes": {
+                    "flaky": {"every": 0.5},
+                    "health": {"every": 0.5},
+                    "quiet": {"signal": False},
+                }
+            },
+        )
+    )
     assert a["metrics"]["detection_time"] == 0.0 and a["detected_by"].startswith("probe health")
-    journal2 = [*timeline(), {"type": "event", "t": 6.25, "source": "stack", "kind": "breaker_open", "detect": True}]
+    journal2 = [
+        *timeline(),
+        {"type": "event", "t": 6.25, "source": "stack", "kind": "breaker_open", "detect": True},
+    ]
     a2 = analyze(write_run(tmp_path / "b", journal=journal2))
     assert a2["metrics"]["detection_time"] == 1.25
 
 
 def test_run_without_load_uses_probes(tmp_path: Path) -> None:
     journal = timeline() + samples("health", 0.25, 15, lambda t: 5 <= t < 9.5)
-    a = analyze(write_run(tmp_path, journal=journal, experiment={
-        "probes": {"health": {"every": 0.25}},
-        "hypothesis": {"error_rate.fault": {"max": 0.1}, "probe.health.availability.fault": {"min": 0.5}}}))
+    a = analyze(
+        write_run(
+            tmp_path,
+            journal=journal,
+            experiment={
+                "probes": {"health": {"every": 0.25}},
+                "hypothesis": {
+                    "error_rate.fault": {"max": 0.1},
+                    "probe.health.availability.fault": {"min": 0.5},
+                },
+            },
+        )
+    )
     m = a["metrics"]
     assert a["steady_state"]["basis"] == "probes"
-    assert m["probe.health.availability.baseline"] == 1.0 and m["probe.health.availability.fault"] == 0.0
+    assert (
+        m["probe.health.availability.baseline"] == 1.0
+        and m["probe.health.availability.fault"] == 0.0
+    )
     assert m["probe.health.failures.recovery"] == 6
     assert m["time_to_recovery"] == 2.0  # first good window at 10 s, revert at 8 s
     assert m["error_rate.fault"] is None
@@ -107,7 +168,11 @@ def test_run_without_load_uses_probes(tmp_path: Path) -> None:
 
 def test_never_recovered_is_a_violation_not_a_number(tmp_path: Path) -> None:
     journal = timeline() + samples("health", 0.5, 15, lambda t: t >= 5)
-    a = analyze(write_run(tmp_path, journal=journal, experiment={"hypothesis": {"time_to_recovery": {"max": 60}}}))
+    a = analyze(
+        write_run(
+            tmp_path, journal=journal, experiment={"hypothesis": {"time_to_recovery": {"max": 60}}}
+        )
+    )
     assert a["metrics"]["time_to_recovery"] is None
     assert a["hypothesis"][0]["passed"] is False
     assert a["hypothesis"][0]["note"] == "not recovered by the end of the run"
@@ -116,8 +181,12 @@ def test_never_recovered_is_a_violation_not_a_number(tmp_path: Path) -> None:
 
 def test_partial_journal_of_a_crashed_run(tmp_path: Path) -> None:
     journal = timeline(revert=None, end=None) + samples("health", 0.5, 7, _in_fault)
-    run = write_run(tmp_path, journal=journal, ops=ops(50, 7, outcome=lambda t: "timeout" if t >= 5 else "ok"),
-                    experiment={"hypothesis": {"time_to_recovery": {"max": 10}}})
+    run = write_run(
+        tmp_path,
+        journal=journal,
+        ops=ops(50, 7, outcome=lambda t: "timeout" if t >= 5 else "ok"),
+        experiment={"hypothesis": {"time_to_recovery": {"max": 10}}},
+    )
     with open(run / "journal.jsonl", "a") as f:
         f.write('{"type": "sample", "t": 7.1, "pro')  # torn by the crash
     a = analyze(run)
@@ -140,8 +209,14 @@ def test_crash_before_injection_has_nothing_to_judge(tmp_path: Path) -> None:
 
 
 def test_generator_lag_makes_the_run_invalid(tmp_path: Path) -> None:
-    a = analyze(write_run(tmp_path, journal=timeline(), ops=ops(50, 15, lag=0.3),
-                          experiment={"hypothesis": {"lost_writes": {"max": 0}}}))
+    a = analyze(
+        write_run(
+            tmp_path,
+            journal=timeline(),
+            ops=ops(50, 15, lag=0.3),
+            experiment={"hypothesis": {"lost_writes": {"max": 0}}},
+        )
+    )
     assert a["valid"] is False and "lag p99 300 ms > 100 ms" in a["invalid_reason"]
     assert a["held"] is None
     assert a["metrics"]["generator_lag.p99"] == pytest.approx(0.3, rel=0.01)
@@ -155,23 +230,39 @@ def test_resilience_score_parts(tmp_path: Path) -> None:
     assert parts["availability"] == pytest.approx((0 + 1) / 2)
     assert parts["recovery"] == 1.0  # good again from 8 s: recovered at the revert
     assert parts["detection"] == pytest.approx(1 - 0.5 / 60, abs=1e-3)
-    assert a["metrics"]["resilience_score"] == pytest.approx(100 * (0.4 * 0.5 + 0.2 + 0.25 + 0.15 * parts["detection"]), abs=0.1)
+    assert a["metrics"]["resilience_score"] == pytest.approx(
+        100 * (0.4 * 0.5 + 0.2 + 0.25 + 0.15 * parts["detection"]), abs=0.1
+    )
 
 
 def test_stack_health_events_count_as_detection(tmp_path: Path) -> None:
-    journal = [*timeline(),
-               {"type": "event", "t": 5.5, "source": "stack", "kind": "health", "status": "healthy"},
-               {"type": "event", "t": 6.0, "source": "stack", "kind": "health", "status": "unhealthy",
-                "message": "api is unhealthy (HTTP 503)"}]
+    journal = [
+        *timeline(),
+        {"type": "event", "t": 5.5, "source": "stack", "kind": "health", "status": "healthy"},
+        {
+            "type": "event",
+            "t": 6.0,
+            "source": "stack",
+            "kind": "health",
+            "status": "unhealthy",
+            "message": "api is unhealthy (HTTP 503)",
+        },
+    ]
     a = analyze(write_run(tmp_path, journal=journal))
-    assert a["metrics"]["detection_time"] == 1.0 and a["detected_by"] == "stack: api is unhealthy (HTTP 503)"
+    assert (
+        a["metrics"]["detection_time"] == 1.0
+        and a["detected_by"] == "stack: api is unhealthy (HTTP 503)"
+    )
 
 
 def test_the_final_read_is_not_part_of_the_recovery_phase(tmp_path: Path) -> None:
     journal = [r for r in timeline() if r["type"] != "end" and r.get("name") != "end"]
-    journal += [{"type": "phase", "t": 15.0, "name": "verify"}, {"type": "phase", "t": 45.0, "name": "end"},
-                {"type": "end", "t": 45.0, "errors": []},
-                {"type": "sample", "t": 40.0, "probe": "health", "ok": False}]
+    journal += [
+        {"type": "phase", "t": 15.0, "name": "verify"},
+        {"type": "phase", "t": 45.0, "name": "end"},
+        {"type": "end", "t": 45.0, "errors": []},
+        {"type": "sample", "t": 40.0, "probe": "health", "ok": False},
+    ]
     journal += samples("health", 0.5, 15, lambda t: False)
     a = analyze(write_run(tmp_path, journal=journal, ops=ops(50, 15)))
     assert a["phases"]["t_end"] == 15.0

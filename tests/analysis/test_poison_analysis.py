@@ -17,9 +17,18 @@ def _ops(n: int) -> list[dict[str, Any]]:
     for k in range(n):
         kind = KINDS[k % 3] if k % 2 else None  # every odd operation is malformed
         edge = kind == "truncated_json"
-        op = {"id": k, "key": f"r-{k}", "t_scheduled": k * 0.02, "t_sent": k * 0.02, "t_done": k * 0.02 + 0.01,
-              "outcome": "fail" if edge else "ok", "status": 400 if edge else 201, "latency": 0.01,
-              "ack": not edge, "refused": edge}
+        op = {
+            "id": k,
+            "key": f"r-{k}",
+            "t_scheduled": k * 0.02,
+            "t_sent": k * 0.02,
+            "t_done": k * 0.02 + 0.01,
+            "outcome": "fail" if edge else "ok",
+            "status": 400 if edge else 201,
+            "latency": 0.01,
+            "ack": not edge,
+            "refused": edge,
+        }
         if kind:
             op["poison"] = kind
         out.append(op)
@@ -30,9 +39,16 @@ def _run(tmp_path: Path, stored: list[str], dead: list[str] | None) -> dict[str,
     verify: dict[str, Any] = {"ok": True, "ids": stored, "attempts": 1}
     if dead is not None:
         verify["dead_letters"] = dead
-    write_run(tmp_path, journal=timeline(), ops=_ops(600), verify=verify,
-              experiment={"verify": {"http": {"url": "x"}}, "hypothesis": {"poison_stored_as_valid": {"max": 0},
-                                                                            "lost_writes": {"max": 0}}})
+    write_run(
+        tmp_path,
+        journal=timeline(),
+        ops=_ops(600),
+        verify=verify,
+        experiment={
+            "verify": {"http": {"url": "x"}},
+            "hypothesis": {"poison_stored_as_valid": {"max": 0}, "lost_writes": {"max": 0}},
+        },
+    )
     return analyze(tmp_path)
 
 
@@ -44,7 +60,11 @@ def test_a_correct_system_rejects_or_dead_letters_every_defect(tmp_path: Path) -
     p = a["poison"]
     assert (p["stored_as_valid"], p["lost"]) == (0, 0)
     assert p["kinds"]["truncated_json"]["rejected"] == 100
-    assert p["kinds"]["missing_field"]["dead_lettered"] == p["kinds"]["bad_decimal"]["dead_lettered"] == 100
+    assert (
+        p["kinds"]["missing_field"]["dead_lettered"]
+        == p["kinds"]["bad_decimal"]["dead_lettered"]
+        == 100
+    )
     assert a["data_loss"]["lost"] == [] and a["data_loss"]["unexpected"] == []
     assert p["stall_suspected"] is False
     assert a["held"] is True
@@ -64,7 +84,9 @@ def test_a_planted_defect_is_reported_with_its_kind_and_count(tmp_path: Path) ->
     clean = [o["key"] for o in ops if "poison" not in o]
     decimals = [o["key"] for o in ops if o.get("poison") == "bad_decimal"]
     missing = [o["key"] for o in ops if o.get("poison") == "missing_field"]
-    a = _run(tmp_path, clean + decimals, missing[:-3])  # bad decimals stored; 3 missing_field vanished
+    a = _run(
+        tmp_path, clean + decimals, missing[:-3]
+    )  # bad decimals stored; 3 missing_field vanished
     p = a["poison"]
     assert p["kinds"]["bad_decimal"]["stored_as_valid"] == 100
     assert p["kinds"]["missing_field"]["stored_as_valid"] == 0

@@ -27,8 +27,13 @@ SHORT = {
 
 
 def _chaoslab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "chaoslab", *args], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ))
+    return subprocess.run(
+        [PY, "-m", "chaoslab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
 def test_validate_accepts_the_catalog_and_the_suite() -> None:
@@ -67,8 +72,9 @@ def _leftovers(run_id: str, stack_file: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("name", sorted(SHORT))
-def test_headline_experiment_holds_and_leaves_nothing(name: str, exchange: Path, tmp_path: Path,
-                                                      state_dir: Path) -> None:
+def test_headline_experiment_holds_and_leaves_nothing(
+    name: str, exchange: Path, tmp_path: Path, state_dir: Path
+) -> None:
     runs = tmp_path / "runs"
     args = [a for v in SHORT[name] for a in ("--var", v)]
     proc = _chaoslab("run", str(EXPERIMENTS / name), *args, "--runs-dir", str(runs), timeout=150)

@@ -32,27 +32,47 @@ def _acked(run_dir: Path) -> dict[str, str]:
 async def _stored(run: str) -> tuple[dict[str, str], int]:
     conn = await asyncpg.connect(DSN)
     try:
-        rows = await conn.fetch("SELECT client_order_id, order_id FROM orders WHERE client_order_id LIKE $1",
-                                f"{run}-%")
+        rows = await conn.fetch(
+            "SELECT client_order_id, order_id FROM orders WHERE client_order_id LIKE $1", f"{run}-%"
+        )
         over = await conn.fetch(
             "SELECT o.order_id FROM orders o JOIN trades t"
             " ON t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id"
-            " GROUP BY o.order_id, o.quantity HAVING sum(t.quantity) > o.quantity")
+            " GROUP BY o.order_id, o.quantity HAVING sum(t.quantity) > o.quantity"
+        )
     finally:
         await conn.close()
     return {r["client_order_id"]: r["order_id"] for r in rows}, len(over)
 
 
-def test_combined_fault_keeps_every_acknowledged_order(exchange: Path, tmp_path: Path, state_dir: Path) -> None:
+def test_combined_fault_keeps_every_acknowledged_order(
+    exchange: Path, tmp_path: Path, state_dir: Path
+) -> None:
     runs = tmp_path / "runs"
     args = [a for v in SHORT for a in ("--var", v)]
     proc = subprocess.run(
-        [PY, "-m", "chaoslab", "run", str(EXPERIMENTS / "11-partition-api-kill-retries.yaml"), *args,
-         "--runs-dir", str(runs)], capture_output=True, text=True, timeout=240, env=dict(os.environ))
+        [
+            PY,
+            "-m",
+            "chaoslab",
+            "run",
+            str(EXPERIMENTS / "11-partition-api-kill-retries.yaml"),
+            *args,
+            "--runs-dir",
+            str(runs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(os.environ),
+    )
     (run_dir,) = runs.iterdir()
     analysis = json.loads((run_dir / "summary.json").read_text())["analysis"]
-    retries_wrong = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()
-                     if "answered id" in line]
+    retries_wrong = [
+        json.loads(line)
+        for line in (run_dir / "history.jsonl").read_text().splitlines()
+        if "answered id" in line
+    ]
     assert retries_wrong == [], retries_wrong[:3]
     assert_held(proc, analysis)
     token = json.loads((run_dir / "history.jsonl").read_text().splitlines()[0])["run"]

@@ -12,12 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_ports
 
 from chaoslab.stack import Stack
 
 EXCHANGE = ROOT / "examples" / "exchange"
-PORTS = ("PG", "REDIS", "PROXY_API", "PG_PROXY", "REDIS_PROXY", "API", "NGINX", "MARKET", "ORDERFLOW", "EXPORTER", "PROMETHEUS")
+PORTS = (
+    "PG",
+    "REDIS",
+    "PROXY_API",
+    "PG_PROXY",
+    "REDIS_PROXY",
+    "API",
+    "NGINX",
+    "MARKET",
+    "ORDERFLOW",
+    "EXPORTER",
+    "PROMETHEUS",
+)
 
 
 @dataclass
@@ -38,8 +50,15 @@ class Exchange:
         return f"postgresql://trader:trader@127.0.0.1:{self.ports['PG']}/exchange"
 
     def order(self, **extra: Any) -> dict[str, Any]:
-        return {"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "quantity": 1, "price": 100,
-                "client_order_id": "{{key}}", **extra}
+        return {
+            "symbol": "BTCUSD",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": 1,
+            "price": 100,
+            "client_order_id": "{{key}}",
+            **extra,
+        }
 
 
 @pytest.fixture(scope="package")  # down as soon as tests/chaos is done
@@ -48,7 +67,7 @@ def chaos_stack() -> Iterator[Exchange]:
         pytest.skip("the exchange stack runs PostgreSQL as the postgres user: needs root")
     token = secrets.token_hex(3)
     copy = EXCHANGE / f".chaostest-{token}.yaml"
-    ports = {name: free_port() for name in PORTS}
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     values = {f"EXCHANGE_{name}_PORT": str(port) for name, port in ports.items()}
     values["EXCHANGE_STACK_NAME"] = f"chaostest-{token}"
     values["EXCHANGE_SPOOL_DIR"] = f".chaoslab/spool/chaostest-{token}"
@@ -56,7 +75,9 @@ def chaos_stack() -> Iterator[Exchange]:
     # the values are written into the copy itself: nothing leaks into this process's environment
     # (a later test that runs the default exchange must not inherit these ports)
     text = (EXCHANGE / "stack.yaml").read_text()
-    copy.write_text(re.sub(r"\$\{(EXCHANGE_\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), text))
+    copy.write_text(
+        re.sub(r"\$\{(EXCHANGE_\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), text)
+    )
     stack = Stack.load(copy)
     try:
         stack.up(timeout=120)
@@ -66,4 +87,6 @@ def chaos_stack() -> Iterator[Exchange]:
             stack.down(purge=True)
         finally:
             copy.unlink(missing_ok=True)
-            shutil.rmtree(EXCHANGE / ".chaoslab" / "spool" / f"chaostest-{token}", ignore_errors=True)
+            shutil.rmtree(
+                EXCHANGE / ".chaoslab" / "spool" / f"chaostest-{token}", ignore_errors=True
+            )

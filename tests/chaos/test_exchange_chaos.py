@@ -23,7 +23,9 @@ def final_read(ex: Exchange) -> list[str]:
     async def read() -> list[str]:
         conn = await asyncpg.connect(ex.dsn)
         try:
-            rows = await conn.fetch("select client_order_id from orders where client_order_id is not null")
+            rows = await conn.fetch(
+                "select client_order_id from orders where client_order_id is not null"
+            )
         finally:
             await conn.close()
         return [r[0] for r in rows]
@@ -62,11 +64,22 @@ class HealthWatch:
 
 
 @pytest.mark.chaos_database
-def test_api_survives_a_brief_postgres_pause(chaos_stack: Exchange, chaos_load: Any, service_failure: Any) -> None:
-    load = chaos_load(url=chaos_stack.api + "/orders", method="POST", rate=40, timeout=3,
-                      body=chaos_stack.order(), ack=ACK)
+def test_api_survives_a_brief_postgres_pause(
+    chaos_stack: Exchange, chaos_load: Any, service_failure: Any
+) -> None:
+    load = chaos_load(
+        url=chaos_stack.api + "/orders",
+        method="POST",
+        rate=40,
+        timeout=3,
+        body=chaos_stack.order(),
+        ack=ACK,
+    )
     time.sleep(2)
-    with HealthWatch(chaos_stack.api + "/health") as health, service_failure("postgres", mode="pause", duration=3):
+    with (
+        HealthWatch(chaos_stack.api + "/health") as health,
+        service_failure("postgres", mode="pause", duration=3),
+    ):
         time.sleep(8)
     run_until_steady(load, within=10)
     load.stop()
@@ -78,11 +91,22 @@ def test_api_survives_a_brief_postgres_pause(chaos_stack: Exchange, chaos_load: 
 
 
 @pytest.mark.chaos_cache
-def test_redis_outage_degrades_gracefully(chaos_stack: Exchange, chaos_load: Any, service_failure: Any) -> None:
-    load = chaos_load(url=chaos_stack.api + "/orders", method="POST", rate=40, timeout=3,
-                      body=chaos_stack.order(side="SELL", price=101), ack=ACK)
+def test_redis_outage_degrades_gracefully(
+    chaos_stack: Exchange, chaos_load: Any, service_failure: Any
+) -> None:
+    load = chaos_load(
+        url=chaos_stack.api + "/orders",
+        method="POST",
+        rate=40,
+        timeout=3,
+        body=chaos_stack.order(side="SELL", price=101),
+        ack=ACK,
+    )
     time.sleep(2)
-    with HealthWatch(chaos_stack.api + "/health") as health, service_failure("redis", mode="pause", duration=3):
+    with (
+        HealthWatch(chaos_stack.api + "/health") as health,
+        service_failure("redis", mode="pause", duration=3),
+    ):
         time.sleep(7)
     load.stop()
     assert "degraded" in health.seen and health.seen[-1] == "healthy", health.seen
@@ -91,10 +115,17 @@ def test_redis_outage_degrades_gracefully(chaos_stack: Exchange, chaos_load: Any
 
 
 @pytest.mark.chaos_network
-def test_recovery_after_a_partition_from_postgres(chaos_stack: Exchange, chaos_load: Any,
-                                                  network_partition: Any) -> None:
-    load = chaos_load(url=chaos_stack.api + "/orders", method="POST", rate=40, timeout=3,
-                      body=chaos_stack.order(price=99), ack=ACK)
+def test_recovery_after_a_partition_from_postgres(
+    chaos_stack: Exchange, chaos_load: Any, network_partition: Any
+) -> None:
+    load = chaos_load(
+        url=chaos_stack.api + "/orders",
+        method="POST",
+        rate=40,
+        timeout=3,
+        body=chaos_stack.order(price=99),
+        ack=ACK,
+    )
     time.sleep(2)
     with network_partition({"address": "127.0.0.1", "port": chaos_stack.ports["PG"]}, duration=3):
         time.sleep(8)

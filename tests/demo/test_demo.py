@@ -26,7 +26,11 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def _journal(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in (run / "journal.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def _phases(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -40,7 +44,9 @@ def _stack_cgroups(stack: Stack) -> list[Path]:
     return digest_dirs
 
 
-def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing(tmp_path: Path, state_dir: Path) -> None:
+def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing(
+    tmp_path: Path, state_dir: Path
+) -> None:
     if os.geteuid() != 0:
         pytest.skip("the exchange runs PostgreSQL as the postgres user, and eBPF needs root")
     stack = Stack.load(STACK_FILE)
@@ -50,9 +56,13 @@ def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing
     if busy:
         pytest.skip(f"the exchange's fixed ports {busy} are held by something else")
     runs_dir = tmp_path / "runs"
-    proc = subprocess.run([PY, "-m", "chaoslab", "demo", "--quick", "--runs-dir", str(runs_dir)],
-                          capture_output=True, text=True, timeout=480,
-                          env={**os.environ, "CHAOSLAB_STATE_DIR": str(state_dir)})
+    proc = subprocess.run(
+        [PY, "-m", "chaoslab", "demo", "--quick", "--runs-dir", str(runs_dir)],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        env={**os.environ, "CHAOSLAB_STATE_DIR": str(state_dir)},
+    )
     out = proc.stdout
     assert proc.returncode == 0, out[-4000:] + proc.stderr[-4000:]
 
@@ -80,17 +90,31 @@ def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing
     # numbers, and the kernel saw retransmissions on PostgreSQL's port while the partition held.
     records = _journal(partition)
     phases = _phases(records)
-    rates = [r["value"] for r in records if r.get("type") == "sample" and r.get("probe") == "order_rate"
-             and r.get("value") is not None]
+    rates = [
+        r["value"]
+        for r in records
+        if r.get("type") == "sample"
+        and r.get("probe") == "order_rate"
+        and r.get("value") is not None
+    ]
     assert rates and max(rates) > 1, "Prometheus never returned an order rate"
     assert re.search(r"Prometheus order_rate: baseline [\d.]+ orders/s", summary)
     if ebpf_ok:
-        retrans = [r for r in records if r.get("kind") == "retransmits" and r.get("port") == 5433
-                   and phases["fault"] - 1 <= r["t"] < phases["recovery"]]
-        assert sum(r["count"] for r in retrans) >= 3, "no retransmissions on 5433 during the partition"
+        retrans = [
+            r
+            for r in records
+            if r.get("kind") == "retransmits"
+            and r.get("port") == 5433
+            and phases["fault"] - 1 <= r["t"] < phases["recovery"]
+        ]
+        assert sum(r["count"] for r in retrans) >= 3, (
+            "no retransmissions on 5433 during the partition"
+        )
         states = [r for r in records if r.get("kind") == "tcp_state" and r.get("port") == 5433]
         assert states
-        assert re.search(r"TCP retransmits on port 5433: \d+ from the injection on, the first", summary)
+        assert re.search(
+            r"TCP retransmits on port 5433: \d+ from the injection on, the first", summary
+        )
 
     # 3. The throttle: a flamegraph per phase drawn in the report; the run-queue wait of the
     # API's own threads, from the scheduler's tracepoints.
@@ -113,7 +137,9 @@ def test_the_quick_demo_shows_flamegraphs_ebpf_and_prometheus_and_leaves_nothing
     assert not stack.is_up()
     assert [p for p in PORTS if port_taken(p)] == []
     assert _stack_cgroups(stack) == []
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    tables = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, check=False
+    ).stdout
     for run in (partition, throttle):
         run_id = json.loads((run / "summary.json").read_text()).get("run_id") or run.name
         assert re.sub(r"[^A-Za-z0-9_]", "_", run_id) not in tables

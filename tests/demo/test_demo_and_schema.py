@@ -32,13 +32,19 @@ def test_the_schema_accepts_the_examples_and_rejects_typos() -> None:
 
 
 def test_schema_command_prints_json() -> None:
-    proc = subprocess.run([PY, "-m", "chaoslab", "schema"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-m", "chaoslab", "schema"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     schema = json.loads(proc.stdout)
     assert "Step_process_pause" in schema["$defs"]
 
 
 def test_generated_docs_are_up_to_date() -> None:
-    proc = subprocess.run([PY, str(ROOT / "scripts" / "gen_docs.py"), "--check"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [PY, str(ROOT / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

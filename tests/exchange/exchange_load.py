@@ -48,8 +48,12 @@ class OrderLoad:
     async def _one(self, client: httpx.AsyncClient, n: int) -> None:
         rnd = random.Random(n)
         side = rnd.choice(["BUY", "SELL"])
-        order: dict[str, object] = {"symbol": rnd.choice(["BTCUSD", "ETHUSD"]), "side": side,
-                                    "quantity": rnd.randint(1, 5), "client_order_id": f"{self.prefix}-{n}"}
+        order: dict[str, object] = {
+            "symbol": rnd.choice(["BTCUSD", "ETHUSD"]),
+            "side": side,
+            "quantity": rnd.randint(1, 5),
+            "client_order_id": f"{self.prefix}-{n}",
+        }
         if rnd.random() < 0.6:
             order |= {"type": "LIMIT", "price": rnd.randint(95, 105)}
         else:

@@ -93,24 +93,56 @@ class PgServer(Proc):
         self.port = free_port()
         shutil.chown(self.base, "postgres", "postgres")
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-             "--no-sync", "-E", "UTF8"],
-            user="postgres", group="postgres", check=True, capture_output=True,
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            user="postgres",
+            group="postgres",
+            check=True,
+            capture_output=True,
         )
 
     def start(self) -> None:
         self._spawn(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-k", str(self.base), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
-             "-c", "max_connections=60", "-c", "shared_buffers=64MB"],
-            self.log, user="postgres", group="postgres", cwd=str(self.base),
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.base),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=on",
+                "-c",
+                "max_connections=60",
+                "-c",
+                "shared_buffers=64MB",
+            ],
+            self.log,
+            user="postgres",
+            group="postgres",
+            cwd=str(self.base),
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                capture_output=True,
-            ).returncode == 0:
+            if (
+                subprocess.run(
+                    [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ):
                 return
             if not self.alive:
                 raise RuntimeError(f"postgres exited: {self.log.read_text()[-2000:]}")
@@ -155,8 +187,19 @@ class RedisServer(Proc):
 
     def start(self) -> None:
         self._spawn(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.base)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.base),
+            ],
             self.base / "redis.log",
         )
         deadline = time.monotonic() + 10
@@ -181,9 +224,22 @@ class ApiServer(Proc):
         self.port = free_port()
         self.spool = base / "spool"
         self.argv = [
-            sys.executable, "-m", "exchange.api", "--port", str(self.port), "--pg-dsn", pg_dsn,
-            "--redis-url", redis_url, "--spool-dir", str(self.spool), "--startup-timeout", "2",
-            "--breaker-reset", "0.5", *extra,
+            sys.executable,
+            "-m",
+            "exchange.api",
+            "--port",
+            str(self.port),
+            "--pg-dsn",
+            pg_dsn,
+            "--redis-url",
+            redis_url,
+            "--spool-dir",
+            str(self.spool),
+            "--startup-timeout",
+            "2",
+            "--breaker-reset",
+            "0.5",
+            *extra,
         ]
 
     @property

@@ -12,12 +12,21 @@ from exchange_servers import MakeApi, PgServer
 def test_orders_match_persist_and_read_back(api_factory: MakeApi, pg_up: PgServer) -> None:
     api, db = api_factory()
     with httpx.Client(base_url=api.url, timeout=10) as c:
-        sell = c.post("/orders", json={"symbol": "BTCUSD", "side": "SELL", "type": "LIMIT",
-                                       "quantity": 2, "price": 100.5})
+        sell = c.post(
+            "/orders",
+            json={
+                "symbol": "BTCUSD",
+                "side": "SELL",
+                "type": "LIMIT",
+                "quantity": 2,
+                "price": 100.5,
+            },
+        )
         assert sell.status_code == 201, sell.text
         assert sell.json()["status"] == "NEW" and sell.json()["durability"] == "committed"
-        buy = c.post("/orders", json={"symbol": "BTCUSD", "side": "BUY", "type": "MARKET",
-                                      "quantity": 1.5})
+        buy = c.post(
+            "/orders", json={"symbol": "BTCUSD", "side": "BUY", "type": "MARKET", "quantity": 1.5}
+        )
         assert buy.status_code == 201
         body = buy.json()
         assert body["status"] == "FILLED" and body["filled_quantity"] == 1.5
@@ -34,8 +43,9 @@ def test_orders_match_persist_and_read_back(api_factory: MakeApi, pg_up: PgServe
             time.sleep(0.1)
         assert got["status"] == "PARTIALLY_FILLED"
         assert c.get("/orders/00000000-0000-4000-8000-000000000000").status_code == 404
-        bad = c.post("/orders", json={"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT",
-                                      "quantity": 1})
+        bad = c.post(
+            "/orders", json={"symbol": "BTCUSD", "side": "BUY", "type": "LIMIT", "quantity": 1}
+        )
         assert bad.status_code == 422 and "needs a price" in bad.text
         assert c.get("/health").json()["status"] == "healthy"
         metrics = c.get("/metrics").text
@@ -44,13 +54,22 @@ def test_orders_match_persist_and_read_back(api_factory: MakeApi, pg_up: PgServe
         assert "database_connections_active" in metrics
     rows = pg_up.query(db, "SELECT order_id FROM orders")
     assert {r["order_id"] for r in rows} == {sell.json()["order_id"], buy.json()["order_id"]}
-    assert pg_up.query(db, "SELECT count(*) AS n FROM trades")[0]["n"] in (0, 1)  # trades lag a batch
+    assert pg_up.query(db, "SELECT count(*) AS n FROM trades")[0]["n"] in (
+        0,
+        1,
+    )  # trades lag a batch
 
 
 def test_client_order_id_is_idempotent(api_factory: MakeApi, pg_up: PgServer) -> None:
     api, db = api_factory()
-    order = {"symbol": "ETHUSD", "side": "BUY", "type": "LIMIT", "quantity": 1, "price": 10,
-             "client_order_id": "retry-me-1"}
+    order = {
+        "symbol": "ETHUSD",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": 1,
+        "price": 10,
+        "client_order_id": "retry-me-1",
+    }
     with httpx.Client(base_url=api.url, timeout=10) as c:
         first = c.post("/orders", json=order)
         again = c.post("/orders", json=order)
@@ -69,8 +88,19 @@ def test_book_is_rebuilt_from_postgres_after_restart(api_factory: MakeApi) -> No
     api, _ = api_factory()
     with httpx.Client(base_url=api.url, timeout=10) as c:
         for price in (101, 102, 102):
-            assert c.post("/orders", json={"symbol": "BTCUSD", "side": "SELL", "type": "LIMIT",
-                                           "quantity": 1, "price": price}).status_code == 201
+            assert (
+                c.post(
+                    "/orders",
+                    json={
+                        "symbol": "BTCUSD",
+                        "side": "SELL",
+                        "type": "LIMIT",
+                        "quantity": 1,
+                        "price": price,
+                    },
+                ).status_code
+                == 201
+            )
         before = c.get("/orderbook/BTCUSD").json()
     # uvicorn re-raises the SIGTERM after its graceful shutdown, hence -15.
     assert api.terminate(signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -153,15 +153,29 @@ class RawLoad:
         self._stop.set()
         self._thread.join(30)
 
-    async def _one(self, idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None],
-                   n: int, due: float) -> None:
+    async def _one(
+        self,
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None],
+        n: int,
+        due: float,
+    ) -> None:
         cid = f"{self.prefix}-{n}"
         side = "BUY" if n % 2 else "SELL"
-        body = json.dumps({"symbol": "BTCUSD", "side": side, "type": "LIMIT", "quantity": 1,
-                           "price": 100, "client_order_id": cid}).encode()
+        body = json.dumps(
+            {
+                "symbol": "BTCUSD",
+                "side": side,
+                "type": "LIMIT",
+                "quantity": 1,
+                "price": 100,
+                "client_order_id": cid,
+            }
+        ).encode()
         self.result.attempted_client_ids.add(cid)
-        request = (f"POST /orders HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json"
-                   f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        request = (
+            f"POST /orders HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         conn = await idle.get()
         status = 0
         try:
@@ -190,7 +204,9 @@ class RawLoad:
         self.latencies.append((due, time.monotonic() - self.t0 - due, status))
 
     async def _run(self) -> None:
-        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = (
+            asyncio.Queue()
+        )
         for _ in range(self.connections):
             idle.put_nowait(None)
         tasks: set[asyncio.Task[None]] = set()
@@ -252,8 +268,11 @@ def test_disk_starvation_acknowledges_from_the_spool_and_loses_nothing(
         during = health.samples[:]
         throttle.lift()
         lifted = time.monotonic()
-        wait_for(lambda: spool_drained(api) and api.health()["status"] == "healthy", 40,
-                 "the spool to drain and /health to say healthy after the throttle")
+        wait_for(
+            lambda: spool_drained(api) and api.health()["status"] == "healthy",
+            40,
+            "the spool to drain and /health to say healthy after the throttle",
+        )
         drained = time.monotonic() - lifted
         time.sleep(2.0)
     result = load.result
@@ -263,8 +282,11 @@ def test_disk_starvation_acknowledges_from_the_spool_and_loses_nothing(
     # The throttle is real: PostgreSQL's own commits became slow (seen from a client of ours).
     assert starved_commit > 0.1, (healthy_commit, starved_commit)
     # 05's hypothesis for the fault phase: at most 5 % errors or answers past 5 s, p99 within 5 s.
-    late = sum(1 for due, lat, status in load.latencies
-               if t_fault <= due < t_fault + THROTTLED and (lat >= 5.0 or status not in (200, 201)))
+    late = sum(
+        1
+        for due, lat, status in load.latencies
+        if t_fault <= due < t_fault + THROTTLED and (lat >= 5.0 or status not in (200, 201))
+    )
     assert len(fault) > 0.8 * 50 * THROTTLED, len(fault)
     assert late <= 0.05 * len(fault), (late, len(fault), result.statuses)
     assert statistics.quantiles(fault, n=100)[98] < 5.0
@@ -282,12 +304,18 @@ def test_disk_starvation_acknowledges_from_the_spool_and_loses_nothing(
     # Everything spooled reached PostgreSQL: no acknowledged order lost, none stored twice,
     # no fill beyond its order's quantity, no fill of an order PostgreSQL does not have.
     check_no_loss(pg_up, db, result)
-    over = pg_up.query(db, """
+    over = pg_up.query(
+        db,
+        """
         SELECT o.order_id FROM orders o JOIN trades t
         ON t.buy_order_id = o.order_id OR t.sell_order_id = o.order_id
-        GROUP BY o.order_id, o.quantity HAVING sum(t.quantity) > o.quantity""")
-    orphans = pg_up.query(db, """
+        GROUP BY o.order_id, o.quantity HAVING sum(t.quantity) > o.quantity""",
+    )
+    orphans = pg_up.query(
+        db,
+        """
         SELECT t.trade_id FROM trades t
         WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = t.buy_order_id)
-           OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = t.sell_order_id)""")
+           OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = t.sell_order_id)""",
+    )
     assert not over and not orphans, (len(over), len(orphans))

@@ -81,9 +81,12 @@ def test_redis_down_degrades_but_keeps_accepting(
     wait_for(lambda: api.health()["status"] == "healthy", 15, "healthy after Redis returns")
     # The buffered events were published once Redis came back: the cache has the order.
     wait_for(
-        lambda: httpx.get(f"{api.url}/orders/{r.json()['order_id']}").status_code == 200
-        and "cache_hits_total 1.0" in httpx.get(f"{api.url}/metrics").text,
-        10, "a cache hit after recovery",
+        lambda: (
+            httpx.get(f"{api.url}/orders/{r.json()['order_id']}").status_code == 200
+            and "cache_hits_total 1.0" in httpx.get(f"{api.url}/metrics").text
+        ),
+        10,
+        "a cache hit after recovery",
     )
 
 
@@ -97,7 +100,9 @@ def test_no_acknowledgement_when_neither_database_nor_spool_can_take_it(
     pg_up.kill()
     order = {"symbol": "BTCUSD", "side": "BUY", "type": "MARKET", "quantity": 1}
     with httpx.Client(base_url=api.url, timeout=10) as c:
-        refused = [c.post("/orders", json={**order, "client_order_id": f"nodisk-{i}"}) for i in range(5)]
+        refused = [
+            c.post("/orders", json={**order, "client_order_id": f"nodisk-{i}"}) for i in range(5)
+        ]
         assert [r.status_code for r in refused] == [503] * 5
         assert "not stored" in refused[0].text
         # /health learns "database down" from its own ping, within a health interval.

@@ -22,7 +22,11 @@ def order_inputs(draw: st.DrawFn) -> list[tuple[Side, OrderType, Decimal, Decima
         kind = draw(st.sampled_from([OrderType.LIMIT, OrderType.LIMIT, OrderType.MARKET]))
         qty = Decimal(draw(st.integers(min_value=1, max_value=50))) / 10
         # A narrow price band so orders cross often and levels hold several orders.
-        price = Decimal(draw(st.integers(min_value=95, max_value=105))) if kind is OrderType.LIMIT else None
+        price = (
+            Decimal(draw(st.integers(min_value=95, max_value=105)))
+            if kind is OrderType.LIMIT
+            else None
+        )
         out.append((side, kind, qty, price))
     return out
 
@@ -73,7 +77,9 @@ def reference_trades(orders: list[Order]) -> list[tuple[str, str, Decimal, Decim
 
 @settings(max_examples=300, deadline=None)
 @given(order_inputs())
-def test_quantity_is_conserved(inputs: list[tuple[Side, OrderType, Decimal, Decimal | None]]) -> None:
+def test_quantity_is_conserved(
+    inputs: list[tuple[Side, OrderType, Decimal, Decimal | None]],
+) -> None:
     engine = MatchingEngine()
     orders = build(inputs)
     trades = [t for o in orders for t in engine.submit(o)]
@@ -101,7 +107,9 @@ def test_quantity_is_conserved(inputs: list[tuple[Side, OrderType, Decimal, Deci
 
 @settings(max_examples=300, deadline=None)
 @given(order_inputs())
-def test_book_never_crossed_at_rest(inputs: list[tuple[Side, OrderType, Decimal, Decimal | None]]) -> None:
+def test_book_never_crossed_at_rest(
+    inputs: list[tuple[Side, OrderType, Decimal, Decimal | None]],
+) -> None:
     engine = MatchingEngine()
     book = engine.book(SYMBOL)
     for o in build(inputs):

@@ -26,8 +26,14 @@ WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = t.buy_order_id)
 def _body(i: int, prefix: str) -> dict[str, Any]:
     # Buys and sells around one price: most orders trade, some rest in the book.
     side = "BUY" if i % 2 else "SELL"
-    return {"symbol": "BTCUSD", "side": side, "type": "LIMIT", "quantity": 1 + i % 3,
-            "price": 100 + (i % 5) - 2, "client_order_id": f"{prefix}-{i}"}
+    return {
+        "symbol": "BTCUSD",
+        "side": side,
+        "type": "LIMIT",
+        "quantity": 1 + i % 3,
+        "price": 100 + (i % 5) - 2,
+        "client_order_id": f"{prefix}-{i}",
+    }
 
 
 def _wait(cond: Any, timeout: float, what: str) -> None:
@@ -86,15 +92,20 @@ def test_retries_after_a_restart_without_postgres_name_the_original(
         fresh, slowest_restarted = _send(c, [_body(i, "post") for i in range(40)])
 
     wrong = {k: v for k, v in retried.items() if v != (200, {**committed, **spooled}[k])}
-    assert not wrong, f"{len(wrong)} retries did not name the original, e.g. {list(wrong.items())[:3]}"
+    assert not wrong, (
+        f"{len(wrong)} retries did not name the original, e.g. {list(wrong.items())[:3]}"
+    )
     # Generous bounds (two busy cores): the bug took 9-12 s to start and 8.2 s to acknowledge.
     assert started_in < 5 + 3, started_in
     assert slowest_down < 2 * 2 + 2, slowest_down
     assert slowest_restarted < 2 * 2 + 2, slowest_restarted
 
     pg_up.start()
-    _wait(lambda: api.health()["database"] == "up" and api.health()["spool_depth"] == 0, 60,
-          "the spool to drain")
+    _wait(
+        lambda: api.health()["database"] == "up" and api.health()["spool_depth"] == 0,
+        60,
+        "the spool to drain",
+    )
     api.kill()
     api.start()  # with PostgreSQL: the rebuild reconciles derived trades
     _wait(lambda: api.health()["book"] == "complete", 30, "a rebuild from PostgreSQL")

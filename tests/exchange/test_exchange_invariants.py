@@ -27,13 +27,19 @@ def test_invariant_rows_are_counted_as_violations(pg_up: PgServer, tmp_path: Pat
     pg_up.query(db, "INSERT INTO orders VALUES ('ok', 2), ('over', 1)")
     pg_up.query(db, "INSERT INTO trades VALUES ('ok', 1), ('ok', 1), ('over', 1), ('over', 1)")
     (tmp_path / "history.jsonl").write_text('{"type": "load", "run": "r1"}\n')
-    spec = VerifySpec.model_validate({
-        "sql": {"dsn": pg_up.dsn(db), "query": "SELECT order_id FROM orders"},
-        "invariants": {"over_traded": {"dsn": pg_up.dsn(db), "query": OVER_TRADED},
-                       "none_missing": {"dsn": pg_up.dsn(db),
-                                        "query": "SELECT order_id FROM orders WHERE quantity IS NULL"}},
-        "deadline": "5s",
-    })
+    spec = VerifySpec.model_validate(
+        {
+            "sql": {"dsn": pg_up.dsn(db), "query": "SELECT order_id FROM orders"},
+            "invariants": {
+                "over_traded": {"dsn": pg_up.dsn(db), "query": OVER_TRADED},
+                "none_missing": {
+                    "dsn": pg_up.dsn(db),
+                    "query": "SELECT order_id FROM orders WHERE quantity IS NULL",
+                },
+            },
+            "deadline": "5s",
+        }
+    )
     asyncio.run(final_read(spec, tmp_path))
     record = json.loads((tmp_path / "verify.json").read_text())
     assert record["invariants"]["over_traded"] == {"violations": 1, "rows": ["over"], "error": None}
@@ -43,4 +49,6 @@ def test_invariant_rows_are_counted_as_violations(pg_up: PgServer, tmp_path: Pat
 def test_invariant_keys_must_name_a_query() -> None:
     validate_metric_name("invariant.over_traded", [], has_verify=True, invariants=["over_traded"])
     with pytest.raises(ValueError, match=r"names no query of verify\.invariants"):
-        validate_metric_name("invariant.over_trade", [], has_verify=True, invariants=["over_traded"])
+        validate_metric_name(
+            "invariant.over_trade", [], has_verify=True, invariants=["over_traded"]
+        )

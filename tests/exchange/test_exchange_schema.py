@@ -51,15 +51,21 @@ def test_no_server_error_on_generated_input(api_schema: schemathesis.BaseSchema)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
-                      database=None)
+            @settings(
+                max_examples=25,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                database=None,
+            )
             def check(case: schemathesis.Case[Any]) -> None:
                 nonlocal tried
                 tried += 1
                 response = case.call(timeout=10)
                 if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} {case.body!r} -> "
-                                    f"{response.status_code} {response.text[:200]}")
+                    failures.append(
+                        f"{case.method} {case.formatted_path} {case.body!r} -> "
+                        f"{response.status_code} {response.text[:200]}"
+                    )
 
             try:
                 check()

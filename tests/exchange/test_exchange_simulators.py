@@ -33,8 +33,11 @@ class Sim(Proc):
     def __init__(self, base: Path, module: str, *args: str) -> None:
         self.base = base
         self.port = free_port()
-        self._spawn([sys.executable, "-m", module, "--port", str(self.port), *args],
-                    base / f"{module}.log", cwd=str(REPO))
+        self._spawn(
+            [sys.executable, "-m", module, "--port", str(self.port), *args],
+            base / f"{module}.log",
+            cwd=str(REPO),
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -43,13 +46,17 @@ class Sim(Proc):
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.kill()
-        raise RuntimeError(f"{module} did not start: {(base / f'{module}.log').read_text()[-2000:]}")
+        raise RuntimeError(
+            f"{module} did not start: {(base / f'{module}.log').read_text()[-2000:]}"
+        )
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
 
 
-def test_market_simulator_publishes_ticks_every_100ms(workdir: Path, redis_server: RedisServer) -> None:
+def test_market_simulator_publishes_ticks_every_100ms(
+    workdir: Path, redis_server: RedisServer
+) -> None:
     async def listen() -> list[dict[str, object]]:
         client = aioredis.Redis.from_url(redis_server.url)
         try:
@@ -65,7 +72,9 @@ def test_market_simulator_publishes_ticks_every_100ms(workdir: Path, redis_serve
         finally:
             await client.aclose()
 
-    sim = Sim(workdir, "exchange.market", "--redis-url", redis_server.url, "--symbols", "BTCUSD:50000")
+    sim = Sim(
+        workdir, "exchange.market", "--redis-url", redis_server.url, "--symbols", "BTCUSD:50000"
+    )
     try:
         ticks = asyncio.run(listen())
         assert len(ticks) == 15
@@ -93,15 +102,30 @@ async def _get(url: str, key: str) -> bytes | str | None:
         await client.aclose()
 
 
-def test_orderflow_drives_the_api_at_its_rate(workdir: Path, api_factory: MakeApi, redis_server: RedisServer) -> None:
+def test_orderflow_drives_the_api_at_its_rate(
+    workdir: Path, api_factory: MakeApi, redis_server: RedisServer
+) -> None:
     api, _ = api_factory()
-    flow = Sim(workdir, "exchange.orderflow", "--target", api.url, "--rate", "40",
-               "--redis-url", redis_server.url, "--seed", "1")
+    flow = Sim(
+        workdir,
+        "exchange.orderflow",
+        "--target",
+        api.url,
+        "--rate",
+        "40",
+        "--redis-url",
+        redis_server.url,
+        "--seed",
+        "1",
+    )
     try:
         time.sleep(3.0)
         text = flow.get("/metrics").text
-        ok = next(float(line.split()[-1]) for line in text.splitlines()
-                  if line.startswith('orderflow_orders_total{outcome="ok"}'))
+        ok = next(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith('orderflow_orders_total{outcome="ok"}')
+        )
         assert 60 <= ok <= 200, ok  # ~40/s for ~3 s, generous for a shared machine
         assert flow.get("/health").json()["status"] == "healthy"
         api_metrics = httpx.get(f"{api.url}/metrics").text

@@ -31,51 +31,136 @@ def _laughs(levels: int) -> str:
 
 
 def _quote_at(line: int) -> str:
-    body = ["title: t"] + [f"# filler {i}" for i in range(line - 2)] + ['description: "never closed']
+    body = (
+        ["title: t"] + [f"# filler {i}" for i in range(line - 2)] + ['description: "never closed']
+    )
     return "\n".join(body + [f"x{i}: 1" for i in range(30)]) + "\n"
 
 
 # (name, text, expected line, words the message must contain)
 CASES: list[tuple[str, str | bytes, int, str]] = [
-    ("self-referencing alias", "title: &a [*a]\nmethod: []\n", 1, "refers to the value that contains it"),
-    ("duplicate key beside a merge", "base: &b {x: 1}\nc: {<<: *b, y: 1, y: 2}\ntitle: t\n" + STEP, 2, "duplicate key 'y'"),
-    ("!!float of text", HEAD + "method:\n  - {fault: process.pause, target: svc, at: !!float 'abc', duration: 2s}\n",
-     5, "invalid !!float value 'abc'"),
-    ("400-digit duration", HEAD + "method:\n  - {fault: process.pause, target: svc, duration: " + "9" * 400 + "}\n",
-     5, "out of range"),
+    (
+        "self-referencing alias",
+        "title: &a [*a]\nmethod: []\n",
+        1,
+        "refers to the value that contains it",
+    ),
+    (
+        "duplicate key beside a merge",
+        "base: &b {x: 1}\nc: {<<: *b, y: 1, y: 2}\ntitle: t\n" + STEP,
+        2,
+        "duplicate key 'y'",
+    ),
+    (
+        "!!float of text",
+        HEAD
+        + "method:\n  - {fault: process.pause, target: svc, at: !!float 'abc', duration: 2s}\n",
+        5,
+        "invalid !!float value 'abc'",
+    ),
+    (
+        "400-digit duration",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, duration: " + "9" * 400 + "}\n",
+        5,
+        "out of range",
+    ),
     ("nan max_duration", HEAD + "max_duration: .nan\n" + STEP, 4, "not a finite number"),
-    ("nan at", HEAD + "method:\n  - {fault: process.pause, target: svc, at: .nan, duration: 2s}\n", 5, "finite"),
-    ("nan duration", HEAD + "method:\n  - {fault: process.pause, target: svc, duration: .nan}\n", 5, "finite"),
+    (
+        "nan at",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, at: .nan, duration: 2s}\n",
+        5,
+        "finite",
+    ),
+    (
+        "nan duration",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, duration: .nan}\n",
+        5,
+        "finite",
+    ),
     ("nan every", HEAD + "probes:\n  p: {tcp: {port: 1}, every: .nan}\n" + STEP, 5, "finite"),
-    ("nan failing_for", HEAD + "probes:\n  p: {tcp: {port: 1}}\nstop_conditions:\n  - {probe: p, failing_for: .nan}\n" + STEP,
-     7, "finite"),
-    ("nan rate", HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: .nan}\n" + STEP, 5, "finite"),
-    ("1e309 is infinity", HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1e309, duration: 2s}\n", 5,
-     "out of range"),
-    ("1.0e309 is infinity", HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1.0e+309, duration: 2s}\n", 5,
-     "finite"),
-    ("-.inf bound", HEAD + "probes:\n  p: {tcp: {port: 1}}\nhypothesis:\n  probe.p.availability: {min: -.inf}\n" + STEP,
-     7, "finite"),
-    ("duration past the maximum", HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 8d}\n", 5,
-     "invalid duration"),
-    ("duration of 30 days", HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 720h}\n", 5,
-     "at most 7 days"),
-    ("string inf duration", HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 'inf'}\n", 5,
-     "out of range"),
+    (
+        "nan failing_for",
+        HEAD
+        + "probes:\n  p: {tcp: {port: 1}}\nstop_conditions:\n  - {probe: p, failing_for: .nan}\n"
+        + STEP,
+        7,
+        "finite",
+    ),
+    (
+        "nan rate",
+        HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: .nan}\n" + STEP,
+        5,
+        "finite",
+    ),
+    (
+        "1e309 is infinity",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1e309, duration: 2s}\n",
+        5,
+        "out of range",
+    ),
+    (
+        "1.0e309 is infinity",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1.0e+309, duration: 2s}\n",
+        5,
+        "finite",
+    ),
+    (
+        "-.inf bound",
+        HEAD
+        + "probes:\n  p: {tcp: {port: 1}}\nhypothesis:\n  probe.p.availability: {min: -.inf}\n"
+        + STEP,
+        7,
+        "finite",
+    ),
+    (
+        "duration past the maximum",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 8d}\n",
+        5,
+        "invalid duration",
+    ),
+    (
+        "duration of 30 days",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 720h}\n",
+        5,
+        "at most 7 days",
+    ),
+    (
+        "string inf duration",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, duration: 'inf'}\n",
+        5,
+        "out of range",
+    ),
     ("billion laughs", _laughs(9), 4, "expands to more than"),
     ("unclosed quote opened on line 46", _quote_at(46), 46, "quoted scalar"),
     ("NUL byte", b"title: t\nmethod:\n  - {fault: process.pause,\x00 target: svc}\n", 3, "#x0000"),
-    ("invalid UTF-8", b"title: t\nmethod:\n  - {fault: process.pause, target: \xff svc}\n", 3, "not UTF-8"),
-    ("lost_writes bounded by a duration", HEAD + "verify: {sql: {dsn: 'postgresql://x', query: 'select 1'}}\n"
-     "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s}\nhypothesis:\n  lost_writes: {max: ''}\n" + STEP,
-     8, "is a count, not a time"),
-    ("binary value", HEAD + "description: !!binary aGVsbG8=\n" + STEP, 4, "!!binary values are not supported"),
+    (
+        "invalid UTF-8",
+        b"title: t\nmethod:\n  - {fault: process.pause, target: \xff svc}\n",
+        3,
+        "not UTF-8",
+    ),
+    (
+        "lost_writes bounded by a duration",
+        HEAD + "verify: {sql: {dsn: 'postgresql://x', query: 'select 1'}}\n"
+        "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s}\nhypothesis:\n  lost_writes: {max: ''}\n"
+        + STEP,
+        8,
+        "is a count, not a time",
+    ),
+    (
+        "binary value",
+        HEAD + "description: !!binary aGVsbG8=\n" + STEP,
+        4,
+        "!!binary values are not supported",
+    ),
     ("deep nesting", HEAD + "description: " + "[" * 200 + "]" * 200 + "\n" + STEP, 4, "nest"),
 ]
 
 
 @pytest.mark.parametrize(("name", "text", "line", "words"), CASES, ids=[c[0] for c in CASES])
-def test_hostile_file_is_one_clear_line(tmp_path: Path, name: str, text: str | bytes, line: int, words: str) -> None:
+def test_hostile_file_is_one_clear_line(
+    tmp_path: Path, name: str, text: str | bytes, line: int, words: str
+) -> None:
     f = tmp_path / "exp.yaml"
     if isinstance(text, bytes):
         f.write_bytes(text)
@@ -94,8 +179,10 @@ def test_hostile_file_is_one_clear_line(tmp_path: Path, name: str, text: str | b
 
 def test_a_date_in_a_load_body_is_the_text_the_user_wrote(tmp_path: Path) -> None:
     f = tmp_path / "exp.yaml"
-    f.write_text(HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, method: POST, "
-                        "body: {id: 2026-01-01, at: 2026-01-01T10:00:00Z}}\n" + STEP)
+    f.write_text(
+        HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, method: POST, "
+        "body: {id: 2026-01-01, at: 2026-01-01T10:00:00Z}}\n" + STEP
+    )
     loaded = load_experiment(f)
     assert loaded.experiment.load is not None
     http = loaded.experiment.load.http
@@ -128,17 +215,34 @@ def test_every_unit_is_finite_and_bounded() -> None:
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHAOSLAB_STATE_DIR": os.environ.get("CHAOSLAB_STATE_DIR", "/tmp/chaoslab-hostile-state")}
-    return subprocess.run([PY, "-m", "chaoslab", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    env = {
+        **os.environ,
+        "CHAOSLAB_STATE_DIR": os.environ.get("CHAOSLAB_STATE_DIR", "/tmp/chaoslab-hostile-state"),
+    }
+    return subprocess.run(
+        [PY, "-m", "chaoslab", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
-@pytest.mark.parametrize("name", ["self-referencing alias", "billion laughs", "nan at", "400-digit duration",
-                                  "NUL byte", "unclosed quote opened on line 46"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "self-referencing alias",
+        "billion laughs",
+        "nan at",
+        "400-digit duration",
+        "NUL byte",
+        "unclosed quote opened on line 46",
+    ],
+)
 def test_cli_refuses_with_exit_2_and_no_traceback(tmp_path: Path, name: str) -> None:
     text, line = next((c[1], c[2]) for c in CASES if c[0] == name)
     f = tmp_path / "exp.yaml"
     f.write_bytes(text if isinstance(text, bytes) else text.encode())
-    for args in (["validate", str(f)], ["run", "--dry-run", "--runs-dir", str(tmp_path / "runs"), str(f)]):
+    for args in (
+        ["validate", str(f)],
+        ["run", "--dry-run", "--runs-dir", str(tmp_path / "runs"), str(f)],
+    ):
         proc = _cli(*args)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr
@@ -152,15 +256,20 @@ def test_dry_run_does_not_bring_the_stack_up(tmp_path: Path) -> None:
     marker = f"chaoslab-dry-run-marker-{os.getpid()}"
     (tmp_path / "stack.yaml").write_text(
         "name: dry\nservices:\n  sleeper:\n    command: [sleep, '300']\n"
-        f"    env: {{MARKER: {marker}}}\n")
+        f"    env: {{MARKER: {marker}}}\n"
+    )
     exp = tmp_path / "exp.yaml"
-    exp.write_text("title: dry\nstack: stack.yaml\ntargets:\n  s: {service: sleeper}\n"
-                   "method:\n  - {fault: process.pause, target: s, at: 1s, duration: 1s}\n")
+    exp.write_text(
+        "title: dry\nstack: stack.yaml\ntargets:\n  s: {service: sleeper}\n"
+        "method:\n  - {fault: process.pause, target: s, at: 1s, duration: 1s}\n"
+    )
     proc = _cli("run", "--dry-run", "--runs-dir", str(tmp_path / "runs"), str(exp))
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "process.pause" in proc.stdout + proc.stderr
     assert not (tmp_path / ".chaoslab").exists(), "the dry run wrote stack state"
-    out = subprocess.run(["pgrep", "-f", "chaoslab.stack.supervisor.*" + str(tmp_path)], capture_output=True)
+    out = subprocess.run(
+        ["pgrep", "-f", "chaoslab.stack.supervisor.*" + str(tmp_path)], capture_output=True
+    )
     assert out.returncode == 1, "a supervisor was started for the dry run"
 
 
@@ -172,12 +281,21 @@ def test_sigterm_during_start_up_exits_3(tmp_path: Path) -> None:
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
     codes = []
     for delay in (0.0, 0.05, 0.2):
-        proc = subprocess.Popen([PY, "-m", "chaoslab", "run", "--runs-dir", str(tmp_path / "runs"), str(exp)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [PY, "-m", "chaoslab", "run", "--runs-dir", str(tmp_path / "runs"), str(exp)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         # from the moment the process catches SIGTERM (the kernel's own record of its handlers);
         # before that the interpreter is still starting and no program can answer a signal
         deadline = time.monotonic() + 30
-        while not _catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            not _catches(proc.pid, signal.SIGTERM)
+            and time.monotonic() < deadline
+            and proc.poll() is None
+        ):
             time.sleep(0.002)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)

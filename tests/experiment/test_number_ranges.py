@@ -41,7 +41,9 @@ def _numbers_without_range(node: object, path: str = "") -> Iterator[str]:
 
 
 def test_every_number_in_the_schema_has_a_minimum_and_a_maximum() -> None:
-    proc = subprocess.run([PY, "-m", "chaoslab", "schema"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-m", "chaoslab", "schema"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     schema = json.loads(proc.stdout)
     numbers = re.findall(r'"type": "(?:number|integer)"', json.dumps(schema))
@@ -53,27 +55,67 @@ def test_every_number_in_the_schema_has_a_minimum_and_a_maximum() -> None:
 
 # (name, text, line, words)
 OUT_OF_RANGE = [
-    ("float beyond 2^53", HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1.0e+300, duration: 2s}\n",
-     5, "out of range"),
-    ("negative float beyond 2^53", HEAD + "probes:\n  p: {tcp: {port: 1}}\nhypothesis:\n"
-     "  probe.p.availability: {min: -1.0e+200}\n" + STEP, 7, "out of range"),
-    ("pid beyond PID_MAX_LIMIT", "title: t\ntargets:\n  svc: {pid: 4194305}\n" + STEP, 3, "4194304"),
-    ("pids.limit beyond PID_MAX_LIMIT", HEAD + "method:\n  - {fault: pids.limit, target: svc, max: 4194305}\n",
-     5, "4194304"),
-    ("ack status that is no HTTP status", HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, "
-     "ack: {status: [200, 7000]}}\n" + STEP, 5, "599"),
-    ("iops beyond 10^9", HEAD + "method:\n  - {fault: disk.io_throttle, target: svc, path: /tmp, "
-     "read_iops: 10000000000}\n", 5, "1000000000"),
-    ("port beyond 65535", HEAD + "method:\n  - {fault: network.partition, target: svc, ports: [70000]}\n",
-     5, "65535"),
-    ("postgres connections beyond its ceiling", HEAD + "method:\n  - {fault: postgres.exhaust_connections, "
-     "target: svc, dsn: 'postgresql://x@127.0.0.1/x', max: 300000}\n", 5, "262143"),
+    (
+        "float beyond 2^53",
+        HEAD + "method:\n  - {fault: process.pause, target: svc, at: 1.0e+300, duration: 2s}\n",
+        5,
+        "out of range",
+    ),
+    (
+        "negative float beyond 2^53",
+        HEAD + "probes:\n  p: {tcp: {port: 1}}\nhypothesis:\n"
+        "  probe.p.availability: {min: -1.0e+200}\n" + STEP,
+        7,
+        "out of range",
+    ),
+    (
+        "pid beyond PID_MAX_LIMIT",
+        "title: t\ntargets:\n  svc: {pid: 4194305}\n" + STEP,
+        3,
+        "4194304",
+    ),
+    (
+        "pids.limit beyond PID_MAX_LIMIT",
+        HEAD + "method:\n  - {fault: pids.limit, target: svc, max: 4194305}\n",
+        5,
+        "4194304",
+    ),
+    (
+        "ack status that is no HTTP status",
+        HEAD + "load:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, "
+        "ack: {status: [200, 7000]}}\n" + STEP,
+        5,
+        "599",
+    ),
+    (
+        "iops beyond 10^9",
+        HEAD + "method:\n  - {fault: disk.io_throttle, target: svc, path: /tmp, "
+        "read_iops: 10000000000}\n",
+        5,
+        "1000000000",
+    ),
+    (
+        "port beyond 65535",
+        HEAD + "method:\n  - {fault: network.partition, target: svc, ports: [70000]}\n",
+        5,
+        "65535",
+    ),
+    (
+        "postgres connections beyond its ceiling",
+        HEAD + "method:\n  - {fault: postgres.exhaust_connections, "
+        "target: svc, dsn: 'postgresql://x@127.0.0.1/x', max: 300000}\n",
+        5,
+        "262143",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "line", "words"), OUT_OF_RANGE, ids=[c[0] for c in OUT_OF_RANGE])
-def test_a_number_out_of_its_range_is_refused_at_its_line(tmp_path: Path, name: str, text: str, line: int,
-                                                          words: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "text", "line", "words"), OUT_OF_RANGE, ids=[c[0] for c in OUT_OF_RANGE]
+)
+def test_a_number_out_of_its_range_is_refused_at_its_line(
+    tmp_path: Path, name: str, text: str, line: int, words: str
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(text)
     with pytest.raises(InputError) as info:
@@ -86,9 +128,11 @@ def test_a_number_out_of_its_range_is_refused_at_its_line(tmp_path: Path, name: 
 
 def test_the_top_of_each_range_is_accepted(tmp_path: Path) -> None:
     f = tmp_path / "exp.yaml"
-    f.write_text("title: t\ntargets:\n  svc: {pid: 4194304}\nload:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, "
-                 "ack: {status: [100, 599]}}\nmethod:\n  - {fault: pids.limit, target: svc, max: 4194304, duration: 1s}\n"
-                 "  - {fault: process.rlimit, target: svc, resource: nofile, soft: 9007199254740992, duration: 1s}\n")
+    f.write_text(
+        "title: t\ntargets:\n  svc: {pid: 4194304}\nload:\n  http: {url: 'http://127.0.0.1:9/', rate: 1/s, "
+        "ack: {status: [100, 599]}}\nmethod:\n  - {fault: pids.limit, target: svc, max: 4194304, duration: 1s}\n"
+        "  - {fault: process.rlimit, target: svc, resource: nofile, soft: 9007199254740992, duration: 1s}\n"
+    )
     dumped = json.dumps(load_experiment(f).experiment.model_dump(mode="json"))
     assert "4194304" in dumped and "9007199254740992" in dumped and "599" in dumped
 
@@ -111,11 +155,20 @@ def test_sigint_during_start_up_exits_3(tmp_path: Path) -> None:
     codes = []
     try:
         for delay in (0.0, 0.1, 0.5):
-            proc = subprocess.Popen([PY, "-m", "chaoslab", "run", "--runs-dir", str(tmp_path / "runs"), str(exp)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            proc = subprocess.Popen(
+                [PY, "-m", "chaoslab", "run", "--runs-dir", str(tmp_path / "runs"), str(exp)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             deadline = time.monotonic() + 30
             # Python catches SIGINT from its own start; chaoslab's handler goes in with the SIGTERM one
-            while not _catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline and proc.poll() is None:
+            while (
+                not _catches(proc.pid, signal.SIGTERM)
+                and time.monotonic() < deadline
+                and proc.poll() is None
+            ):
                 time.sleep(0.002)
             time.sleep(delay)
             proc.send_signal(signal.SIGINT)
@@ -131,8 +184,23 @@ def test_sigint_during_start_up_exits_3(tmp_path: Path) -> None:
 
 
 def _mutate(rng: random.Random, text: str) -> str:
-    hostile = ["&a [*a]", "!!float 'abc'", "9" * 400, ".nan", "-.inf", "1e309", "2026-01-01", '"open',
-               "\x00", "{", "]", "\t", "*nowhere", "1.0e+300", "70000"]
+    hostile = [
+        "&a [*a]",
+        "!!float 'abc'",
+        "9" * 400,
+        ".nan",
+        "-.inf",
+        "1e309",
+        "2026-01-01",
+        '"open',
+        "\x00",
+        "{",
+        "]",
+        "\t",
+        "*nowhere",
+        "1.0e+300",
+        "70000",
+    ]
     for _ in range(rng.randint(1, 3)):
         lines = text.splitlines()
         i = rng.randrange(len(lines))
@@ -160,13 +228,34 @@ def test_mutated_examples_through_validate_and_dry_run(tmp_path: Path) -> None:
     verdicts = {0: 0, 2: 0}
     for i in range(6):
         src = rng.choice(seeds)
-        f = src.parent / f".fuzz-{os.getpid()}-{i}.yaml"  # beside the original: its stack file resolves
+        f = (
+            src.parent / f".fuzz-{os.getpid()}-{i}.yaml"
+        )  # beside the original: its stack file resolves
         f.write_text(_mutate(rng, src.read_text()))
         try:
-            v = subprocess.run([PY, "-m", "chaoslab", "validate", str(f)], capture_output=True, text=True,
-                               timeout=60, env=env)
-            d = subprocess.run([PY, "-m", "chaoslab", "run", "--dry-run", "--runs-dir", str(tmp_path / "runs"),
-                                str(f)], capture_output=True, text=True, timeout=60, env=env)
+            v = subprocess.run(
+                [PY, "-m", "chaoslab", "validate", str(f)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            )
+            d = subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "chaoslab",
+                    "run",
+                    "--dry-run",
+                    "--runs-dir",
+                    str(tmp_path / "runs"),
+                    str(f),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+            )
         finally:
             f.unlink()
         for proc in (v, d):
@@ -181,5 +270,9 @@ def test_mutated_examples_through_validate_and_dry_run(tmp_path: Path) -> None:
         else:
             # a valid file may still name a target this machine lacks: refused, but never a crash
             assert d.returncode in (0, 2), d.stderr
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "a dry run left a run"
-    print(f"\nCLI sample: {sum(verdicts.values())} mutated files, {verdicts[2]} refused, {verdicts[0]} valid")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), (
+        "a dry run left a run"
+    )
+    print(
+        f"\nCLI sample: {sum(verdicts.values())} mutated files, {verdicts[2]} refused, {verdicts[0]} valid"
+    )

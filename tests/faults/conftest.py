@@ -95,7 +95,10 @@ class Lab:
         exp.write_text(experiment)
         proc = subprocess.Popen(
             chaoslab_argv("run", "--runs-dir", str(self.tmp / "runs"), str(exp)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(self.state),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=child_env(self.state),
             start_new_session=True,
         )
         run = Run(proc)
@@ -103,12 +106,22 @@ class Lab:
         return run
 
     def recover(self, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(chaoslab_argv("recover"), capture_output=True, text=True, timeout=timeout,
-                              env=child_env(self.state))
+        return subprocess.run(
+            chaoslab_argv("recover"),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=child_env(self.state),
+        )
 
     def start_recover(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(chaoslab_argv("recover"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=child_env(self.state))
+        return subprocess.Popen(
+            chaoslab_argv("recover"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=child_env(self.state),
+        )
 
     def ledger_entries(self) -> list[Path]:
         return sorted((self.state / "ledger").glob("*/[0-9]*.json"))
@@ -173,7 +186,9 @@ class Scratch:
             "pids": self.read("pids", "pids.max"),
             "memory": self.read("memory", "memory.limit_in_bytes"),
             "nofile": self.nofile(),
-            "member": {k: v for k, v in self.membership().items() if k in ("cpu", "pids", "memory")},
+            "member": {
+                k: v for k, v in self.membership().items() if k in ("cpu", "pids", "memory")
+            },
         }
 
 
@@ -224,7 +239,9 @@ def fault_cgroups(run_id: str) -> list[Path]:
 
 
 def nft_tables() -> list[str]:
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, timeout=60
+    ).stdout
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table")]
 
 

@@ -20,9 +20,10 @@ from chaoslab import clock
 from .conftest import CLOCK_REPORTER, clock_rate, own_skew, wait_for
 
 PY = sys.executable
-pytestmark = pytest.mark.skipif(not any(Path(c).is_file() for c in clock._CANDIDATES),
-                                reason="libfaketime is not installed (scripts/setup.sh installs it)")
-
+pytestmark = pytest.mark.skipif(
+    not any(Path(c).is_file() for c in clock._CANDIDATES),
+    reason="libfaketime is not installed (scripts/setup.sh installs it)",
+)
 
 
 class Clocked:
@@ -58,15 +59,22 @@ def clocked(tmp_path: Path) -> Iterator[Clocked]:
 
 def _experiment(tmp: Path, pid: int, step: str, duration: str = "3s") -> Path:
     f = tmp / "exp.yaml"
-    f.write_text(f"title: clock\ntargets:\n  svc: {{pid: {pid}}}\nrecovery: 1s\n"
-                 f"method:\n  - {{{step}, target: svc, at: 1s, duration: {duration}}}\n")
+    f.write_text(
+        f"title: clock\ntargets:\n  svc: {{pid: {pid}}}\nrecovery: 1s\n"
+        f"method:\n  - {{{step}, target: svc, at: 1s, duration: {duration}}}\n"
+    )
     return f
 
 
 def _run(tmp: Path, exp: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp / "state")}
-    return subprocess.Popen([PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(tmp / "runs"), str(exp)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(tmp / "runs"), str(exp)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: Clocked) -> None:
@@ -78,7 +86,9 @@ def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: 
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
     after = clocked.skew()
-    print(f"\nclock.skew -90s: own clock minus true time before ~0, during {during:.2f}s, after {after:.3f}s")
+    print(
+        f"\nclock.skew -90s: own clock minus true time before ~0, during {during:.2f}s, after {after:.3f}s"
+    )
     assert -91.0 < during < -89.0
     assert abs(after) < 1.0
     assert abs(time.time() - machine_before) < 600, "the machine's clock moved"
@@ -86,24 +96,32 @@ def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: 
 
 
 def test_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, clocked: Clocked) -> None:
-    run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: +2h", "60s"))
+    run = _run(
+        tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.skew, offset: +2h", "60s")
+    )
     assert wait_for(lambda: clocked.skew() > 7000), "the skew never arrived"
     run.send_signal(signal.SIGKILL)
     run.communicate(timeout=30)
     assert clocked.skew() > 7000, "still skewed after the runner died (nothing else reverts it)"
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
-    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60, env=env)
+    rec = subprocess.run(
+        [PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60, env=env
+    )
     assert rec.returncode == 0, rec.stderr
     assert abs(clocked.skew()) < 1.0
 
 
 def test_drift_runs_the_clock_fast_from_the_injection(tmp_path: Path, clocked: Clocked) -> None:
-    run = _run(tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.drift, rate: 2.0", "4s"))
+    run = _run(
+        tmp_path, _experiment(tmp_path, clocked.proc.pid, "fault: clock.drift, rate: 2.0", "4s")
+    )
     assert wait_for(lambda: clocked.skew() > 1.0), "the clock never ran ahead"
     rate = clock_rate(clocked.skew)
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
-    print(f"\nclock.drift rate 2.0: measured {rate:.2f} over 1 s; after revert {clocked.skew():.3f}s")
+    print(
+        f"\nclock.drift rate 2.0: measured {rate:.2f} over 1 s; after revert {clocked.skew():.3f}s"
+    )
     assert 1.6 < rate < 2.4, rate
     assert abs(clocked.skew()) < 1.0
 
@@ -111,7 +129,9 @@ def test_drift_runs_the_clock_fast_from_the_injection(tmp_path: Path, clocked: C
 def test_a_target_not_started_under_the_preload_is_refused(tmp_path: Path) -> None:
     plain = Clocked(tmp_path, controllable=False)
     try:
-        run = _run(tmp_path, _experiment(tmp_path, plain.proc.pid, "fault: clock.skew, offset: 30s"))
+        run = _run(
+            tmp_path, _experiment(tmp_path, plain.proc.pid, "fault: clock.skew, offset: 30s")
+        )
         out, err = run.communicate(timeout=60)
         assert run.returncode == 4, err + out
         assert "not started under libfaketime" in err + out
@@ -126,7 +146,8 @@ def test_stack_service_with_clock_controllable(tmp_path: Path) -> None:
     (tmp_path / "stack.yaml").write_text(
         "name: clk\nservices:\n  reporter:\n"
         f"    command: [{PY}, -c, {json.dumps(CLOCK_REPORTER)}, {tmp_path / 'own.json'}]\n"
-        "    clock: controllable\n")
+        "    clock: controllable\n"
+    )
     stack = Stack.load(str(tmp_path / "stack.yaml"))
     stack.up()
     try:

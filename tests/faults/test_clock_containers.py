@@ -29,7 +29,6 @@ LIB = next((c for c in clock._CANDIDATES if Path(c).is_file()), None)
 pytestmark = [pytest.mark.docker]
 
 
-
 def _docker(*args: str, check: bool = True) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
@@ -45,10 +44,36 @@ class Boxed:
         self.dir.mkdir()
         self.report = self.dir / "own.json"
         self.name = "clk" + uuid.uuid4().hex[:10]
-        env = ["-e", f"LD_PRELOAD={LIB}", "-e", "FAKETIME_TIMESTAMP_FILE=/clock/offset",
-               "-e", "FAKETIME_NO_CACHE=1"] if preload else []
-        _docker("run", "-d", "--name", self.name, "--network", "none", "-v", "/usr:/usr:ro",
-                "-v", f"{self.dir}:/clock", *env, "chaoslab/host:1", "python3", "-c", CLOCK_REPORTER, "/clock/own.json")
+        env = (
+            [
+                "-e",
+                f"LD_PRELOAD={LIB}",
+                "-e",
+                "FAKETIME_TIMESTAMP_FILE=/clock/offset",
+                "-e",
+                "FAKETIME_NO_CACHE=1",
+            ]
+            if preload
+            else []
+        )
+        _docker(
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            "none",
+            "-v",
+            "/usr:/usr:ro",
+            "-v",
+            f"{self.dir}:/clock",
+            *env,
+            "chaoslab/host:1",
+            "python3",
+            "-c",
+            CLOCK_REPORTER,
+            "/clock/own.json",
+        )
         deadline = time.monotonic() + 60
         while not self.report.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -67,7 +92,12 @@ class Boxed:
 def docker_ok() -> None:
     if os.geteuid() != 0 or LIB is None or shutil.which("docker") is None:
         pytest.skip("needs root, docker and libfaketime")
-    if subprocess.run(["docker", "image", "inspect", "chaoslab/host:1"], capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["docker", "image", "inspect", "chaoslab/host:1"], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("chaoslab/host:1 is not built (scripts/images.sh)")
 
 
@@ -80,14 +110,23 @@ def boxed(tmp_path: Path, docker_ok: None) -> Iterator[Boxed]:
 
 def _run(tmp: Path, name: str, step: str, duration: str) -> subprocess.Popen[str]:
     exp = tmp / "exp.yaml"
-    exp.write_text(f"title: container clock\ntargets:\n  box: {{container: {name}}}\nrecovery: 1s\n"
-                   f"method:\n  - {{{step}, target: box, at: 1s, duration: {duration}}}\n")
+    exp.write_text(
+        f"title: container clock\ntargets:\n  box: {{container: {name}}}\nrecovery: 1s\n"
+        f"method:\n  - {{{step}, target: box, at: 1s, duration: {duration}}}\n"
+    )
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp / "state")}
-    return subprocess.Popen([PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(tmp / "runs"), str(exp)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(tmp / "runs"), str(exp)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
-def test_skew_and_drift_move_the_container_clock_and_put_it_back(tmp_path: Path, boxed: Boxed) -> None:
+def test_skew_and_drift_move_the_container_clock_and_put_it_back(
+    tmp_path: Path, boxed: Boxed
+) -> None:
     before = boxed.skew()
     assert abs(before) < 1.0
     run = _run(tmp_path, boxed.name, "fault: clock.skew, offset: -90s", "3s")
@@ -96,7 +135,9 @@ def test_skew_and_drift_move_the_container_clock_and_put_it_back(tmp_path: Path,
     out, err = run.communicate(timeout=120)
     assert run.returncode == 0, err + out
     after = boxed.skew()
-    print(f"\ncontainer clock.skew -90s: before {before:.3f}s, during {during:.2f}s, after {after:.3f}s")
+    print(
+        f"\ncontainer clock.skew -90s: before {before:.3f}s, during {during:.2f}s, after {after:.3f}s"
+    )
     assert -91.0 < during < -89.0
     assert abs(after) < 1.0
     assert clock.read_offset(boxed.dir / "offset") == clock.NO_OFFSET
@@ -119,14 +160,18 @@ def test_container_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, box
     killed = boxed.skew()
     assert killed > 7000, "still skewed after the runner died (nothing else reverts it)"
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
-    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=120, env=env)
+    rec = subprocess.run(
+        [PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert rec.returncode == 0, rec.stderr
     after = boxed.skew()
     print(f"\ncontainer clock.skew +2h: after SIGKILL {killed:.1f}s, after recover {after:.3f}s")
     assert abs(after) < 1.0
 
 
-def test_a_container_not_started_under_the_preload_is_refused(tmp_path: Path, docker_ok: None) -> None:
+def test_a_container_not_started_under_the_preload_is_refused(
+    tmp_path: Path, docker_ok: None
+) -> None:
     plain = Boxed(tmp_path, preload=False)
     try:
         run = _run(tmp_path, plain.name, "fault: clock.skew, offset: 30s", "2s")
@@ -143,23 +188,40 @@ def _attrs(env: list[str], mounts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Name": "/box", "Config": {"Env": env}, "State": {"Pid": 0}, "Mounts": mounts}
 
 
-GOOD_ENV = ["LD_PRELOAD=/faketime/libfaketime.so.1", "FAKETIME_TIMESTAMP_FILE=/clock/sub/offset", "FAKETIME_NO_CACHE=1"]
+GOOD_ENV = [
+    "LD_PRELOAD=/faketime/libfaketime.so.1",
+    "FAKETIME_TIMESTAMP_FILE=/clock/sub/offset",
+    "FAKETIME_NO_CACHE=1",
+]
 
 
 def test_the_offset_file_is_found_through_the_innermost_bind_mount() -> None:
-    mounts = [{"Type": "bind", "Source": "/host/a", "Destination": "/clock", "RW": True},
-              {"Type": "bind", "Source": "/host/b", "Destination": "/clock/sub", "RW": True},
-              {"Type": "volume", "Source": "/var/lib/docker/x", "Destination": "/", "RW": True}]
+    mounts = [
+        {"Type": "bind", "Source": "/host/a", "Destination": "/clock", "RW": True},
+        {"Type": "bind", "Source": "/host/b", "Destination": "/clock/sub", "RW": True},
+        {"Type": "volume", "Source": "/var/lib/docker/x", "Destination": "/", "RW": True},
+    ]
     assert clock.container_offset_file(_attrs(GOOD_ENV, mounts), "t") == Path("/host/b/offset")
 
 
-@pytest.mark.parametrize(("env", "mounts", "says"), [
-    (GOOD_ENV[1:], [], "was not started under libfaketime"),
-    ([GOOD_ENV[0], GOOD_ENV[2]], [], "has no absolute FAKETIME_TIMESTAMP_FILE"),
-    (GOOD_ENV[:2], [], "lacks FAKETIME_NO_CACHE=1"),
-    (GOOD_ENV, [{"Type": "volume", "Source": "/v", "Destination": "/clock", "RW": True}], "not on a bind-mounted"),
-    (GOOD_ENV, [{"Type": "bind", "Source": "/h", "Destination": "/clock", "RW": False}], "mounted read-only"),
-])
+@pytest.mark.parametrize(
+    ("env", "mounts", "says"),
+    [
+        (GOOD_ENV[1:], [], "was not started under libfaketime"),
+        ([GOOD_ENV[0], GOOD_ENV[2]], [], "has no absolute FAKETIME_TIMESTAMP_FILE"),
+        (GOOD_ENV[:2], [], "lacks FAKETIME_NO_CACHE=1"),
+        (
+            GOOD_ENV,
+            [{"Type": "volume", "Source": "/v", "Destination": "/clock", "RW": True}],
+            "not on a bind-mounted",
+        ),
+        (
+            GOOD_ENV,
+            [{"Type": "bind", "Source": "/h", "Destination": "/clock", "RW": False}],
+            "mounted read-only",
+        ),
+    ],
+)
 def test_what_is_missing_is_said(env: list[str], mounts: list[dict[str, Any]], says: str) -> None:
     with pytest.raises(TargetError, match=says):
         clock.container_offset_file(_attrs(env, mounts), "t")

@@ -30,31 +30,40 @@ method:
 
 
 def experiment(scratch: Scratch, *steps: str, api: str = "http://127.0.0.1:9") -> str:
-    return HEAD.format(rel=scratch.rel, pid=scratch.victim.pid, api=api) + "".join(f"  - {s}\n" for s in steps)
+    return HEAD.format(rel=scratch.rel, pid=scratch.victim.pid, api=api) + "".join(
+        f"  - {s}\n" for s in steps
+    )
 
 
 def test_overlapping_cpu_quota_on_a_cgroup_comes_back(lab: Lab, scratch: Scratch) -> None:
     before = (scratch.read("cpu", "cpu.cfs_quota_us"), scratch.read("cpu", "cpu.cfs_period_us"))
-    run = lab.start(experiment(
-        scratch,
-        "{fault: cpu.throttle, target: cg, at: 0s, duration: 1s, cores: 0.3}",
-        "{fault: cpu.throttle, target: cg, at: 500ms, duration: 4s, cores: 0.5}",
-    ))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: cpu.throttle, target: cg, at: 0s, duration: 1s, cores: 0.3}",
+            "{fault: cpu.throttle, target: cg, at: 500ms, duration: 4s, cores: 0.5}",
+        )
+    )
     assert run.read_until(" revert "), run.text()
     # A ended while B goes on: B's quota (the newest holder) is in force, not the original.
     assert scratch.read("cpu", "cpu.cfs_quota_us") == "50000"
     assert run.finish() == 0, run.text()
-    assert (scratch.read("cpu", "cpu.cfs_quota_us"), scratch.read("cpu", "cpu.cfs_period_us")) == before
+    assert (
+        scratch.read("cpu", "cpu.cfs_quota_us"),
+        scratch.read("cpu", "cpu.cfs_period_us"),
+    ) == before
     assert lab.owner_records() == [] and lab.ledger_entries() == []
 
 
 def test_overlapping_rlimits_come_back(lab: Lab, scratch: Scratch) -> None:
     assert scratch.nofile() == (2000, 10000)
-    run = lab.start(experiment(
-        scratch,
-        "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64}",
-        "{fault: process.rlimit, target: v, at: 500ms, duration: 4s, resource: nofile, soft: 128}",
-    ))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64}",
+            "{fault: process.rlimit, target: v, at: 500ms, duration: 4s, resource: nofile, soft: 128}",
+        )
+    )
     assert run.read_until(" revert "), run.text()
     assert scratch.nofile() == (128, 10000)
     assert run.finish() == 0, run.text()
@@ -64,11 +73,13 @@ def test_overlapping_rlimits_come_back(lab: Lab, scratch: Scratch) -> None:
 def test_overlapping_cgroup_moves_put_the_process_back(lab: Lab, scratch: Scratch) -> None:
     before = scratch.membership()
     assert before["cpu"] == f"/{scratch.rel}"
-    run = lab.start(experiment(
-        scratch,
-        "{fault: cpu.throttle, target: v, at: 0s, duration: 1s, cores: 0.3}",
-        "{fault: cpu.throttle, target: v, at: 500ms, duration: 4s, cores: 0.5}",
-    ))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: cpu.throttle, target: v, at: 0s, duration: 1s, cores: 0.3}",
+            "{fault: cpu.throttle, target: v, at: 500ms, duration: 4s, cores: 0.5}",
+        )
+    )
     assert run.read_until(" revert "), run.text()
     # A's fault cgroup is gone; the victim is in B's, which still exists and still throttles.
     now = scratch.membership()["cpu"]
@@ -81,15 +92,25 @@ def test_overlapping_cgroup_moves_put_the_process_back(lab: Lab, scratch: Scratc
 
 def test_repeated_pids_limit_comes_back(lab: Lab, scratch: Scratch) -> None:
     assert scratch.read("pids", "pids.max") == "max"
-    run = lab.start(experiment(scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 1s, duration: 2s}"))
+    run = lab.start(
+        experiment(
+            scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 1s, duration: 2s}"
+        )
+    )
     assert run.finish() == 0, run.text()
     assert scratch.read("pids", "pids.max") == "max"
 
 
-def test_repeated_pids_limit_killed_between_the_reverts_then_recovered(lab: Lab, scratch: Scratch) -> None:
+def test_repeated_pids_limit_killed_between_the_reverts_then_recovered(
+    lab: Lab, scratch: Scratch
+) -> None:
     # The step with wider gaps (3 s between the two reverts), so a loaded machine still
     # reads between them.
-    run = lab.start(experiment(scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 3s, duration: 4s}"))
+    run = lab.start(
+        experiment(
+            scratch, "{fault: pids.limit, target: cg, max: 60, repeat: 2, every: 3s, duration: 4s}"
+        )
+    )
     assert run.read_until(" revert "), run.text()  # the first one ended (t = 4 s), the second holds
     assert scratch.read("pids", "pids.max") == "60"
     run.proc.send_signal(signal.SIGKILL)
@@ -102,14 +123,21 @@ def test_repeated_pids_limit_killed_between_the_reverts_then_recovered(lab: Lab,
 
 @pytest.fixture
 def proxy_link() -> Iterator[tuple[str, httpx.Client]]:
-    proc = subprocess.Popen([PY, "-m", "chaoslab.proxy", "serve", "--port", "0"], env=child_env(Path("/nonexistent")),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PY, "-m", "chaoslab.proxy", "serve", "--port", "0"],
+        env=child_env(Path("/nonexistent")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        api = line[line.index("http://"):].split()[0].rstrip("/.,")
+        api = line[line.index("http://") :].split()[0].rstrip("/.,")
         http = httpx.Client(base_url=api, timeout=10)
-        r = http.post("/proxies", json={"name": "db", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"})
+        r = http.post(
+            "/proxies", json={"name": "db", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"}
+        )
         assert r.status_code == 201, r.text
         yield api, http
     finally:
@@ -117,14 +145,18 @@ def proxy_link() -> Iterator[tuple[str, httpx.Client]]:
         proc.wait(timeout=60)
 
 
-def test_overlapping_link_downs_stack(lab: Lab, scratch: Scratch, proxy_link: tuple[str, httpx.Client]) -> None:
+def test_overlapping_link_downs_stack(
+    lab: Lab, scratch: Scratch, proxy_link: tuple[str, httpx.Client]
+) -> None:
     api, http = proxy_link
-    run = lab.start(experiment(
-        scratch,
-        "{fault: network.down, target: link, at: 0s, duration: 1s}",
-        "{fault: network.down, target: link, at: 500ms, duration: 4s}",
-        api=api,
-    ))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: network.down, target: link, at: 0s, duration: 1s}",
+            "{fault: network.down, target: link, at: 500ms, duration: 4s}",
+            api=api,
+        )
+    )
     assert run.read_until(" revert "), run.text()
     assert http.get("/proxies/db").json()["enabled"] is False  # B still holds the link down
     assert run.finish() == 0, run.text()
@@ -137,11 +169,13 @@ def stopped(pid: int) -> bool:
 
 
 def test_overlapping_pauses_stack(lab: Lab, scratch: Scratch) -> None:
-    run = lab.start(experiment(
-        scratch,
-        "{fault: process.pause, target: v, at: 0s, duration: 1s, method: signal}",
-        "{fault: process.pause, target: v, at: 500ms, duration: 4s, method: signal}",
-    ))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: process.pause, target: v, at: 0s, duration: 1s, method: signal}",
+            "{fault: process.pause, target: v, at: 500ms, duration: 4s, method: signal}",
+        )
+    )
     assert run.read_until(" revert "), run.text()
     assert stopped(scratch.victim.pid)  # B still holds it stopped
     assert run.finish() == 0, run.text()
@@ -158,8 +192,12 @@ def has_sys_resource() -> bool:
 def test_a_hard_limit_that_could_not_be_raised_back_is_refused(lab: Lab, scratch: Scratch) -> None:
     if has_sys_resource():
         pytest.skip("with CAP_SYS_RESOURCE a lowered hard limit can be raised back")
-    run = lab.start(experiment(
-        scratch, "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64, hard: 100}"))
+    run = lab.start(
+        experiment(
+            scratch,
+            "{fault: process.rlimit, target: v, at: 0s, duration: 1s, resource: nofile, soft: 64, hard: 100}",
+        )
+    )
     assert run.finish() == 4, run.text()
     assert "CAP_SYS_RESOURCE" in run.text()
     assert scratch.nofile() == (2000, 10000)  # nothing was changed

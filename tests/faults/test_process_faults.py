@@ -41,7 +41,9 @@ def test_pause_and_resume_with_signals(service: Service) -> None:
 
 
 def test_pause_revert_from_ledger_record_in_another_process(service: Service) -> None:
-    fault = faults.get("process.pause")(PauseParams(method="signal"), target_of(service), run_id="r1")
+    fault = faults.get("process.pause")(
+        PauseParams(method="signal"), target_of(service), run_id="r1"
+    )
     fault.inject()
     assert wait_until(lambda: proc_state(service.pid) == "T")
     import json
@@ -58,8 +60,14 @@ def test_pause_revert_from_ledger_record_in_another_process(service: Service) ->
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for cgroups")
 def test_pause_with_the_cgroup_freezer_freezes_children_too(tmp_path: Path) -> None:
     # a parent with a child, both in a cgroup of their own: SIGSTOP would miss the child
-    parent = subprocess.Popen([sys.executable, "-c", "import subprocess,sys,time; "
-                               "subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"])
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess,sys,time; "
+            "subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)",
+        ]
+    )
     group = Group(f"chaoslab-test-freezer-{os.getpid()}", controllers=["freezer"])
     try:
         group.create()
@@ -88,8 +96,15 @@ def test_pause_with_the_cgroup_freezer_freezes_children_too(tmp_path: Path) -> N
 
 
 def test_terminate_escalates_to_sigkill_after_grace() -> None:
-    stubborn = subprocess.Popen([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                                 "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
     assert stubborn.stdout is not None and stubborn.stdout.readline().strip() == b"ready"
     target = resolve("x", TargetSpec(pid=stubborn.pid))
     fault = faults.get("process.terminate")(TerminateParams(grace=0.3), target)
@@ -100,13 +115,21 @@ def test_terminate_escalates_to_sigkill_after_grace() -> None:
 
 def test_signal_delivers_the_named_signal(tmp_path: Path) -> None:
     marker = tmp_path / "got-usr1"
-    proc = subprocess.Popen([sys.executable, "-c",
-                             "import signal,sys,time,pathlib; "
-                             f"signal.signal(signal.SIGUSR1, lambda *a: pathlib.Path({str(marker)!r}).write_text('x')); "
-                             "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal,sys,time,pathlib; "
+            f"signal.signal(signal.SIGUSR1, lambda *a: pathlib.Path({str(marker)!r}).write_text('x')); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        fault = faults.get("process.signal")(SignalParams(signal="usr1"), resolve("x", TargetSpec(pid=proc.pid)))
+        fault = faults.get("process.signal")(
+            SignalParams(signal="usr1"), resolve("x", TargetSpec(pid=proc.pid))
+        )
         fault.inject()
         assert wait_until(marker.exists)
     finally:

@@ -38,9 +38,13 @@ class FileSetting(Setting):
 _numbers = itertools.count()
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(n=st.integers(1, 6), data=st.data())
-def test_any_release_order_restores_the_original(tmp_path: Path, n: int, data: st.DataObject) -> None:
+def test_any_release_order_restores_the_original(
+    tmp_path: Path, n: int, data: st.DataObject
+) -> None:
     where = tmp_path / f"ex{next(_numbers)}"
     where.mkdir()
     target = where / "knob"

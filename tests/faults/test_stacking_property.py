@@ -74,8 +74,11 @@ def step(draw: st.DrawFn, kinds: list[str]) -> str:
     extra = f", repeat: 2, every: {draw(st.integers(2, 6)) / 10}s" if repeat == 2 else ""
     if fault == "process.rlimit":
         params += ", resource: nofile"
-    return (f"{{fault: {fault}, target: {target}, at: {at}s, duration: {duration}s{extra}"
-            + (f", {params}" if params else "") + "}")
+    return (
+        f"{{fault: {fault}, target: {target}, at: {at}s, duration: {duration}s{extra}"
+        + (f", {params}" if params else "")
+        + "}"
+    )
 
 
 @st.composite
@@ -89,15 +92,21 @@ EXITS = ["normal", "sigint", "sigterm", "halt", "kill+recover", "kill+kill-recov
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[tuple[str, httpx.Client]]:
-    proc = subprocess.Popen([PY, "-m", "chaoslab.proxy", "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(tmp_path / "proxy-state"))
+    proc = subprocess.Popen(
+        [PY, "-m", "chaoslab.proxy", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(tmp_path / "proxy-state"),
+    )
     try:
         assert proc.stdout is not None
         m = re.search(r"http://127\.0\.0\.1:\d+", proc.stdout.readline())
         assert m, "the proxy did not start"
         http = httpx.Client(base_url=m.group(0), timeout=10)
-        r = http.post("/proxies", json={"name": "db", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"})
+        r = http.post(
+            "/proxies", json={"name": "db", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"}
+        )
         assert r.status_code == 201, r.text
         yield m.group(0), http
         http.close()
@@ -128,30 +137,49 @@ def connects(port: int) -> bool:
 def system(scratch: Scratch, http: httpx.Client, port: int) -> dict[str, Any]:
     link = http.get("/proxies/db").json()
     stat = Path(f"/proc/{scratch.victim.pid}/stat").read_text()
-    return {**scratch.snapshot(), "victim_state": stat[stat.rindex(")") + 2], "link_enabled": link["enabled"],
-            "toxics": sorted(t["name"] for t in link.get("toxics", [])), "port_open": connects(port)}
+    return {
+        **scratch.snapshot(),
+        "victim_state": stat[stat.rindex(")") + 2],
+        "link_enabled": link["enabled"],
+        "toxics": sorted(t["name"] for t in link.get("toxics", [])),
+        "port_open": connects(port),
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("exit", EXITS)
 def test_overlapping_schedules_leave_every_setting_as_it_was(
-    exit: str, tmp_path: Path, scratch: Scratch, proxy: tuple[str, httpx.Client], server: int,
+    exit: str,
+    tmp_path: Path,
+    scratch: Scratch,
+    proxy: tuple[str, httpx.Client],
+    server: int,
 ) -> None:
     api, http = proxy
-    head = (f"title: stacking\ntargets:\n  cg: {{cgroup: {scratch.rel}}}\n  v: {{pid: {scratch.victim.pid}}}\n"
-            f"  link: {{proxy: db, api: \"{api}\"}}\n  port: {{address: 127.0.0.1, port: {server}}}\n"
-            "recovery: 0s\nmax_duration: 10m\nmethod:\n")
+    head = (
+        f"title: stacking\ntargets:\n  cg: {{cgroup: {scratch.rel}}}\n  v: {{pid: {scratch.victim.pid}}}\n"
+        f'  link: {{proxy: db, api: "{api}"}}\n  port: {{address: 127.0.0.1, port: {server}}}\n'
+        "recovery: 0s\nmax_duration: 10m\nmethod:\n"
+    )
     original = system(scratch, http, server)
     assert original["port_open"] and original["link_enabled"] and original["toxics"] == []
     tally: dict[str, int] = {}
     numbers = itertools.count()
     killed_mid_recover = 0
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
-    @given(steps=schedule(), delay=st.integers(0, 15).map(lambda n: n / 10),
-           recover_delay=st.integers(3, 30).map(lambda n: n / 10))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        steps=schedule(),
+        delay=st.integers(0, 15).map(lambda n: n / 10),
+        recover_delay=st.integers(3, 30).map(lambda n: n / 10),
+    )
     def one(steps: list[str], delay: float, recover_delay: float) -> None:
         nonlocal killed_mid_recover
         if time.monotonic() > stop_at and sum(tally.values()) >= 3:
@@ -166,12 +194,19 @@ def test_overlapping_schedules_leave_every_setting_as_it_was(
             elif exit == "halt":
                 time.sleep(delay)
                 env = child_env(lab.state)
-                subprocess.run(chaoslab_argv("halt", "--reason", "test"), env=env, check=True, timeout=60,
-                               capture_output=True)
+                subprocess.run(
+                    chaoslab_argv("halt", "--reason", "test"),
+                    env=env,
+                    check=True,
+                    timeout=60,
+                    capture_output=True,
+                )
                 try:
                     code = run.finish()
                 finally:
-                    subprocess.run(chaoslab_argv("halt", "--clear"), env=env, timeout=60, capture_output=True)
+                    subprocess.run(
+                        chaoslab_argv("halt", "--clear"), env=env, timeout=60, capture_output=True
+                    )
                 assert code in (0, 3), run.text()
             elif exit in ("sigint", "sigterm"):
                 time.sleep(delay)
@@ -185,6 +220,7 @@ def test_overlapping_schedules_leave_every_setting_as_it_was(
                 run.proc.send_signal(signal.SIGKILL)
                 run.proc.wait(timeout=60)
                 if exit == "kill+kill-recover+recover":
+
                     def on_disk() -> tuple[list[Path], list[Path]]:
                         return lab.ledger_entries(), lab.owner_records()
 
@@ -192,8 +228,9 @@ def test_overlapping_schedules_leave_every_setting_as_it_was(
                     rec = lab.start_recover()
                     # Aimed: as soon as the first entry is reverted (or after a random delay).
                     deadline = time.monotonic() + recover_delay
-                    while (time.monotonic() < deadline and rec.poll() is None
-                           and on_disk() == before):
+                    while (
+                        time.monotonic() < deadline and rec.poll() is None and on_disk() == before
+                    ):
                         time.sleep(0.001)
                     rec.kill()
                     rec.wait(timeout=60)
@@ -215,7 +252,12 @@ def test_overlapping_schedules_leave_every_setting_as_it_was(
     stop_at = time.monotonic() + BUDGET
     one()
     total = sum(tally.values())
-    print(f"\nstacking property, {exit}: {total} schedules ran"
-          + (f"; {killed_mid_recover} recovers were killed halfway (some holders released, some entries left)"
-             if exit == EXITS[-1] else ""))
+    print(
+        f"\nstacking property, {exit}: {total} schedules ran"
+        + (
+            f"; {killed_mid_recover} recovers were killed halfway (some holders released, some entries left)"
+            if exit == EXITS[-1]
+            else ""
+        )
+    )
     assert total >= min(EXAMPLES, 3)

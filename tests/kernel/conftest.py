@@ -106,8 +106,13 @@ def revert_elsewhere(fault: Fault) -> None:
         fault.revert()
         fault.revert()  # idempotent
     """)
-    proc = subprocess.run([PY, "-c", code], input=json.dumps(fault.to_record()), capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [PY, "-c", code],
+        input=json.dumps(fault.to_record()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -127,7 +132,9 @@ def audit(run_id: str, *, netns: list[str] | None = None) -> None:
     assert chains_of(table) is None, f"nftables table {table} left behind"
     for ns in netns or []:
         assert chains_of(table, ns) is None, f"nftables table {table} left in {ns}"
-    leftovers = subprocess.run(["pgrep", "-f", run_id], capture_output=True, text=True).stdout.split()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", run_id], capture_output=True, text=True
+    ).stdout.split()
     assert [p for p in leftovers if int(p) != os.getpid()] == []
 
 
@@ -147,8 +154,10 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs of our own: disk faults never touch the real disk."""
     mnt = tmp_path / "fs"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", f"chaoslab-{uuid.uuid4().hex[:8]}", str(mnt)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", f"chaoslab-{uuid.uuid4().hex[:8]}", str(mnt)],
+        check=True,
+    )
     try:
         yield mnt
     finally:

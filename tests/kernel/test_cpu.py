@@ -65,8 +65,10 @@ def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, ru
     assert str(cgroups.cgroups_of(proc.pid)["cpu"]).endswith(f"chaoslab-{run_id}-1")
     time.sleep(0.3)
     throttled = counter.rate(2.0)
-    print(f"busy loop: {baseline:.0f} it/s unthrottled, {throttled:.0f} it/s at 0.03 cores "
-          f"({baseline / max(throttled, 1):.1f}x slower)")
+    print(
+        f"busy loop: {baseline:.0f} it/s unthrottled, {throttled:.0f} it/s at 0.03 cores "
+        f"({baseline / max(throttled, 1):.1f}x slower)"
+    )
     assert throttled * 5 <= baseline
 
     revert_elsewhere(fault)
@@ -76,7 +78,9 @@ def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, ru
     audit(run_id)
 
 
-def test_throttle_revert_copes_with_a_dead_target_and_its_children(children: Children, run_id: str) -> None:
+def test_throttle_revert_copes_with_a_dead_target_and_its_children(
+    children: Children, run_id: str
+) -> None:
     # The target forks a child while throttled, then dies: the child is moved back, the cgroup removed.
     proc = children.python("""
         import os, sys, time
@@ -122,8 +126,10 @@ def test_stress_runs_workers_in_the_target_cgroup(children: Children, run_id: st
     finally:
         revert_elsewhere(stress)
         throttle.revert()
-    assert not psutil.pid_exists(stress.state["hog"]["pid"]) or psutil.Process(
-        stress.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(stress.state["hog"]["pid"])
+        or psutil.Process(stress.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    )
     audit(run_id)
 
 
@@ -142,7 +148,9 @@ def test_builtin_burner_system_wide(run_id: str) -> None:
     assert not psutil.pid_exists(stress.state["hog"]["pid"])
 
 
-def test_throttle_of_a_cgroup_target_restores_its_old_quota(children: Children, run_id: str) -> None:
+def test_throttle_of_a_cgroup_target_restores_its_old_quota(
+    children: Children, run_id: str
+) -> None:
     # A target with a cgroup of its own is limited in place, and gets its previous quota back.
     own = cgroups.Group(f"chaoslab-{run_id}-svc", controllers=["cpu"])
     own.create()
@@ -150,8 +158,9 @@ def test_throttle_of_a_cgroup_target_restores_its_old_quota(children: Children, 
         own.set_cpu(1.5)
         proc = children.python("import time; time.sleep(60)")
         own.add(proc.pid)
-        target = ResolvedTarget(name="svc", kind="cgroup", spec={"cgroup": own.relpath},
-                                cgroups={"*": own.relpath})
+        target = ResolvedTarget(
+            name="svc", kind="cgroup", spec={"cgroup": own.relpath}, cgroups={"*": own.relpath}
+        )
         fault = CpuThrottle(ThrottleParams(cores=0.1), target, run_id=run_id)
         fault.inject()
         assert own.cpu_quota() == pytest.approx(0.1)

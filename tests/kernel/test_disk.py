@@ -108,19 +108,39 @@ def loopdev(tmp_path: Path) -> Iterator[str]:
     image = tmp_path / "disk.img"
     with open(image, "wb") as f:
         f.truncate(32 * 2**20)
-    subprocess.run(["dd", "if=/dev/urandom", f"of={image}", "bs=1M", "count=32", "conv=notrunc", "status=none"],
-                   check=True)
-    dev = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    subprocess.run(
+        [
+            "dd",
+            "if=/dev/urandom",
+            f"of={image}",
+            "bs=1M",
+            "count=32",
+            "conv=notrunc",
+            "status=none",
+        ],
+        check=True,
+    )
+    dev = subprocess.run(
+        ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     try:
         yield dev
     finally:
         subprocess.run(["losetup", "-d", dev], check=False)
 
 
-def timed_read(children: Children, dev: str, throttle: IoThrottleParams | None, run_id: str) -> float:
-    proc = children.popen(["sh", "-c", f"read x; exec dd if={dev} of=/dev/null bs=64k count=128 iflag=direct status=none"],
-                          stdin=subprocess.PIPE, text=True)
+def timed_read(
+    children: Children, dev: str, throttle: IoThrottleParams | None, run_id: str
+) -> float:
+    proc = children.popen(
+        [
+            "sh",
+            "-c",
+            f"read x; exec dd if={dev} of=/dev/null bs=64k count=128 iflag=direct status=none",
+        ],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     fault = DiskIoThrottle(throttle, process_target(proc.pid), run_id=run_id) if throttle else None
     if fault:
         fault.inject()
@@ -138,8 +158,12 @@ def timed_read(children: Children, dev: str, throttle: IoThrottleParams | None, 
 
 def test_io_throttle_slows_direct_reads(children: Children, loopdev: str, run_id: str) -> None:
     free = timed_read(children, loopdev, None, run_id)
-    throttled = timed_read(children, loopdev, IoThrottleParams(path=loopdev, read_bps="2MiB"), run_id)
-    print(f"disk.io_throttle read_bps=2MiB: 8 MiB direct read {free:.2f}s free, {throttled:.2f}s throttled")
+    throttled = timed_read(
+        children, loopdev, IoThrottleParams(path=loopdev, read_bps="2MiB"), run_id
+    )
+    print(
+        f"disk.io_throttle read_bps=2MiB: 8 MiB direct read {free:.2f}s free, {throttled:.2f}s throttled"
+    )
     assert throttled >= 3.0  # 8 MiB at 2 MiB/s is 4 s (the first second may burst)
     assert throttled > 4 * free
     audit(run_id)
@@ -163,7 +187,9 @@ def test_fill_on_ext4_reaches_the_target(ext4: Path, run_id: str) -> None:
     fault.inject()
     try:
         reached = percent(ext4)
-        df = subprocess.run(["df", "--output=pcent", str(ext4)], capture_output=True, text=True).stdout
+        df = subprocess.run(
+            ["df", "--output=pcent", str(ext4)], capture_output=True, text=True
+        ).stdout
         print(f"disk.fill 80% on ext4: {reached:.2f}% (df says {df.split()[-1]})")
         assert abs(reached - 80) <= 1
     finally:
@@ -171,13 +197,17 @@ def test_fill_on_ext4_reaches_the_target(ext4: Path, run_id: str) -> None:
     assert percent(ext4) < 5
 
 
-def test_a_refused_setting_leaves_no_fault_cgroup(children: Children, tmp_path: Path, run_id: str) -> None:
+def test_a_refused_setting_leaves_no_fault_cgroup(
+    children: Children, tmp_path: Path, run_id: str
+) -> None:
     # A block device node for a disk that does not exist: the kernel refuses the throttle.
     node = tmp_path / "nodisk"
     os.mknod(node, 0o600 | stat.S_IFBLK, os.makedev(251, 77))
     proc = children.python("import time; time.sleep(60)")
     before = cgroups.cgroups_of(proc.pid)
-    fault = DiskIoThrottle(IoThrottleParams(path=str(node), read_bps="1MiB"), process_target(proc.pid), run_id=run_id)
+    fault = DiskIoThrottle(
+        IoThrottleParams(path=str(node), read_bps="1MiB"), process_target(proc.pid), run_id=run_id
+    )
     with pytest.raises(FaultError, match="kernel refused"):
         fault.inject()
     assert cgroups.cgroups_of(proc.pid) == before

@@ -36,8 +36,13 @@ NEEDS = {
 
 
 def chaoslab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaoslab.cli", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_report_is_fast_and_lists_every_fault() -> None:
@@ -52,8 +57,22 @@ def test_report_is_fast_and_lists_every_fault() -> None:
     names = {r["fault"] for r in data["faults"]}
     assert set(NEEDS) <= names
     caps = {c["name"]: c for c in data["capabilities"]}
-    for required in ("root", "cgroup", "cgroup.cpu", "cgroup.memory", "nft", "iptables", "tc.tbf", "tc.netem",
-                     "netns", "bpftrace", "tracefs", "stress-ng", "py-spy", "docker"):
+    for required in (
+        "root",
+        "cgroup",
+        "cgroup.cpu",
+        "cgroup.memory",
+        "nft",
+        "iptables",
+        "tc.tbf",
+        "tc.netem",
+        "netns",
+        "bpftrace",
+        "tracefs",
+        "stress-ng",
+        "py-spy",
+        "docker",
+    ):
         assert required in caps
         assert caps[required]["detail"]
 
@@ -64,8 +83,12 @@ def test_cli_json_and_table() -> None:
     wall = time.perf_counter() - t0
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["seconds"] < 3.0  # 0.1 s of checks plus importing every fault family, on a busy machine
-    print(f"chaoslab doctor --json: {data['seconds'] * 1000:.0f} ms of checks, {wall:.2f} s with interpreter start")
+    assert (
+        data["seconds"] < 3.0
+    )  # 0.1 s of checks plus importing every fault family, on a busy machine
+    print(
+        f"chaoslab doctor --json: {data['seconds'] * 1000:.0f} ms of checks, {wall:.2f} s with interpreter start"
+    )
     rows = {r["fault"]: r for r in data["faults"]}
     assert rows["cpu.throttle"]["ok"] is True
     text = chaoslab("doctor")
@@ -83,8 +106,9 @@ def test_netem_row_says_why_and_what_instead() -> None:
 
 
 @pytest.mark.parametrize("fault,capability", sorted(NEEDS.items()))
-def test_fault_refuses_with_the_doctors_reason(fault: str, capability: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fault_refuses_with_the_doctors_reason(
+    fault: str, capability: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cls = faults.get(fault)
     monkeypatch.setenv(capabilities.DENY_ENV, capability)
     with pytest.raises(CapabilityError) as info:
@@ -97,7 +121,9 @@ def test_fault_refuses_with_the_doctors_reason(fault: str, capability: str,
 
 def test_without_root_every_kernel_fault_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(capabilities.DENY_ENV, "root")
-    root_faults = [f for f in NEEDS if f not in ("io.stress", "postgres.exhaust_connections", "process.rlimit")]
+    root_faults = [
+        f for f in NEEDS if f not in ("io.stress", "postgres.exhaust_connections", "process.rlimit")
+    ]
     for name in root_faults:
         with pytest.raises(CapabilityError, match="not running as root"):
             faults.get(name).check()
@@ -108,7 +134,9 @@ def test_a_monkeypatched_check_function(monkeypatch: pytest.MonkeyPatch) -> None
 
     def fake(name: str) -> capabilities.Check:
         if name == "cgroup.memory":
-            return capabilities.Check(name, False, "the cgroup 'memory' controller is not available (mounted: cpu)")
+            return capabilities.Check(
+                name, False, "the cgroup 'memory' controller is not available (mounted: cpu)"
+            )
         return real(name)
 
     monkeypatch.setattr(capabilities, "check", fake)
@@ -127,8 +155,13 @@ def test_run_exits_4_with_the_reason(tmp_path: Path, children: Children) -> None
         "method:\n  - {fault: memory.limit, target: me, at: 0s, duration: 1s, limit: 64MB}\n"
         "max_duration: 30s\n"
     )
-    out = chaoslab("run", "--runs-dir", str(base / "runs"), str(exp),
-                   env={capabilities.DENY_ENV: "cgroup.memory", "CHAOSLAB_STATE_DIR": str(base / "state")})
+    out = chaoslab(
+        "run",
+        "--runs-dir",
+        str(base / "runs"),
+        str(exp),
+        env={capabilities.DENY_ENV: "cgroup.memory", "CHAOSLAB_STATE_DIR": str(base / "state")},
+    )
     assert out.returncode == 4, out.stdout + out.stderr
     assert "the cgroup 'memory' controller is not available" in out.stderr + out.stdout
     assert "Traceback" not in out.stderr

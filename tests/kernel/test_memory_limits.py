@@ -75,8 +75,10 @@ def test_memory_stress_holds_the_size(run_id: str) -> None:
         assert 120 * 2**20 <= rss <= 200 * 2**20
     finally:
         revert_elsewhere(fault)
-    assert not psutil.pid_exists(fault.state["hog"]["pid"]) or psutil.Process(
-        fault.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(fault.state["hog"]["pid"])
+        or psutil.Process(fault.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    )
 
 
 FORKER = """
@@ -141,7 +143,9 @@ def test_rlimit_nofile_on_a_running_process(children: Children, run_id: str) -> 
 
     assert attempt() == "100"
     before = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
-    fault = ProcessRlimit(RlimitParams(resource="nofile", soft=20), process_target(proc.pid), run_id=run_id)
+    fault = ProcessRlimit(
+        RlimitParams(resource="nofile", soft=20), process_target(proc.pid), run_id=run_id
+    )
     fault.inject()
     limited = attempt()
     print(f"process.rlimit nofile=20: {limited}")
@@ -161,9 +165,13 @@ def test_memory_limit_in_place_below_usage(children: Children, run_id: str) -> N
         own.add(proc.pid)
         send(proc, "go")
         assert readline(proc).strip() == "survived"
-        target = ResolvedTarget(name="svc", kind="service", spec={"service": "svc"},
-                                processes=[ProcessRef.of(proc.pid)],
-                                cgroups={k: str(v) for k, v in own.dirs.items()})
+        target = ResolvedTarget(
+            name="svc",
+            kind="service",
+            spec={"service": "svc"},
+            processes=[ProcessRef.of(proc.pid)],
+            cgroups={k: str(v) for k, v in own.dirs.items()},
+        )
         fault = MemoryLimit(LimitParams(limit="32MiB"), target, run_id=run_id)
         try:
             fault.inject()

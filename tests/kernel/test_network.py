@@ -29,8 +29,13 @@ from .conftest import audit, revert_elsewhere
 
 
 def address_target(addr: str, port: int | None = None) -> ResolvedTarget:
-    return ResolvedTarget(name="svc", kind="address", spec={"address": addr}, address=addr,
-                          ports=[port] if port else [])
+    return ResolvedTarget(
+        name="svc",
+        kind="address",
+        spec={"address": addr},
+        address=addr,
+        ports=[port] if port else [],
+    )
 
 
 def host_target(net: hosts.HostNet, name: str) -> ResolvedTarget:
@@ -79,12 +84,16 @@ def test_two_faults_share_the_run_table(listener: int, run_id: str) -> None:
 
 
 def _two_faults(port_a: int, port_b: int, run_id: str) -> None:
-    a = NetworkPartition(NetParams(direction="ingress"), address_target("127.0.0.1", port_a), run_id=run_id)
+    a = NetworkPartition(
+        NetParams(direction="ingress"), address_target("127.0.0.1", port_a), run_id=run_id
+    )
     b = NetworkLoss(LossParams(percent=10), address_target("127.0.0.1", port_b), run_id=run_id)
     a.inject()
     b.inject()
     a.revert()
-    out = subprocess.run(["nft", "list", "table", "inet", table_name(run_id)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["nft", "list", "table", "inet", table_name(run_id)], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "numgen" in out.stdout and "drop" in out.stdout
     b.revert()
     audit(run_id)
@@ -92,7 +101,9 @@ def _two_faults(port_a: int, port_b: int, run_id: str) -> None:
 
 def test_partition_between_test_hosts(hostnet: hosts.HostNet, run_id: str) -> None:
     a, b = hostnet.host("a"), hostnet.host("b")
-    fault = NetworkPartition(NetParams(peers=[f"{hostnet.name}/b"]), host_target(hostnet, "a"), run_id=run_id)
+    fault = NetworkPartition(
+        NetParams(peers=[f"{hostnet.name}/b"]), host_target(hostnet, "a"), run_id=run_id
+    )
     fault.inject()
     assert not hosts.reachable(b, a.address, timeout=1.0)
     assert not hosts.reachable(a, b.address, timeout=1.0)
@@ -140,11 +151,17 @@ for _ in range(5):
 
 
 def udp_delivery(sender: list[str], receiver: list[str], address: str, count: int) -> float:
-    recv = subprocess.Popen([*receiver, sys.executable, "-c", RECEIVER, address], stdout=subprocess.PIPE, text=True)
+    recv = subprocess.Popen(
+        [*receiver, sys.executable, "-c", RECEIVER, address], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert recv.stdout is not None
         port = recv.stdout.readline().strip()
-        subprocess.run([*sender, sys.executable, "-c", SENDER, address, port, str(count)], check=True, timeout=60)
+        subprocess.run(
+            [*sender, sys.executable, "-c", SENDER, address, port, str(count)],
+            check=True,
+            timeout=60,
+        )
         got = int(recv.stdout.readline())
         return got / count
     finally:
@@ -154,18 +171,24 @@ def udp_delivery(sender: list[str], receiver: list[str], address: str, count: in
             recv.stdout.close()
 
 
-def test_loss_between_test_hosts_drops_about_30_percent(hostnet: hosts.HostNet, run_id: str) -> None:
+def test_loss_between_test_hosts_drops_about_30_percent(
+    hostnet: hosts.HostNet, run_id: str
+) -> None:
     a, b = hostnet.host("a"), hostnet.host("b")
     na, nb = hosts.command(a, []), hosts.command(b, [])
     assert udp_delivery(na, nb, b.address, 500) > 0.97
-    fault = NetworkLoss(LossParams(percent=30, direction="ingress"), host_target(hostnet, "b"), run_id=run_id)
+    fault = NetworkLoss(
+        LossParams(percent=30, direction="ingress"), host_target(hostnet, "b"), run_id=run_id
+    )
     NetworkLoss.check()
     fault.inject()
     try:
         delivered = udp_delivery(na, nb, b.address, 3000)
     finally:
         revert_elsewhere(fault)
-    print(f"network.loss 30% between test hosts: {100 * (1 - delivered):.1f}% of 3000 UDP probes lost")
+    print(
+        f"network.loss 30% between test hosts: {100 * (1 - delivered):.1f}% of 3000 UDP probes lost"
+    )
     assert 0.20 <= 1 - delivered <= 0.40
     assert udp_delivery(na, nb, b.address, 500) > 0.97
     audit(run_id, netns=[b.netns])
@@ -176,7 +199,9 @@ def test_loss_on_loopback_counts_each_packet_once(run_id: str) -> None:
     # The rule names our own port: nobody else's loopback traffic is touched.
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    fault = NetworkLoss(LossParams(percent=30), address_target("127.0.0.1", sink.getsockname()[1]), run_id=run_id)
+    fault = NetworkLoss(
+        LossParams(percent=30), address_target("127.0.0.1", sink.getsockname()[1]), run_id=run_id
+    )
     fault.inject()
     try:
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -234,11 +259,15 @@ c.close()
 
 def throughput(a: hosts.Host, b: hosts.Host, seconds: float) -> float:
     """Bytes per second a sends to b over TCP, measured at b."""
-    sink = hosts.popen(b, [sys.executable, "-c", SINK, b.address], stdout=subprocess.PIPE, text=True)
+    sink = hosts.popen(
+        b, [sys.executable, "-c", SINK, b.address], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert sink.stdout is not None
         port = sink.stdout.readline().strip()
-        hosts.run(a, [sys.executable, "-c", SOURCE, b.address, port, str(seconds)], timeout=60, check=True)
+        hosts.run(
+            a, [sys.executable, "-c", SOURCE, b.address, port, str(seconds)], timeout=60, check=True
+        )
         total, span = sink.stdout.readline().split()
         return int(total) / float(span)
     finally:
@@ -266,8 +295,27 @@ def test_tbf_limits_throughput_between_test_hosts(hostnet: hosts.HostNet, run_id
 
 def test_tbf_refuses_to_replace_a_foreign_qdisc(hostnet: hosts.HostNet, run_id: str) -> None:
     a = hostnet.host("a")
-    hosts.run(a, ["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "tbf", "rate", "1mbit",
-                  "burst", "32kbit", "latency", "50ms"], check=True)
+    hosts.run(
+        a,
+        [
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            "eth0",
+            "root",
+            "handle",
+            "1:",
+            "tbf",
+            "rate",
+            "1mbit",
+            "burst",
+            "32kbit",
+            "latency",
+            "50ms",
+        ],
+        check=True,
+    )
     fault = TbfBandwidth(TbfParams(rate="8mbit"), host_target(hostnet, "a"), run_id=run_id)
     with pytest.raises(Exception, match="refusing to replace"):
         fault.inject()
@@ -308,14 +356,17 @@ def test_hosts_cli(run_id: str) -> None:
         assert runner.invoke(hosts_cli, ["down", name]).exit_code == 0
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert name not in netns
-    assert name not in textwrap.dedent(subprocess.run(["ip", "link"], capture_output=True, text=True).stdout)
+    assert name not in textwrap.dedent(
+        subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+    )
 
 
 def test_one_way_partition_between_test_hosts(hostnet: hosts.HostNet, run_id: str) -> None:
     a, b = hostnet.host("a"), hostnet.host("b")
     na, nb = hosts.command(a, []), hosts.command(b, [])
-    fault = NetworkPartition(NetParams(direction="egress", peers=[b.address]), host_target(hostnet, "a"),
-                             run_id=run_id)
+    fault = NetworkPartition(
+        NetParams(direction="egress", peers=[b.address]), host_target(hostnet, "a"), run_id=run_id
+    )
     fault.inject()
     try:
         assert udp_delivery(na, nb, b.address, 200) == 0  # a -> b: cut
@@ -348,7 +399,9 @@ def test_jepsen_partitions(run_id: str) -> None:
         assert talks("n2", "n5") and talks("n1", "n4")
     finally:
         hosts.destroy(name)
-    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert (
+        name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    )
 
 
 def test_partition_of_an_ipv6_loopback_port(run_id: str) -> None:

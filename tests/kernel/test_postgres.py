@@ -33,7 +33,9 @@ def free_port() -> int:
 
 
 def as_postgres(argv: list[str], stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["runuser", "-u", "postgres", "--", *argv], stdout=subprocess.DEVNULL, stderr=stderr)
+    return subprocess.Popen(
+        ["runuser", "-u", "postgres", "--", *argv], stdout=subprocess.DEVNULL, stderr=stderr
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +46,29 @@ def postgres() -> Iterator[str]:
     os.chmod(base, 0o755)
     data = base / "data"
     shutil.chown(base, "postgres", "postgres")
-    init = as_postgres([str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                       stderr=subprocess.PIPE)
+    init = as_postgres(
+        [str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        stderr=subprocess.PIPE,
+    )
     assert init.wait(timeout=120) == 0
     port = free_port()
-    server = as_postgres([str(BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(base),
-                          "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=10",
-                          "-c", "fsync=off"])
+    server = as_postgres(
+        [
+            str(BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(base),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=10",
+            "-c",
+            "fsync=off",
+        ]
+    )
     dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         deadline = time.monotonic() + 30
@@ -75,12 +93,16 @@ def postgres() -> Iterator[str]:
 
 def count_others(dsn: str) -> int | None:
     """Client backends other than ours, or None when the server does not accept us."""
+
     async def go() -> int:
         conn = await asyncpg.connect(dsn, timeout=5)
         try:
-            return int(await conn.fetchval(
-                "select count(*) from pg_stat_activity where backend_type = 'client backend' "
-                "and pid <> pg_backend_pid()"))
+            return int(
+                await conn.fetchval(
+                    "select count(*) from pg_stat_activity where backend_type = 'client backend' "
+                    "and pid <> pg_backend_pid()"
+                )
+            )
         finally:
             await conn.close()
 
@@ -109,14 +131,18 @@ def test_exhaust_connections_and_release(postgres: str, run_id: str) -> None:
     fault.inject()
     try:
         error = connect_error(postgres)
-        print(f"postgres.exhaust_connections: holding {fault.state['held']}; new connection: {error!r}")
+        print(
+            f"postgres.exhaust_connections: holding {fault.state['held']}; new connection: {error!r}"
+        )
         assert isinstance(error, asyncpg.TooManyConnectionsError)
         assert error.sqlstate == "53300"  # too_many_connections
         assert fault.state["held"] == 10
     finally:
         revert_elsewhere(fault)
-    assert not psutil.pid_exists(fault.state["hog"]["pid"]) or psutil.Process(
-        fault.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(fault.state["hog"]["pid"])
+        or psutil.Process(fault.state["hog"]["pid"]).status() == psutil.STATUS_ZOMBIE
+    )
     deadline = time.monotonic() + 10
     while count_others(postgres) != 0 and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -66,7 +66,9 @@ def ledger_entries(state: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
-def test_interrupted_run_leaves_nothing(how: str, children: Children, tmpfs: Path, tmp_path: Path) -> None:
+def test_interrupted_run_leaves_nothing(
+    how: str, children: Children, tmpfs: Path, tmp_path: Path
+) -> None:
     victim = children.python("import time; time.sleep(120)")
     original = {k: str(v) for k, v in cgroups.cgroups_of(victim.pid).items()}
     nofile = resource.prlimit(victim.pid, resource.RLIMIT_NOFILE)
@@ -77,8 +79,13 @@ def test_interrupted_run_leaves_nothing(how: str, children: Children, tmpfs: Pat
     exp = tmp_path / "exp.yaml"
     exp.write_text(EXPERIMENT.format(pid=victim.pid, port=port, fs=tmpfs))
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
-    runner = children.popen(chaoslab("run", "--runs-dir", str(tmp_path / "runs"), "--report", "json", str(exp)),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    runner = children.popen(
+        chaoslab("run", "--runs-dir", str(tmp_path / "runs"), "--report", "json", str(exp)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         assert runner.stdout is not None
         injected, lines = 0, []
@@ -108,7 +115,9 @@ def test_interrupted_run_leaves_nothing(how: str, children: Children, tmpfs: Pat
             runner.kill()
             runner.wait(timeout=10)
             assert not connects(port)  # still injected: nobody reverted yet
-            rec = subprocess.run(chaoslab("recover"), capture_output=True, text=True, timeout=120, env=env)
+            rec = subprocess.run(
+                chaoslab("recover"), capture_output=True, text=True, timeout=120, env=env
+            )
             assert rec.returncode == 0, rec.stdout + rec.stderr
     finally:
         if runner.poll() is None:
@@ -122,5 +131,8 @@ def test_interrupted_run_leaves_nothing(how: str, children: Children, tmpfs: Pat
     assert resource.prlimit(victim.pid, resource.RLIMIT_NOFILE) == nofile
     assert list(tmpfs.iterdir()) == []
     for pid in hogs:
-        assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+        assert (
+            not psutil.pid_exists(int(pid))
+            or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+        )
     assert victim.poll() is None  # the target itself was never harmed

@@ -59,7 +59,15 @@ async def _probe(base: str, journal: Journal, every: float) -> None:
                     ok, err = r.status == 200, None if r.status == 200 else f"HTTP {r.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 ok, err = False, type(exc).__name__
-            journal.write("sample", t=t, probe="health", ok=ok, value=None, latency=time.monotonic() - started, error=err)
+            journal.write(
+                "sample",
+                t=t,
+                probe="health",
+                ok=ok,
+                value=None,
+                latency=time.monotonic() - started,
+                error=err,
+            )
             await asyncio.sleep(max(0.0, t + every - journal.clock.now()))
 
 
@@ -85,14 +93,22 @@ async def scenario(
     journal = Journal(run_dir, clock)
     experiment = {
         "title": "ground truth",
-        "probes": {"health": {"http": {"url": f"{base}/health"}, "every": probe_every, "signal": True}},
+        "probes": {
+            "health": {"http": {"url": f"{base}/health"}, "every": probe_every, "signal": True}
+        },
         "load": load,
         "method": [{"fault": "test.misbehave", "target": "svc"}],
         "verify": verify,
         "hypothesis": hypothesis or {},
     }
     journal.write_json("experiment.json", {"path": "ground-truth", "experiment": experiment})
-    journal.write("run", run_id=run_dir.name, title="ground truth", started_at=clock.wall0, experiment=experiment)
+    journal.write(
+        "run",
+        run_id=run_dir.name,
+        title="ground truth",
+        started_at=clock.wall0,
+        experiment=experiment,
+    )
     journal.write("phase", t=0.0, name="baseline")
     stop = asyncio.Event()
     gen = LoadGenerator(LoadSpec.model_validate(load), clock, run_dir / HISTORY) if load else None
@@ -102,12 +118,21 @@ async def scenario(
     try:
         await _until(clock, baseline)
         journal.write("phase", name="fault")
-        journal.write("fault", action="inject", step=0, fault="test.misbehave", target="svc", describe=json.dumps(inject))
+        journal.write(
+            "fault",
+            action="inject",
+            step=0,
+            fault="test.misbehave",
+            target="svc",
+            describe=json.dumps(inject),
+        )
         truth["t_inject"] = clock.now()
         await control(base, **inject)
         truth["t_control"] = clock.now()
         await _until(clock, baseline + hold)
-        journal.write("fault", action="revert", step=0, fault="test.misbehave", target="svc", describe="")
+        journal.write(
+            "fault", action="revert", step=0, fault="test.misbehave", target="svc", describe=""
+        )
         journal.write("phase", name="recovery")
         truth["t_revert"] = clock.now()
         await _until(clock, baseline + hold + recovery)

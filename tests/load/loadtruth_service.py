@@ -92,14 +92,16 @@ def app() -> web.Application:
         return web.json_response({"now": now})
 
     application = web.Application()
-    application.add_routes([
-        web.post("/orders", orders_post),
-        web.get("/orders", orders_get),
-        web.get("/orders/{key}", order_get),
-        web.get("/health", health),
-        web.get("/hello", hello),
-        web.post("/control", control),
-    ])
+    application.add_routes(
+        [
+            web.post("/orders", orders_post),
+            web.get("/orders", orders_get),
+            web.get("/orders/{key}", order_get),
+            web.get("/health", health),
+            web.get("/hello", hello),
+            web.post("/control", control),
+        ]
+    )
     return application
 
 

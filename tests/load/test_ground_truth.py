@@ -30,17 +30,36 @@ def _writes(base: str, rate: str = "50/s") -> dict[str, object]:
 
 def test_time_to_recovery_matches_truth_with_load(tmp_path: Path) -> None:
     with truth_service() as base:
-        a, truth = asyncio.run(scenario(
-            tmp_path, base,
-            load={"http": {"url": f"{base}/hello", "rate": "100/s", "timeout": "1s", "max_lag": NOISE}},
-            baseline=3.0, hold=1.0, recovery=6.0, inject={"fail_for": 3.0},
-            hypothesis={"time_to_recovery": {"max": "5s"}, "error_rate.baseline": {"max": 0.01}},
-        ))
+        a, truth = asyncio.run(
+            scenario(
+                tmp_path,
+                base,
+                load={
+                    "http": {
+                        "url": f"{base}/hello",
+                        "rate": "100/s",
+                        "timeout": "1s",
+                        "max_lag": NOISE,
+                    }
+                },
+                baseline=3.0,
+                hold=1.0,
+                recovery=6.0,
+                inject={"fail_for": 3.0},
+                hypothesis={
+                    "time_to_recovery": {"max": "5s"},
+                    "error_rate.baseline": {"max": 0.01},
+                },
+            )
+        )
     m = a["metrics"]
     true_recovered = truth["t_control"] + 3.0
     true_ttr = true_recovered - truth["t_revert"]
     assert m["time_to_recovery"] is not None, a["missing"]
-    assert abs(m["time_to_recovery"] - true_ttr) <= WINDOW + PROBE_EVERY, (m["time_to_recovery"], true_ttr)
+    assert abs(m["time_to_recovery"] - true_ttr) <= WINDOW + PROBE_EVERY, (
+        m["time_to_recovery"],
+        true_ttr,
+    )
     assert abs(m["time_to_recovery.from_impact"] - 3.0) <= WINDOW + PROBE_EVERY
     assert m["detection_time"] is not None and m["detection_time"] <= PROBE_EVERY + 0.3
     assert m["availability.baseline"] >= 0.99
@@ -52,14 +71,28 @@ def test_time_to_recovery_matches_truth_with_load(tmp_path: Path) -> None:
 
 def test_time_to_recovery_from_probes_without_load(tmp_path: Path) -> None:
     with truth_service() as base:
-        a, truth = asyncio.run(scenario(
-            tmp_path, base, load=None, baseline=2.0, hold=0.5, recovery=5.0, inject={"fail_for": 2.5},
-            hypothesis={"probe.health.availability.baseline": {"min": 1.0}, "time_to_recovery": {"max": "1s"}},
-        ))
+        a, truth = asyncio.run(
+            scenario(
+                tmp_path,
+                base,
+                load=None,
+                baseline=2.0,
+                hold=0.5,
+                recovery=5.0,
+                inject={"fail_for": 2.5},
+                hypothesis={
+                    "probe.health.availability.baseline": {"min": 1.0},
+                    "time_to_recovery": {"max": "1s"},
+                },
+            )
+        )
     m = a["metrics"]
     true_ttr = truth["t_control"] + 2.5 - truth["t_revert"]
     assert a["steady_state"]["basis"] == "probes"
-    assert abs(m["time_to_recovery"] - true_ttr) <= WINDOW + PROBE_EVERY, (m["time_to_recovery"], true_ttr)
+    assert abs(m["time_to_recovery"] - true_ttr) <= WINDOW + PROBE_EVERY, (
+        m["time_to_recovery"],
+        true_ttr,
+    )
     assert m["probe.health.availability.fault"] == 0.0
     verdict = {v["name"]: v["passed"] for v in a["hypothesis"]}
     # the truth is 2.0 s, so a 1 s bound must fail
@@ -72,12 +105,22 @@ def test_lost_duplicated_resurrected_and_unexpected_writes_are_exact(tmp_path: P
         # misbehaviour planted before the load starts: seq 5/17/40 acked but dropped, 30 stored twice,
         # 50 refused with 400 yet stored, and a phantom nobody wrote
         asyncio.run(_plant(base))
-        a, _ = asyncio.run(scenario(
-            tmp_path, base, load=_writes(base), baseline=1.5, hold=0.5, recovery=1.5,
-            inject={"fail_for": 0.5},
-            verify={"http": {"url": f"{base}/orders", "ids": "$.orders[*].id"}, "deadline": "5s"},
-            hypothesis={"lost_writes": {"max": 0}, "duplicates": {"max": 0}},
-        ))
+        a, _ = asyncio.run(
+            scenario(
+                tmp_path,
+                base,
+                load=_writes(base),
+                baseline=1.5,
+                hold=0.5,
+                recovery=1.5,
+                inject={"fail_for": 0.5},
+                verify={
+                    "http": {"url": f"{base}/orders", "ids": "$.orders[*].id"},
+                    "deadline": "5s",
+                },
+                hypothesis={"lost_writes": {"max": 0}, "duplicates": {"max": 0}},
+            )
+        )
     run = a["load"]["run"]
     loss = a["data_loss"]
     assert loss["status"] == "checked"
@@ -102,11 +145,24 @@ async def _plant(base: str) -> None:
 def test_one_second_stall_shows_in_fault_p99(tmp_path: Path) -> None:
     rate = 100
     with truth_service() as base:
-        a, _ = asyncio.run(scenario(
-            tmp_path, base,
-            load={"http": {"url": f"{base}/hello", "rate": f"{rate}/s", "timeout": "3s", "max_lag": NOISE}},
-            baseline=2.0, hold=1.5, recovery=2.0, inject={"stall_for": 1.0},
-        ))
+        a, _ = asyncio.run(
+            scenario(
+                tmp_path,
+                base,
+                load={
+                    "http": {
+                        "url": f"{base}/hello",
+                        "rate": f"{rate}/s",
+                        "timeout": "3s",
+                        "max_lag": NOISE,
+                    }
+                },
+                baseline=2.0,
+                hold=1.5,
+                recovery=2.0,
+                inject={"stall_for": 1.0},
+            )
+        )
     m = a["metrics"]
     # operations due during the stall waited for it: latency from their due time shows it
     assert m["latency.p99.fault"] >= 0.5, m["latency.p99.fault"]

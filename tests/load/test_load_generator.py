@@ -24,7 +24,9 @@ def _history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return lines[0], sorted(lines[1:], key=lambda op: op["id"])
 
 
-async def _drive(spec: dict[str, Any], path: Path, seconds: float, before: Any = None) -> tuple[LoadGenerator, float]:
+async def _drive(
+    spec: dict[str, Any], path: Path, seconds: float, before: Any = None
+) -> tuple[LoadGenerator, float]:
     gen = LoadGenerator(LoadSpec.model_validate(spec), Clock(), path)
     stop = asyncio.Event()
     task = asyncio.create_task(gen.run(stop))
@@ -69,7 +71,9 @@ def test_schedule_is_open_model_and_recorded(tmp_path: Path) -> None:
         assert op["key"] == f"{gen.run_token}-{op['id']}"
     done = [op for op in ops if not op.get("cut")]
     assert all(op["outcome"] == "ok" and op["status"] == 200 for op in done)
-    assert all(op["latency"] == pytest.approx(op["t_done"] - op["t_scheduled"], abs=2e-6) for op in done)
+    assert all(
+        op["latency"] == pytest.approx(op["t_done"] - op["t_scheduled"], abs=2e-6) for op in done
+    )
     lags = sorted(op["t_sent"] - op["t_scheduled"] for op in done)
     assert lags[int(len(lags) * 0.99)] < 0.05
     stats = gen.stats()
@@ -80,14 +84,18 @@ def test_schedule_is_open_model_and_recorded(tmp_path: Path) -> None:
 def test_stall_cut_at_stop_and_concurrency_limit(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
     with truth_service() as base:
-        spec = {"http": {"url": f"{base}/hello", "rate": "50/s", "concurrency": 5, "timeout": "30s"}}
+        spec = {
+            "http": {"url": f"{base}/hello", "rate": "50/s", "concurrency": 5, "timeout": "30s"}
+        }
         _, stop_took = asyncio.run(_drive(spec, path, 1.0, before=control(base, stall_for=10)))
     _, ops = _history(path)
     cut = [op for op in ops if op.get("cut")]
     unsent = [op for op in ops if op["t_sent"] is None]
     assert stop_took < 2.5  # returns promptly although 5 requests hang for 10 s
     assert len(cut) == 5 and all(op["outcome"] == "timeout" for op in cut)
-    assert len(unsent) >= 35 and all(op["outcome"] == "fail" and "concurrency" in op["error"] for op in unsent)
+    assert len(unsent) >= 35 and all(
+        op["outcome"] == "fail" and "concurrency" in op["error"] for op in unsent
+    )
 
 
 def test_timeouts_and_refused_connections(tmp_path: Path) -> None:
@@ -106,12 +114,17 @@ def test_timeouts_and_refused_connections(tmp_path: Path) -> None:
     path2 = tmp_path / "h2.jsonl"
     asyncio.run(_drive({"http": {"url": f"http://127.0.0.1:{port}/", "rate": "20/s"}}, path2, 0.5))
     _, ops = _history(path2)
-    assert ops and all(op["outcome"] == "fail" and op["refused"] and op["error"].startswith("connect") for op in ops)
+    assert ops and all(
+        op["outcome"] == "fail" and op["refused"] and op["error"].startswith("connect")
+        for op in ops
+    )
 
 
 def test_python_workload_acks_and_refusals(tmp_path: Path) -> None:
     path = tmp_path / "history.jsonl"
-    spec = {"python": {"python": "loadtruth_workload:write", "rate": "100/s", "args": {"prefix": "w:"}}}
+    spec = {
+        "python": {"python": "loadtruth_workload:write", "rate": "100/s", "args": {"prefix": "w:"}}
+    }
     asyncio.run(_drive(spec, path, 1.0))
     header, ops = _history(path)
     assert header["kind"] == "python"
@@ -124,7 +137,9 @@ def test_python_workload_acks_and_refusals(tmp_path: Path) -> None:
             assert op["outcome"] == "ok" and op["ack"] and op["ack_id"] == f"w:{op['key']}"
 
     path2 = tmp_path / "h2.jsonl"
-    asyncio.run(_drive({"python": {"python": "loadtruth_workload:sync_write", "rate": "50/s"}}, path2, 0.5))
+    asyncio.run(
+        _drive({"python": {"python": "loadtruth_workload:sync_write", "rate": "50/s"}}, path2, 0.5)
+    )
     _, ops = _history(path2)
     assert {op["outcome"] for op in ops if op["id"] % 2 == 0 and not op.get("cut")} == {"ok"}
     assert {op["outcome"] for op in ops if op["id"] % 2 == 1 and not op.get("cut")} == {"fail"}
@@ -134,9 +149,15 @@ def test_user_mistakes_are_one_line_input_errors(tmp_path: Path) -> None:
     from chaoslab.errors import InputError
 
     with pytest.raises(InputError, match="cannot import nosuch_module_h3:f"):
-        LoadGenerator(LoadSpec.model_validate({"python": {"python": "nosuch_module_h3:f"}}), Clock(), tmp_path / "h")
+        LoadGenerator(
+            LoadSpec.model_validate({"python": {"python": "nosuch_module_h3:f"}}),
+            Clock(),
+            tmp_path / "h",
+        )
     with pytest.raises(InputError, match=r"load\.http\.url: unsupported URL"):
-        LoadGenerator(LoadSpec.model_validate({"http": {"url": "http://"}}), Clock(), tmp_path / "h")
+        LoadGenerator(
+            LoadSpec.model_validate({"http": {"url": "http://"}}), Clock(), tmp_path / "h"
+        )
 
 
 def test_hand_formatted_history_lines_are_the_records(tmp_path: Path) -> None:
@@ -145,7 +166,9 @@ def test_hand_formatted_history_lines_are_the_records(tmp_path: Path) -> None:
     ops = [
         Operation(1, "r-1", 0.5, 0.5001, 0.6, "ok", 201, True, 'id "7"\\', False, None, False),
         Operation(2, "r-2", 0.6, None, 0.6, "fail", None, False, None, True, "unsent: é\n", False),
-        Operation(3, "r-3", 0.7, 0.7, 0.9, "timeout", None, False, None, False, "cut: the run ended", True),
+        Operation(
+            3, "r-3", 0.7, 0.7, 0.9, "timeout", None, False, None, False, "cut: the run ended", True
+        ),
     ]
     history = History(tmp_path / "h.jsonl")
     for op in ops:
@@ -162,5 +185,7 @@ def test_ramp_in_the_recorded_schedule(tmp_path: Path) -> None:
     header, ops = _history(path)
     rel = [op["t_scheduled"] - header["t_start"] for op in ops]
     assert sum(1 for t in rel if t < 0.5) == pytest.approx(25, abs=1)  # R*t^2/(2*ramp) = 200*0.25/2
-    assert sum(1 for t in rel if t < 1.0) == pytest.approx(100, abs=1)  # half the rate over the ramp
+    assert sum(1 for t in rel if t < 1.0) == pytest.approx(
+        100, abs=1
+    )  # half the rate over the ramp
     assert sum(1 for t in rel if 1.0 <= t < 1.4) == pytest.approx(80, abs=2)  # then the full rate

@@ -40,11 +40,20 @@ def test_each_kind_makes_its_defect_and_only_it() -> None:
 
 def test_bad_poison_specs_are_input_errors() -> None:
     http = {"url": "http://127.0.0.1:1/x", "method": "POST", "body": BODY}
-    for bad in ({"share": 0}, {"share": 1.5}, {"share": 0.1, "kinds": []}, {"share": 0.1, "kinds": ["nope"]},
-                {"share": 0.1, "kinds": ["oversize", "oversize"]}, {"share": 0.1, "oversize": "1TB"},
-                {"share": 0.1, "colour": "red"}):
+    for bad in (
+        {"share": 0},
+        {"share": 1.5},
+        {"share": 0.1, "kinds": []},
+        {"share": 0.1, "kinds": ["nope"]},
+        {"share": 0.1, "kinds": ["oversize", "oversize"]},
+        {"share": 0.1, "oversize": "1TB"},
+        {"share": 0.1, "colour": "red"},
+    ):
         with pytest.raises(ValidationError):
             HttpLoad.model_validate({**http, "poison": bad})
     with pytest.raises(ValidationError, match="JSON object body"):
         HttpLoad.model_validate({**http, "body": "text", "poison": {"share": 0.1}})
-    assert HttpLoad.model_validate({**http, "poison": {"share": "0.25", "oversize": "2MB"}}).poison is not None
+    assert (
+        HttpLoad.model_validate({**http, "poison": {"share": "0.25", "oversize": "2MB"}}).poison
+        is not None
+    )

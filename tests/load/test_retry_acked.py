@@ -48,10 +48,15 @@ def server() -> Iterator[str]:
 
 
 async def _drive(url: str, n: int) -> list[Result]:
-    spec = HttpLoad.model_validate({
-        "url": url, "method": "POST", "body": {"client_order_id": "{{key}}"},
-        "ack": {"status": [200, 201], "id": "$.order_id"}, "retry_acked": 0.25,
-    })
+    spec = HttpLoad.model_validate(
+        {
+            "url": url,
+            "method": "POST",
+            "body": {"client_order_id": "{{key}}"},
+            "ack": {"status": [200, 201], "id": "$.order_id"},
+            "retry_acked": 0.25,
+        }
+    )
     driver = HttpDriver(spec, "r")
     await driver.start()
     results: list[Result] = []
@@ -65,7 +70,9 @@ async def _drive(url: str, n: int) -> list[Result]:
     return results
 
 
-def test_retries_resend_acknowledged_bodies_and_pass_when_the_id_is_the_original(server: str) -> None:
+def test_retries_resend_acknowledged_bodies_and_pass_when_the_id_is_the_original(
+    server: str,
+) -> None:
     results = asyncio.run(_drive(server, 40))
     assert all(r.ok for r in results)
     retries = [r for r in results if not r.ack]

@@ -83,8 +83,13 @@ class Prometheus:
             f"scrape_configs:\n  - job_name: chaoslab-test\n    static_configs:\n      - targets: [{items}]\n"
         )
         self.procs.start(
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
             stderr=open(self.workdir / "prometheus.log", "wb"),  # noqa: SIM115 - closed with the process
         )
         wait_for_port(self.port, timeout=30)

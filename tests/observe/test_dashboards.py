@@ -33,8 +33,13 @@ def exprs(d: dict[str, Any]) -> list[str]:
 def metric_names(expr: str) -> set[str]:
     expr = re.sub(r"\{[^}]*\}|\"[^\"]*\"|\[[^]]*\]", "", expr)
     names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
-    return {n for n in names if n not in FUNCTIONS and not re.fullmatch(r"e\d*", n)
-            and n not in ("status", "outcome", "probe", "dependency")}
+    return {
+        n
+        for n in names
+        if n not in FUNCTIONS
+        and not re.fullmatch(r"e\d*", n)
+        and n not in ("status", "outcome", "probe", "dependency")
+    }
 
 
 def test_dashboards_are_importable_and_their_promql_is_valid(prometheus: Prometheus) -> None:
@@ -42,16 +47,25 @@ def test_dashboards_are_importable_and_their_promql_is_valid(prometheus: Prometh
     assert set(found) == {"chaos.json", "exchange.json"}
     prom = prometheus.start([])
     exchange_src = (ROOT / "src" / "exchange" / "metrics.py").read_text()
-    exporter_src = Path(exporter_module.__file__).read_text() + Path(exporter_module.__file__).with_name("runs.py").read_text()
+    exporter_src = (
+        Path(exporter_module.__file__).read_text()
+        + Path(exporter_module.__file__).with_name("runs.py").read_text()
+    )
     for name, d in found.items():
         assert d["__inputs"][0]["name"] == "DS_PROMETHEUS" and d["uid"].startswith("chaoslab-")
         ids = [p["id"] for p in d["panels"]]
-        assert len(ids) == len(set(ids)) and all({"x", "y", "w", "h"} <= set(p["gridPos"]) for p in d["panels"])
+        assert len(ids) == len(set(ids)) and all(
+            {"x", "y", "w", "h"} <= set(p["gridPos"]) for p in d["panels"]
+        )
         assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in d["panels"])
         for expr in exprs(d):
             body = httpx.get(f"{prom.url}/api/v1/query", params={"query": expr}, timeout=5).json()
             assert body["status"] == "success", (name, expr, body)
             for metric in metric_names(expr):
                 base = re.sub(r"_(bucket|total)$", "", metric)
-                source = exchange_src if name == "exchange.json" and not base.startswith("chaoslab_") else exporter_src
+                source = (
+                    exchange_src
+                    if name == "exchange.json" and not base.startswith("chaoslab_")
+                    else exporter_src
+                )
                 assert f'"{base}' in source, f"{name}: {metric} is not exposed by anything ({expr})"

@@ -27,15 +27,23 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="eBPF needs root")
 def run(tmp_path: Path, body: str) -> tuple[RunResult, list[dict[str, Any]]]:
     exp = tmp_path / "exp.yaml"
     exp.write_text(body)
-    result = run_experiment(load_experiment(exp), RunOptions(run_root=tmp_path / "runs", reports=("json",),
-                                                             print=lambda s: None))
+    result = run_experiment(
+        load_experiment(exp),
+        RunOptions(run_root=tmp_path / "runs", reports=("json",), print=lambda s: None),
+    )
     assert result.run_dir is not None, result.reason
     return result, read_journal(result.run_dir)
 
 
 def ebpf(records: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
-    return [r for r in records if r["type"] == "event" and r.get("source") == "ebpf" and r.get("kind") == kind
-            and all(r.get(k) == v for k, v in match.items())]
+    return [
+        r
+        for r in records
+        if r["type"] == "event"
+        and r.get("source") == "ebpf"
+        and r.get("kind") == kind
+        and all(r.get(k) == v for k, v in match.items())
+    ]
 
 
 def service_port() -> int:
@@ -58,20 +66,29 @@ def phase_times(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 @needs_root
-def test_partition_raises_retransmits_and_refusals_are_resets(procs: Procs, tmp_path: Path,
-                                                              state_dir: Path) -> None:
+def test_partition_raises_retransmits_and_refusals_are_resets(
+    procs: Procs, tmp_path: Path, state_dir: Path
+) -> None:
     port, closed = service_port(), free_port()
     procs.app("tcp_pair.py", str(port))
     wait_for_port(port)
     # a client knocking on a closed port: every SYN is answered with a RST by `closed`
-    procs.start(["python3", "-c", f"""
+    procs.start(
+        [
+            "python3",
+            "-c",
+            f"""
 import socket, time
 while True:
     try: socket.create_connection(("127.0.0.1", {closed}), timeout=1).close()
     except OSError: pass
     time.sleep(0.1)
-"""])
-    result, records = run(tmp_path, f"""
+""",
+        ]
+    )
+    result, records = run(
+        tmp_path,
+        f"""
 title: ebpf partition
 targets:
   db: {{address: 127.0.0.1, port: {port}}}
@@ -79,7 +96,8 @@ method:
   - {{fault: network.partition, target: db, at: 3s, duration: 6s}}
 recovery: 3s
 observe: {{ebpf: [retransmits, resets, tcp_state]}}
-""")
+""",
+    )
     assert result.exit_code == 0, result.reason
     skipped = [r for r in records if r["type"] == "observer"]
     assert not skipped, skipped
@@ -99,7 +117,9 @@ observe: {{ebpf: [retransmits, resets, tcp_state]}}
     said = ebpf_findings(records)
     # findings name a rise of at least 3 events (their noise floor); a busy machine may give 2
     if during >= 3:
-        assert any(f"TCP retransmits on port {port} during the fault (0 in baseline" in s for s in said), said
+        assert any(
+            f"TCP retransmits on port {port} during the fault (0 in baseline" in s for s in said
+        ), said
     assert not any(str(closed) in s for s in said), said  # findings keep to the targets' ports
     series = ebpf_series(records)
     assert sum(v for _, v in series["retransmits"]) >= during
@@ -113,9 +133,13 @@ observe: {{ebpf: [retransmits, resets, tcp_state]}}
 
 
 @needs_root
-def test_oom_kill_during_a_memory_limit_is_counted(procs: Procs, tmp_path: Path, state_dir: Path) -> None:
+def test_oom_kill_during_a_memory_limit_is_counted(
+    procs: Procs, tmp_path: Path, state_dir: Path
+) -> None:
     hog = procs.app("memory_hog.py")
-    result, records = run(tmp_path, f"""
+    result, records = run(
+        tmp_path,
+        f"""
 title: ebpf oom
 targets:
   hog: {{pid: {hog.pid}}}
@@ -123,7 +147,8 @@ method:
   - {{fault: memory.limit, target: hog, at: 1s, duration: 4s, limit: 64MB}}
 recovery: 2s
 observe: {{ebpf: [oom_kills, sched_wait]}}
-""")
+""",
+    )
     assert hog.wait(timeout=10) == -9, "the hog was not OOM-killed"
     kills = ebpf(records, "oom_kills", pid=hog.pid)
     assert kills and kills[0]["comm"].startswith("python"), (kills, result.reason)
@@ -136,10 +161,13 @@ observe: {{ebpf: [oom_kills, sched_wait]}}
 
 
 def test_without_the_capability_the_tracer_is_skipped_with_the_doctors_reason(
-        procs: Procs, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    procs: Procs, tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CHAOSLAB_DOCTOR_DENY", "bpftrace")
     sleeper = procs.start(["python3", "-c", "import time; time.sleep(60)"])
-    result, records = run(tmp_path, f"""
+    result, records = run(
+        tmp_path,
+        f"""
 title: ebpf denied
 targets:
   s: {{pid: {sleeper.pid}}}
@@ -147,10 +175,13 @@ method:
   - {{fault: process.pause, target: s, at: 200ms, duration: 300ms}}
 recovery: 300ms
 observe: {{ebpf: [retransmits]}}
-""")
+""",
+    )
     assert result.exit_code == 0, result.reason
     skipped = [r for r in records if r["type"] == "observer" and r["action"] == "skipped"]
     assert len(skipped) == 1 and skipped[0]["observer"] == "EbpfTracer", skipped
     reason = skipped[0]["reason"]
-    assert ("not running as root" in reason if os.geteuid() else "bpftrace is not available" in reason), reason
+    assert (
+        "not running as root" in reason if os.geteuid() else "bpftrace is not available" in reason
+    ), reason
     assert ebpf_findings(records) == [f"eBPF tracing was skipped: {reason}."]

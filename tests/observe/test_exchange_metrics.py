@@ -52,7 +52,13 @@ def trickle(url: str, stop: threading.Event, rate: float = 30.0) -> None:
         n = 0
         while not stop.is_set():
             side = "BUY" if n % 2 else "SELL"
-            body: dict[str, Any] = {"symbol": "BTCUSD", "side": side, "type": "LIMIT", "quantity": 1, "price": 100}
+            body: dict[str, Any] = {
+                "symbol": "BTCUSD",
+                "side": side,
+                "type": "LIMIT",
+                "quantity": 1,
+                "price": 100,
+            }
             try:
                 client.post(f"{url}/orders", json=body)
             except httpx.HTTPError:
@@ -61,32 +67,58 @@ def trickle(url: str, stop: threading.Event, rate: float = 30.0) -> None:
             stop.wait(1 / rate)
 
 
-def test_prometheus_scrapes_the_exchange_and_the_seed_promql_works(exchange_api: str, prometheus: Prometheus) -> None:
+def test_prometheus_scrapes_the_exchange_and_the_seed_promql_works(
+    exchange_api: str, prometheus: Prometheus
+) -> None:
     prom = prometheus.start([exchange_api.removeprefix("http://")])
     stop = threading.Event()
     sender = threading.Thread(target=trickle, args=(exchange_api, stop), daemon=True)
     sender.start()
     try:
         prom.wait_for("sum(rate(orders_total[10s])) > 5", timeout=60)
-        prom.wait_for("histogram_quantile(0.95, sum by (le) (rate(order_processing_duration_seconds_bucket[1m]))) > 0")
-        rate = sample({"prometheus": {"url": prom.url, "query": "sum(rate(orders_total[10s]))"},
-                       "expect": {"min": 5}})[0]
+        prom.wait_for(
+            "histogram_quantile(0.95, sum by (le) (rate(order_processing_duration_seconds_bucket[1m]))) > 0"
+        )
+        rate = sample(
+            {
+                "prometheus": {"url": prom.url, "query": "sum(rate(orders_total[10s]))"},
+                "expect": {"min": 5},
+            }
+        )[0]
         assert rate.ok and 5 <= rate.value <= 60, rate  # ~30 orders/s sent
-        p95 = sample({"prometheus": {"url": prom.url, "query":
-                                     "histogram_quantile(0.95, sum by (le) "
-                                     "(rate(order_processing_duration_seconds_bucket[1m])))"},
-                      "expect": {"max": 1.0}})[0]
+        p95 = sample(
+            {
+                "prometheus": {
+                    "url": prom.url,
+                    "query": "histogram_quantile(0.95, sum by (le) "
+                    "(rate(order_processing_duration_seconds_bucket[1m])))",
+                },
+                "expect": {"max": 1.0},
+            }
+        )[0]
         assert p95.ok and 0 < p95.value <= 1.0, p95
-        failed = sample({"prometheus": {"url": prom.url, "query": 'sum(rate(orders_total{status="FAILED"}[10s]))',
-                                        "empty": "zero"}, "expect": {"max": 0}})[0]
+        failed = sample(
+            {
+                "prometheus": {
+                    "url": prom.url,
+                    "query": 'sum(rate(orders_total{status="FAILED"}[10s]))',
+                    "empty": "zero",
+                },
+                "expect": {"max": 0},
+            }
+        )[0]
         assert failed.ok, failed
     finally:
         stop.set()
         sender.join(timeout=5)
     # the exchange dashboard's order panels have data
     dash = json.loads((ROOT / "examples" / "exchange" / "grafana" / "exchange.json").read_text())
-    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"] if "orders_total" in t["expr"]
-             or "order_processing" in t["expr"]]
+    exprs = [
+        t["expr"]
+        for p in dash["panels"]
+        for t in p["targets"]
+        if "orders_total" in t["expr"] or "order_processing" in t["expr"]
+    ]
     assert len(exprs) >= 4
     for expr in exprs:
         if "FAILED" not in expr:

@@ -36,25 +36,43 @@ def test_seed_promql_thresholds_ranges_and_baseline(procs: Procs, prometheus: Pr
     too_slow = sample({"prometheus": {"url": url, "query": P95}, "expect": {"max": 0.005}})[0]
     assert not too_slow.ok and "above 0.005" in str(too_slow.error)
 
-    ranged = sample({"prometheus": {"url": url, "query": "orders_total", "range": "10s", "reduce": "max"},
-                     "expect": {"min": 1}})[0]
+    ranged = sample(
+        {
+            "prometheus": {"url": url, "query": "orders_total", "range": "10s", "reduce": "max"},
+            "expect": {"min": 1},
+        }
+    )[0]
     assert ranged.ok and ranged.value >= 1, ranged
 
     empty = sample({"prometheus": {"url": url, "query": 'orders_total{status="NOPE"}'}})[0]
     assert not empty.ok and "no data" in str(empty.error)
-    zero = sample({"prometheus": {"url": url, "query": 'orders_total{status="NOPE"}', "empty": "zero"},
-                   "expect": {"max": 0}})[0]
+    zero = sample(
+        {
+            "prometheus": {"url": url, "query": 'orders_total{status="NOPE"}', "empty": "zero"},
+            "expect": {"max": 0},
+        }
+    )[0]
     assert zero.ok and zero.value == 0
 
     bad = sample({"prometheus": {"url": url, "query": "rate(orders_total[1m"}})[0]
     assert not bad.ok and "bad_data" in str(bad.error)
 
     # baseline tolerance: the first two samples are the baseline, the third is judged against it
-    steady = sample({"prometheus": {"url": url, "query": RATE},
-                     "expect": {"baseline": {"samples": 2, "max_ratio": 2, "min_ratio": 0.5}}}, samples=3)
+    steady = sample(
+        {
+            "prometheus": {"url": url, "query": RATE},
+            "expect": {"baseline": {"samples": 2, "max_ratio": 2, "min_ratio": 0.5}},
+        },
+        samples=3,
+    )
     assert all(s.ok for s in steady), steady
-    strict = sample({"prometheus": {"url": url, "query": RATE},
-                     "expect": {"baseline": {"samples": 2, "max_ratio": 0.5}}}, samples=3)
+    strict = sample(
+        {
+            "prometheus": {"url": url, "query": RATE},
+            "expect": {"baseline": {"samples": 2, "max_ratio": 0.5}},
+        },
+        samples=3,
+    )
     assert [s.ok for s in strict] == [True, True, False], strict
     assert "above 0.5x the baseline" in str(strict[2].error)
 
@@ -62,8 +80,9 @@ def test_seed_promql_thresholds_ranges_and_baseline(procs: Procs, prometheus: Pr
     assert not down.ok and "ConnectError" in str(down.error)
 
 
-def test_promql_probe_in_a_run_detects_a_paused_target(procs: Procs, prometheus: Prometheus,
-                                                        tmp_path: Path, state_dir: Path) -> None:
+def test_promql_probe_in_a_run_detects_a_paused_target(
+    procs: Procs, prometheus: Prometheus, tmp_path: Path, state_dir: Path
+) -> None:
     """`up` of the scraped app drops while it is paused: the probe fails during the fault only,
     and the hypothesis and a stop condition can use it like any probe."""
     app = procs.app("metrics_app.py", str(port := free_port()), "20")
@@ -92,9 +111,14 @@ hypothesis:
   probe.scrape.value.min.baseline: {{equals: 1}}
   probe.scrape.value.min.fault: {{max: 0}}
 """)
-    result = run_experiment(load_experiment(exp), RunOptions(run_root=tmp_path / "runs", reports=("json",),
-                                                             print=lambda s: None))
-    assert result.exit_code == 0, (result.reason, result.analysis and result.analysis.get("hypothesis"))
+    result = run_experiment(
+        load_experiment(exp),
+        RunOptions(run_root=tmp_path / "runs", reports=("json",), print=lambda s: None),
+    )
+    assert result.exit_code == 0, (
+        result.reason,
+        result.analysis and result.analysis.get("hypothesis"),
+    )
     assert result.run_dir is not None
     samples = [r for r in read_journal(result.run_dir) if r["type"] == "sample"]
     failing = [r for r in samples if not r["ok"]]

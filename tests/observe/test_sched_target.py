@@ -17,19 +17,34 @@ from chaoslab.runner.run import RunOptions, run_experiment
 
 from .conftest import Procs
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="eBPF and cgroups need root")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="eBPF and cgroups need root"),
+]
 
 
 def _avg(records: list[dict], kind: str, lo: float, hi: float) -> float:
-    picked = [r for r in records if r.get("source") == "ebpf" and r.get("kind") == kind and lo <= r["t"] and r["t"] + 1 <= hi]
+    picked = [
+        r
+        for r in records
+        if r.get("source") == "ebpf" and r.get("kind") == kind and lo <= r["t"] and r["t"] + 1 <= hi
+    ]
     n = sum(r["count"] for r in picked)
     return sum(r["avg_us"] * r["count"] for r in picked) / n if n else 0.0
 
 
-def test_a_throttled_process_waits_in_the_run_queue_and_only_its_threads_are_counted(tmp_path: Path, procs: Procs) -> None:
+def test_a_throttled_process_waits_in_the_run_queue_and_only_its_threads_are_counted(
+    tmp_path: Path, procs: Procs
+) -> None:
     # Two threads that want the CPU all the time, so they are runnable whenever the quota allows.
-    spin = procs.start([PY, "-c", "import threading\ndef f():\n    while True: pass\n"
-                        "threading.Thread(target=f, daemon=True).start()\nf()"])
+    spin = procs.start(
+        [
+            PY,
+            "-c",
+            "import threading\ndef f():\n    while True: pass\n"
+            "threading.Thread(target=f, daemon=True).start()\nf()",
+        ]
+    )
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"""
 title: throttled spinner
@@ -40,8 +55,10 @@ method:
   - {{fault: cpu.throttle, target: spin, at: 3s, duration: 4s, cores: 0.05}}
 recovery: 2s
 """)
-    result = run_experiment(load_experiment(exp), RunOptions(run_root=tmp_path / "runs", reports=("json",),
-                                                             print=lambda s: None))
+    result = run_experiment(
+        load_experiment(exp),
+        RunOptions(run_root=tmp_path / "runs", reports=("json",), print=lambda s: None),
+    )
     assert result.run_dir is not None, result.reason
     records = [dict(r) for r in read_journal(result.run_dir)]
     started = next(r for r in records if r.get("kind") == "tracer" and r.get("action") == "started")

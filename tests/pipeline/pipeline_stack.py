@@ -22,13 +22,25 @@ import aiohttp
 import asyncpg
 import httpx
 import pytest
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_ports
 
 from chaoslab.stack import Stack
 
 PIPELINE = ROOT / "examples" / "pipeline"
-PORTS = ("S3", "PG", "REDIS", "PROXY_API", "KAFKA", "KAFKA_PROXY", "PG_PROXY", "REDIS_PROXY", "S3_PROXY",
-         "PRODUCER", "CONSUMER", "GATEWAY")
+PORTS = (
+    "S3",
+    "PG",
+    "REDIS",
+    "PROXY_API",
+    "KAFKA",
+    "KAFKA_PROXY",
+    "PG_PROXY",
+    "REDIS_PROXY",
+    "S3_PROXY",
+    "PRODUCER",
+    "CONSUMER",
+    "GATEWAY",
+)
 
 
 def _free_block(size: int) -> int:
@@ -51,7 +63,14 @@ def _free_block(size: int) -> int:
 
 
 def record(rid: str, **extra: Any) -> dict[str, Any]:
-    return {"id": rid, "source": "test", "level": "INFO", "message": "hello", "amount": "12.5000", **extra}
+    return {
+        "id": rid,
+        "source": "test",
+        "level": "INFO",
+        "message": "hello",
+        "amount": "12.5000",
+        **extra,
+    }
 
 
 @dataclass
@@ -90,11 +109,15 @@ class Pipeline:
     def s3(self) -> str:
         return f"http://127.0.0.1:{self.ports['S3']}"
 
-    def post(self, records: list[dict[str, Any]], concurrency: int = 32) -> list[tuple[str, int, float]]:
+    def post(
+        self, records: list[dict[str, Any]], concurrency: int = 32
+    ) -> list[tuple[str, int, float]]:
         """POST every record; (id, status, seconds) each. Acknowledged ids are remembered."""
+
         async def run() -> list[tuple[str, int, float]]:
             sem = asyncio.Semaphore(concurrency)
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+
                 async def one(rec: dict[str, Any]) -> tuple[str, int, float]:
                     async with sem:
                         t = time.perf_counter()
@@ -104,7 +127,9 @@ class Pipeline:
                                 return str(rec.get("id")), r.status, time.perf_counter() - t
                         except (aiohttp.ClientError, TimeoutError):
                             return str(rec.get("id")), 0, time.perf_counter() - t
+
                 return list(await asyncio.gather(*(one(r) for r in records)))
+
         out = asyncio.run(run())
         self.acked += [rid for rid, status, _ in out if status == 201]
         return out
@@ -112,18 +137,22 @@ class Pipeline:
     def placements(self, ids: list[str]) -> dict[str, list[str]]:
         """Where each id is: a list of 'events' / 'dead_letters:<kind>' entries (our own check,
         straight from PostgreSQL, independent of chaoslab's checker)."""
+
         async def read() -> dict[str, list[str]]:
             conn = await asyncpg.connect(self.dsn)
             try:
                 rows = await conn.fetch(
                     "select id, 'events' as place from events where id = any($1::text[]) union all "
-                    "select id, 'dead_letters:' || kind from dead_letters where id = any($1::text[])", ids)
+                    "select id, 'dead_letters:' || kind from dead_letters where id = any($1::text[])",
+                    ids,
+                )
             finally:
                 await conn.close()
             out: dict[str, list[str]] = {i: [] for i in ids}
             for r in rows:
                 out[r["id"]].append(r["place"])
             return out
+
         return asyncio.run(read())
 
     def settle(self, ids: list[str], timeout: float = 90.0) -> dict[str, list[str]]:
@@ -143,7 +172,9 @@ class Pipeline:
         deadline = time.monotonic() + wait
         while True:
             try:
-                r = httpx.get(f"{self.consumer}/settled", params={"prefix": prefix, "wait": "10"}, timeout=15)
+                r = httpx.get(
+                    f"{self.consumer}/settled", params={"prefix": prefix, "wait": "10"}, timeout=15
+                )
                 if r.status_code == 200:
                     body = r.json()
                     return list(body["events"]), list(body["dead_letters"])
@@ -167,11 +198,17 @@ class Pipeline:
 def _write_copy(token: str, ports: dict[str, int], base: int, extra: dict[str, str]) -> Any:
     copy = PIPELINE / f".pipelinetest-{token}.yaml"
     values = {f"PIPELINE_{name}_PORT": str(port) for name, port in ports.items()}
-    values |= {"PIPELINE_STACK_NAME": f"pipelinetest-{token}", "PIPELINE_WEED_BASE_PORT": str(base),
-               "PIPELINE_DATA_DIR": f".chaoslab/data/pipelinetest-{token}", "PIPELINE_PYTHON": sys.executable}
+    values |= {
+        "PIPELINE_STACK_NAME": f"pipelinetest-{token}",
+        "PIPELINE_WEED_BASE_PORT": str(base),
+        "PIPELINE_DATA_DIR": f".chaoslab/data/pipelinetest-{token}",
+        "PIPELINE_PYTHON": sys.executable,
+    }
     values |= extra
     text = (PIPELINE / "stack.yaml").read_text()
-    copy.write_text(re.sub(r"\$\{(PIPELINE_\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), text))
+    copy.write_text(
+        re.sub(r"\$\{(PIPELINE_\w+):-([^}]*)\}", lambda m: values.get(m.group(1), m.group(2)), text)
+    )
     return copy
 
 
@@ -186,8 +223,9 @@ def pipeline_stack(**extra: str) -> Iterator[Pipeline]:
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(f"the pipeline's binaries are missing (scripts/pipeline.sh): {exc}")
     token = secrets.token_hex(3)
-    ports = {name: free_port() for name in PORTS}
-    copy = _write_copy(token, ports, _free_block(14), extra)
+    base = _free_block(14)
+    ports = dict(zip(PORTS, free_ports(len(PORTS), avoid=range(base, base + 14)), strict=True))
+    copy = _write_copy(token, ports, base, extra)
     stack = Stack.load(copy)
     try:
         stack.up(timeout=120)
@@ -197,6 +235,6 @@ def pipeline_stack(**extra: str) -> Iterator[Pipeline]:
             stack.down(purge=True)
         finally:
             copy.unlink(missing_ok=True)
-            shutil.rmtree(PIPELINE / ".chaoslab" / "data" / f"pipelinetest-{token}", ignore_errors=True)
-
-
+            shutil.rmtree(
+                PIPELINE / ".chaoslab" / "data" / f"pipelinetest-{token}", ignore_errors=True
+            )

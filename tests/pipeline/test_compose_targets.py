@@ -17,8 +17,13 @@ OVERLAY = PIPELINE / "compose-targets.yaml"
 
 def test_every_pipeline_experiment_validates_on_compose(tmp_path: Path) -> None:
     files = sorted(str(f) for f in (PIPELINE / "experiments").glob("*.yaml"))
-    out = subprocess.run(chaoslab_argv("validate", "--targets", str(OVERLAY), *files), capture_output=True,
-                         text=True, env=child_env(tmp_path / "state"), timeout=120)
+    out = subprocess.run(
+        chaoslab_argv("validate", "--targets", str(OVERLAY), *files),
+        capture_output=True,
+        text=True,
+        env=child_env(tmp_path / "state"),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count(": ok (") == len(files) == 11
 
@@ -27,7 +32,9 @@ def test_stack_services_become_compose_services() -> None:
     exp = PIPELINE / "experiments" / "10-broker-and-postgres-down.yaml"
     plain = load_experiment(exp)
     assert plain.stack_file() is not None and plain.experiment.targets["broker"].kind == "service"
-    over = load_experiment(exp, {"PIPELINE_PROJECT": "shop"}, load_overlay(OVERLAY, {"PIPELINE_PROJECT": "shop"}))
+    over = load_experiment(
+        exp, {"PIPELINE_PROJECT": "shop"}, load_overlay(OVERLAY, {"PIPELINE_PROJECT": "shop"})
+    )
     assert over.stack_file() is None
     broker = over.experiment.targets["broker"]
     assert broker.kind == "compose" and broker.compose is not None

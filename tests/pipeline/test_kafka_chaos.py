@@ -20,11 +20,19 @@ from chaoslab.assertions import (
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 ACK = {"status": [201], "id": "$.id"}
-BODY = {"id": "{{key}}", "source": "chaos", "level": "INFO", "message": "m {{seq}}", "amount": "1.5"}
+BODY = {
+    "id": "{{key}}",
+    "source": "chaos",
+    "level": "INFO",
+    "message": "m {{seq}}",
+    "amount": "1.5",
+}
 
 
 def start_load(p: Pipeline, chaos_load: Any, rate: int = 30) -> Any:
-    return chaos_load(url=p.gateway + "/logs", method="POST", rate=rate, timeout=5, body=BODY, ack=ACK)
+    return chaos_load(
+        url=p.gateway + "/logs", method="POST", rate=rate, timeout=5, body=BODY, ack=ACK
+    )
 
 
 def placed(p: Pipeline, load: Any) -> list[str]:
@@ -44,7 +52,9 @@ def fast_answers(url: str, n: int = 20) -> list[tuple[int, float]]:
 
 
 @pytest.mark.chaos_kafka
-def test_producer_survives_brief_kafka_outage(chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_failure: Any) -> None:
+def test_producer_survives_brief_kafka_outage(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_failure: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_kafka_failure(duration_seconds=3, mode="pause"):
@@ -57,8 +67,9 @@ def test_producer_survives_brief_kafka_outage(chaos_stack: Pipeline, chaos_load:
 
 
 @pytest.mark.chaos_kafka
-def test_broker_graceful_shutdown_reconnects_and_loses_nothing(chaos_stack: Pipeline, chaos_load: Any,
-                                                              chaos_kafka_failure: Any) -> None:
+def test_broker_graceful_shutdown_reconnects_and_loses_nothing(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_failure: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_kafka_failure(duration_seconds=4, mode="stop"):
@@ -71,8 +82,9 @@ def test_broker_graceful_shutdown_reconnects_and_loses_nothing(chaos_stack: Pipe
 
 
 @pytest.mark.chaos_kafka
-def test_partition_trips_the_breaker_and_fails_fast(chaos_stack: Pipeline, chaos_load: Any,
-                                                    chaos_network_partition: Any) -> None:
+def test_partition_trips_the_breaker_and_fails_fast(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_network_partition: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_network_partition(duration_seconds=6, link="kafka"):
@@ -84,13 +96,17 @@ def test_partition_trips_the_breaker_and_fails_fast(chaos_stack: Pipeline, chaos
     assert producer["kafka_breaker"] in ("open", "half_open"), producer
     fast = sorted(t for s, t in answers if s == 503)
     assert len(fast) >= 15, answers  # a half-open trial may wait for its timeout
-    assert fast[len(fast) // 2] < 0.05, fast  # fail fast: no wait on the broker (seed: < 10 ms; generous here)
+    assert fast[len(fast) // 2] < 0.05, (
+        fast
+    )  # fail fast: no wait on the broker (seed: < 10 ms; generous here)
     assert_recovers_within(load.session, 20)
     assert_no_lost_writes(load.session, placed(chaos_stack, load))
 
 
 @pytest.mark.chaos_kafka
-def test_latency_with_jitter_keeps_p95_under_2s(chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_latency: Any) -> None:
+def test_latency_with_jitter_keeps_p95_under_2s(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_latency: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_kafka_latency(latency_ms=200, jitter_ms=50):
@@ -105,8 +121,9 @@ def test_latency_with_jitter_keeps_p95_under_2s(chaos_stack: Pipeline, chaos_loa
 
 
 @pytest.mark.chaos_kafka
-def test_broker_under_resource_limits_keeps_up(chaos_stack: Pipeline, chaos_load: Any,
-                                               chaos_kafka_resource_limit: Any) -> None:
+def test_broker_under_resource_limits_keeps_up(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_kafka_resource_limit: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_kafka_resource_limit(cpu_quota=50000, mem_limit="512m"):
@@ -117,7 +134,9 @@ def test_broker_under_resource_limits_keeps_up(chaos_stack: Pipeline, chaos_load
 
 
 @pytest.mark.chaos_kafka
-def test_producer_kill_opens_the_gateway_breaker(chaos_stack: Pipeline, chaos_load: Any, service_failure: Any) -> None:
+def test_producer_kill_opens_the_gateway_breaker(
+    chaos_stack: Pipeline, chaos_load: Any, service_failure: Any
+) -> None:
     """Seed 003's experiment 1: breaker opens, requests fail fast, recovery within 30 s."""
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)

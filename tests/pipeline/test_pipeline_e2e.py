@@ -15,7 +15,7 @@ import boto3
 import httpx
 import pytest
 from pipeline_stack import Pipeline, record
-from tests.conftest import ROOT, free_port, wait_for_port
+from tests.conftest import ROOT, free_ports, wait_for_port
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -34,7 +34,9 @@ def test_happy_path_every_acknowledged_record_is_placed_exactly_once(chaos_stack
     ids = [i for i, _, _ in out]
     where = p.settle(ids)
     misplaced = {i: w for i, w in where.items() if len(w) != 1}
-    assert not misplaced, f"{len(misplaced)} ids not placed exactly once, e.g. {list(misplaced.items())[:5]}"
+    assert not misplaced, (
+        f"{len(misplaced)} ids not placed exactly once, e.g. {list(misplaced.items())[:5]}"
+    )
     assert all(where[r["id"]] == ["events"] for r in good)
     assert where[f"{p.token}-enum"] == ["dead_letters:unknown_enum"]
     assert where[f"{p.token}-dec"] == ["dead_letters:bad_decimal"]
@@ -43,15 +45,27 @@ def test_happy_path_every_acknowledged_record_is_placed_exactly_once(chaos_stack
     # the seeds' metric names, as Prometheus scrapes them
     producer = httpx.get(f"http://127.0.0.1:{p.ports['PRODUCER']}/metrics", timeout=5).text
     consumer = httpx.get(p.consumer + "/metrics", timeout=5).text
-    sent = float(next(x for x in producer.splitlines() if x.startswith("log_events_sent_success_total")).split()[-1])
+    sent = float(
+        next(
+            x for x in producer.splitlines() if x.startswith("log_events_sent_success_total")
+        ).split()[-1]
+    )
     assert sent >= len(ids)
     assert 'log_events_processed_total{outcome="stored"}' in consumer
     assert 'resilience4j_circuitbreaker_state{name="postgres",state="closed"} 1.0' in consumer
     # the batches were archived to S3 (read from SeaweedFS directly)
-    s3 = boto3.client("s3", endpoint_url=p.s3, aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=p.s3,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        region_name="us-east-1",
+    )
     deadline = time.monotonic() + 30
     while True:
-        objs = s3.list_objects_v2(Bucket="pipeline-archive", Prefix="archive/logs/").get("KeyCount", 0)
+        objs = s3.list_objects_v2(Bucket="pipeline-archive", Prefix="archive/logs/").get(
+            "KeyCount", 0
+        )
         if objs or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -85,8 +99,13 @@ def test_the_broker_keeps_acknowledged_records_across_sigkill(chaos_stack: Pipel
         return len(futs)
 
     async def consume() -> set[bytes]:
-        cons = AIOKafkaConsumer(topic, bootstrap_servers=chaos_stack.kafka, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+        cons = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=chaos_stack.kafka,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
         await cons.start()
         got: set[bytes] = set()
         try:
@@ -115,13 +134,37 @@ def test_back_pressure_answers_429_with_retry_after(chaos_stack: Pipeline) -> No
     """A producer with a small buffer behind a slow broker: the records beyond the buffer get
     429 + Retry-After through the gateway, the others are acknowledged, nothing hangs."""
     p = chaos_stack
-    prod_port, gw_port = free_port(), free_port()
+    prod_port, gw_port = free_ports(2)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "pipeline.producer", "--port", str(prod_port), "--bootstrap", p.kafka,
-                          "--max-inflight", "5"], env=env, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "pipeline.gateway", "--port", str(gw_port), "--producer-url",
-                          f"http://127.0.0.1:{prod_port}"], env=env, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.producer",
+                "--port",
+                str(prod_port),
+                "--bootstrap",
+                p.kafka,
+                "--max-inflight",
+                "5",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.gateway",
+                "--port",
+                str(gw_port),
+                "--producer-url",
+                f"http://127.0.0.1:{prod_port}",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        ),
     ]
     try:
         wait_for_port(prod_port, 30)
@@ -131,15 +174,29 @@ def test_back_pressure_answers_429_with_retry_after(chaos_stack: Pipeline) -> No
             assert time.monotonic() < deadline
             time.sleep(0.2)
         # every acknowledgement 400 ms late: the 5-record buffer stays full
-        httpx.post(f"{p.proxy_api}/proxies/kafka/toxics", json={
-            "name": "bp", "type": "latency", "stream": "downstream", "attributes": {"latency": 400}}, timeout=5)
+        httpx.post(
+            f"{p.proxy_api}/proxies/kafka/toxics",
+            json={
+                "name": "bp",
+                "type": "latency",
+                "stream": "downstream",
+                "attributes": {"latency": 400},
+            },
+            timeout=5,
+        )
         try:
+
             async def burst() -> list[tuple[int, str | None]]:
                 async with httpx.AsyncClient(timeout=10) as c:
+
                     async def one(i: int) -> tuple[int, str | None]:
-                        r = await c.post(f"http://127.0.0.1:{gw_port}/logs", json=record(f"{p.token}-bp-{i}"))
+                        r = await c.post(
+                            f"http://127.0.0.1:{gw_port}/logs", json=record(f"{p.token}-bp-{i}")
+                        )
                         return r.status_code, r.headers.get("Retry-After")
+
                     return list(await asyncio.gather(*(one(i) for i in range(40))))
+
             answers = asyncio.run(burst())
         finally:
             httpx.delete(f"{p.proxy_api}/proxies/kafka/toxics/bp", timeout=5)

@@ -22,15 +22,38 @@ def test_chaoslab_reports_exactly_the_planted_kind_and_count(tmp_path: Path) -> 
     with pipeline_stack(PIPELINE_BUG_ACCEPT="bad_decimal") as p:
         ports = {f"PIPELINE_{k}_PORT": str(v) for k, v in p.ports.items()}
         text = (PIPELINE / "experiments" / "11-data-corruption.yaml").read_text()
-        text = re.sub(r"\$\{(PIPELINE_\w+):-([^}]*)\}", lambda m: ports.get(m.group(1), m.group(2)), text)
+        text = re.sub(
+            r"\$\{(PIPELINE_\w+):-([^}]*)\}", lambda m: ports.get(m.group(1), m.group(2)), text
+        )
         exp = PIPELINE / "experiments" / f".pipelinetest-{p.token}-11.yaml"
-        exp.write_text(text.replace("stack: ../stack.yaml", f"stack: ../{os.path.basename(p.file)}"))
+        exp.write_text(
+            text.replace("stack: ../stack.yaml", f"stack: ../{os.path.basename(p.file)}")
+        )
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "chaoslab", "run", str(exp), "--var", "FAULT_AT=4s", "--var", "DOWN_FOR=2s",
-                 "--var", "RECOVERY=6s", "--var", "RATE=60/s", "--runs-dir", str(tmp_path)],
-                capture_output=True, text=True, timeout=300, cwd=ROOT,
-                env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path) + "/state"})
+                [
+                    sys.executable,
+                    "-m",
+                    "chaoslab",
+                    "run",
+                    str(exp),
+                    "--var",
+                    "FAULT_AT=4s",
+                    "--var",
+                    "DOWN_FOR=2s",
+                    "--var",
+                    "RECOVERY=6s",
+                    "--var",
+                    "RATE=60/s",
+                    "--runs-dir",
+                    str(tmp_path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=ROOT,
+                env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path) + "/state"},
+            )
         finally:
             exp.unlink(missing_ok=True)
     assert out.returncode == 1, out.stdout + out.stderr
@@ -43,4 +66,6 @@ def test_chaoslab_reports_exactly_the_planted_kind_and_count(tmp_path: Path) -> 
     assert {k for k, r in kinds.items() if r["stored_as_valid"]} == {"bad_decimal"}
     assert analysis["metrics"]["poison_stored_as_valid"] == tagged
     assert analysis["metrics"]["poison_lost"] == 0
-    assert any(f.startswith(f"Defect bad_decimal got through: {tagged} ") for f in analysis["findings"])
+    assert any(
+        f.startswith(f"Defect bad_decimal got through: {tagged} ") for f in analysis["findings"]
+    )

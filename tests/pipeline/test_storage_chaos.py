@@ -18,7 +18,13 @@ from chaoslab.assertions import assert_error_rate, assert_no_lost_writes, assert
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 ACK = {"status": [201], "id": "$.id"}
-BODY = {"id": "{{key}}", "source": "chaos", "level": "INFO", "message": "m {{seq}}", "amount": "1.5"}
+BODY = {
+    "id": "{{key}}",
+    "source": "chaos",
+    "level": "INFO",
+    "message": "m {{seq}}",
+    "amount": "1.5",
+}
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -26,11 +32,15 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def start_load(p: Pipeline, chaos_load: Any, **extra: Any) -> Any:
-    return chaos_load(url=p.gateway + "/logs", method="POST", rate=30, timeout=5, body=BODY, ack=ACK, **extra)
+    return chaos_load(
+        url=p.gateway + "/logs", method="POST", rate=30, timeout=5, body=BODY, ack=ACK, **extra
+    )
 
 
 @pytest.mark.chaos_storage
-def test_postgres_outage_runs_cache_only_and_loses_nothing(chaos_stack: Pipeline, chaos_load: Any, chaos: Any) -> None:
+def test_postgres_outage_runs_cache_only_and_loses_nothing(
+    chaos_stack: Pipeline, chaos_load: Any, chaos: Any
+) -> None:
     """Seed 003's experiment 3: the consumer keeps going (cache + DLQ), zero loss, recovers."""
     p = chaos_stack
     load = start_load(p, chaos_load)
@@ -49,15 +59,21 @@ def test_postgres_outage_runs_cache_only_and_loses_nothing(chaos_stack: Pipeline
     # cache-only mode really cached: the records of the fault phase are in Redis
     r = redis.Redis(port=p.ports["REDIS"])
     hist = lines(load.session.run_dir / "history.jsonl")[1:]
-    t_inject = next(rec["t"] for rec in lines(load.session.run_dir / "journal.jsonl")
-                    if rec.get("type") == "phase" and rec.get("name") == "fault")
-    faulted = [o["ack_id"] for o in hist if o.get("ack") and t_inject + 1 < o["t_scheduled"] < t_inject + 5]
+    t_inject = next(
+        rec["t"]
+        for rec in lines(load.session.run_dir / "journal.jsonl")
+        if rec.get("type") == "phase" and rec.get("name") == "fault"
+    )
+    faulted = [
+        o["ack_id"] for o in hist if o.get("ack") and t_inject + 1 < o["t_scheduled"] < t_inject + 5
+    ]
     assert faulted and all(r.exists(f"event:{i}") for i in faulted)
 
 
 @pytest.mark.chaos_storage
-def test_s3_brief_outage_loses_no_acknowledged_record(chaos_stack: Pipeline, chaos_load: Any,
-                                                      chaos_minio_failure: Any) -> None:
+def test_s3_brief_outage_loses_no_acknowledged_record(
+    chaos_stack: Pipeline, chaos_load: Any, chaos_minio_failure: Any
+) -> None:
     load = start_load(chaos_stack, chaos_load)
     time.sleep(2)
     with chaos_minio_failure(duration_seconds=3, mode="pause"):
@@ -70,7 +86,9 @@ def test_s3_brief_outage_loses_no_acknowledged_record(chaos_stack: Pipeline, cha
 
 
 @pytest.mark.chaos_storage
-def test_data_corruption_never_stored_never_lost(chaos_stack: Pipeline, chaos_load: Any, service_failure: Any) -> None:
+def test_data_corruption_never_stored_never_lost(
+    chaos_stack: Pipeline, chaos_load: Any, service_failure: Any
+) -> None:
     """Seed 001's data corruption (invalid decimal precision, missing fields, wrong values),
     as poison messages in the load, with a consumer crash in the middle."""
     load = start_load(chaos_stack, chaos_load, poison={"share": 0.2, "oversize": "128KB"})
@@ -84,7 +102,14 @@ def test_data_corruption_never_stored_never_lost(chaos_stack: Pipeline, chaos_lo
     result = poison_check(ops, {"ok": True, "ids": events, "dead_letters": dead})
     assert result is not None and result["stored_as_valid"] == 0 and result["lost"] == 0, result
     kinds = result["kinds"]
-    assert set(kinds) == {"missing_field", "wrong_type", "bad_decimal", "unknown_enum", "truncated_json", "oversize"}
+    assert set(kinds) == {
+        "missing_field",
+        "wrong_type",
+        "bad_decimal",
+        "unknown_enum",
+        "truncated_json",
+        "oversize",
+    }
     assert kinds["truncated_json"]["rejected"] == kinds["truncated_json"]["sent"] > 0
     assert kinds["bad_decimal"]["dead_lettered"] == kinds["bad_decimal"]["sent"] > 0
     clean = [o for o in ops if not o.get("poison")]

@@ -9,8 +9,20 @@ from tests.conftest import Service, ledger_entries, proc_state, wait_until
 
 # The inner pytest loads only the chaoslab plugin of the venv's: the others (hypothesis,
 # schemathesis, xdist, anyio) cost about 3 s of CPU per start and take no part in these tests.
-INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:schemathesis", "-p", "no:xdist",
-         "-p", "no:xdist.looponfail", "-p", "no:anyio")
+INNER = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:schemathesis",
+    "-p",
+    "no:xdist",
+    "-p",
+    "no:xdist.looponfail",
+    "-p",
+    "no:anyio",
+)
 
 
 def assert_untouched(svc: Service, state: Path) -> None:
@@ -19,8 +31,9 @@ def assert_untouched(svc: Service, state: Path) -> None:
     assert ledger_entries(state) == []
 
 
-def test_fault_fixtures_revert_on_pass_and_on_failure(pytester: pytest.Pytester, service: Service,
-                                                      state_dir: Path) -> None:
+def test_fault_fixtures_revert_on_pass_and_on_failure(
+    pytester: pytest.Pytester, service: Service, state_dir: Path
+) -> None:
     pytester.makepyfile(f"""
         import pathlib, time, pytest
 
@@ -53,8 +66,9 @@ def test_fault_fixtures_revert_on_pass_and_on_failure(pytester: pytest.Pytester,
     assert_untouched(service, state_dir)
 
 
-def test_fault_fixtures_revert_on_keyboard_interrupt(pytester: pytest.Pytester, service: Service,
-                                                     state_dir: Path) -> None:
+def test_fault_fixtures_revert_on_keyboard_interrupt(
+    pytester: pytest.Pytester, service: Service, state_dir: Path
+) -> None:
     pytester.makepyfile(f"""
         import time
 
@@ -67,7 +81,9 @@ def test_fault_fixtures_revert_on_keyboard_interrupt(pytester: pytest.Pytester, 
     assert_untouched(service, state_dir)
 
 
-def test_dry_run_plans_and_injects_nothing(pytester: pytest.Pytester, service: Service, state_dir: Path) -> None:
+def test_dry_run_plans_and_injects_nothing(
+    pytester: pytest.Pytester, service: Service, state_dir: Path
+) -> None:
     pytester.makepyfile(f"""
         def test_kill(service_failure):
             with service_failure({service.pid}, mode="kill"):
@@ -97,8 +113,9 @@ def test_markers_select_tests(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2, deselected=1)
 
 
-def test_load_and_assertions_carry_the_figures(pytester: pytest.Pytester, service: Service, state_dir: Path,
-                                               tmp_path: Path) -> None:
+def test_load_and_assertions_carry_the_figures(
+    pytester: pytest.Pytester, service: Service, state_dir: Path, tmp_path: Path
+) -> None:
     pytester.makepyfile(f"""
         import time
         from chaoslab.assertions import assert_error_rate, assert_latency, assert_recovers_within
@@ -122,7 +139,9 @@ def test_load_and_assertions_carry_the_figures(pytester: pytest.Pytester, servic
     result = pytester.runpytest_subprocess(*INNER, f"--chaos-report={reports}")
     result.assert_outcomes(failed=1)
     # the last assertion fails, and says what was measured
-    result.stdout.fnmatch_lines(["*AssertionError: error rate in fault is *% (of which timeouts *), above 1.00%*"])
+    result.stdout.fnmatch_lines(
+        ["*AssertionError: error rate in fault is *% (of which timeouts *), above 1.00%*"]
+    )
     run = next(reports.iterdir())
     for name in ("journal.jsonl", "history.jsonl", "report.md", "report.html"):
         assert (run / name).exists(), name

@@ -59,13 +59,25 @@ class ProxyProcess:
                 self.proc.wait()
 
     def create(self, name: str, upstream: int, **extra: Any) -> tuple[str, int]:
-        r = self.http.post("/proxies", json={"name": name, "upstream": f"127.0.0.1:{upstream}", "listen": "127.0.0.1:0", **extra})
+        r = self.http.post(
+            "/proxies",
+            json={
+                "name": name,
+                "upstream": f"127.0.0.1:{upstream}",
+                "listen": "127.0.0.1:0",
+                **extra,
+            },
+        )
         assert r.status_code == 201, r.text
         host, port = r.json()["listen"].rsplit(":", 1)
         return host, int(port)
 
-    def toxic(self, proxy: str, type: str, stream: str = "downstream", **attrs: Any) -> dict[str, Any]:
-        r = self.http.post(f"/proxies/{proxy}/toxics", json={"type": type, "stream": stream, "attributes": attrs})
+    def toxic(
+        self, proxy: str, type: str, stream: str = "downstream", **attrs: Any
+    ) -> dict[str, Any]:
+        r = self.http.post(
+            f"/proxies/{proxy}/toxics", json={"type": type, "stream": stream, "attributes": attrs}
+        )
         assert r.status_code == 200, r.text
         return dict(r.json())
 

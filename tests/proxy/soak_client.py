@@ -9,8 +9,15 @@ import os
 import time
 
 
-async def checksummed_client(host: str, port: int, stop_at: float, *, chunk: int = 4096,
-                             pause: float = 0.02, drain_timeout: float = 60) -> tuple[int, bool]:
+async def checksummed_client(
+    host: str,
+    port: int,
+    stop_at: float,
+    *,
+    chunk: int = 4096,
+    pause: float = 0.02,
+    drain_timeout: float = 60,
+) -> tuple[int, bool]:
     """(bytes sent, whether everything came back intact) after streaming until ``stop_at``."""
     reader, writer = await asyncio.open_connection(host, port)
     sent, got = hashlib.sha256(), hashlib.sha256()

@@ -57,7 +57,15 @@ def test_toxiproxy_python_client_drives_the_server(toxi: Toxiproxy, echo_server:
     again = toxi.get_proxy("chaoslab_tp_echo")
     assert again.enabled is True
     assert again.toxics() == {}
-    populated = toxi.populate([{"name": "chaoslab_tp_two", "upstream": f"127.0.0.1:{echo_server.port}", "listen": "127.0.0.1:0"}])
+    populated = toxi.populate(
+        [
+            {
+                "name": "chaoslab_tp_two",
+                "upstream": f"127.0.0.1:{echo_server.port}",
+                "listen": "127.0.0.1:0",
+            }
+        ]
+    )
     assert [p.name for p in populated] == ["chaoslab_tp_two"]
     toxi.destroy_all()
     assert toxi.proxies() == {}
@@ -67,8 +75,15 @@ def test_chaostoolkit_toxiproxy_calls(proxy_server: ProxyProcess, echo_server: T
     """The exact requests chaostoolkit-toxiproxy's toxiproxyapi.py and actions make."""
     base = proxy_server.url + "/proxies"
     # create_proxy: listen host 0.0.0.0 by default; we use loopback (tests stay on 127.0.0.0/8).
-    r = requests.post(base, json={"name": "chaoslab_ctk", "listen": "127.0.0.1:0",
-                                  "upstream": f"127.0.0.1:{echo_server.port}", "enabled": True})
+    r = requests.post(
+        base,
+        json={
+            "name": "chaoslab_ctk",
+            "listen": "127.0.0.1:0",
+            "upstream": f"127.0.0.1:{echo_server.port}",
+            "enabled": True,
+        },
+    )
     assert r.ok and r.status_code == 201
     port = r.json()["listen"].split(":")[-1]
     assert port.isdigit() and port != "0"
@@ -82,7 +97,13 @@ def test_chaostoolkit_toxiproxy_calls(proxy_server: ProxyProcess, echo_server: T
         ("limit_data", {"bytes": 1000}),
         ("reset_peer", None),  # attributes=None is what create_toxic sends when none are given
     ]:
-        body = {"name": f"ctk_{toxic_type}", "type": toxic_type, "stream": "downstream", "toxicity": 1.0, "attributes": attrs}
+        body = {
+            "name": f"ctk_{toxic_type}",
+            "type": toxic_type,
+            "stream": "downstream",
+            "toxicity": 1.0,
+            "attributes": attrs,
+        }
         r = requests.post(f"{base}/chaoslab_ctk/toxics", json=body)
         assert r.ok, r.text
         assert r.json()["name"] == f"ctk_{toxic_type}"
@@ -105,20 +126,37 @@ def test_shapes_and_status_codes(proxy_server: ProxyProcess, echo_server: TcpSer
     assert r.status_code == 201
     assert set(r.json()) == {"name", "listen", "upstream", "enabled", "toxics"}
     assert r.json()["listen"].startswith("127.0.0.1:")
-    assert http.post("/proxies", json={"name": "p", "upstream": up}).json() == {"error": "proxy already exists", "status": 409}
+    assert http.post("/proxies", json={"name": "p", "upstream": up}).json() == {
+        "error": "proxy already exists",
+        "status": 409,
+    }
     assert http.get("/proxies/nope").json() == {"error": "proxy not found", "status": 404}
     r = http.post("/proxies/p/toxics", json={"type": "latency", "attributes": {"latency": 5}})
     assert r.status_code == 200
-    assert r.json() == {"name": "latency_downstream", "type": "latency", "stream": "downstream",
-                        "toxicity": 1.0, "attributes": {"latency": 5, "jitter": 0}}
-    r = http.patch("/proxies/p/toxics/latency_downstream", json={"attributes": {"jitter": 2}, "toxicity": 0.5})
-    assert r.status_code == 200 and r.json()["attributes"] == {"latency": 5, "jitter": 2} and r.json()["toxicity"] == 0.5
+    assert r.json() == {
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1.0,
+        "attributes": {"latency": 5, "jitter": 0},
+    }
+    r = http.patch(
+        "/proxies/p/toxics/latency_downstream", json={"attributes": {"jitter": 2}, "toxicity": 0.5}
+    )
+    assert (
+        r.status_code == 200
+        and r.json()["attributes"] == {"latency": 5, "jitter": 2}
+        and r.json()["toxicity"] == 0.5
+    )
     assert http.get("/proxies/p/toxics/latency_downstream").json()["attributes"]["jitter"] == 2
     assert http.get("/proxies/p/toxics").json()[0]["name"] == "latency_downstream"
     assert http.get("/proxies/p/toxics/nope").json() == {"error": "toxic not found", "status": 404}
     assert http.delete("/proxies/p/toxics/nope").status_code == 404
     assert http.delete("/proxies/p/toxics/latency_downstream").status_code == 204
-    r = http.post("/populate", json=[{"name": "p", "upstream": up}, {"name": "q", "upstream": up, "enabled": False}])
+    r = http.post(
+        "/populate",
+        json=[{"name": "p", "upstream": up}, {"name": "q", "upstream": up, "enabled": False}],
+    )
     assert r.status_code == 201
     assert [p["name"] for p in r.json()["proxies"]] == ["p", "q"]
     assert http.get("/proxies/q").json()["enabled"] is False
@@ -139,15 +177,30 @@ BAD = [
     ("POST", "/proxies", b'{"name": "x"}', 400),
     ("POST", "/proxies", b'{"name": "x", "upstream": "nohost"}', 400),
     ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1:99999"}', 400),
-    ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:-5"}', 400),
-    ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1:1", "listen": "no.such.host.invalid:0"}', 400),
+    (
+        "POST",
+        "/proxies",
+        b'{"name": "x", "upstream": "127.0.0.1:1", "listen": "127.0.0.1:-5"}',
+        400,
+    ),
+    (
+        "POST",
+        "/proxies",
+        b'{"name": "x", "upstream": "127.0.0.1:1", "listen": "no.such.host.invalid:0"}',
+        400,
+    ),
     ("POST", "/proxies", b'{"name": "x", "upstream": "127.0.0.1:1", "enabled": "yes"}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "latency", "attributes": {"latency": -1}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "latency", "attributes": {"latency": 1.5}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "latency", "attributes": {"latency": "10"}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "bandwidth", "attributes": {"rate": -100}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "slicer", "attributes": {"average_size": 0}}', 400),
-    ("POST", "/proxies/base/toxics", b'{"type": "slicer", "attributes": {"average_size": 5, "size_variation": 9}}', 400),
+    (
+        "POST",
+        "/proxies/base/toxics",
+        b'{"type": "slicer", "attributes": {"average_size": 5, "size_variation": 9}}',
+        400,
+    ),
     ("POST", "/proxies/base/toxics", b'{"type": "limit_data", "attributes": {"bytes": -1}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "timeout", "attributes": {"timeout": 1e30}}', 400),
     ("POST", "/proxies/base/toxics", b'{"type": "latency", "toxicity": 2}', 400),
@@ -164,14 +217,26 @@ BAD = [
     ("PUT", "/proxies/base", b"{}", 405),
     ("GET", "/no/such/route", b"", 404),
     ("POST", "/populate", b'{"name": "x"}', 400),
-    ("POST", "/populate", b'[{"name": "d", "upstream": "127.0.0.1:1"}, {"name": "d", "upstream": "127.0.0.1:1"}]', 400),
+    (
+        "POST",
+        "/populate",
+        b'[{"name": "d", "upstream": "127.0.0.1:1"}, {"name": "d", "upstream": "127.0.0.1:1"}]',
+        400,
+    ),
     ("POST", "/populate", b"[" * 100_000, 400),
 ]
 
 
-def test_bad_input_is_4xx_json_and_server_survives(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_bad_input_is_4xx_json_and_server_survives(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     http = proxy_server.http
-    assert http.post("/proxies", json={"name": "base", "upstream": f"127.0.0.1:{echo_server.port}"}).status_code == 201
+    assert (
+        http.post(
+            "/proxies", json={"name": "base", "upstream": f"127.0.0.1:{echo_server.port}"}
+        ).status_code
+        == 201
+    )
     for method, path, body, status in BAD:
         r = http.request(method, path, content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == status, (method, path, body[:80], r.status_code, r.text)
@@ -180,7 +245,9 @@ def test_bad_input_is_4xx_json_and_server_survives(proxy_server: ProxyProcess, e
     assert proxy_server.alive()
 
 
-def test_listen_port_in_use_is_409_and_bad_update_keeps_link(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_listen_port_in_use_is_409_and_bad_update_keeps_link(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     http = proxy_server.http
     up = f"127.0.0.1:{echo_server.port}"
     busy = socket.socket()
@@ -204,8 +271,27 @@ def test_listen_port_in_use_is_409_and_bad_update_keeps_link(proxy_server: Proxy
 def test_openapi_document_is_served(proxy_server: ProxyProcess) -> None:
     doc = proxy_server.http.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    assert {"/proxies", "/populate", "/proxies/{proxy}", "/proxies/{proxy}/toxics",
-            "/proxies/{proxy}/toxics/{toxic}", "/reset", "/version"} <= set(doc["paths"])
+    assert {
+        "/proxies",
+        "/populate",
+        "/proxies/{proxy}",
+        "/proxies/{proxy}/toxics",
+        "/proxies/{proxy}/toxics/{toxic}",
+        "/reset",
+        "/version",
+    } <= set(doc["paths"])
     assert set(doc["components"]["schemas"]["ToxicInput"]["properties"]["type"]["enum"]) == {
-        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "packet_loss", "corrupt",
-        "http_status", "http_latency", "http_header", "http_abort"}
+        "latency",
+        "bandwidth",
+        "slow_close",
+        "timeout",
+        "reset_peer",
+        "slicer",
+        "limit_data",
+        "packet_loss",
+        "corrupt",
+        "http_status",
+        "http_latency",
+        "http_header",
+        "http_abort",
+    }

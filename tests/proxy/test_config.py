@@ -47,7 +47,17 @@ def test_config_file_with_toxics(tmp_path: Path, echo_server: TcpServer) -> None
 
 def test_json_config_as_toxiproxy_writes_it(tmp_path: Path, echo_server: TcpServer) -> None:
     cfg = tmp_path / "toxiproxy.json"
-    cfg.write_text(json.dumps([{"name": "chaoslab_cfg_json", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{echo_server.port}"}]))
+    cfg.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "chaoslab_cfg_json",
+                    "listen": "127.0.0.1:0",
+                    "upstream": f"127.0.0.1:{echo_server.port}",
+                }
+            ]
+        )
+    )
     server = ProxyProcess("--config", str(cfg))
     try:
         assert server.http.get("/proxies/chaoslab_cfg_json").json()["enabled"] is True
@@ -56,13 +66,19 @@ def test_json_config_as_toxiproxy_writes_it(tmp_path: Path, echo_server: TcpServ
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", *args],
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_bad_config_is_one_line_with_position(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("- name: a\n  upstream: 127.0.0.1:1\n  toxics:\n    - {type: latency, attributes: {latency: -5}}\n")
+    cfg.write_text(
+        "- name: a\n  upstream: 127.0.0.1:1\n  toxics:\n    - {type: latency, attributes: {latency: -5}}\n"
+    )
     result = run_serve("--config", str(cfg))
     assert result.returncode == 2
     line = result.stderr.strip()
@@ -76,8 +92,12 @@ def test_bad_config_is_one_line_with_position(tmp_path: Path) -> None:
 
 
 def test_api_port_in_use_is_one_line_error(proxy_server: ProxyProcess) -> None:
-    result = subprocess.run([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", str(proxy_server.port)],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "chaoslab.proxy", "serve", "--port", str(proxy_server.port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 4
     assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
 

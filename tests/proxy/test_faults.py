@@ -23,7 +23,9 @@ def target(proxy: ProxyProcess | None, link: str = "link", api: str | None = Non
 
 # The classes straight from our family module: these tests need no other family to import.
 CLASSES: dict[str, type[Fault]] = {
-    c.name: c for c in vars(family).values() if isinstance(c, type) and issubclass(c, Fault) and getattr(c, "name", None)
+    c.name: c
+    for c in vars(family).values()
+    if isinstance(c, type) and issubclass(c, Fault) and getattr(c, "name", None)
 }
 
 
@@ -66,7 +68,9 @@ def test_every_fault_is_registered() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_toxic_fault_inject_revert_and_recover(name: str, proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_toxic_fault_inject_revert_and_recover(
+    name: str, proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     proxy_server.create("link", echo_server.port)
     fault = make(name, ALL[name], proxy_server)
     fault.inject()
@@ -78,7 +82,9 @@ def test_toxic_fault_inject_revert_and_recover(name: str, proxy_server: ProxyPro
     other = CLASSES[name].from_record(record)
     proxy_server.toxic("link", "latency", latency=1)  # someone else's toxic stays
     other.revert()
-    assert [t["name"] for t in proxy_server.http.get("/proxies/link/toxics").json()] == ["latency_downstream"]
+    assert [t["name"] for t in proxy_server.http.get("/proxies/link/toxics").json()] == [
+        "latency_downstream"
+    ]
     other.revert()  # idempotent
     proxy_server.http.delete("/proxies/link")
     fault.revert()  # proxy gone: still fine
@@ -93,7 +99,9 @@ def test_latency_fault_has_its_effect(proxy_server: ProxyProcess, echo_server: T
     assert rtt(host, port) < 0.1
 
 
-def test_down_fault_takes_link_down_and_back(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_down_fault_takes_link_down_and_back(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("link", echo_server.port)
     fault = make("network.down", {}, proxy_server)
     with socket.create_connection((host, port), timeout=10) as s:

@@ -22,9 +22,26 @@ def test_schemathesis_finds_no_server_error(proxy_server: ProxyProcess, tmp_path
     path = tmp_path / "openapi.json"
     path.write_text(json.dumps(doc))
     result = subprocess.run(
-        [str(SCHEMATHESIS), "run", str(path), "--url", proxy_server.url, "--checks", "not_a_server_error",
-         "--mode", "all", "-n", "25", "--seed", "7", "--request-timeout", "10"],
-        capture_output=True, text=True, timeout=150,
+        [
+            str(SCHEMATHESIS),
+            "run",
+            str(path),
+            "--url",
+            proxy_server.url,
+            "--checks",
+            "not_a_server_error",
+            "--mode",
+            "all",
+            "-n",
+            "25",
+            "--seed",
+            "7",
+            "--request-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "generated" in result.stdout and "failed" not in result.stdout.split("SUMMARY")[-1]

@@ -26,7 +26,9 @@ from .helpers import ProxyProcess, recv_all
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # head and body are two writes: no delayed-ACK stall between them
+    disable_nagle_algorithm = (
+        True  # head and body are two writes: no delayed-ACK stall between them
+    )
     seen: list[dict[str, str]] = []
 
     def log_message(self, *args: object) -> None:
@@ -102,32 +104,54 @@ def _statuses(link: Proxy, n: int, per_conn: int = 50) -> list[int]:
 
 
 def test_http_status_share_on_kept_alive_connections_repeats_with_a_seed(link: Proxy) -> None:
-    link.add_toxic(type="http_status", name="fail", attributes={"code": 503, "share": 0.3, "seed": 11,
-                                                                "body": "down for chaos", "headers": {"Retry-After": "1"}})
+    link.add_toxic(
+        type="http_status",
+        name="fail",
+        attributes={
+            "code": 503,
+            "share": 0.3,
+            "seed": 11,
+            "body": "down for chaos",
+            "headers": {"Retry-After": "1"},
+        },
+    )
     first = _statuses(link, 600)
     share = first.count(503) / len(first)
-    print(f"\nhttp_status share 0.3, seed 11: {first.count(503)} of {len(first)} responses were 503 ({share:.3f})")
+    print(
+        f"\nhttp_status share 0.3, seed 11: {first.count(503)} of {len(first)} responses were 503 ({share:.3f})"
+    )
     # 600 draws at 0.3: standard deviation 0.019
     assert 0.24 <= share <= 0.36, share
     assert set(first) == {200, 503}
     assert len(Handler.seen) == 600, "every request still reached the server"
     # Same seed, a new toxic: the same responses are replaced.
     link.destroy_toxic("fail")
-    link.add_toxic(type="http_status", name="fail", attributes={"code": 503, "share": 0.3, "seed": 11})
+    link.add_toxic(
+        type="http_status", name="fail", attributes={"code": 503, "share": 0.3, "seed": 11}
+    )
     assert _statuses(link, 600, per_conn=600) == first
 
     link.destroy_toxic("fail")
-    link.add_toxic(type="http_status", name="fail",
-                   attributes={"code": 429, "body": "slow down", "headers": {"Retry-After": "7"}})
-    out = subprocess.run(["curl", "-s", "-i", f"http://{link.listen}/size/5"], capture_output=True, timeout=20)
+    link.add_toxic(
+        type="http_status",
+        name="fail",
+        attributes={"code": 429, "body": "slow down", "headers": {"Retry-After": "7"}},
+    )
+    out = subprocess.run(
+        ["curl", "-s", "-i", f"http://{link.listen}/size/5"], capture_output=True, timeout=20
+    )
     assert out.stdout.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"), out.stdout
     assert b"\r\nRetry-After: 7\r\n" in out.stdout and out.stdout.endswith(b"\r\n\r\nslow down")
     link.destroy_toxic("fail")
     assert _statuses(link, 50) == [200] * 50
 
 
-def test_http_status_is_refused_on_the_request_stream(proxy_server: ProxyProcess, link: Proxy) -> None:
-    r = proxy_server.http.post("/proxies/web/toxics", json={"type": "http_status", "stream": "upstream"})
+def test_http_status_is_refused_on_the_request_stream(
+    proxy_server: ProxyProcess, link: Proxy
+) -> None:
+    r = proxy_server.http.post(
+        "/proxies/web/toxics", json={"type": "http_status", "stream": "upstream"}
+    )
     assert r.status_code == 400 and "downstream" in r.json()["error"]
 
 
@@ -147,7 +171,9 @@ def test_http_latency_is_added_once_per_request(link: Proxy) -> None:
     base = statistics.median(_timed_gets(link, 40))
     link.add_toxic(type="http_latency", name="slow", stream="upstream", attributes={"latency": 40})
     p50 = statistics.median(_timed_gets(link, 100)) - base
-    print(f"\nhttp_latency 40 ms: p50 added {p50 * 1000:.2f} ms (error {abs(p50 - 0.040) * 1000:.2f} ms)")
+    print(
+        f"\nhttp_latency 40 ms: p50 added {p50 * 1000:.2f} ms (error {abs(p50 - 0.040) * 1000:.2f} ms)"
+    )
     # 1-2 ms with the machine quiet; generous for a loaded one
     assert abs(p50 - 0.040) < 0.010, p50
     link.destroy_toxic("slow")
@@ -162,7 +188,9 @@ def test_http_latency_is_added_once_per_request(link: Proxy) -> None:
     first = time.perf_counter() - t0
     assert len(r.read()) == 5000
     total = time.perf_counter() - t0
-    print(f"trickled response with http_latency 300 ms: first byte {first:.3f}s, whole {total:.3f}s")
+    print(
+        f"trickled response with http_latency 300 ms: first byte {first:.3f}s, whole {total:.3f}s"
+    )
     assert first >= 0.3, first
     assert total < 0.6, total
     conn.close()
@@ -170,14 +198,20 @@ def test_http_latency_is_added_once_per_request(link: Proxy) -> None:
 
 def _pipelined(link: Proxy, paths: list[str]) -> bytes:
     with socket.create_connection(_addr(link), timeout=20) as s:
-        reqs = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\nX-Trace: abc\r\n\r\n" % p.encode() for p in paths)
+        reqs = b"".join(
+            b"GET %s HTTP/1.1\r\nHost: x\r\nX-Trace: abc\r\n\r\n" % p.encode() for p in paths
+        )
         s.sendall(reqs + b"GET /size/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         return recv_all(s, 20)
 
 
 def test_http_header_dropped_and_rewritten_as_server_and_client_see_them(link: Proxy) -> None:
-    link.add_toxic(type="http_header", name="notrace", stream="upstream", attributes={"header": "x-trace"})
-    link.add_toxic(type="http_header", name="origin", attributes={"header": "X-Origin", "value": "chaos"})
+    link.add_toxic(
+        type="http_header", name="notrace", stream="upstream", attributes={"header": "x-trace"}
+    )
+    link.add_toxic(
+        type="http_header", name="origin", attributes={"header": "X-Origin", "value": "chaos"}
+    )
     # Three pipelined requests in one write, one of them answered chunked: all come back in order.
     data = _pipelined(link, ["/size/3", "/chunked", "/size/4"])
     assert [h[":path"] for h in Handler.seen] == ["/size/3", "/chunked", "/size/4", "/size/1"]
@@ -188,8 +222,22 @@ def test_http_header_dropped_and_rewritten_as_server_and_client_see_them(link: P
     body = data.split(b"Transfer-Encoding: chunked\r\n", 1)[1].split(b"\r\n\r\n", 1)[1]
     assert body.startswith(b"6\r\nalpha-\r\n5\r\nbeta-\r\n5\r\ngamma\r\n0\r\n\r\n")
 
-    out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "-H", "X-Trace: zz", f"http://{link.listen}/size/2"],
-                         capture_output=True, timeout=20, text=True)
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "X-Trace: zz",
+            f"http://{link.listen}/size/2",
+        ],
+        capture_output=True,
+        timeout=20,
+        text=True,
+    )
     assert "X-Origin: chaos\n" in out.stdout  # text mode: \r\n read as \n
     assert "x-trace" not in Handler.seen[-1]
     link.destroy_toxic("notrace")
@@ -207,8 +255,20 @@ def test_http_abort_truncates_the_body_the_client_reads(link: Proxy) -> None:
     with pytest.raises(http.client.IncompleteRead) as info:
         r.read()
     assert len(info.value.partial) == 1000
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download}", f"http://{link.listen}/size/10000"],
-                         capture_output=True, timeout=20, text=True)
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            f"http://{link.listen}/size/10000",
+        ],
+        capture_output=True,
+        timeout=20,
+        text=True,
+    )
     assert out.returncode == 18, out  # CURLE_PARTIAL_FILE: "transfer closed with bytes remaining"
     assert out.stdout == "1000"
     link.destroy_toxic("cut")
@@ -216,7 +276,9 @@ def test_http_abort_truncates_the_body_the_client_reads(link: Proxy) -> None:
 
 
 def test_removing_a_toxic_mid_request_frees_the_connection(link: Proxy) -> None:
-    link.add_toxic(type="http_latency", name="hold", stream="upstream", attributes={"latency": 30_000})
+    link.add_toxic(
+        type="http_latency", name="hold", stream="upstream", attributes={"latency": 30_000}
+    )
     conn = http.client.HTTPConnection(*_addr(link), timeout=20)
     conn.request("GET", "/size/7")
     time.sleep(0.3)
@@ -257,7 +319,9 @@ def test_network_http_faults_take_user_units(proxy_server: ProxyProcess, link: P
         assert proxy_server.http.get("/proxies/web/toxics").json() == []
         return dict(toxic)
 
-    toxic = inject("network.http_latency", {"latency": "1.5s", "jitter": "20ms", "stream": "upstream"})
+    toxic = inject(
+        "network.http_latency", {"latency": "1.5s", "jitter": "20ms", "stream": "upstream"}
+    )
     assert toxic["attributes"] == {"latency": 1500, "jitter": 20, "seed": None}
     toxic = inject("network.http_abort", {"after": "2KB", "share": 0.5})
     assert toxic["attributes"] == {"after": 2000, "share": 0.5, "reset": False, "seed": None}

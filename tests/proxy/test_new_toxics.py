@@ -58,7 +58,9 @@ def test_packet_loss_drops_a_share_of_chunks_and_keeps_the_connection(toxi: Toxi
 
         # Correlation: after a drop the rate is 0.2 + 0.6, so the long-run share is 0.2 / (1 - 0.6) = 0.5.
         proxy.destroy_toxic("loss")
-        proxy.add_toxic(type="packet_loss", name="bursty", attributes={"loss_rate": 0.2, "correlation": 0.6})
+        proxy.add_toxic(
+            type="packet_loss", name="bursty", attributes={"loss_rate": 0.2, "correlation": 0.6}
+        )
         lost = _frames_lost(_received(proxy.listen))
         assert 0.36 <= lost <= 0.64, lost
 
@@ -86,9 +88,15 @@ def _corrupted(listen: str) -> bytes:
         return bytes(out)
 
 
-def test_corrupt_flips_one_bit_in_a_share_of_bytes_repeatably(toxi: Toxiproxy, echo_server: TcpServer) -> None:
-    proxy = toxi.create(upstream=f"127.0.0.1:{echo_server.port}", name="noisy", listen="127.0.0.1:0")
-    proxy.add_toxic(type="corrupt", name="flip", stream="upstream", attributes={"probability": 0.01, "seed": 42})
+def test_corrupt_flips_one_bit_in_a_share_of_bytes_repeatably(
+    toxi: Toxiproxy, echo_server: TcpServer
+) -> None:
+    proxy = toxi.create(
+        upstream=f"127.0.0.1:{echo_server.port}", name="noisy", listen="127.0.0.1:0"
+    )
+    proxy.add_toxic(
+        type="corrupt", name="flip", stream="upstream", attributes={"probability": 0.01, "seed": 42}
+    )
     first = _corrupted(proxy.listen)
     assert len(first) == len(PAYLOAD)
     diffs = [a ^ b for a, b in zip(first, PAYLOAD, strict=True) if a != b]
@@ -99,7 +107,9 @@ def test_corrupt_flips_one_bit_in_a_share_of_bytes_repeatably(toxi: Toxiproxy, e
     assert second == first, "same seed, different chunking: the same bytes must be hit"
 
     proxy.destroy_toxic("flip")
-    proxy.add_toxic(type="corrupt", name="flip", stream="upstream", attributes={"probability": 0.01, "seed": 43})
+    proxy.add_toxic(
+        type="corrupt", name="flip", stream="upstream", attributes={"probability": 0.01, "seed": 43}
+    )
     assert _corrupted(proxy.listen) != first
     proxy.destroy_toxic("flip")
     assert _corrupted(proxy.listen) == PAYLOAD
@@ -117,7 +127,11 @@ def test_metrics_count_the_bytes_each_way(proxy_server: ProxyProcess) -> None:
         r = proxy_server.http.get("/metrics")
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/plain")
-        lines = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in r.text.splitlines() if ln and ln[0] != "#"}
+        lines = {
+            ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1])
+            for ln in r.text.splitlines()
+            if ln and ln[0] != "#"
+        }
         tail = f'listener="{host}:{port}",proxy="counted",upstream="127.0.0.1:{server.port}"'
         for d in ("upstream", "downstream"):
             assert lines[f'toxiproxy_proxy_received_bytes_total{{direction="{d}",{tail}}}'] == 12345

@@ -37,7 +37,9 @@ def test_serve_realtime_runs_every_thread_at_sched_fifo(echo_server: TcpServer) 
         host, port = proxy.create("rt", echo_server.port)
         proxy.toxic("rt", "latency", latency=5)
         assert _roundtrip(host, port) == b"ping"
-        assert _policies(proxy.pid) == {os.SCHED_FIFO}, "a thread started later is not at SCHED_FIFO"
+        assert _policies(proxy.pid) == {os.SCHED_FIFO}, (
+            "a thread started later is not at SCHED_FIFO"
+        )
     finally:
         proxy.stop()
     assert proxy.proc.stderr is not None
@@ -46,13 +48,31 @@ def test_serve_realtime_runs_every_thread_at_sched_fifo(echo_server: TcpServer) 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_refused_realtime_falls_back_with_a_warning() -> None:
-    proc = subprocess.Popen(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice",
-                             sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", "--realtime"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "setpriv",
+            "--bounding-set",
+            "-sys_nice",
+            "--inh-caps",
+            "-sys_nice",
+            sys.executable,
+            "-m",
+            "chaoslab.proxy",
+            "serve",
+            "--port",
+            "0",
+            "--realtime",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         warning = proc.stderr.readline()
-        assert warning.startswith("warning: the kernel refused SCHED_FIFO 1 (Operation not permitted)"), warning
+        assert warning.startswith(
+            "warning: the kernel refused SCHED_FIFO 1 (Operation not permitted)"
+        ), warning
         assert "listening on http://127.0.0.1:" in proc.stdout.readline()
         assert _policies(proc.pid) == {os.SCHED_OTHER}
     finally:
@@ -65,8 +85,10 @@ def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
     from chaoslab.stack import Stack
 
     port = _free_port()
-    (tmp_path / "stack.yaml").write_text(f"name: rtp\nservices:\n  faults:\n    chaoslab-proxy:\n"
-                                         f"      port: {port}\n      realtime: 1\n")
+    (tmp_path / "stack.yaml").write_text(
+        f"name: rtp\nservices:\n  faults:\n    chaoslab-proxy:\n"
+        f"      port: {port}\n      realtime: 1\n"
+    )
     stack = Stack.load(str(tmp_path / "stack.yaml"))
     stack.up()
     try:
@@ -79,8 +101,11 @@ def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
     # the budget given to the service's groups is handed back to the shared parent
     parent = cpu.parent.parent
     if parent.exists():  # else removed with the last stack
-        held = sum(int((s / "cpu.rt_runtime_us").read_text()) for s in parent.iterdir()
-                   if (s / "cpu.rt_runtime_us").exists())
+        held = sum(
+            int((s / "cpu.rt_runtime_us").read_text())
+            for s in parent.iterdir()
+            if (s / "cpu.rt_runtime_us").exists()
+        )
         assert int((parent / "cpu.rt_runtime_us").read_text()) == held
 
 

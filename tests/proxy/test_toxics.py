@@ -58,14 +58,21 @@ def test_latency_delays_and_keeps_bytes(proxy_server: ProxyProcess, echo_server:
     assert sha(roundtrip(host, port, payload)) == sha(payload)
 
 
-def test_toxicity_zero_leaves_connections_alone(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_toxicity_zero_leaves_connections_alone(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("tox0", echo_server.port)
-    r = proxy_server.http.post("/proxies/tox0/toxics", json={"type": "latency", "toxicity": 0, "attributes": {"latency": 500}})
+    r = proxy_server.http.post(
+        "/proxies/tox0/toxics",
+        json={"type": "latency", "toxicity": 0, "attributes": {"latency": 500}},
+    )
     assert r.status_code == 200
     assert statistics.median(rtts(host, port, 5)) < 0.1
 
 
-def test_bandwidth_rate_within_15_percent(proxy_server: ProxyProcess, source_server: TcpServer) -> None:
+def test_bandwidth_rate_within_15_percent(
+    proxy_server: ProxyProcess, source_server: TcpServer
+) -> None:
     host, port = proxy_server.create("bw", source_server.port)
     proxy_server.toxic("bw", "bandwidth", rate=1000)  # 1000 KB/s: 1.5 MB takes 1.5 s
     with socket.create_connection((host, port), timeout=30) as s:
@@ -91,7 +98,9 @@ def test_reset_peer_sends_rst(proxy_server: ProxyProcess, echo_server: TcpServer
         assert time.perf_counter() - t > 0.15
 
 
-def test_limit_data_closes_after_n_bytes(proxy_server: ProxyProcess, source_server: TcpServer) -> None:
+def test_limit_data_closes_after_n_bytes(
+    proxy_server: ProxyProcess, source_server: TcpServer
+) -> None:
     host, port = proxy_server.create("lim", source_server.port)
     proxy_server.toxic("lim", "limit_data", bytes=123_457)
     with socket.create_connection((host, port), timeout=10) as s:
@@ -123,7 +132,9 @@ def test_timeout_blackholes_then_closes(proxy_server: ProxyProcess, echo_server:
         assert s.recv(10) == b"after"  # and new connections flow again
 
 
-def test_slicer_slices_and_keeps_bytes(proxy_server: ProxyProcess, source_server: TcpServer) -> None:
+def test_slicer_slices_and_keeps_bytes(
+    proxy_server: ProxyProcess, source_server: TcpServer
+) -> None:
     host, port = proxy_server.create("sl", source_server.port)
     proxy_server.toxic("sl", "slicer", average_size=1000, size_variation=200, delay=5000)
     sizes = []
@@ -158,7 +169,9 @@ def test_slow_close_delays_the_close(proxy_server: ProxyProcess) -> None:
         server.close()
 
 
-def test_toxics_toggled_on_live_connection_lose_nothing(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_toxics_toggled_on_live_connection_lose_nothing(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("live", echo_server.port)
     payload = rand(3_000_000)
     result: dict[str, bytes] = {}
@@ -177,12 +190,18 @@ def test_toxics_toggled_on_live_connection_lose_nothing(proxy_server: ProxyProce
         threads = [threading.Thread(target=sender), threading.Thread(target=receiver)]
         for t in threads:
             t.start()
-        toxics = [("latency", "downstream", {"latency": 20}), ("bandwidth", "upstream", {"rate": 5000}),
-                  ("slicer", "downstream", {"average_size": 500, "size_variation": 100, "delay": 50}),
-                  ("latency", "upstream", {"latency": 5, "jitter": 5})]
+        toxics = [
+            ("latency", "downstream", {"latency": 20}),
+            ("bandwidth", "upstream", {"rate": 5000}),
+            ("slicer", "downstream", {"average_size": 500, "size_variation": 100, "delay": 50}),
+            ("latency", "upstream", {"latency": 5, "jitter": 5}),
+        ]
         for round_ in range(6):
             for type_, stream, attrs in toxics:
-                proxy_server.http.post("/proxies/live/toxics", json={"type": type_, "stream": stream, "attributes": attrs})
+                proxy_server.http.post(
+                    "/proxies/live/toxics",
+                    json={"type": type_, "stream": stream, "attributes": attrs},
+                )
             time.sleep(0.1)
             if round_ % 2:
                 proxy_server.http.post("/reset")
@@ -195,12 +214,17 @@ def test_toxics_toggled_on_live_connection_lose_nothing(proxy_server: ProxyProce
     assert sha(result["data"]) == sha(payload)
 
 
-def test_disable_closes_listener_and_connections(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_disable_closes_listener_and_connections(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("dis", echo_server.port)
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(b"x")
         assert s.recv(1) == b"x"
-        assert proxy_server.http.patch("/proxies/dis", json={"enabled": False}).json()["enabled"] is False
+        assert (
+            proxy_server.http.patch("/proxies/dis", json={"enabled": False}).json()["enabled"]
+            is False
+        )
         assert recv_all(s, limit=5) == b""
     with pytest.raises(OSError):
         socket.create_connection((host, port), timeout=2).close()

@@ -38,8 +38,9 @@ def test_slicer_delay_is_in_microseconds(proxy_server: ProxyProcess) -> None:
         # 127 gaps of 300 µs: at least 38 ms (a delay rounded down to 0 ms gives one or two reads)
         assert span >= 127 * 300e-6 * 0.9, span
         assert reads >= 32, reads
-        proxy_server.http.post("/proxies/slices/toxics/slicer_downstream",
-                               json={"attributes": {"delay": 2500}}).raise_for_status()
+        proxy_server.http.post(
+            "/proxies/slices/toxics/slicer_downstream", json={"attributes": {"delay": 2500}}
+        ).raise_for_status()
         _, span, data = _slow_reads(host, port)
         assert data == SLICED
         # 2.5 ms, not 2 ms: 127 gaps take at least 0.95 * 317 ms
@@ -48,7 +49,9 @@ def test_slicer_delay_is_in_microseconds(proxy_server: ProxyProcess) -> None:
         server.close()
 
 
-def test_removing_timeout_closes_the_connections_it_held(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_removing_timeout_closes_the_connections_it_held(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("hole", echo_server.port)
     proxy_server.toxic("hole", "timeout", timeout=0)  # a black hole that never closes by itself
     with socket.create_connection((host, port), timeout=10) as s:
@@ -68,7 +71,9 @@ def test_removing_timeout_closes_the_connections_it_held(proxy_server: ProxyProc
         assert s.recv(10) == b"ok"
 
 
-def test_timeout_restarts_on_every_chunk(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_timeout_restarts_on_every_chunk(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("idle", echo_server.port)
     proxy_server.toxic("idle", "timeout", stream="upstream", timeout=800)
     with socket.create_connection((host, port), timeout=10) as s:
@@ -89,7 +94,9 @@ def test_timeout_restarts_on_every_chunk(proxy_server: ProxyProcess, echo_server
         assert 0.5 < quiet < 5.0, quiet
 
 
-def test_updating_limit_data_keeps_the_bytes_already_counted(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_updating_limit_data_keeps_the_bytes_already_counted(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("limit", echo_server.port)
     proxy_server.toxic("limit", "limit_data", bytes=1000)
     with socket.create_connection((host, port), timeout=10) as s:
@@ -97,17 +104,22 @@ def test_updating_limit_data_keeps_the_bytes_already_counted(proxy_server: Proxy
         got = b""
         while len(got) < 600:
             got += s.recv(1000)
-        proxy_server.http.post("/proxies/limit/toxics/limit_data_downstream",
-                               json={"attributes": {"bytes": 1100}}).raise_for_status()
+        proxy_server.http.post(
+            "/proxies/limit/toxics/limit_data_downstream", json={"attributes": {"bytes": 1100}}
+        ).raise_for_status()
         s.sendall(b"b" * 600)
         rest = recv_all(s, limit=10)
     assert len(got) + len(rest) == 1100, (len(got), len(rest))
 
 
-def test_populate_leaves_an_identical_disabled_proxy_disabled(proxy_server: ProxyProcess, echo_server: TcpServer) -> None:
+def test_populate_leaves_an_identical_disabled_proxy_disabled(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
     host, port = proxy_server.create("same", echo_server.port)
     proxy_server.http.post("/proxies/same", json={"enabled": False}).raise_for_status()
-    body = [{"name": "same", "listen": f"{host}:{port}", "upstream": f"127.0.0.1:{echo_server.port}"}]
+    body = [
+        {"name": "same", "listen": f"{host}:{port}", "upstream": f"127.0.0.1:{echo_server.port}"}
+    ]
     r = proxy_server.http.post("/populate", json=body)
     assert r.status_code == 201, r.text
     assert proxy_server.http.get("/proxies/same").json()["enabled"] is False
@@ -118,20 +130,34 @@ def test_populate_leaves_an_identical_disabled_proxy_disabled(proxy_server: Prox
 def test_small_toxiproxy_details(proxy_server: ProxyProcess) -> None:
     server = TcpServer(echo)
     try:
-        r = proxy_server.http.post("/proxies", json={"name": "lh", "listen": "localhost:0",
-                                                      "upstream": f"127.0.0.1:{server.port}"})
+        r = proxy_server.http.post(
+            "/proxies",
+            json={"name": "lh", "listen": "localhost:0", "upstream": f"127.0.0.1:{server.port}"},
+        )
         assert r.status_code == 201, r.text
         assert r.json()["listen"].startswith("127.0.0.1:"), r.json()["listen"]
-        r = proxy_server.http.post("/proxies/lh/toxics", json={"type": "latency", "stream": "UpStream",
-                                                               "attributes": {"latency": 1}})
+        r = proxy_server.http.post(
+            "/proxies/lh/toxics",
+            json={"type": "latency", "stream": "UpStream", "attributes": {"latency": 1}},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["stream"] == "UpStream"
         assert r.json()["name"] == "latency_UpStream"
-        assert '"toxicity":1,' in r.text.replace(" ", "") or '"toxicity":1}' in r.text.replace(" ", ""), r.text
+        assert '"toxicity":1,' in r.text.replace(" ", "") or '"toxicity":1}' in r.text.replace(
+            " ", ""
+        ), r.text
         assert wait_until(lambda: proxy_server.http.get("/proxies/lh/toxics").status_code == 200)
         # the toxic acts on the stream it names, whatever its case
-        with socket.create_connection(("127.0.0.1", int(r.json()["name"] and proxy_server.http.get(
-                "/proxies/lh").json()["listen"].rsplit(":", 1)[1])), timeout=5) as s:
+        with socket.create_connection(
+            (
+                "127.0.0.1",
+                int(
+                    r.json()["name"]
+                    and proxy_server.http.get("/proxies/lh").json()["listen"].rsplit(":", 1)[1]
+                ),
+            ),
+            timeout=5,
+        ) as s:
             s.sendall(b"x")
             assert s.recv(1) == b"x"
         bad = proxy_server.http.post("/populate", json=[{"name": "broken"}])

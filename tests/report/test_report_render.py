@@ -25,33 +25,70 @@ def _run(run_dir: Path, *, crashed: bool = False) -> Path:
         "probes": {"health": {"every": 0.5}},
         "verify": {"python": "m:f"},
         "method": [{"fault": "process.kill", "target": "db"}],
-        "hypothesis": {"time_to_recovery": {"max": 30}, "lost_writes": {"max": 0}, "latency.p99.baseline": {"max": 0.05}},
+        "hypothesis": {
+            "time_to_recovery": {"max": 30},
+            "lost_writes": {"max": 0},
+            "latency.p99.baseline": {"max": 0.05},
+        },
     }
-    (run_dir / "experiment.json").write_text(json.dumps({"path": "x.yaml", "experiment": experiment}))
+    (run_dir / "experiment.json").write_text(
+        json.dumps({"path": "x.yaml", "experiment": experiment})
+    )
     journal: list[dict[str, Any]] = [
         {"type": "phase", "t": 0, "name": "baseline"},
         {"type": "phase", "t": 5, "name": "fault"},
-        {"type": "fault", "t": 5, "action": "inject", "step": 0, "fault": "process.kill", "target": "db", "describe": "SIGKILL postgres"},
+        {
+            "type": "fault",
+            "t": 5,
+            "action": "inject",
+            "step": 0,
+            "fault": "process.kill",
+            "target": "db",
+            "describe": "SIGKILL postgres",
+        },
     ]
     if not crashed:
         journal += [
-            {"type": "fault", "t": 8, "action": "revert", "step": 0, "fault": "process.kill", "target": "db", "describe": ""},
+            {
+                "type": "fault",
+                "t": 8,
+                "action": "revert",
+                "step": 0,
+                "fault": "process.kill",
+                "target": "db",
+                "describe": "",
+            },
             {"type": "phase", "t": 8, "name": "recovery"},
         ]
     end = 7.0 if crashed else 15.0
-    journal += [{"type": "sample", "t": k / 2, "probe": "health", "ok": not 5 <= k / 2 < 10, "error": None}
-                for k in range(int(end * 2))]
+    journal += [
+        {"type": "sample", "t": k / 2, "probe": "health", "ok": not 5 <= k / 2 < 10, "error": None}
+        for k in range(int(end * 2))
+    ]
     if not crashed:
-        journal += [{"type": "phase", "t": 15, "name": "end"}, {"type": "end", "t": 15, "errors": []}]
+        journal += [
+            {"type": "phase", "t": 15, "name": "end"},
+            {"type": "end", "t": 15, "errors": []},
+        ]
     journal.sort(key=lambda r: r["t"])
     (run_dir / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in journal))
     ops = [{"type": "load", "run": "r", "max_lag": 0.1}]
     for k in range(int(end * 40)):
         t = k / 40
         bad = 5 <= t < 10
-        ops.append({"id": k, "key": f"r-{k}", "t_scheduled": t, "t_sent": t, "t_done": t + 0.01,
-                    "outcome": "timeout" if bad else "ok", "status": None if bad else 201,
-                    "latency": 0.01 + (k % 10) / 1000, "ack": not bad})
+        ops.append(
+            {
+                "id": k,
+                "key": f"r-{k}",
+                "t_scheduled": t,
+                "t_sent": t,
+                "t_done": t + 0.01,
+                "outcome": "timeout" if bad else "ok",
+                "status": None if bad else 201,
+                "latency": 0.01 + (k % 10) / 1000,
+                "ack": not bad,
+            }
+        )
     (run_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ops))
     kept = [f"r-{k}" for k in range(int(end * 40)) if not 5 <= k / 40 < 10 and k not in (3, 9)]
     (run_dir / "verify.json").write_text(json.dumps({"ok": True, "ids": kept}))
@@ -72,7 +109,11 @@ def test_all_formats(tmp_path: Path) -> None:
 
     suite = ET.fromstring((run / "junit.xml").read_text())
     cases = suite.findall("testcase")
-    assert [c.get("name") for c in cases] == ["time_to_recovery", "lost_writes", "latency.p99.baseline"]
+    assert [c.get("name") for c in cases] == [
+        "time_to_recovery",
+        "lost_writes",
+        "latency.p99.baseline",
+    ]
     assert suite.get("tests") == "3" and suite.get("failures") == "1"
     assert cases[1].find("failure") is not None and cases[0].find("failure") is None
     assert "lost_writes = 2, expected <= 0" in cases[1].find("failure").get("message")  # type: ignore[union-attr]

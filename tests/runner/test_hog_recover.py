@@ -19,12 +19,18 @@ from .conftest import chaoslab_argv, child_env
 
 # Unusual parameters, so the command lines are this test's and nobody else's.
 HOGS = {
-    "cpu.stress": ("{{fault: cpu.stress, at: 0s, duration: 30s, engine: stress-ng, workers: 3, load: 7}}",
-                   "--cpu-load 7"),
-    "memory.stress": ("{{fault: memory.stress, at: 0s, duration: 30s, engine: stress-ng, size: 33333333}}",
-                      "--vm-bytes 33333333"),
-    "io.stress": ("{{fault: io.stress, target: disk, at: 0s, duration: 30s, workers: 1, size: 2MiB}}",
-                  "{tmp}"),
+    "cpu.stress": (
+        "{{fault: cpu.stress, at: 0s, duration: 30s, engine: stress-ng, workers: 3, load: 7}}",
+        "--cpu-load 7",
+    ),
+    "memory.stress": (
+        "{{fault: memory.stress, at: 0s, duration: 30s, engine: stress-ng, size: 33333333}}",
+        "--vm-bytes 33333333",
+    ),
+    "io.stress": (
+        "{{fault: io.stress, target: disk, at: 0s, duration: 30s, workers: 1, size: 2MiB}}",
+        "{tmp}",
+    ),
 }
 TRIALS = 4
 
@@ -33,7 +39,11 @@ def hogs(needle: str) -> list[psutil.Process]:
     out = []
     for p in psutil.process_iter(["cmdline", "status"]):
         cmd = " ".join(p.info["cmdline"] or [])
-        if cmd.startswith("stress-ng") and needle in cmd and p.info["status"] != psutil.STATUS_ZOMBIE:
+        if (
+            cmd.startswith("stress-ng")
+            and needle in cmd
+            and p.info["status"] != psutil.STATUS_ZOMBIE
+        ):
             out.append(p)
     return out
 
@@ -52,7 +62,9 @@ def pending_entry(state: Path) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", sorted(HOGS))
-def test_runner_killed_while_the_hog_starts_then_recover_ends_it(fault: str, tmp_path: Path) -> None:
+def test_runner_killed_while_the_hog_starts_then_recover_ends_it(
+    fault: str, tmp_path: Path
+) -> None:
     step, needle = HOGS[fault]
     needle = needle.format(tmp=tmp_path)
     rng = random.Random(fault)
@@ -63,27 +75,42 @@ def test_runner_killed_while_the_hog_starts_then_recover_ends_it(fault: str, tmp
         trial += 1
         state = tmp_path / f"state{trial}"
         exp = tmp_path / f"exp{trial}.yaml"
-        exp.write_text(f"title: hog kill\ntargets:\n  disk: {{path: \"{tmp_path}\"}}\n"
-                       f"method:\n  - {step.format()}\nrecovery: 0s\nmax_duration: 10m\n")
-        runner = subprocess.Popen(chaoslab_argv("run", "--runs-dir", str(tmp_path / "runs"), str(exp)),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(state))
+        exp.write_text(
+            f'title: hog kill\ntargets:\n  disk: {{path: "{tmp_path}"}}\n'
+            f"method:\n  - {step.format()}\nrecovery: 0s\nmax_duration: 10m\n"
+        )
+        runner = subprocess.Popen(
+            chaoslab_argv("run", "--runs-dir", str(tmp_path / "runs"), str(exp)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=child_env(state),
+        )
         try:
             deadline = time.monotonic() + 180
             while not hogs(needle) and runner.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.001)
-            assert runner.poll() is None, f"the run ended before its hog started (exit {runner.returncode})"
+            assert runner.poll() is None, (
+                f"the run ended before its hog started (exit {runner.returncode})"
+            )
             # Anywhere in the start-up window (the hog runs, its pid is not written yet).
             time.sleep(rng.uniform(0.0, 0.1))
             runner.send_signal(signal.SIGKILL)
             runner.wait(timeout=60)
             time.sleep(0.3)
             caught += pending_entry(state) and bool(hogs(needle))
-            rec = subprocess.run(chaoslab_argv("recover"), capture_output=True, text=True, timeout=300,
-                                 env=child_env(state))
+            rec = subprocess.run(
+                chaoslab_argv("recover"),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=child_env(state),
+            )
             assert rec.returncode == 0, rec.stdout + rec.stderr
             time.sleep(0.5)  # a hog that was between fork and exec has exec'd by now
             left = hogs(needle)
-            assert left == [], f"trial {trial}: {[(p.pid, p.cmdline()) for p in left]} survived recover"
+            assert left == [], (
+                f"trial {trial}: {[(p.pid, p.cmdline()) for p in left]} survived recover"
+            )
         finally:
             if runner.poll() is None:
                 runner.kill()

@@ -27,8 +27,16 @@ from tests.conftest import (
 from chaoslab.journal import read_journal
 
 
-def experiment(svc: Service, *, fault: str = "process.pause", at: str = "300ms", duration: str | None = "1s",
-               extra: str = "", recovery: str = "500ms", probes: str = "") -> str:
+def experiment(
+    svc: Service,
+    *,
+    fault: str = "process.pause",
+    at: str = "300ms",
+    duration: str | None = "1s",
+    extra: str = "",
+    recovery: str = "500ms",
+    probes: str = "",
+) -> str:
     dur = f", duration: {duration}" if duration else ""
     return f"""
 title: core runner test
@@ -49,8 +57,13 @@ recovery: {recovery}
 
 
 def run_cli(args: list[str], state: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "chaoslab", *args], capture_output=True, text=True, timeout=timeout,
-                          env=child_env(state))
+    return subprocess.run(
+        [PY, "-m", "chaoslab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(state),
+    )
 
 
 def assert_nothing_left(svc: Service, state: Path) -> None:
@@ -67,7 +80,9 @@ def phase_times(run_dir: Path) -> dict[str, float]:
     return {r["name"]: r["t"] for r in read_journal(run_dir) if r["type"] == "phase"}
 
 
-def test_normal_run_pause_is_seen_by_probes_and_reverted(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_normal_run_pause_is_seen_by_probes_and_reverted(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service))
     proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
@@ -81,7 +96,9 @@ def test_normal_run_pause_is_seen_by_probes_and_reverted(tmp_path: Path, service
     during = [s for s in health if phases["fault"] + 0.25 < s["t"] < phases["recovery"] - 0.25]
     after = [s for s in health if s["t"] > phases["recovery"] + 0.3]
     assert base and all(s["ok"] for s in base)
-    assert during and not any(s["ok"] for s in during), "a paused service must fail its health probe"
+    assert during and not any(s["ok"] for s in during), (
+        "a paused service must fail its health probe"
+    )
     assert after and all(s["ok"] for s in after), "it must be healthy again after the revert"
     alive = samples(run_dir, "alive")
     assert any("stopped" in (s["error"] or "") for s in alive)
@@ -90,7 +107,9 @@ def test_normal_run_pause_is_seen_by_probes_and_reverted(tmp_path: Path, service
     assert_nothing_left(service, state_dir)
 
 
-def test_kill_is_seen_by_the_process_probe(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_kill_is_seen_by_the_process_probe(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, fault="process.kill", duration=None))
     proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
@@ -104,7 +123,9 @@ def test_kill_is_seen_by_the_process_probe(tmp_path: Path, service: Service, sta
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_reverts_and_exits_3(tmp_path: Path, service: Service, state_dir: Path, sig: int) -> None:
+def test_signal_reverts_and_exits_3(
+    tmp_path: Path, service: Service, state_dir: Path, sig: int
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     runs = tmp_path / "runs"
@@ -126,26 +147,43 @@ def test_exceptions_in_a_probe_are_failures_and_the_run_still_reverts(
     """Chaos Toolkit skips its rollbacks when a probe raises; here a raising probe (even one calling
     sys.exit) is a failed sample, and the run reverts and ends normally."""
     mod = tmp_path / "crashy_probe.py"
-    mod.write_text("import sys\ncalls = 0\ndef check():\n    global calls\n    calls += 1\n"
-                   "    if calls > 12:\n        sys.exit('the probe gave up')\n"
-                   "    if calls > 6:\n        raise RuntimeError('boom')\n    return True\n")
+    mod.write_text(
+        "import sys\ncalls = 0\ndef check():\n    global calls\n    calls += 1\n"
+        "    if calls > 12:\n        sys.exit('the probe gave up')\n"
+        "    if calls > 6:\n        raise RuntimeError('boom')\n    return True\n"
+    )
     f = tmp_path / "exp.yaml"
     # 3 s of recovery: room for the 13 calls it takes even when a busy machine stretches the 100 ms
-    f.write_text(experiment(service, duration="1s", recovery="3s",
-                            probes="  crashy: {python: 'crashy_probe:check', every: 100ms}"))
-    proc = subprocess.run([PY, "-m", "chaoslab", "run", str(f), "--runs-dir", str(tmp_path / "runs")],
-                          capture_output=True, text=True, timeout=60,
-                          env={**child_env(state_dir), "PYTHONPATH": str(tmp_path)})
+    f.write_text(
+        experiment(
+            service,
+            duration="1s",
+            recovery="3s",
+            probes="  crashy: {python: 'crashy_probe:check', every: 100ms}",
+        )
+    )
+    proc = subprocess.run(
+        [PY, "-m", "chaoslab", "run", str(f), "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**child_env(state_dir), "PYTHONPATH": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = the_run_dir(tmp_path / "runs")
     errors = {s["error"] for s in samples(run_dir, "crashy") if not s["ok"]}
     assert "RuntimeError: boom" in errors
     assert "ProbeExit: SystemExit: the probe gave up" in errors
-    assert [r["action"] for r in read_journal(run_dir) if r["type"] == "fault"] == ["inject", "revert"]
+    assert [r["action"] for r in read_journal(run_dir) if r["type"] == "fault"] == [
+        "inject",
+        "revert",
+    ]
     assert_nothing_left(service, state_dir)
 
 
-def test_halt_reverts_running_experiments_and_blocks_new_ones(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_halt_reverts_running_experiments_and_blocks_new_ones(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     runs = tmp_path / "runs"
@@ -175,13 +213,17 @@ def test_sigkill_then_recover(tmp_path: Path, service: Service, state_dir: Path)
     entries = ledger_entries(state_dir)
     assert len(entries) == 1
     record = json.loads(entries[0].read_text())
-    assert record["fault"] == "process.pause" and record["state"]["stopped"][0]["pid"] == service.pid
+    assert (
+        record["fault"] == "process.pause" and record["state"]["stopped"][0]["pid"] == service.pid
+    )
     # the partial journal is readable
     assert any(injected(r) for r in read_journal(the_run_dir(runs)))
     # a new run refuses while the dead run's entry is unreverted
     refused = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs2")], state_dir)
     assert refused.returncode == 4
-    assert "unreverted faults of a dead run" in refused.stderr and "chaoslab recover" in refused.stderr
+    assert (
+        "unreverted faults of a dead run" in refused.stderr and "chaoslab recover" in refused.stderr
+    )
     assert proc_state(service.pid) == "T"
     listed = run_cli(["recover", "--list"], state_dir)
     assert "process.pause" in listed.stdout and "dead" in listed.stdout
@@ -192,21 +234,33 @@ def test_sigkill_then_recover(tmp_path: Path, service: Service, state_dir: Path)
     assert not (state_dir / "ledger").exists() or not any((state_dir / "ledger").iterdir())
 
 
-def test_run_with_recover_flag_reverts_leftovers_first(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_run_with_recover_flag_reverts_leftovers_first(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, duration="60s"))
     kill_mid_fault(f, tmp_path / "runs", state_dir)
     short = tmp_path / "short.yaml"
     short.write_text(experiment(service, duration="200ms", recovery="200ms"))
-    proc = run_cli(["run", str(short), "--recover", "--runs-dir", str(tmp_path / "runs2")], state_dir)
+    proc = run_cli(
+        ["run", str(short), "--recover", "--runs-dir", str(tmp_path / "runs2")], state_dir
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "recovered process.pause" in proc.stdout
     assert_nothing_left(service, state_dir)
 
 
-def test_stop_condition_aborts_after_reverting(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_stop_condition_aborts_after_reverting(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
-    f.write_text(experiment(service, duration="60s", extra="stop_conditions:\n  - {probe: health, failing_for: 500ms}"))
+    f.write_text(
+        experiment(
+            service,
+            duration="60s",
+            extra="stop_conditions:\n  - {probe: health, failing_for: 500ms}",
+        )
+    )
     t0 = time.monotonic()
     proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
     assert proc.returncode == 3, proc.stdout + proc.stderr
@@ -215,7 +269,9 @@ def test_stop_condition_aborts_after_reverting(tmp_path: Path, service: Service,
     assert_nothing_left(service, state_dir)
 
 
-def test_dry_run_prints_the_plan_and_injects_nothing(tmp_path: Path, service: Service, state_dir: Path) -> None:
+def test_dry_run_prints_the_plan_and_injects_nothing(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(experiment(service, fault="process.kill", duration=None))
     proc = run_cli(["run", str(f), "--dry-run", "--runs-dir", str(tmp_path / "runs")], state_dir)
@@ -230,9 +286,14 @@ def test_dry_run_prints_the_plan_and_injects_nothing(tmp_path: Path, service: Se
 def test_rollbacks_always_run(tmp_path: Path, service: Service, state_dir: Path) -> None:
     marker = tmp_path / "rolled-back"
     f = tmp_path / "exp.yaml"
-    f.write_text(experiment(service, duration="60s",
-                            extra=f"rollbacks:\n  - command: [{sys.executable!r}, -c, \"open({str(marker)!r}, 'w')\"]\n"
-                                  "stop_conditions:\n  - {probe: health, failing_for: 300ms}"))
+    f.write_text(
+        experiment(
+            service,
+            duration="60s",
+            extra=f"rollbacks:\n  - command: [{sys.executable!r}, -c, \"open({str(marker)!r}, 'w')\"]\n"
+            "stop_conditions:\n  - {probe: health, failing_for: 300ms}",
+        )
+    )
     proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert marker.exists()
@@ -241,8 +302,10 @@ def test_rollbacks_always_run(tmp_path: Path, service: Service, state_dir: Path)
 
 def test_target_gone_before_start_is_exit_4_and_clear(tmp_path: Path, state_dir: Path) -> None:
     f = tmp_path / "exp.yaml"
-    f.write_text("title: t\ntargets: {svc: {process: 'no-such-service-xyzzy'}}\n"
-                 "method:\n  - {fault: process.kill, target: svc}\n")
+    f.write_text(
+        "title: t\ntargets: {svc: {process: 'no-such-service-xyzzy'}}\n"
+        "method:\n  - {fault: process.kill, target: svc}\n"
+    )
     proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
     assert proc.returncode == 4
     assert "no process matches" in proc.stderr + proc.stdout

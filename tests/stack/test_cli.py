@@ -14,8 +14,13 @@ from stack_helpers import StackFactory, free_port, listening, pid_alive, wait_fo
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaoslab.stack", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab.stack", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_supervisor_survives_the_cli_and_keeps_restarting(stacks: StackFactory) -> None:
@@ -31,8 +36,12 @@ services:
     restart: always
 """)
     stack = stacks.track(path)
-    up = subprocess.Popen([sys.executable, "-m", "chaoslab.stack", "up", str(path)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "chaoslab.stack", "up", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = up.communicate(timeout=120)
     assert up.returncode == 0, err
     assert "stack clitest is up in" in out and "cache" in out and "running" in out
@@ -41,8 +50,12 @@ services:
     assert ps.returncode == 0, ps.stderr
     st = json.loads(ps.stdout)
     sup = psutil.Process(st["supervisor"]["pid"])
-    assert sup.ppid() != up.pid and not pid_alive(up.pid)  # the CLI is gone, the daemon is not its child
-    assert os.getsid(sup.pid) != os.getsid(0)  # its own session: a closing terminal does not hang it up
+    assert sup.ppid() != up.pid and not pid_alive(
+        up.pid
+    )  # the CLI is gone, the daemon is not its child
+    assert os.getsid(sup.pid) != os.getsid(
+        0
+    )  # its own session: a closing terminal does not hang it up
     assert st["status"] == "up" and listening(port)
 
     old = st["services"]["cache"]["pid"]

@@ -27,7 +27,9 @@ services:
 """
 
 
-def test_down_wakes_frozen_and_stopped_services_and_stops_them_gracefully(stacks: StackFactory) -> None:
+def test_down_wakes_frozen_and_stopped_services_and_stops_them_gracefully(
+    stacks: StackFactory,
+) -> None:
     stack = stacks.load(TWO.format(name="paused"))
     st = stack.up(timeout=30)
     frozen = Group(dirs={"freezer": st["services"]["frozen"]["cgroups"]["freezer"]})

@@ -18,8 +18,14 @@ from chaoslab.stack.errors import StackError
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chaoslab.stack", *args], capture_output=True, text=True,
-                          timeout=60, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chaoslab.stack", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
 def test_unknown_key_is_a_line_accurate_error_with_a_suggestion(stacks: StackFactory) -> None:
@@ -31,8 +37,9 @@ services:
 """)
     with pytest.raises(InputError) as err:
         Stack.load(path)
-    assert str(err.value) == (f"{path}:5:31: services.db.restart.bakoff: unknown field 'bakoff' "
-                              "(did you mean 'backoff'?)")
+    assert str(err.value) == (
+        f"{path}:5:31: services.db.restart.bakoff: unknown field 'bakoff' (did you mean 'backoff'?)"
+    )
     proc = _cli("up", str(path))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {err.value}"]
@@ -41,13 +48,23 @@ services:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("  a:\n    command: sleep 1\n    depends_on: [b]\n", ":5:18: services.a.depends_on[0]: unknown service 'b'"),
-        ("  a:\n    command: sleep 1\n    depends_on: [b]\n  b:\n    command: sleep 1\n    depends_on: {a: started}\n",
-         "dependency cycle: a -> b -> a"),
-        ("  a:\n    command: sleep 1\n    redis: {port: 7000}\n", "exactly one of command, postgres, redis"),
+        (
+            "  a:\n    command: sleep 1\n    depends_on: [b]\n",
+            ":5:18: services.a.depends_on[0]: unknown service 'b'",
+        ),
+        (
+            "  a:\n    command: sleep 1\n    depends_on: [b]\n  b:\n    command: sleep 1\n    depends_on: {a: started}\n",
+            "dependency cycle: a -> b -> a",
+        ),
+        (
+            "  a:\n    command: sleep 1\n    redis: {port: 7000}\n",
+            "exactly one of command, postgres, redis",
+        ),
         ("  a:\n    command: sleep 1\n    restart: sometimes\n", "services.a.restart"),
-        ("  a:\n    command: sleep 1\n    depends_on: {b: healthy}\n  b:\n    command: sleep 1\n",
-         "condition 'healthy' needs a healthcheck on service 'b'"),
+        (
+            "  a:\n    command: sleep 1\n    depends_on: {b: healthy}\n  b:\n    command: sleep 1\n",
+            "condition 'healthy' needs a healthcheck on service 'b'",
+        ),
     ],
 )
 def test_invalid_stack_files(stacks: StackFactory, body: str, expected: str) -> None:
@@ -74,7 +91,10 @@ services:
         assert not stack.dir.supervisor_alive() and stack.dir.read_state() is None
         proc = _cli("up", str(path))
         assert proc.returncode == 4
-        assert len(proc.stderr.strip().splitlines()) == 1 and f"port {port} is already in use" in proc.stderr
+        assert (
+            len(proc.stderr.strip().splitlines()) == 1
+            and f"port {port} is already in use" in proc.stderr
+        )
 
 
 def test_missing_binary_names_the_debian_package(stacks: StackFactory, tmp_path: Path) -> None:
@@ -85,8 +105,9 @@ services:
 """)
     proc = _cli("up", str(path), env={"PATH": str(tmp_path)})
     assert proc.returncode == 4
-    assert proc.stderr.strip() == ("error: service 'cache': redis-server not found "
-                                   "(install the Debian package redis-server)")
+    assert proc.stderr.strip() == (
+        "error: service 'cache': redis-server not found (install the Debian package redis-server)"
+    )
     path = stacks.write(f"""name: nopg
 services:
   db:
@@ -94,14 +115,18 @@ services:
 """)
     with pytest.raises(StackError, match=r"install the Debian package postgresql-15\)$"):
         stacks.track(path).up(timeout=10)
-    path = stacks.write("name: nocmd\nservices:\n  a:\n    command: chaoslab-no-such-program --flag\n")
+    path = stacks.write(
+        "name: nocmd\nservices:\n  a:\n    command: chaoslab-no-such-program --flag\n"
+    )
     with pytest.raises(StackError, match="command 'chaoslab-no-such-program' not found on PATH"):
         stacks.track(path).up(timeout=10)
 
 
 def test_resolving_without_a_running_stack(stacks: StackFactory) -> None:
     path = stacks.write("name: idle\nservices:\n  a:\n    command: sleep 300\n")
-    with pytest.raises(TargetError, match=r"^stack idle is not up \(run `chaoslab stack up .*stack.yaml`\)$"):
+    with pytest.raises(
+        TargetError, match=r"^stack idle is not up \(run `chaoslab stack up .*stack.yaml`\)$"
+    ):
         resolve_service(str(path), "a")
     with pytest.raises(TargetError, match="no stack is up"):
         resolve_service(None, "a")
@@ -122,7 +147,11 @@ def test_two_running_stacks_make_none_ambiguous(stacks: StackFactory) -> None:
 def test_postgres_data_dir_the_postgres_user_cannot_reach(stacks: StackFactory) -> None:
     if os.geteuid() != 0:
         pytest.skip("only root runs postgres as another user")
-    path = stacks.write(f"name: hidden\nstate_dir: private/state\nservices:\n  db:\n    postgres: {{port: {free_port()}}}\n")
+    path = stacks.write(
+        f"name: hidden\nstate_dir: private/state\nservices:\n  db:\n    postgres: {{port: {free_port()}}}\n"
+    )
     (path.parent / "private").mkdir(mode=0o700)
-    with pytest.raises(StackError, match=r"user 'postgres' cannot reach .* because .*/private is mode 700"):
+    with pytest.raises(
+        StackError, match=r"user 'postgres' cannot reach .* because .*/private is mode 700"
+    ):
         stacks.track(path).up(timeout=10)

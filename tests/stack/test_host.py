@@ -10,7 +10,9 @@ from stack_helpers import StackFactory, free_port, listening
 
 from chaoslab import hosts
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.isdir("/run"), reason="needs root (netns)")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.isdir("/run"), reason="needs root (netns)"
+)
 
 
 @pytest.fixture
@@ -26,7 +28,9 @@ def net() -> Iterator[hosts.HostNet]:
         hosts.destroy(name)
 
 
-def test_service_on_a_test_host_runs_in_its_network_namespace(stacks: StackFactory, net: hosts.HostNet) -> None:
+def test_service_on_a_test_host_runs_in_its_network_namespace(
+    stacks: StackFactory, net: hosts.HostNet
+) -> None:
     port = free_port()
     stack = stacks.load(f"""
 name: onhost

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 import httpx
-from stack_helpers import StackFactory, free_port
+from stack_helpers import StackFactory, free_ports
 
 
 def test_proxy_kind_forwards_through_its_links(stacks: StackFactory) -> None:
-    api, web, link = free_port(), free_port(), free_port()
+    api, web, link = free_ports(3)
     stack = stacks.load(f"""
 name: proxied
 services:

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
-from stack_helpers import cgroup_dirs, free_port, listening, pid_alive, wait_for
+from stack_helpers import cgroup_dirs, free_ports, listening, pid_alive, wait_for
 
 from chaoslab.errors import TargetError
 from chaoslab.stack import Stack, events_between, resolve_service
@@ -58,7 +58,7 @@ services:
 
 @pytest.fixture(scope="module")
 def real(module_dir: Path) -> Iterator[dict[str, Any]]:
-    ports = {"pg": free_port(), "redis": free_port(), "api": free_port(), "edge": free_port()}
+    ports = dict(zip(("pg", "redis", "api", "edge"), free_ports(4), strict=True))
     d = module_dir / "real"
     d.mkdir()
     d.chmod(0o755)
@@ -80,7 +80,9 @@ def _events(real: dict[str, Any], kind: str, service: str) -> list[dict[str, Any
 def test_up_is_health_gated_in_dependency_order(real: dict[str, Any]) -> None:
     st = real["state"]
     assert st["status"] == "up"
-    assert all(s["status"] == "running" and s["health"] == "healthy" for s in st["services"].values())
+    assert all(
+        s["status"] == "running" and s["health"] == "healthy" for s in st["services"].values()
+    )
     healthy = {s: _events(real, "health", s)[0]["time"] for s in ("db", "cache", "api")}
     started = {s: _events(real, "start", s)[0]["time"] for s in ("db", "cache", "api", "edge")}
     assert started["api"] >= max(healthy["db"], healthy["cache"])
@@ -90,7 +92,9 @@ def test_up_is_health_gated_in_dependency_order(real: dict[str, Any]) -> None:
 
 def test_resolve_service_gives_pid_cgroups_ports_and_dsn(real: dict[str, Any]) -> None:
     db = resolve_service(real["file"], "db")
-    assert db["ports"] == [real["ports"]["pg"]] and db["address"] == f"127.0.0.1:{real['ports']['pg']}"
+    assert (
+        db["ports"] == [real["ports"]["pg"]] and db["address"] == f"127.0.0.1:{real['ports']['pg']}"
+    )
     assert Path(db["data_dir"], "PG_VERSION").is_file()
     for ctrl in ("cpu", "memory", "freezer", "pids", "unified"):
         procs = Path(db["cgroups"][ctrl], "cgroup.procs").read_text().split()
@@ -100,8 +104,10 @@ def test_resolve_service_gives_pid_cgroups_ports_and_dsn(real: dict[str, Any]) -
     async def query() -> Any:
         conn = await asyncpg.connect(db["dsn"], timeout=10)
         try:
-            return await conn.fetchrow("select current_user, current_database(), current_setting('fsync'),"
-                                       " current_setting('max_connections')")
+            return await conn.fetchrow(
+                "select current_user, current_database(), current_setting('fsync'),"
+                " current_setting('max_connections')"
+            )
         finally:
             await conn.close()
 
@@ -111,7 +117,10 @@ def test_resolve_service_gives_pid_cgroups_ports_and_dsn(real: dict[str, Any]) -
 
     api = resolve_service(real["file"], "api")
     assert Path(api["cgroups"]["cpu"], "cpu.cfs_quota_us").read_text().strip() == "50000"
-    assert int(Path(api["cgroups"]["memory"], "memory.limit_in_bytes").read_text()) == 256_000_000 // 4096 * 4096
+    assert (
+        int(Path(api["cgroups"]["memory"], "memory.limit_in_bytes").read_text())
+        == 256_000_000 // 4096 * 4096
+    )
 
     edge = resolve_service(real["file"], "edge")
     statuses = [httpx.get(edge["url"] + "/", timeout=5).status_code for _ in range(12)]
@@ -129,7 +138,11 @@ def test_kill_with_restart_always_restarts_and_records_times(real: dict[str, Any
 
     def healthy_again() -> dict[str, Any] | None:
         info = resolve_service(real["file"], "db")
-        return info if info["pid"] not in (None, before["pid"]) and info["health"] == "healthy" else None
+        return (
+            info
+            if info["pid"] not in (None, before["pid"]) and info["health"] == "healthy"
+            else None
+        )
 
     after = wait_for(healthy_again, 30, "postgres restarted and healthy")
     assert after["restarts"] == before["restarts"] + 1
@@ -137,7 +150,9 @@ def test_kill_with_restart_always_restarts_and_records_times(real: dict[str, Any
     events = [e for e in events_between(real["file"], t_kill, time.time()) if e["service"] == "db"]
     kinds = [e["event"] for e in events]
     i_exit, i_restart = kinds.index("exit"), kinds.index("restart")
-    i_healthy = max(i for i, e in enumerate(events) if e["event"] == "health" and e["status"] == "healthy")
+    i_healthy = max(
+        i for i, e in enumerate(events) if e["event"] == "health" and e["status"] == "healthy"
+    )
     assert i_exit < i_restart < i_healthy
     exit_ev, restart_ev = events[i_exit], events[i_restart]
     assert exit_ev["signal"] == 9 and exit_ev["pid"] == before["pid"] and not exit_ev["expected"]
@@ -160,12 +175,20 @@ def test_paused_service_is_unhealthy_but_not_restarted(real: dict[str, Any]) -> 
     t0 = time.time()
     os.kill(before["pid"], signal.SIGSTOP)
     try:
-        wait_for(lambda: resolve_service(real["file"], "cache")["health"] == "unhealthy", 20, "cache unhealthy")
+        wait_for(
+            lambda: resolve_service(real["file"], "cache")["health"] == "unhealthy",
+            20,
+            "cache unhealthy",
+        )
         time.sleep(1.0)  # several more failed checks: still no restart
         assert resolve_service(real["file"], "cache")["pid"] == before["pid"]
     finally:
         os.kill(before["pid"], signal.SIGCONT)
-    wait_for(lambda: resolve_service(real["file"], "cache")["health"] == "healthy", 20, "cache healthy again")
+    wait_for(
+        lambda: resolve_service(real["file"], "cache")["health"] == "healthy",
+        20,
+        "cache healthy again",
+    )
     events = [e for e in events_between(None, t0, time.time()) if e["service"] == "cache"]
     assert [e["event"] for e in events] == ["health", "health"]
     assert [e["status"] for e in events] == ["unhealthy", "healthy"]
@@ -192,4 +215,9 @@ def test_down_leaves_no_process_cgroup_or_port(real: dict[str, Any]) -> None:
     with pytest.raises(TargetError, match="no stack is up"):
         resolve_service(None, "db")
     stops = [e for e in stack.events() if e["event"] == "exit" and e.get("expected")]
-    assert [e["service"] for e in stops] == ["edge", "api", "cache", "db"]  # reverse dependency order
+    assert [e["service"] for e in stops] == [
+        "edge",
+        "api",
+        "cache",
+        "db",
+    ]  # reverse dependency order

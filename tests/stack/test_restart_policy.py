@@ -24,7 +24,9 @@ services:
     st = stack.up(timeout=30)
     old = st["services"]["worker"]["pid"]
     os.kill(old, signal.SIGKILL)
-    new = wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart")
+    new = wait_for(
+        lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart"
+    )
     assert pid_alive(new)
     exit_ev, restart_ev = [e for e in stack.events() if e["event"] in ("exit", "restart")]
     assert exit_ev["signal"] == 9 and restart_ev["pid"] == new
@@ -69,7 +71,9 @@ services:
     assert [e["event"] for e in stack.events() if e["service"] == "once"] == ["start", "exit"]
 
 
-def test_a_service_failing_during_up_is_one_clear_error_and_nothing_stays(stacks: StackFactory) -> None:
+def test_a_service_failing_during_up_is_one_clear_error_and_nothing_stays(
+    stacks: StackFactory,
+) -> None:
     stack = stacks.load("""
 name: broken
 services:
@@ -85,7 +89,9 @@ services:
     assert "\n" not in msg
     assert "'bad' exited with code 2 while the stack was starting: cannot open config.ini" in msg
     assert not stack.dir.supervisor_alive()
-    ok_pid = next(e["pid"] for e in stack.events() if e["event"] == "start" and e["service"] == "ok")
+    ok_pid = next(
+        e["pid"] for e in stack.events() if e["event"] == "start" and e["service"] == "ok"
+    )
     assert not pid_alive(ok_pid)
 
 

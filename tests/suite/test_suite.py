@@ -27,7 +27,9 @@ services:
     healthcheck: {{http: "http://127.0.0.1:{port}/health", interval: 200ms, start_interval: 50ms}}
     restart: {{policy: always, backoff: 100ms}}
 """)
-    probe = f'health: {{http: {{url: "http://127.0.0.1:{port}/health"}}, every: 100ms, timeout: 200ms}}'
+    probe = (
+        f'health: {{http: {{url: "http://127.0.0.1:{port}/health"}}, every: 100ms, timeout: 200ms}}'
+    )
     (tmp_path / "pause.yaml").write_text(f"""
 title: pause it
 stack: stack.yaml
@@ -62,8 +64,13 @@ hypothesis: {{probe.health.availability.fault: {{min: 0.99}}}}
 
 
 def run_suite(path: Path, runs: Path, state: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", "chaoslab", "suite", "run", str(path), "--runs-dir", str(runs)],
-                          capture_output=True, text=True, timeout=180, env=child_env(state))
+    return subprocess.run(
+        [PY, "-m", "chaoslab", "suite", "run", str(path), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=child_env(state),
+    )
 
 
 def test_suite_runs_in_order_and_writes_one_report(lab: tuple[Path, int], state_dir: Path) -> None:
@@ -93,9 +100,13 @@ experiments:
     assert ledger_entries(state_dir) == []
 
 
-def test_a_bad_experiment_stops_the_suite_before_anything_runs(lab: tuple[Path, int], state_dir: Path) -> None:
+def test_a_bad_experiment_stops_the_suite_before_anything_runs(
+    lab: tuple[Path, int], state_dir: Path
+) -> None:
     d, _ = lab
-    (d / "bad.yaml").write_text("title: bad\nmethod:\n  - {fault: process.pause, target: svc, duration: 1s, grase: 2}\n")
+    (d / "bad.yaml").write_text(
+        "title: bad\nmethod:\n  - {fault: process.pause, target: svc, duration: 1s, grase: 2}\n"
+    )
     (d / "suite.yaml").write_text("name: s\nexperiments: [pause.yaml, bad.yaml, missing.yaml]\n")
     proc = run_suite(d / "suite.yaml", d / "runs", state_dir)
     assert proc.returncode == 2

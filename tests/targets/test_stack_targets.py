@@ -66,11 +66,20 @@ hypothesis:
   probe.health.availability.recovery: {{min: 0.5}}
 """)
     runs = tmp_path / "runs"
-    proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(runs)], capture_output=True,
-                          text=True, timeout=120, env=child_env(state_dir))
+    proc = subprocess.run(
+        [PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(runs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(state_dir),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     journal = read_journal(the_run_dir(runs))
-    pause = next(r for r in journal if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "process.pause")
+    pause = next(
+        r
+        for r in journal
+        if r["type"] == "fault" and r["action"] == "inject" and r["fault"] == "process.pause"
+    )
     assert "freezer" in pause["state"], "a service with its own cgroup is paused with the freezer"
     kill_t = next(r["t"] for r in journal if r["type"] == "fault" and r["fault"] == "process.kill")
     stack_events = [r for r in journal if r["type"] == "event" and r.get("source") == "stack"]
@@ -83,7 +92,9 @@ hypothesis:
     summary = json.loads((the_run_dir(runs) / "summary.json").read_text())
     assert summary["outcome"] == "held"
     findings = summary["analysis"]["findings"]
-    assert any(f.startswith("svc was restarted by its policy") and "healthy again" in f for f in findings), findings
+    assert any(
+        f.startswith("svc was restarted by its policy") and "healthy again" in f for f in findings
+    ), findings
     assert "## Stack events" in (the_run_dir(runs) / "report.md").read_text()
     ps = Stack.load(f).ps()
     assert ps, "the stack stays up after the run"
@@ -93,7 +104,6 @@ def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
     tmp_path: Path, stack_file: tuple[Path, int], state_dir: Path
 ) -> None:
     from chaoslab.cgroups import Group
-
 
     f, _ = stack_file
     exp = tmp_path / "exp.yaml"
@@ -109,8 +119,13 @@ method:
     record = json.loads(ledger_entries(state_dir)[0].read_text())
     dirs = {k: Path(v) for k, v in record["state"]["freezer"].items()}
     assert Group(dirs=dirs).frozen()
-    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], capture_output=True, text=True, timeout=60,
-                         env=child_env(state_dir))
+    rec = subprocess.run(
+        [PY, "-m", "chaoslab", "recover"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(state_dir),
+    )
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not Group(dirs=dirs).frozen()
     assert ledger_entries(state_dir) == []
@@ -125,7 +140,9 @@ def test_a_stack_service_is_partitioned_by_name(tmp_path: Path, state_dir: Path)
     assert split_address("::1") == ("::1", None)
     port = free_port()
     f = tmp_path / "stack.yaml"
-    f.write_text(f"name: parttest\nservices:\n  cache:\n    redis: {{port: {port}, persistence: none}}\n")
+    f.write_text(
+        f"name: parttest\nservices:\n  cache:\n    redis: {{port: {port}, persistence: none}}\n"
+    )
     stack = Stack.load(f)
     try:
         stack.up()
@@ -147,8 +164,13 @@ hypothesis:
   probe.redis.availability.fault: {{max: 0.2}}
   probe.redis.availability.recovery: {{min: 0.8}}
 """)
-        proc = subprocess.run([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-                              capture_output=True, text=True, timeout=120, env=child_env(state_dir))
+        proc = subprocess.run(
+            [PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=child_env(state_dir),
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         # Only this run's table: another worker's experiment may hold its own table meanwhile.
         (run_dir,) = (tmp_path / "runs").iterdir()

@@ -7,7 +7,16 @@ from chaoslab.units import format_duration, parse_duration, parse_rate, parse_si
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("250ms", 0.25), ("10s", 10.0), ("2m", 120.0), ("1m30s", 90.0), ("1.5h", 5400.0), (3, 3.0), ("500us", 0.0005), ("7", 7.0)],
+    [
+        ("250ms", 0.25),
+        ("10s", 10.0),
+        ("2m", 120.0),
+        ("1m30s", 90.0),
+        ("1.5h", 5400.0),
+        (3, 3.0),
+        ("500us", 0.0005),
+        ("7", 7.0),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

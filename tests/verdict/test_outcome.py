@@ -29,16 +29,22 @@ hypothesis:
 """
 
 
-@pytest.mark.parametrize(("bound", "outcome", "code"), [
-    ("probe.health.availability.baseline: {min: 0.5}", "held", 0),
-    # a paused service answers no health check during the fault
-    ("probe.health.availability.fault: {min: 1.0}", "violated", 1),
-])
-def test_analysis_json_carries_the_outcome(tmp_path: Path, service: Service, state_dir: Path,
-                                           bound: str, outcome: str, code: int) -> None:
+@pytest.mark.parametrize(
+    ("bound", "outcome", "code"),
+    [
+        ("probe.health.availability.baseline: {min: 0.5}", "held", 0),
+        # a paused service answers no health check during the fault
+        ("probe.health.availability.fault: {min: 1.0}", "violated", 1),
+    ],
+)
+def test_analysis_json_carries_the_outcome(
+    tmp_path: Path, service: Service, state_dir: Path, bound: str, outcome: str, code: int
+) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text(_experiment(service, bound))
-    result = run_experiment(load_experiment(f), RunOptions(run_root=tmp_path / "runs", reports=("json",)))
+    result = run_experiment(
+        load_experiment(f), RunOptions(run_root=tmp_path / "runs", reports=("json",))
+    )
     assert result.run_dir is not None
     summary = json.loads((result.run_dir / "summary.json").read_text())
     analysis = json.loads((result.run_dir / "analysis.json").read_text())

@@ -1,6 +1,6 @@
 """A service whose CPU time goes to one function, for the flamegraph tests.
 
-    python hot_service.py PORT
+python hot_service.py PORT
 """
 
 from __future__ import annotations

@@ -15,8 +15,11 @@ from prometheus_client import Counter, Histogram, start_http_server
 port = int(sys.argv[1])
 rate = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
 orders = Counter("orders_total", "Orders by outcome.", ["status"])
-duration = Histogram("order_processing_duration_seconds", "POST /orders latency.",
-                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+duration = Histogram(
+    "order_processing_duration_seconds",
+    "POST /orders latency.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 start_http_server(port, addr="127.0.0.1")
 rng = random.Random(7)
 while True:

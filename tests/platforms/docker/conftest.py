@@ -41,14 +41,20 @@ def _docker_ready() -> None:
 
         check = capabilities.check("docker")
         if not check.ok:
-            subprocess.run(["bash", str(ROOT / "scripts" / "docker.sh")], capture_output=True, timeout=300)
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "docker.sh")], capture_output=True, timeout=300
+            )
             capabilities._run.cache_clear()
             check = capabilities.check("docker")
         if not check.ok:
             _ready = check.detail
         else:
-            proc = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], capture_output=True, text=True,
-                                  timeout=300)
+            proc = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "images.sh")],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             _ready = "" if proc.returncode == 0 else f"images.sh failed: {proc.stderr[-300:]}"
     if _ready:
         pytest.skip(_ready)
@@ -84,8 +90,12 @@ class Lab:
             for _ in range(20):
                 subnet = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
                 name = f"{self.prefix}-net"
-                proc = subprocess.run(["docker", "network", "create", "--subnet", subnet, name],
-                                      capture_output=True, text=True, timeout=30)
+                proc = subprocess.run(
+                    ["docker", "network", "create", "--subnet", subnet, name],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
                 if proc.returncode == 0:
                     self.network, self.subnet = name, subnet
                     break
@@ -100,8 +110,14 @@ class Lab:
         self._next_ip += 1
         return self.subnet.rsplit(".", 1)[0] + f".{self._next_ip}"
 
-    def run(self, suffix: str, *argv: str, image: str = "chaoslab/busybox:1", opts: tuple[str, ...] = (),
-            network: bool = False) -> tuple[str, str | None]:
+    def run(
+        self,
+        suffix: str,
+        *argv: str,
+        image: str = "chaoslab/busybox:1",
+        opts: tuple[str, ...] = (),
+        network: bool = False,
+    ) -> tuple[str, str | None]:
         """Start ``<prefix>-<suffix>``; returns (name, ip) (ip only on the test's network)."""
         name = f"{self.prefix}-{suffix}"
         args = ["run", "-d", "--name", name, "--label", f"chaoslab.test={self.prefix}", *opts]
@@ -116,13 +132,17 @@ class Lab:
 
     def web(self, suffix: str, opts: tuple[str, ...] = ()) -> tuple[str, str]:
         """busybox httpd on port 8080 of its own address on the test's network."""
-        name, ip = self.run(suffix, "httpd", "-f", "-p", "8080", "-h", "/www", opts=opts, network=True)
+        name, ip = self.run(
+            suffix, "httpd", "-f", "-p", "8080", "-h", "/www", opts=opts, network=True
+        )
         assert ip is not None
         wait_http(f"http://{ip}:8080/health")
         return name, ip
 
     def close(self) -> None:
-        ids = docker("ps", "-aq", "--filter", f"label=chaoslab.test={self.prefix}", check=False).split()
+        ids = docker(
+            "ps", "-aq", "--filter", f"label=chaoslab.test={self.prefix}", check=False
+        ).split()
         ids += docker("ps", "-aq", "--filter", f"name={self.prefix}", check=False).split()
         if ids:
             docker("rm", "-f", *sorted(set(ids)), check=False)
@@ -160,13 +180,21 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
 def nft_tables_in(pid: int) -> str:
     """nft tables of a container's network namespace, read from the kernel."""
-    return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "list", "tables"],
-                          capture_output=True, text=True, timeout=10).stdout
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "list", "tables"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
 
 
 def qdisc_in(pid: int, dev: str = "eth0") -> str:
-    return subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "tc", "qdisc", "show", "dev", dev],
-                          capture_output=True, text=True, timeout=10).stdout
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "tc", "qdisc", "show", "dev", dev],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
 
 
 def cgroup_file(cid: str, controller: str, knob: str) -> str:
@@ -174,7 +202,11 @@ def cgroup_file(cid: str, controller: str, knob: str) -> str:
 
 
 def journal(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for line in (run_dir / "journal.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def only_run_dir(runs: Path) -> Path:

@@ -29,8 +29,13 @@ from .conftest import (
     qdisc_in,
 )
 
-KNOBS = [("cpu", "cpu.cfs_quota_us"), ("cpu", "cpu.cfs_period_us"), ("memory", "memory.limit_in_bytes"),
-         ("pids", "pids.max"), ("blkio", "blkio.throttle.write_bps_device")]
+KNOBS = [
+    ("cpu", "cpu.cfs_quota_us"),
+    ("cpu", "cpu.cfs_period_us"),
+    ("memory", "memory.limit_in_bytes"),
+    ("pids", "pids.max"),
+    ("blkio", "blkio.throttle.write_bps_device"),
+]
 
 EXPERIMENT = """
 title: container faults, interrupted
@@ -79,7 +84,9 @@ def _ledger(state: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 @pytest.mark.parametrize("how", ["sigint", "sigterm", "halt", "sigkill"])
-def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp_path: Path) -> None:
+def test_interrupted_run_leaves_nothing_in_any_container(
+    how: str, lab: Lab, tmp_path: Path
+) -> None:
     a, ip_a = lab.web("a")
     b, ip_b = lab.web("b")
     c, _ = lab.web("c")
@@ -96,8 +103,13 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
     exp.write_text(EXPERIMENT.format(a=a, b=b, c=c, d=d, e=e, fill=_fill_percent()))
     state = tmp_path / "state"
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(state)}
-    runner = subprocess.Popen(chaoslab("run", "--runs-dir", str(tmp_path / "runs"), "--report", "json", str(exp)),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    runner = subprocess.Popen(
+        chaoslab("run", "--runs-dir", str(tmp_path / "runs"), "--report", "json", str(exp)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         assert runner.stdout is not None
         injected, lines = 0, []
@@ -111,7 +123,11 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
         assert injected == FAULTS, "".join(lines)
         time.sleep(0.5)
         run_id, entries = _ledger(state)
-        hogs = [int(x["state"]["hog"]["pid"]) for x in entries if "pid" in ((x.get("state") or {}).get("hog") or {})]
+        hogs = [
+            int(x["state"]["hog"]["pid"])
+            for x in entries
+            if "pid" in ((x.get("state") or {}).get("hog") or {})
+        ]
         assert len(hogs) == 3
 
         # Every fault is really there, as Docker and the kernel show it.
@@ -123,7 +139,9 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "20000"
         assert int(cgroup_file(cid, "memory", "memory.limit_in_bytes")) <= 256_000_000
         assert cgroup_file(cid, "pids", "pids.max") == "50"
-        assert cgroup_file(cid, "blkio", "blkio.throttle.write_bps_device").endswith(str(1024 * 1024))
+        assert cgroup_file(cid, "blkio", "blkio.throttle.write_bps_device").endswith(
+            str(1024 * 1024)
+        )
         members = set(Path(f"/sys/fs/cgroup/memory/docker/{cid}/cgroup.procs").read_text().split())
         assert {str(h) for h in hogs} <= members  # the hogs run inside the container's cgroup
         assert list(merged.glob(".chaoslab-fill-*")) and list(merged.glob(".chaoslab-io-*"))
@@ -134,7 +152,13 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
             runner.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
             assert runner.wait(timeout=90) == 3, "".join(lines) + runner.stdout.read()
         elif how == "halt":
-            h = subprocess.run(chaoslab("halt", "--reason", "test"), capture_output=True, text=True, env=env, timeout=60)
+            h = subprocess.run(
+                chaoslab("halt", "--reason", "test"),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
             assert h.returncode == 0, h.stderr
             assert runner.wait(timeout=90) == 3, "".join(lines) + runner.stdout.read()
             subprocess.run(chaoslab("halt", "--clear"), capture_output=True, env=env, timeout=60)
@@ -142,7 +166,9 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
             runner.kill()
             runner.wait(timeout=10)
             assert inspect(a)["State"]["Paused"] is True  # nobody reverted yet
-            rec = subprocess.run(chaoslab("recover"), capture_output=True, text=True, timeout=180, env=env)
+            rec = subprocess.run(
+                chaoslab("recover"), capture_output=True, text=True, timeout=180, env=env
+            )
             assert rec.returncode == 0, rec.stdout + rec.stderr
     finally:
         if runner.poll() is None:
@@ -150,13 +176,17 @@ def test_interrupted_run_leaves_nothing_in_any_container(how: str, lab: Lab, tmp
             runner.wait()
 
     assert inspect(a)["State"]["Paused"] is False
-    assert http_ok(f"http://{ip_a}:8080/health", timeout=5) and http_ok(f"http://{ip_b}:8080/health", timeout=5)
+    assert http_ok(f"http://{ip_a}:8080/health", timeout=5) and http_ok(
+        f"http://{ip_b}:8080/health", timeout=5
+    )
     assert "chaoslab" not in nft_tables_in(pid_b)
     assert qdisc_in(pid_b) == qdisc_before
     assert {k: cgroup_file(cid, *k) for k in KNOBS} == original
     for pid in hogs:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert Path(f"/sys/fs/cgroup/memory/docker/{cid}/cgroup.procs").read_text().split() == [str(inspect(c)["State"]["Pid"])]
+    assert Path(f"/sys/fs/cgroup/memory/docker/{cid}/cgroup.procs").read_text().split() == [
+        str(inspect(c)["State"]["Pid"])
+    ]
     assert list(merged.glob(".chaoslab-*")) == []
     assert inspect(d)["State"]["Running"] is True
     assert psutil.Process(pid_e).status() != psutil.STATUS_STOPPED
@@ -184,25 +214,39 @@ recovery: 3s
 
 
 def _samples(records: list[dict[str, Any]], probe: str, start: float, end: float) -> list[bool]:
-    return [r["ok"] for r in records if r.get("type") == "sample" and r["probe"] == probe and start <= r["t"] < end]
+    return [
+        r["ok"]
+        for r in records
+        if r.get("type") == "sample" and r["probe"] == probe and start <= r["t"] < end
+    ]
 
 
-def test_each_fault_shows_in_a_probe_and_is_gone_after_a_normal_end(lab: Lab, tmp_path: Path) -> None:
+def test_each_fault_shows_in_a_probe_and_is_gone_after_a_normal_end(
+    lab: Lab, tmp_path: Path
+) -> None:
     a, ip_a = lab.web("a")
     b, ip_b = lab.web("b")
     c, ip_c = lab.web("c")
     exp = tmp_path / "exp.yaml"
     exp.write_text(NORMAL.format(a=a, b=b, c=c, ip_a=ip_a, ip_b=ip_b, ip_c=ip_c))
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run(chaoslab("run", "--runs-dir", str(tmp_path / "runs"), str(exp)), capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        chaoslab("run", "--runs-dir", str(tmp_path / "runs"), str(exp)),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = only_run_dir(tmp_path / "runs")
     records = journal(run_dir)
     faults = {(r["fault"], r["action"]): r["t"] for r in records if r.get("type") == "fault"}
     t_phase = next(r["t"] for r in records if r.get("type") == "phase" and r["name"] == "fault")
-    for fault, probes in (("container.pause", ["pa", "ca"]), ("network.partition", ["pb"]),
-                          ("container.stop", ["pc", "cc"])):
+    for fault, probes in (
+        ("container.pause", ["pa", "ca"]),
+        ("network.partition", ["pb"]),
+        ("container.stop", ["pc", "cc"]),
+    ):
         t_in, t_out = faults[(fault, "inject")], faults[(fault, "revert")]
         for probe in probes:
             before = _samples(records, probe, 0, t_phase - 0.3)
@@ -220,7 +264,12 @@ def test_each_fault_shows_in_a_probe_and_is_gone_after_a_normal_end(lab: Lab, tm
     assert "chaoslab" not in nft_tables_in(inspect(b)["State"]["Pid"])
     # Docker's own record of the stop and start made it into the journal
     kinds = [(r["container"], r["kind"]) for r in records if r.get("source") == "docker"]
-    assert (c, "die") in kinds and (c, "start") in kinds and (a, "pause") in kinds and (a, "unpause") in kinds
+    assert (
+        (c, "die") in kinds
+        and (c, "start") in kinds
+        and (a, "pause") in kinds
+        and (a, "unpause") in kinds
+    )
 
 
 def test_container_kill_restart_and_remove(lab: Lab, tmp_path: Path) -> None:
@@ -234,8 +283,11 @@ def test_container_kill_restart_and_remove(lab: Lab, tmp_path: Path) -> None:
 
     def fault(name: str, target: str, **params: Any) -> Any:
         cls = get(name)
-        return cls(cls.Params.model_validate(params), resolve(target, TargetSpec.model_validate({"container": target})),
-                   run_id=lab.prefix)
+        return cls(
+            cls.Params.model_validate(params),
+            resolve(target, TargetSpec.model_validate({"container": target})),
+            run_id=lab.prefix,
+        )
 
     fault("container.kill", k, signal="SIGKILL").inject()
     deadline = time.monotonic() + 30

@@ -15,12 +15,21 @@ from .conftest import Lab, cgroup_file, inspect
 
 def fault(name: str, container: str, run_id: str, **params: Any) -> Any:
     cls = get(name)
-    return cls(cls.Params.model_validate(params), resolve("t", TargetSpec(container=container)), run_id=run_id)
+    return cls(
+        cls.Params.model_validate(params),
+        resolve("t", TargetSpec(container=container)),
+        run_id=run_id,
+    )
 
 
 def exec_seconds(container: str, script: str) -> float:
     start = time.monotonic()
-    subprocess.run(["docker", "exec", container, "sh", "-c", script], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["docker", "exec", container, "sh", "-c", script],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return time.monotonic() - start
 
 
@@ -56,22 +65,38 @@ def test_pids_limit_makes_exec_fail(lab: Lab) -> None:
     name, _ = lab.run("pids", "sleep", "600")
     cid = inspect(name)["Id"]
     before = cgroup_file(cid, "pids", "pids.max")
-    assert subprocess.run(["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"], capture_output=True,
-                          timeout=60).returncode == 0
+    assert (
+        subprocess.run(
+            ["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"],
+            capture_output=True,
+            timeout=60,
+        ).returncode
+        == 0
+    )
     f = fault("pids.limit", name, lab.prefix, max=1)
     f.inject()
     try:
         # a fork inside the container is refused (moving `docker exec`'s process in is not a fork)
-        proc = subprocess.run(["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"], capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            ["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         # (the shell's fork, or the threads of runc's own exec helper, whichever comes first;
         # the latter fails without a word on stderr)
         assert proc.returncode != 0, proc.stdout
     finally:
         f.revert()
     assert cgroup_file(cid, "pids", "pids.max") == before
-    assert subprocess.run(["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"], capture_output=True,
-                          timeout=60).returncode == 0
+    assert (
+        subprocess.run(
+            ["docker", "exec", name, "sh", "-c", "sleep 0 & wait $!"],
+            capture_output=True,
+            timeout=60,
+        ).returncode
+        == 0
+    )
 
 
 def test_hog_shows_in_docker_top_and_fill_in_df(lab: Lab) -> None:
@@ -79,15 +104,25 @@ def test_hog_shows_in_docker_top_and_fill_in_df(lab: Lab) -> None:
     hog = fault("cpu.stress", name, lab.prefix, workers=1, load=20)
     hog.inject()
     try:
-        top = subprocess.run(["docker", "top", name, "-o", "pid,args"], capture_output=True, text=True).stdout
-        assert str(hog.state["hog"]["pid"]) in top  # Docker counts it as one of the container's processes
+        top = subprocess.run(
+            ["docker", "top", name, "-o", "pid,args"], capture_output=True, text=True
+        ).stdout
+        assert (
+            str(hog.state["hog"]["pid"]) in top
+        )  # Docker counts it as one of the container's processes
     finally:
         hog.revert()
-    assert str(hog.state["hog"]["pid"]) not in subprocess.run(["docker", "top", name, "-o", "pid"],
-                                                                capture_output=True, text=True).stdout
+    assert (
+        str(hog.state["hog"]["pid"])
+        not in subprocess.run(
+            ["docker", "top", name, "-o", "pid"], capture_output=True, text=True
+        ).stdout
+    )
 
     def used_percent() -> float:
-        out = subprocess.run(["docker", "exec", name, "df", "-P", "/"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["docker", "exec", name, "df", "-P", "/"], capture_output=True, text=True
+        ).stdout
         used, avail = (int(x) for x in out.splitlines()[1].split()[2:4])
         return used / (used + avail) * 100
 
@@ -96,9 +131,15 @@ def test_hog_shows_in_docker_top_and_fill_in_df(lab: Lab) -> None:
     fill.inject()
     try:
         assert used_percent() >= start + 0.4  # seen from inside the container
-        ls = subprocess.run(["docker", "exec", name, "ls", "-a", "/"], capture_output=True, text=True).stdout
+        ls = subprocess.run(
+            ["docker", "exec", name, "ls", "-a", "/"], capture_output=True, text=True
+        ).stdout
         assert f".chaoslab-fill-{lab.prefix}" in ls
     finally:
         fill.revert()
-    assert ".chaoslab-fill" not in subprocess.run(["docker", "exec", name, "ls", "-a", "/"], capture_output=True,
-                                                  text=True).stdout
+    assert (
+        ".chaoslab-fill"
+        not in subprocess.run(
+            ["docker", "exec", name, "ls", "-a", "/"], capture_output=True, text=True
+        ).stdout
+    )

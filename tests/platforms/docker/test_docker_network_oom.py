@@ -18,17 +18,30 @@ from .conftest import Lab, chaoslab, docker, inspect, journal, nft_tables_in, on
 
 def fault(name: str, target: str, run_id: str, **params: Any) -> Any:
     cls = get(name)
-    return cls(cls.Params.model_validate(params), resolve(target, TargetSpec.model_validate({"container": target})),
-               run_id=run_id)
+    return cls(
+        cls.Params.model_validate(params),
+        resolve(target, TargetSpec.model_validate({"container": target})),
+        run_id=run_id,
+    )
 
 
 def fetch_from(container: str, url: str, timeout: int = 2) -> bool:
     """GET from inside ``container`` (busybox nc: the static busybox's wget crashes on name lookups)."""
     host, port = url.split("/")[2].split(":")
     path = "/" + url.split("/", 3)[3]
-    proc = subprocess.run(["docker", "exec", container, "sh", "-c",
-                           f'printf "GET {path} HTTP/1.0\\r\\n\\r\\n" | nc -w {timeout} {host} {port}'],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [
+            "docker",
+            "exec",
+            container,
+            "sh",
+            "-c",
+            f'printf "GET {path} HTTP/1.0\\r\\n\\r\\n" | nc -w {timeout} {host} {port}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return proc.stdout.startswith("HTTP/1.1 200")
 
 
@@ -36,12 +49,17 @@ def test_partition_between_two_named_containers(lab: Lab) -> None:
     a, _ = lab.web("a")
     b, ip_b = lab.web("b")
     _, ip_c = lab.web("c")
-    assert fetch_from(a, f"http://{ip_b}:8080/health") and fetch_from(a, f"http://{ip_c}:8080/health")
+    assert fetch_from(a, f"http://{ip_b}:8080/health") and fetch_from(
+        a, f"http://{ip_c}:8080/health"
+    )
     part = fault("network.partition", a, lab.prefix, peers=[b])
     part.inject()
     try:
         assert not fetch_from(a, f"http://{ip_b}:8080/health")  # a cannot reach b
-        assert not fetch_from(b, f"http://{inspect(a)['NetworkSettings']['Networks'][lab.network]['IPAddress']}:8080/health")
+        assert not fetch_from(
+            b,
+            f"http://{inspect(a)['NetworkSettings']['Networks'][lab.network]['IPAddress']}:8080/health",
+        )
         assert fetch_from(a, f"http://{ip_c}:8080/health")  # but everyone else still can
         assert fetch_from(b, f"http://{ip_c}:8080/health")
         assert "chaoslab" in nft_tables_in(inspect(a)["State"]["Pid"])
@@ -89,27 +107,40 @@ recovery: 4s
 """
 
 
-def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab, tmp_path: Path) -> None:
+def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(
+    lab: Lab, tmp_path: Path
+) -> None:
     # 3 s after each start, and every 0.5 s after that, the container's shell grows to ~90 MB for
     # a moment: harmless until the limit. (Never mid-allocation when the limit comes: cgroup v1
     # refuses a limit below what is in use, and the fault would be refused.)
-    name, _ = lab.run("oom", "sh", "-c",
-                      "sleep 3; while true; do x=$(head -c 90000000 /dev/zero | tr '\\0' a); unset x; sleep 0.5; done",
-                      opts=("--restart", "always", "--health-cmd", "true", "--health-interval", "500ms"))
+    name, _ = lab.run(
+        "oom",
+        "sh",
+        "-c",
+        "sleep 3; while true; do x=$(head -c 90000000 /dev/zero | tr '\\0' a); unset x; sleep 0.5; done",
+        opts=("--restart", "always", "--health-cmd", "true", "--health-interval", "500ms"),
+    )
     cid = inspect(name)["Id"]
     limit_file = Path(f"/sys/fs/cgroup/memory/docker/{cid}/memory.limit_in_bytes")
     original = limit_file.read_text()
     exp = tmp_path / "exp.yaml"
     exp.write_text(OOM.format(name=name))
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run(chaoslab("run", "--runs-dir", str(tmp_path / "runs"), str(exp)), capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        chaoslab("run", "--runs-dir", str(tmp_path / "runs"), str(exp)),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     info = inspect(name)
     assert info["RestartCount"] >= 1 and info["State"]["Running"]  # Docker's policy brought it back
     assert limit_file.read_text() == original  # the cgroup outlived the restart; its value is back
     run_dir = only_run_dir(tmp_path / "runs")
-    events = [r for r in journal(run_dir) if r.get("source") == "docker" and r.get("container") == name]
+    events = [
+        r for r in journal(run_dir) if r.get("source") == "docker" and r.get("container") == name
+    ]
     kinds = [e["kind"] for e in events]
     assert "oom" in kinds and "die" in kinds and "start" in kinds
     # Docker gives a restarted container a fresh cgroup with its own settings: the fault puts its
@@ -124,7 +155,10 @@ def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(lab: Lab,
     report = (run_dir / "report.md").read_text()
     assert f"{name} was OOM-killed at" in report and "restarted by Docker's always policy" in report
     # Docker's HEALTHCHECK after the restart, from its health_status events
-    assert any(e["kind"] == "health_status" and e.get("status") == "healthy" and e["t"] > start["t"] for e in events)
+    assert any(
+        e["kind"] == "health_status" and e.get("status") == "healthy" and e["t"] > start["t"]
+        for e in events
+    )
     assert ", healthy again at" in report
     # the container probe saw the restarts
     samples = [r for r in journal(run_dir) if r.get("type") == "sample" and r["probe"] == "up"]

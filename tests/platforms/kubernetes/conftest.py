@@ -44,8 +44,14 @@ class Cluster:
     kubeconfig: Path
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
-        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], input=stdin,
-                             capture_output=True, text=True, timeout=120, check=False)
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if check and out.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)}: {out.stderr}")
         return out.stdout
@@ -64,37 +70,57 @@ class Cluster:
         def ready(p: dict[str, Any]) -> bool:
             conds = p.get("status", {}).get("conditions") or []
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
         return [p for p in self.pods(ns, selector) if ready(p)]
 
     def deployment(self, ns: str, name: str, replicas: int = 2) -> str:
         """A host-network busybox deployment of the locally imported image; returns its selector."""
-        self.apply({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "hostNetwork": True,
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [{"name": "main", "image": IMAGE, "imagePullPolicy": "Never",
-                                        "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}],
+        self.apply(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {
+                            "hostNetwork": True,
+                            "terminationGracePeriodSeconds": 2,
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": IMAGE,
+                                    "imagePullPolicy": "Never",
+                                    "command": [
+                                        "/bin/sh",
+                                        "-c",
+                                        "trap 'exit 0' TERM; while true; do sleep 1; done",
+                                    ],
+                                }
+                            ],
+                        },
                     },
                 },
-            },
-        })
+            }
+        )
         sel = f"app={name}"
-        assert wait_until(lambda: len(self.ready_pods(ns, sel)) == replicas, 120), \
-            self.kubectl("describe", "pods", "-n", ns, "-l", sel, check=False)
+        assert wait_until(lambda: len(self.ready_pods(ns, sel)) == replicas, 120), self.kubectl(
+            "describe", "pods", "-n", ns, "-l", sel, check=False
+        )
         return sel
 
 
 def docker_ids(pod_uid: str) -> set[str]:
     """Running Docker containers the kubelet made for one pod (dockershim labels them)."""
-    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.kubernetes.pod.uid={pod_uid}"],
-                         capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.kubernetes.pod.uid={pod_uid}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return set(out.stdout.split())
 
 
@@ -105,23 +131,45 @@ def cluster() -> Iterator[Cluster]:
     missing = [b for b in BINARIES if not (CACHE_BIN / b).exists()]
     if missing:
         # A one-time build of 35 minutes or more on 2 cores: `make k8s`, not every `make test`.
-        pytest.skip(f"Kubernetes is not built yet ({', '.join(missing)} missing in {CACHE_BIN}): run `make k8s`")
+        pytest.skip(
+            f"Kubernetes is not built yet ({', '.join(missing)} missing in {CACHE_BIN}): run `make k8s`"
+        )
     # One kubelet per dockerd (fixed ports, and `down` removes every pod container): a cluster
     # someone already started with `scripts/k8s.sh up` is used as it is and left running.
-    status = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=60, check=False)
+    status = subprocess.run(
+        ["bash", str(SCRIPT), "status"], capture_output=True, text=True, timeout=60, check=False
+    )
     if status.returncode == 0 and "stopped" not in status.stdout:
-        env_line = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, timeout=60,
-                                  check=True).stdout
+        env_line = subprocess.run(
+            ["bash", str(SCRIPT), "env"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
         yield Cluster(Path(env_line.strip().split("=", 1)[1]))
         return
-    env = {**os.environ, "CHAOSLAB_K8S_STATE": str(STATE), "CHAOSLAB_K8S_PORT": PORT,
-           "CHAOSLAB_K8S_ETCD_PORT": ETCD_PORT}
-    up = subprocess.run(["bash", str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=3600, check=False)
+    env = {
+        **os.environ,
+        "CHAOSLAB_K8S_STATE": str(STATE),
+        "CHAOSLAB_K8S_PORT": PORT,
+        "CHAOSLAB_K8S_ETCD_PORT": ETCD_PORT,
+    }
+    up = subprocess.run(
+        ["bash", str(SCRIPT), "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     try:
         assert up.returncode == 0, f"scripts/k8s.sh up failed:\n{up.stderr[-3000:]}"
         yield Cluster(STATE / "admin.kubeconfig")
     finally:
-        subprocess.run(["bash", str(SCRIPT), "down", "--purge"], env=env, capture_output=True, timeout=300, check=False)
+        subprocess.run(
+            ["bash", str(SCRIPT), "down", "--purge"],
+            env=env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
 
 
 @pytest.fixture

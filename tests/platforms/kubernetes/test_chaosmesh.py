@@ -35,17 +35,30 @@ targets:
 method:
 {steps}
 """)
-    return subprocess.run([PY, "-m", "chaoslab", "validate", str(f)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")})
+    return subprocess.run(
+        [PY, "-m", "chaoslab", "validate", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")},
+    )
 
 
-def test_malformed_chaosmesh_step_is_rejected_at_validate_with_line_and_field(tmp_path: Path) -> None:
-    out = validate(tmp_path, "  - {fault: chaosmesh.network_delay, target: p, at: 0s, duration: 5s,\n"
-                             "     latency: 100ms, direction: sideways}\n")
+def test_malformed_chaosmesh_step_is_rejected_at_validate_with_line_and_field(
+    tmp_path: Path,
+) -> None:
+    out = validate(
+        tmp_path,
+        "  - {fault: chaosmesh.network_delay, target: p, at: 0s, duration: 5s,\n"
+        "     latency: 100ms, direction: sideways}\n",
+    )
     assert out.returncode == 2
     assert "exp.yaml:6:" in out.stderr and "method[0].direction" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
-    ok = validate(tmp_path, "  - {fault: chaosmesh.network_delay, target: p, at: 0s, duration: 5s, latency: 100ms}\n")
+    ok = validate(
+        tmp_path,
+        "  - {fault: chaosmesh.network_delay, target: p, at: 0s, duration: 5s, latency: 100ms}\n",
+    )
     assert ok.returncode == 0, ok.stderr
 
 
@@ -54,29 +67,57 @@ def crds(cluster: Cluster) -> Cluster:
     for crd in cm.crd_manifests():
         cluster.apply(crd)
     for plural in cm.KINDS.values():
-        assert wait_until(lambda p=plural: cluster.kubectl(  # type: ignore[misc]
-            "get", "crd", f"{p}.{cm.GROUP}", "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            check=False) == "True", 60)
+        assert wait_until(
+            lambda p=plural: (
+                cluster.kubectl(  # type: ignore[misc]
+                    "get",
+                    "crd",
+                    f"{p}.{cm.GROUP}",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                    check=False,
+                )
+                == "True"
+            ),
+            60,
+        )
     return cluster
 
 
 def _create(cluster: Cluster, ns: str, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "create", "-n", ns, "-f", "-"],
-                          input=json.dumps(obj), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(cluster.kubeconfig), "create", "-n", ns, "-f", "-"],
+        input=json.dumps(obj),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.k8s
 @pytest.mark.slow
-def test_api_server_accepts_good_and_rejects_malformed_resources(crds: Cluster, namespace: str) -> None:
-    base = {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos", "metadata": {"name": "good"},
-            "spec": {"selector": {"namespaces": [namespace]}, "mode": "all", "action": "delay",
-                     "delay": {"latency": "100ms"}}}
+def test_api_server_accepts_good_and_rejects_malformed_resources(
+    crds: Cluster, namespace: str
+) -> None:
+    base = {
+        "apiVersion": "chaos-mesh.org/v1alpha1",
+        "kind": "NetworkChaos",
+        "metadata": {"name": "good"},
+        "spec": {
+            "selector": {"namespaces": [namespace]},
+            "mode": "all",
+            "action": "delay",
+            "delay": {"latency": "100ms"},
+        },
+    }
     assert _create(crds, namespace, base).returncode == 0
     bad_action = json.loads(json.dumps(base))
     bad_action["metadata"]["name"] = "bad-action"
     bad_action["spec"]["action"] = "explode"
     out = _create(crds, namespace, bad_action)
-    assert out.returncode != 0 and "spec.action" in out.stderr and "Unsupported value" in out.stderr, out.stderr
+    assert (
+        out.returncode != 0 and "spec.action" in out.stderr and "Unsupported value" in out.stderr
+    ), out.stderr
     bad_latency = json.loads(json.dumps(base))
     bad_latency["metadata"]["name"] = "bad-latency"
     bad_latency["spec"]["delay"] = {"latency": "soon"}
@@ -91,38 +132,78 @@ def _play_controller(cluster: Cluster, ns: str, plural: str, stop: threading.Eve
     while not stop.is_set():
         for obj in cluster.get(plural, "-n", ns)["items"]:
             if not cm.condition(obj, "AllInjected"):
-                obj["status"] = {"conditions": [{"type": "Selected", "status": "True"},
-                                                {"type": "AllInjected", "status": "True"}]}
-                subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "replace", "--subresource=status",
-                                "-n", ns, "-f", "-"], input=json.dumps(obj), capture_output=True, text=True, timeout=60)
+                obj["status"] = {
+                    "conditions": [
+                        {"type": "Selected", "status": "True"},
+                        {"type": "AllInjected", "status": "True"},
+                    ]
+                }
+                subprocess.run(
+                    [
+                        "kubectl",
+                        "--kubeconfig",
+                        str(cluster.kubeconfig),
+                        "replace",
+                        "--subresource=status",
+                        "-n",
+                        ns,
+                        "-f",
+                        "-",
+                    ],
+                    input=json.dumps(obj),
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
                 # kubectl 1.32 has --subresource; the raw API is the fallback for the status write.
-                subprocess.run(["kubectl", "--kubeconfig", str(cluster.kubeconfig), "replace", "--raw",
-                                f"/apis/{cm.GROUP}/{cm.VERSION}/namespaces/{ns}/{plural}/{obj['metadata']['name']}/status",
-                                "-f", "-"], input=json.dumps(obj), capture_output=True, text=True, timeout=60)
+                subprocess.run(
+                    [
+                        "kubectl",
+                        "--kubeconfig",
+                        str(cluster.kubeconfig),
+                        "replace",
+                        "--raw",
+                        f"/apis/{cm.GROUP}/{cm.VERSION}/namespaces/{ns}/{plural}/{obj['metadata']['name']}/status",
+                        "-f",
+                        "-",
+                    ],
+                    input=json.dumps(obj),
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
         stop.wait(0.3)
 
 
 @pytest.mark.k8s
 @pytest.mark.slow
-@pytest.mark.parametrize(("fault", "params", "plural"), [
-    ("chaosmesh.container_kill", {"containers": ["main"]}, "podchaos"),
-    ("chaosmesh.network_delay", {"latency": "50ms", "jitter": "5ms"}, "networkchaos"),
-    ("chaosmesh.network_loss", {"loss": 20}, "networkchaos"),
-    ("chaosmesh.network_partition", {"peer": "app=other"}, "networkchaos"),
-    ("chaosmesh.network_bandwidth", {"rate": "1mbps"}, "networkchaos"),
-    ("chaosmesh.stress_cpu", {"workers": 1, "load": 50}, "stresschaos"),
-    ("chaosmesh.stress_memory", {"size": "64MB"}, "stresschaos"),
-    ("chaosmesh.io", {"volume_path": "/data", "delay": "20ms"}, "iochaos"),
-    ("chaosmesh.time", {"offset": "-10m"}, "timechaos"),
-])
+@pytest.mark.parametrize(
+    ("fault", "params", "plural"),
+    [
+        ("chaosmesh.container_kill", {"containers": ["main"]}, "podchaos"),
+        ("chaosmesh.network_delay", {"latency": "50ms", "jitter": "5ms"}, "networkchaos"),
+        ("chaosmesh.network_loss", {"loss": 20}, "networkchaos"),
+        ("chaosmesh.network_partition", {"peer": "app=other"}, "networkchaos"),
+        ("chaosmesh.network_bandwidth", {"rate": "1mbps"}, "networkchaos"),
+        ("chaosmesh.stress_cpu", {"workers": 1, "load": 50}, "stresschaos"),
+        ("chaosmesh.stress_memory", {"size": "64MB"}, "stresschaos"),
+        ("chaosmesh.io", {"volume_path": "/data", "delay": "20ms"}, "iochaos"),
+        ("chaosmesh.time", {"offset": "-10m"}, "timechaos"),
+    ],
+)
 def test_fault_creates_waits_and_deletes_controller_played_by_test(
-        crds: Cluster, namespace: str, k8s_state: Path, fault: str, params: dict[str, Any], plural: str) -> None:
+    crds: Cluster, namespace: str, k8s_state: Path, fault: str, params: dict[str, Any], plural: str
+) -> None:
     crds.deployment(namespace, "mesh", replicas=1)
-    tgt = resolve("mesh", TargetSpec.model_validate({"pod": {"namespace": namespace, "selector": "app=mesh"}}))
+    tgt = resolve(
+        "mesh", TargetSpec.model_validate({"pod": {"namespace": namespace, "selector": "app=mesh"}})
+    )
     cls = faults.get(fault)
     f = cls(cls.Params.model_validate({**params, "inject_timeout": "60s"}), tgt, run_id="meshtest")
     stop = threading.Event()
-    player = threading.Thread(target=_play_controller, args=(crds, namespace, plural, stop), daemon=True)
+    player = threading.Thread(
+        target=_play_controller, args=(crds, namespace, plural, stop), daemon=True
+    )
     player.start()
     try:
         t0 = time.monotonic()
@@ -140,12 +221,17 @@ def test_fault_creates_waits_and_deletes_controller_played_by_test(
 
 @pytest.mark.k8s
 @pytest.mark.slow
-def test_inject_times_out_without_a_controller_and_revert_deletes(crds: Cluster, namespace: str,
-                                                                   k8s_state: Path) -> None:
+def test_inject_times_out_without_a_controller_and_revert_deletes(
+    crds: Cluster, namespace: str, k8s_state: Path
+) -> None:
     crds.deployment(namespace, "lonely", replicas=1)
-    tgt = resolve("l", TargetSpec.model_validate({"pod": {"namespace": namespace, "selector": "app=lonely"}}))
+    tgt = resolve(
+        "l", TargetSpec.model_validate({"pod": {"namespace": namespace, "selector": "app=lonely"}})
+    )
     cls = faults.get("chaosmesh.time")
-    f = cls(cls.Params.model_validate({"offset": "1h", "inject_timeout": "2s"}), tgt, run_id="meshtest")
+    f = cls(
+        cls.Params.model_validate({"offset": "1h", "inject_timeout": "2s"}), tgt, run_id="meshtest"
+    )
     with pytest.raises(Exception, match="did not report TimeChaos"):
         f.inject()
     assert len(crds.get("timechaos", "-n", namespace)["items"]) == 1

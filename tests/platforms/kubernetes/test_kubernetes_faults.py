@@ -35,7 +35,9 @@ def make(fault: str, params: dict[str, Any], tgt: ResolvedTarget) -> Fault:
     return cls(cls.Params.model_validate(params), tgt, run_id="k8stest")
 
 
-def test_pod_delete_is_replaced_and_recovery_is_measured(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+def test_pod_delete_is_replaced_and_recovery_is_measured(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
     sel = cluster.deployment(namespace, "web", replicas=2)
     tgt = target("web", pod={"namespace": namespace, "selector": sel, "seed": 7}, mode="one")
     assert tgt.extra["seed"] == 7 and len(tgt.extra["pods"]) == 1
@@ -53,19 +55,34 @@ def test_pod_delete_is_replaced_and_recovery_is_measured(cluster: Cluster, names
     # When inject returns, the API already shows two Ready pods, the deleted one not among them.
     ready = {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)}
     assert len(ready) == 2 and victim["uid"] not in ready
-    assert wait_until(lambda: not docker_ids(victim["uid"]), 60), "the deleted pod's containers still run"
+    assert wait_until(lambda: not docker_ids(victim["uid"]), 60), (
+        "the deleted pod's containers still run"
+    )
     recovery = fault.state["replaced_after"]
     assert recovery is not None and 0 < recovery <= elapsed + 0.5
     print(f"pod.delete: replacement Ready after {recovery:.2f}s")
 
 
-def test_pod_delete_never_touches_a_recreated_pod_of_the_same_name(cluster: Cluster, namespace: str,
-                                                                     k8s_state: Path) -> None:
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "solo", "namespace": namespace,
-                                                             "labels": {"app": "solo"}},
-           "spec": {"hostNetwork": True, "terminationGracePeriodSeconds": 0,
-                    "containers": [{"name": "main", "image": "chaoslab/busybox:local", "imagePullPolicy": "Never",
-                                    "command": ["sleep", "3600"]}]}}
+def test_pod_delete_never_touches_a_recreated_pod_of_the_same_name(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "solo", "namespace": namespace, "labels": {"app": "solo"}},
+        "spec": {
+            "hostNetwork": True,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "chaoslab/busybox:local",
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }
+            ],
+        },
+    }
     cluster.apply(pod)
     assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=solo")) == 1, 120)
     tgt = target("solo", pod={"namespace": namespace, "selector": "app=solo"})
@@ -79,7 +96,9 @@ def test_pod_delete_never_touches_a_recreated_pod_of_the_same_name(cluster: Clus
     assert cluster.pods(namespace, "app=solo")[0]["metadata"]["uid"] == new_uid
 
 
-def test_crashloop_deletes_again_every_interval(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+def test_crashloop_deletes_again_every_interval(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
     sel = cluster.deployment(namespace, "loop", replicas=1)
     tgt = target("loop", pod={"namespace": namespace, "selector": sel}, mode="all")
     fault = make("pod.crashloop", {"every": "2s"}, tgt)
@@ -96,8 +115,9 @@ def test_crashloop_deletes_again_every_interval(cluster: Cluster, namespace: str
     assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 1, 120)
 
 
-def test_deployment_scale_reverted_after_sigkill_and_recover(cluster: Cluster, namespace: str, k8s_state: Path,
-                                                             tmp_path: Path) -> None:
+def test_deployment_scale_reverted_after_sigkill_and_recover(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
     cluster.deployment(namespace, "api", replicas=2)
     exp = tmp_path / "scale.yaml"
     exp.write_text(f"""
@@ -109,21 +129,35 @@ method:
 recovery: 1s
 """)
     env = {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
-    runner = subprocess.Popen([PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert wait_until(lambda: cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, 90)
+        assert wait_until(
+            lambda: cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, 90
+        )
         assert wait_until(lambda: not cluster.pods(namespace, "app=api"), 90)
     finally:
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=30)
     time.sleep(1)
-    assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, "SIGKILL left it scaled"
+    assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, (
+        "SIGKILL left it scaled"
+    )
     ledger = list((k8s_state / "ledger").glob("*/[0-9]*.json"))
     assert len(ledger) == 1
     record = json.loads(ledger[0].read_text())
-    assert record["state"]["uid"] == cluster.get("deployment", "api", "-n", namespace)["metadata"]["uid"]
-    rec = subprocess.run([PY, "-m", "chaoslab", "recover"], env=env, capture_output=True, text=True, timeout=120)
+    assert (
+        record["state"]["uid"]
+        == cluster.get("deployment", "api", "-n", namespace)["metadata"]["uid"]
+    )
+    rec = subprocess.run(
+        [PY, "-m", "chaoslab", "recover"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 2
     assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=api")) == 2, 120)
@@ -140,27 +174,43 @@ def test_node_cordon_and_revert(cluster: Cluster, k8s_state: Path) -> None:
     assert not cluster.get("node", NODE)["spec"].get("unschedulable")
 
 
-def test_drain_honours_a_pod_disruption_budget(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+def test_drain_honours_a_pod_disruption_budget(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
     sel = cluster.deployment(namespace, "guarded", replicas=2)
-    cluster.apply({"apiVersion": "policy/v1beta1", "kind": "PodDisruptionBudget",
-                   "metadata": {"name": "guarded", "namespace": namespace},
-                   "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}}})
-    assert wait_until(lambda: cluster.get("pdb", "guarded", "-n", namespace).get("status", {})
-                      .get("currentHealthy") == 2, 60)
+    cluster.apply(
+        {
+            "apiVersion": "policy/v1beta1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "guarded", "namespace": namespace},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "guarded"}}},
+        }
+    )
+    assert wait_until(
+        lambda: (
+            cluster.get("pdb", "guarded", "-n", namespace).get("status", {}).get("currentHealthy")
+            == 2
+        ),
+        60,
+    )
     uids = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
     fault = make("node.drain", {"timeout": "4s"}, target("n", node=NODE))
     try:
         fault.inject()
         guarded = {f"{namespace}/{p['metadata']['name']}" for p in cluster.pods(namespace, sel)}
         assert guarded <= set(fault.state["blocked"]), fault.state
-        assert {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)} == uids, "the PDB was not honoured"
+        assert {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)} == uids, (
+            "the PDB was not honoured"
+        )
         assert cluster.get("node", NODE)["spec"].get("unschedulable") is True
     finally:
         fault.revert()
     assert not cluster.get("node", NODE)["spec"].get("unschedulable")
 
 
-def test_policy_partition_created_and_deleted(cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+def test_policy_partition_created_and_deleted(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
     cluster.deployment(namespace, "a", replicas=1)
     tgt = target("a", pod={"namespace": namespace, "selector": "app=a"}, mode="all")
     fault = make("network.policy_partition", {"peer": "app=b"}, tgt)
@@ -169,13 +219,17 @@ def test_policy_partition_created_and_deleted(cluster: Cluster, namespace: str, 
         pols = cluster.get("networkpolicy", "-n", namespace)["items"]
         assert {p["metadata"]["uid"] for p in pols} == {p["uid"] for p in fault.state["policies"]}
         assert {json.dumps(p["spec"]["podSelector"]) for p in pols} == {
-            json.dumps({"matchLabels": {"app": "a"}}), json.dumps({"matchLabels": {"app": "b"}})}
+            json.dumps({"matchLabels": {"app": "a"}}),
+            json.dumps({"matchLabels": {"app": "b"}}),
+        }
     finally:
         fault.revert()
     assert cluster.get("networkpolicy", "-n", namespace)["items"] == []
 
 
-def test_dry_run_lists_the_resolved_pods(cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path) -> None:
+def test_dry_run_lists_the_resolved_pods(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
     sel = cluster.deployment(namespace, "dry", replicas=3)
     exp = tmp_path / "dry.yaml"
     exp.write_text(f"""
@@ -185,9 +239,13 @@ targets:
 method:
   - {{fault: pod.kill, target: dry, at: 0s}}
 """)
-    out = subprocess.run([PY, "-m", "chaoslab", "run", "--dry-run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-                         env={**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)},
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [PY, "-m", "chaoslab", "run", "--dry-run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+        env={**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     names = [p["metadata"]["name"] for p in cluster.pods(namespace, sel)]
     shown = [n for n in names if n in out.stdout]
     assert len(shown) == 2, out.stdout + out.stderr
@@ -196,7 +254,8 @@ method:
 
 
 def test_process_kill_on_a_pod_kills_its_docker_container_and_the_kubelet_restarts_it(
-        cluster: Cluster, namespace: str, k8s_state: Path) -> None:
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
     sel = cluster.deployment(namespace, "local", replicas=1)
     tgt = target("local", pod={"namespace": namespace, "selector": sel})
     pod = tgt.extra["pods"][0]
@@ -205,8 +264,14 @@ def test_process_kill_on_a_pod_kills_its_docker_container_and_the_kubelet_restar
     make("process.kill", {}, tgt).inject()
 
     def restarted() -> bool:
-        statuses = cluster.get("pod", pod["name"], "-n", namespace)["status"].get("containerStatuses") or []
+        statuses = (
+            cluster.get("pod", pod["name"], "-n", namespace)["status"].get("containerStatuses")
+            or []
+        )
         return bool(statuses) and statuses[0].get("restartCount", 0) >= 1
+
     assert wait_until(restarted, 120), "the kubelet did not see the container die"
     assert container["id"] not in docker_ids(pod["uid"]), "the killed container still runs"
-    assert cluster.get("pod", pod["name"], "-n", namespace)["metadata"]["uid"] == pod["uid"], "same pod, new container"
+    assert cluster.get("pod", pod["name"], "-n", namespace)["metadata"]["uid"] == pod["uid"], (
+        "same pod, new container"
+    )

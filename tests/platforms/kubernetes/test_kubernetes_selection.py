@@ -13,11 +13,22 @@ PODS = [f"web-{i}" for i in range(10)]
 def test_same_seed_same_pods_other_seed_other_pods() -> None:
     picks = {tuple(choose(PODS, "count:3", seed)) for seed in range(20)}
     assert len(picks) > 1, "the choice depends on the seed"
-    assert all(choose(PODS, "count:3", s) == choose(list(reversed(PODS)), "count:3", s) for s in range(20))
+    assert all(
+        choose(PODS, "count:3", s) == choose(list(reversed(PODS)), "count:3", s) for s in range(20)
+    )
 
 
-@pytest.mark.parametrize(("mode", "n"), [("one", 1), ("all", 10), ("count:4", 4), ("percent:25", 3),
-                                         ("percent:100", 10), ("percent:1", 1)])
+@pytest.mark.parametrize(
+    ("mode", "n"),
+    [
+        ("one", 1),
+        ("all", 10),
+        ("count:4", 4),
+        ("percent:25", 3),
+        ("percent:100", 10),
+        ("percent:1", 1),
+    ],
+)
 def test_mode_sizes(mode: str, n: int) -> None:
     got = choose(PODS, mode, 5)
     assert len(got) == n and len(set(got)) == n and set(got) <= set(PODS)

@@ -33,8 +33,14 @@ def test_seed_example_loads_as_two_kubernetes_experiments() -> None:
 def test_bad_intensity_is_one_line_with_position(tmp_path: Path) -> None:
     bad = tmp_path / "suite.json"
     bad.write_text(EXAMPLE.read_text().replace('"medium"', '"extreme"'))
-    out = subprocess.run([PY, "-m", "chaoslab", "suite", "validate", str(bad)], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")})
+    out = subprocess.run(
+        [PY, "-m", "chaoslab", "suite", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")},
+    )
     assert out.returncode == 2
-    assert out.stderr.strip() == (f"{bad}:5:5: experiments[0]: params.intensity: "
-                                  "Input should be 'low', 'medium' or 'high'"), out.stderr
+    assert out.stderr.strip() == (
+        f"{bad}:5:5: experiments[0]: params.intensity: Input should be 'low', 'medium' or 'high'"
+    ), out.stderr
