@@ -209,26 +209,16 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def run_until_steady(load: Any, *, within: float, steady_for: float = 4.0) -> float:
-    """Keep a plugin load (``chaos_load``) running after a fault until it has gone ``steady_for``
-    seconds with operations succeeding and none failing or timing out (the three good 1 s windows
-    a recovery needs, and one to spare), or ``within`` more seconds have passed; returns the seconds
-    waited. A fixed sleep after the revert is long on a quiet machine and too short on a busy one,
-    where the session then ends before the recovery it is about to show."""
-    start = last_bad = time.monotonic()
-    prev = load.stats()
-    while time.monotonic() - start < within + steady_for:
-        time.sleep(0.25)
-        cur = load.stats()
-        if (
-            cur["failed"] + cur["timeout"] > prev["failed"] + prev["timeout"]
-            or cur["ok"] == prev["ok"]
-        ):
-            last_bad = time.monotonic()
-        prev = cur
-        if time.monotonic() - last_bad >= steady_for:
-            break
-    return time.monotonic() - start
+def run_until_steady(load: Any, *, within: float) -> float | None:
+    """Keep a plugin load (``chaos_load``) running after a fault until the session's own analysis
+    shows the recovery (ChaosSession.wait_for_recovery), or ``within`` seconds plus the windows
+    that prove it have passed; returns the time to recovery seen, or None. Counting failures is
+    not enough: on a machine with both cores busy the first windows after a fault can answer
+    every request yet still miss the baseline's p99, and the session must go on until they don't."""
+    from chaoslab.analysis.windows import RECOVERED_AFTER
+
+    ttr: float | None = load.session.wait_for_recovery(within + RECOVERED_AFTER + 2)
+    return ttr
 
 
 # -- the small example HTTP service (examples/basic/service.py) as a real child process --

@@ -35,7 +35,8 @@ class RunResult:
 
 def decide(journal: list[Record], analysis: dict[str, Any] | None, errors: Iterable[str] = ()) -> RunResult:
     """The outcome and exit code of a run: an abort first (its code), then the runner's failures
-    (exit 4), then an invalid run (exit 4), then the hypothesis (exit 1 or 0).
+    (exit 4), then a violated hypothesis (exit 1; on an invalid run only when lost or poisoned data
+    failed it, analysis/names.py LAG_PROOF), then an invalid run (exit 4), then held (exit 0).
 
     ``errors`` are failures found after the journal closed (the analysis itself failing).
     """
@@ -52,11 +53,11 @@ def decide(journal: list[Record], analysis: dict[str, Any] | None, errors: Itera
         return RunResult(code, outcome, reason)
     if found:
         return RunResult(ExitCode.COULD_NOT_RUN, "error", "; ".join(found))
-    if analysis is not None and analysis.get("valid") is False:
-        return RunResult(ExitCode.COULD_NOT_RUN, "invalid", str(analysis.get("invalid_reason") or "invalid run"))
-    if analysis is not None and analysis.get("held") is False:
+    if analysis is not None and analysis.get("held") is False:  # an invalid run too, on data it lost
         failed = [h["name"] for h in analysis.get("hypothesis", []) if not h.get("passed")]
         return RunResult(ExitCode.VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed))
+    if analysis is not None and analysis.get("valid") is False:
+        return RunResult(ExitCode.COULD_NOT_RUN, "invalid", str(analysis.get("invalid_reason") or "invalid run"))
     return RunResult(ExitCode.HELD, "held")
 
 

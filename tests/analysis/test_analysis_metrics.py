@@ -222,6 +222,33 @@ def test_generator_lag_makes_the_run_invalid(tmp_path: Path) -> None:
     assert a["metrics"]["generator_lag.p99"] == pytest.approx(0.3, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("line", "held"),
+    [("lost_writes", False), ("invariant.balance", False), ("latency.p99.fault", None)],
+)
+def test_late_load_cannot_clear_a_run_but_lost_data_still_violates_it(
+    tmp_path: Path, line: str, held: bool | None
+) -> None:
+    """A write acknowledged on late load and then lost is lost all the same (names.LAG_PROOF);
+    a slow fault phase measured on late load proves nothing either way."""
+    late = ops(50, 15, lag=0.3, latency=lambda t: 0.5 if 5 <= t < 8 else 0.01)
+    stored = [o["key"] for o in late if o["ack"]][1:]  # the first acknowledged write is missing
+    bound = {"max": 0} if line != "latency.p99.fault" else {"max": 0.1}
+    a = analyze(
+        write_run(
+            tmp_path,
+            journal=timeline(),
+            ops=late,
+            verify={"ok": True, "ids": stored, "attempts": 1,
+                    "invariants": {"balance": {"violations": 2}}},
+            experiment={"verify": {"http": {"url": "x"}}, "hypothesis": {line: bound}},
+        )
+    )
+    assert a["valid"] is False
+    assert a["hypothesis"][0]["passed"] is False, a["hypothesis"]
+    assert a["held"] is held
+
+
 def test_resilience_score_parts(tmp_path: Path) -> None:
     journal = timeline() + samples("health", 0.5, 15, lambda t: 5.5 <= t < 9)
     history = ops(50, 15, outcome=lambda t: "refused" if 5 <= t < 8 else "ok")

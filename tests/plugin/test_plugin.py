@@ -125,13 +125,12 @@ def test_load_and_assertions_carry_the_figures(
                               timeout=0.5, body={{"id": "{{{{key}}}}"}}, ack={{"status": [201], "id": "$.id"}})
             time.sleep(1.5)
             with service_failure({service.pid}, mode="pause", duration=1.5):
-                # 7 s after the revert: a recovery that starts as late as the 4 s bound still has
-                # its three good 1 s windows inside the session when both cores are busy
-                time.sleep(8.5)
+                time.sleep(1.5)
+            ttr = load.session.wait_for_recovery(30)  # until the data show it, however busy
             load.stop()
+            assert ttr is not None and abs(ttr - assert_recovers_within(load.session, 30.0)) < 1.01
             # generous bounds: this 2-core machine is shared; the point is the last message
             assert assert_error_rate(load.session, "baseline", 0.5) <= 0.5
-            assert_recovers_within(load.session, 4.0)
             assert_latency(load.session, "baseline", 1.0)
             assert_error_rate(load.session, "fault", 0.01)
     """)

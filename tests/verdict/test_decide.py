@@ -66,6 +66,13 @@ def abort(reason: str, code: ExitCode, t: float = 3.0) -> Record:
             [],
             (ExitCode.COULD_NOT_RUN, "invalid", "the load generator fell behind"),
         ),
+        # a late load cannot clear a run, but data it lost is lost all the same
+        (
+            journal(),
+            {**INVALID, "held": False, "hypothesis": [{"name": "poison_stored_as_valid", "passed": False}]},
+            [],
+            (ExitCode.VIOLATED, "violated", "hypothesis violated: poison_stored_as_valid"),
+        ),
         # an abort outranks the hypothesis; the first abort's reason and code are the run's
         (
             journal(

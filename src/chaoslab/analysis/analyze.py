@@ -11,7 +11,7 @@ from .containerevents import container_events
 from .ebpf import ebpf_findings, ebpf_series, phase_counts
 from .findings import findings
 from .latency import percentiles
-from .names import PHASES
+from .names import PHASES, survives_lag
 from .phases import Phases, fault_intervals
 from .rundata import RunData, load_run
 from .stackevents import stack_events
@@ -231,8 +231,9 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         for name, bound in run.hypothesis.items()
     ]
     held: bool | None = all(v["passed"] for v in verdict) if verdict else None
-    if not valid:
-        held = None
+    if not valid:  # nothing can be cleared on late load, but lost or poisoned data is still found
+        held = False if any(not v["passed"] and v["value"] is not None and survives_lag(v["name"])
+                            for v in verdict) else None
 
     result: dict[str, Any] = {
         "run_dir": str(run_dir),

@@ -22,7 +22,10 @@ def _dur(v: float | None) -> str:
 
 def findings(a: dict[str, Any]) -> list[str]:
     out: list[str] = []
-    if not a["valid"]:
+    if not a["valid"] and a.get("held") is False:
+        out.append(f"The load was not sent at its rate ({a['invalid_reason']}): rates, latencies and recovery "
+                   "are unreliable, but the data checks that failed do not depend on the rate.")
+    elif not a["valid"]:
         out.append(f"This run is INVALID: {a['invalid_reason']}.")
     if not a["phases"]["complete"]:
         out.append("The journal has no end record: the run crashed or was killed; figures cover what was recorded.")

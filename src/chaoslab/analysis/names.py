@@ -46,6 +46,19 @@ SCALAR = (
     "poison_dead_lettered",
 )
 
+#: Counts of what the system holds, read after the run: a load generator that fell behind sent
+#: late, which spoils rates, latencies and windows, but a write it got acknowledged and the system
+#: then lost is lost all the same. A failed line on one of these is a violation even when the
+#: run is otherwise invalid.
+LAG_PROOF = ("lost_writes", "unexpected_writes", "recovered_writes", "resurrected_writes", "duplicates",
+             "poison_stored_as_valid", "poison_lost", "poison_rejected", "poison_dead_lettered")
+
+
+def survives_lag(name: str) -> bool:
+    """Whether a hypothesis key is judged the same when the load generator fell behind."""
+    return name in LAG_PROOF or name.startswith("invariant.")
+
+
 #: Per-probe metrics (``probe.<name>.<metric>[.phase]``).
 PROBE_PHASED = ("availability", "failures", "latency.p99", "value.min", "value.max", "value.avg")
 

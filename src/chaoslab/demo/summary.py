@@ -61,7 +61,7 @@ def experiment_outcome(title: str, result: Any, prom: dict[str, str]) -> Outcome
         return out
     m = a["metrics"]
     out.valid = bool(a.get("valid", True))
-    if not out.valid:
+    if not out.valid and a.get("held") is not False:
         out.lines.append(f"No verdict: the run is INVALID (exit {result.exit_code}): {a.get('invalid_reason')}; "
                          "the figures below are what was measured.")
     else:

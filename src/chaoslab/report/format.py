@@ -19,7 +19,7 @@ def bound(name: str, b: dict[str, Any]) -> str:
 
 
 def verdict(a: dict[str, Any]) -> str:
-    if not a.get("valid", True):
-        return "INVALID"
     held = a.get("held")
+    if not a.get("valid", True) and held is not False:
+        return "INVALID"
     return "HELD" if held else "VIOLATED" if held is False else "NOTHING TO JUDGE"

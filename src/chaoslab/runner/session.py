@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any
 
 from .. import faults
+from ..analysis import analyze
+from ..analysis.windows import RECOVERED_AFTER
 from ..errors import ChaoslabError
 from ..faults import Fault
 from ..journal import EXPERIMENT, HISTORY, Clock, Journal
@@ -100,6 +102,7 @@ class ChaosSession:
         self.analysis: dict[str, Any] | None = None
         self._active = 0
         self._injected = False
+        self._last_revert: float | None = None  # session clock, when the last active fault ended
         self._loads: list[LoadHandle] = []
         self._load_spec: dict[str, Any] | None = None
         self._journal: Journal | None = None
@@ -210,6 +213,7 @@ class ChaosSession:
                     journal.append({"type": "fault", "t": self._now(), "action": "revert" if cls.reversible else "end",
                                     "step": 0, "fault": name, "target": target_name, "describe": fault.describe()})
                     if self._active == 0:
+                        self._last_revert = self._now()
                         self._phase(journal, "recovery")
 
         if not self._injected:
@@ -229,6 +233,27 @@ class ChaosSession:
             if timer is not None:
                 timer.cancel()
             end()
+
+    def wait_for_recovery(self, timeout: float) -> float | None:
+        """Block until what the session has recorded so far shows the recovery from its faults, by
+        the analysis's own rule (GUIDE §4: three good 1 s windows after the last revert), or until
+        ``timeout`` seconds have passed; returns the time to recovery, or None if not (yet) seen.
+
+        Call it after the faults, with the load still running, instead of a fixed sleep: a sleep is
+        long on a quiet machine and too short on a busy one, where the session would end just
+        before the recovery it was about to show."""
+        deadline = time.monotonic() + timeout
+        confirmed: float | None = None
+        while True:
+            ready = (self._journal is not None and self._active == 0 and self._last_revert is not None
+                     and self._now() - self._last_revert >= RECOVERED_AFTER + 1)
+            ttr = analyze(self.run_dir)["metrics"].get("time_to_recovery") if ready else None
+            if ttr is not None and confirmed is not None:
+                return float(ttr)  # seen twice, 1 s apart: the window that was still filling agrees
+            confirmed = ttr
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(1.0 if ttr is not None else 0.5)
 
     # -- load ---------------------------------------------------------------------------
     def load(self, **http: Any) -> LoadHandle:
