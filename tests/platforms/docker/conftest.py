@@ -178,6 +178,19 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
+def wait_healthy(container: str, timeout: float = 60.0) -> None:
+    """Until Docker's own health check calls ``container`` healthy (an answer to one request is
+    not yet a warm service on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = (inspect(container)["State"].get("Health") or {}).get("Status")
+        if status == "healthy":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{container} not healthy within {timeout}s (last: {status})")
+
+
 def nft_tables_in(pid: int) -> str:
     """nft tables of a container's network namespace, read from the kernel."""
     return subprocess.run(

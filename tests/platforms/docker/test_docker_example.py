@@ -10,7 +10,7 @@ import random
 import subprocess
 from pathlib import Path
 
-from .conftest import ROOT, Lab, chaoslab, journal, only_run_dir, wait_http
+from .conftest import ROOT, Lab, chaoslab, journal, only_run_dir, wait_healthy, wait_http
 
 
 def test_compose_example_pause_and_crash_under_load(lab: Lab, tmp_path: Path) -> None:
@@ -35,6 +35,7 @@ def test_compose_example_pause_and_crash_under_load(lab: Lab, tmp_path: Path) ->
     assert up.returncode == 0, up.stderr
     try:
         wait_http(f"http://{subnet}.10:8081/health", timeout=30)
+        wait_healthy(f"{lab.prefix}_api_1")  # the run's baseline must see the service warm
         proc = subprocess.run(
             chaoslab(
                 "run",
