@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,9 @@ import psutil
 import pytest
 
 import chaoslab
+from chaoslab import cgroups
 from chaoslab.journal import read_journal
+from chaoslab.nft import chains_of, table_name
 
 pytest_plugins = ["pytester"]
 
@@ -167,11 +171,27 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
 # PostgreSQL, one pipeline, one exchange) single, as in a serial run. Tests that need the same
 # machine-wide thing (the exchange's fixed ports) share a group, else one of them would skip; so
 # do the folders that run a whole exchange under load (two at once made the catalog's and the
-# demo's load generator fall behind: lag p99 134 ms, run invalid).
+# demo's load generator fall behind: lag p99 134 ms, run invalid). The kernel-level tests (once
+# the folder tests/kernel, now beside the code they test) keep the one group they always ran in:
+# test hosts on fixed subnets (10.231.7-9.0/24), a CPU burner on every core beside throughput and
+# throttling figures and the doctor's time bound, real OOM kills; none of them was ever run beside
+# another, and nothing outside the group was ever kept from running beside them.
 SHARED_GROUPS = {
     "tests/catalog": "exchange-stacks",
     "tests/demo": "exchange-stacks",
     "tests/chaos": "exchange-stacks",
+    **dict.fromkeys((
+        "tests/faults/test_cpu.py",
+        "tests/faults/test_disk.py",
+        "tests/faults/test_limits.py",
+        "tests/faults/test_memory.py",
+        "tests/faults/test_netfilter.py",
+        "tests/faults/test_postgres.py",
+        "tests/faults/test_tc.py",
+        "tests/runner/test_recover.py",
+        "tests/doctor/",
+        "tests/hosts/",
+    ), "kernel"),
 }
 
 
@@ -288,3 +308,88 @@ def assert_held(proc: subprocess.CompletedProcess[str], analysis: dict[str, Any]
     assert analysis["hypothesis"] and all(a["passed"] for a in analysis["hypothesis"]), analysis[
         "hypothesis"
     ]
+
+
+# -- kernel faults: unique run ids, child processes, tmpfs mounts, the leftover audit -----------
+# (tests/faults, tests/runner, tests/doctor and tests/hosts use them)
+
+
+@pytest.fixture
+def run_id() -> str:
+    return "k" + uuid.uuid4().hex[:10]
+
+
+class Children:
+    """Processes a test starts; all killed at teardown, whatever happened."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def python(self, code: str, *args: str, **kwargs: Any) -> subprocess.Popen[Any]:
+        kwargs.setdefault("stdin", subprocess.PIPE)
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        proc = subprocess.Popen([PY, "-c", textwrap.dedent(code), *args], **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen(argv, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            for s in (p.stdin, p.stdout, p.stderr):
+                if s:
+                    s.close()
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    c = Children()
+    yield c
+    c.close()
+
+
+def fault_cgroups(run_id: str) -> list[Path]:
+    """Every cgroup directory named after this run, in every hierarchy."""
+    out: list[Path] = []
+    for root in set(cgroups.mounts().values()):
+        out.extend(root.glob(f"chaoslab-{run_id}-*"))
+    return out
+
+
+def audit(run_id: str, *, netns: list[str] | None = None) -> None:
+    """Nothing of the run is left: no fault cgroup, no nftables table (root and given namespaces),
+    no process whose environment or command line names the run."""
+    assert fault_cgroups(run_id) == []
+    table = table_name(run_id)
+    assert chains_of(table) is None, f"nftables table {table} left behind"
+    for ns in netns or []:
+        assert chains_of(table, ns) is None, f"nftables table {table} left in {ns}"
+    leftovers = subprocess.run(
+        ["pgrep", "-f", run_id], capture_output=True, text=True
+    ).stdout.split()
+    assert [p for p in leftovers if int(p) != os.getpid()] == []
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs of our own: disk faults never touch the real disk."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", f"chaoslab-{uuid.uuid4().hex[:8]}", str(mnt)],
+        check=True,
+    )
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .errors import ChaoslabError, ExitCode, InputError
+from .records import Record
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -293,7 +294,7 @@ def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: boo
             click.secho(f"\n== [{i + 1}/{len(loaded.experiments)}] {name}", bold=True)
             self.current = make_console(loaded.experiments[i][1].experiment, quiet=quiet)
 
-        def on_record(self, r: dict[str, Any]) -> None:
+        def on_record(self, r: Record) -> None:
             if self.current is not None:
                 self.current.on_record(r)
 

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from .experiment.model import Experiment
+from .records import LoadRecord, Record
 from .units import format_duration
 
 
@@ -23,7 +24,7 @@ class PlainConsole:
         self.probe_counts: dict[str, list[int]] = {name: [0, 0] for name in exp.probes}
         self.phase = "starting"
         self.active: dict[str, str] = {}
-        self.load: dict[str, Any] = {}
+        self.load: LoadRecord | None = None
 
     def __enter__(self) -> PlainConsole:
         return self
@@ -38,14 +39,14 @@ class PlainConsole:
         if not self.quiet:
             self.print_line(f"[{t:7.2f}s] {text}")
 
-    def on_record(self, r: dict[str, Any]) -> None:
-        kind, t = r["type"], r["t"]
-        if kind == "run":
+    def on_record(self, r: Record) -> None:
+        t = r["t"]
+        if r["type"] == "run":
             self._say(t, f"run {r['run_id']}: {r['title']}")
-        elif kind == "phase":
+        elif r["type"] == "phase":
             self.phase = r["name"]
             self._say(t, f"phase {r['name']}")
-        elif kind == "fault":
+        elif r["type"] == "fault":
             action = r["action"]
             key = f"{r['step']}:{r.get('occurrence', 0)}"
             if action == "inject":
@@ -54,21 +55,21 @@ class PlainConsole:
                 self.active.pop(key, None)
             suffix = f": {r['error']}" if r.get("error") else ""
             self._say(t, f"{action:<7} {r['describe']}{suffix}")
-        elif kind == "sample":
+        elif r["type"] == "sample":
             name = r["probe"]
             counts = self.probe_counts.setdefault(name, [0, 0])
             counts[0 if r["ok"] else 1] += 1
             before = self.probe_ok.get(name)
             if before is None or before != r["ok"]:
-                state = "ok" if r["ok"] else f"FAILING ({r.get('error')})"
+                state = "ok" if r["ok"] else f"FAILING ({r['error']})"
                 self._say(t, f"probe {name} {state}")
             self.probe_ok[name] = r["ok"]
-        elif kind == "load":
+        elif r["type"] == "load":
             self.load = r
-        elif kind in ("stop", "abort"):
-            self._say(t, f"{kind}: {r['reason']}")
-        elif kind == "rollback" and not r["ok"]:
-            self._say(t, f"rollback[{r['index']}] failed: {r.get('error')}")
+        elif r["type"] == "stop" or r["type"] == "abort":
+            self._say(t, f"{r['type']}: {r['reason']}")
+        elif r["type"] == "rollback" and not r["ok"]:
+            self._say(t, f"rollback[{r['index']}] failed: {r['error']}")
 
     def verdict(self, result: Any) -> None:
         line = f"verdict: {result.outcome.upper()} (exit {result.exit_code})"
@@ -125,7 +126,7 @@ class RichConsole(PlainConsole):
     def _say(self, t: float, text: str) -> None:
         self.console.print(f"[dim]{t:7.2f}s[/dim] {text}", highlight=False)
 
-    def on_record(self, r: dict[str, Any]) -> None:
+    def on_record(self, r: Record) -> None:
         self.t = r["t"]
         super().on_record(r)
         if self._live is not None:
@@ -143,12 +144,12 @@ class RichConsole(PlainConsole):
         )
         for desc in self.active.values():
             table.add_row("", "[red]active[/red]", desc)
-        if self.load:
+        if self.load is not None:
             ld = self.load
             table.add_row(
                 "", "load",
-                f"{ld.get('ok', 0)} ok / {ld.get('failed', 0)} failed / {ld.get('timeout', 0)} timed out"
-                f" of {ld.get('scheduled', 0)}, lag {ld.get('lag', 0) * 1000:.1f} ms",
+                f"{ld['ok']} ok / {ld['failed']} failed / {ld['timeout']} timed out"
+                f" of {ld['scheduled']}, lag {ld['lag'] * 1000:.1f} ms",
             )
         for name, (ok, bad) in self.probe_counts.items():
             state = self.probe_ok.get(name)

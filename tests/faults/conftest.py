@@ -4,11 +4,13 @@ readers that look at the system itself (cgroup files, /proc, the proxy API, nft)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
 import signal
 import subprocess
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import PY, chaoslab_argv, child_env
+from tests.conftest import PY, chaoslab_argv, child_env, fault_cgroups
 
-from chaoslab import cgroups
+from chaoslab import cgroups, hosts
+from chaoslab.faults.base import Fault
+from chaoslab.targets import ProcessRef, ResolvedTarget
 
 HERE = Path(__file__).parent
 
@@ -231,13 +235,6 @@ def scratch() -> Iterator[Scratch]:
                     time.sleep(0.05)
 
 
-def fault_cgroups(run_id: str) -> list[Path]:
-    out: list[Path] = []
-    for root in set(cgroups.mounts().values()):
-        out.extend(root.glob(f"chaoslab-{run_id}-*"))
-    return out
-
-
 def nft_tables() -> list[str]:
     out = subprocess.run(
         ["nft", "list", "tables"], capture_output=True, text=True, timeout=60
@@ -293,3 +290,60 @@ def wait_for(pred: Any, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# -- kernel faults on processes and test hosts ---------------------------------------------------
+
+
+def send(proc: subprocess.Popen[Any], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def readline(proc: subprocess.Popen[Any]) -> str:
+    assert proc.stdout is not None
+    return str(proc.stdout.readline())
+
+
+def process_target(pid: int, name: str = "victim") -> ResolvedTarget:
+    return ResolvedTarget(name=name, kind="pid", spec={"pid": pid}, processes=[ProcessRef.of(pid)])
+
+
+def revert_elsewhere(fault: Fault[Any]) -> None:
+    """Revert through ``Fault.from_record`` in a fresh interpreter, as ``chaoslab recover`` does."""
+    code = textwrap.dedent("""
+        import json, sys
+        from chaoslab import faults
+        record = json.loads(sys.stdin.read())
+        fault = faults.get(record["fault"]).from_record(record)
+        fault.revert()
+        fault.revert()  # idempotent
+    """)
+    proc = subprocess.run(
+        [PY, "-c", code],
+        input=json.dumps(fault.to_record()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def host_target(net: hosts.HostNet, name: str) -> ResolvedTarget:
+    ref = f"{net.name}/{name}"
+    return ResolvedTarget(name=name, kind="host", spec={"host": ref}, address=ref)
+
+
+@pytest.fixture
+def hostnet() -> Iterator[hosts.HostNet]:
+    name = "t" + uuid.uuid4().hex[:8]
+    net = hosts.create(name, ["a", "b"], subnet="10.231.7.0/24")
+    try:
+        assert hosts.wait_reachable(net.host("a"), net.host("b"))
+        yield net
+    finally:
+        hosts.destroy(name)
+
+
+__all__ = ["fault_cgroups"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from ..records import SampleRecord
+from ..records import SampleRecord, events
 from . import dataloss, hypothesis, poison, score, windows
 from .containerevents import container_events
 from .ebpf import ebpf_findings, ebpf_series, phase_counts
@@ -242,7 +242,7 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         "phases": ph.to_dict(),
         "faults": fault_intervals(run.journal, ph.t_end),
         "outcome": None,  # the verdict's, set by chaoslab.verdict.conclude (it needs this analysis)
-        "aborts": [r for r in run.journal if r.get("type") in ("stop", "abort")],
+        "aborts": [r for r in run.journal if r["type"] == "stop" or r["type"] == "abort"],
         "metrics": metrics,
         "missing": missing,
         "detected_by": detected_by,
@@ -261,15 +261,12 @@ def analyze(run_dir: Path) -> dict[str, Any]:
     }
     result["stack_events"] = stack_events(run.journal)
     result["container_events"] = container_events(run.journal)
-    ebpf = [r for r in run.journal if r.get("type") == "event" and r.get("source") == "ebpf"]
-    if ebpf:
+    if events(run.journal, "ebpf"):
         result["ebpf"] = {
             "findings": ebpf_findings(run.journal),
             "series": ebpf_series(run.journal),
             "by_phase": phase_counts(run.journal),
         }
-    result["flamegraphs"] = [
-        r for r in run.journal if r.get("type") == "event" and r.get("source") == "profile" and r.get("kind") == "flamegraph"
-    ]
+    result["flamegraphs"] = [e for e in events(run.journal, "profile") if e["kind"] == "flamegraph"]
     result["findings"] = findings(result)
     return result

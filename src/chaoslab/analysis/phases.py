@@ -61,17 +61,16 @@ def phases_from_journal(journal: list[Record]) -> Phases:
     last = 0.0
     ended = False
     for rec in journal:
-        t = float(rec.get("t", 0.0))
+        t = float(rec["t"])
         last = max(last, t)
-        kind = rec.get("type")
-        if kind == "phase":
-            marks.setdefault(str(rec.get("name")), t)
-        elif kind == "fault":
-            if rec.get("action") == "inject":
+        if rec["type"] == "phase":
+            marks.setdefault(rec["name"], t)
+        elif rec["type"] == "fault":
+            if rec["action"] == "inject":
                 injects.append(t)
-            elif rec.get("action") == "revert":
+            elif rec["action"] == "revert":
                 reverts.append(t)
-        elif kind == "end":
+        elif rec["type"] == "end":
             ended = True
     t_inject = marks.get("fault", min(injects) if injects else None)
     t_revert = marks.get("recovery", max(reverts) if reverts and len(reverts) >= len(injects) else None)
@@ -88,19 +87,19 @@ def fault_intervals(journal: list[Record], t_end: float) -> list[dict[str, Any]]
     open_: dict[tuple[Any, ...], dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for rec in journal:
-        if rec.get("type") != "fault":
+        if rec["type"] != "fault":
             continue
-        key = (rec.get("step"), rec.get("fault"), str(rec.get("target")))
-        if rec.get("action") == "inject":
+        key = (rec["step"], rec["fault"], str(rec["target"]))
+        if rec["action"] == "inject":
             open_[key] = {
-                "fault": rec.get("fault"),
-                "target": rec.get("target"),
-                "describe": rec.get("describe"),
+                "fault": rec["fault"],
+                "target": rec["target"],
+                "describe": rec["describe"],
                 "start": float(rec["t"]),
                 "end": None,
             }
             out.append(open_[key])
-        elif rec.get("action") == "revert" and key in open_:
+        elif rec["action"] == "revert" and key in open_:
             open_.pop(key)["end"] = float(rec["t"])
     for item in out:
         if item["end"] is None:

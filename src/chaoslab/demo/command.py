@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from ..errors import VERDICT_CODES, ChaoslabError
+from ..records import Record
 from .platform import EXCHANGE, ComposePlatform, LocalPlatform, Platform
 from .progress import Progress, Step
 from .summary import Outcome, experiment_outcome, render
@@ -151,7 +152,7 @@ def _run(exp: DemoExperiment, loaded: Any, runs_dir: Path, progress: Progress) -
 
     console = make_console(loaded.experiment)
 
-    def listen(record: dict[str, Any]) -> None:
+    def listen(record: Record) -> None:
         console.on_record(record)
         progress.on_record(record)
 

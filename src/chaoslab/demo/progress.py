@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import click
+
+from ..records import Record
 
 
 def mmss(seconds: float) -> str:
@@ -58,9 +59,9 @@ class Progress:
     def say(self, text: str) -> None:
         self.echo(f"   {text}   ({self.clock()})")
 
-    def on_record(self, record: dict[str, Any]) -> None:
+    def on_record(self, record: Record) -> None:
         """A listener for an experiment's records: the demo's clock at each phase change."""
-        if record.get("type") == "phase" and record.get("name") in ("baseline", "fault", "recovery", "verify"):
+        if record["type"] == "phase" and record["name"] in ("baseline", "fault", "recovery", "verify"):
             self.say(f"{self.steps[self.index].title}: phase {record['name']}")
 
     @contextmanager

@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ..journal import HISTORY, SUMMARY
+from ..records import Record
 from .state import VERDICTS, Histogram, RunState, Tail
 
 PHASES = ("baseline", "fault", "recovery", "verify", "end")
@@ -166,7 +167,7 @@ class RunExporter:
             current.verdict, current.exit_code = self.previous.verdict, self.previous.exit_code
         return [current]
 
-    def on_record(self, record: dict[str, Any]) -> None:
+    def on_record(self, record: Record) -> None:
         with self._lock:
             self.state.apply(record)
             self.state.active = self.state.phase != "end"

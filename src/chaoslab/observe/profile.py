@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import capabilities
 from ..errors import CapabilityError
+from ..records import Record
 from .flamegraph import grown, hot_functions
 from .spec import ProfileSpec
 
@@ -97,11 +98,11 @@ class PhaseProfiler:
         self._pid = min(pids)  # the parent of a service's processes; --subprocesses adds the rest
         self._ctx = ctx
 
-    def on_record(self, record: dict[str, Any]) -> None:
-        if record.get("type") != "phase" or self._ctx is None:
+    def on_record(self, record: Record) -> None:
+        if record["type"] != "phase" or self._ctx is None:
             return
         self._stop_current()
-        phase = record.get("name")
+        phase = record["name"]
         if phase in self.spec.phases and self._pid is not None:
             out = Path(self._ctx.run_dir) / f"flamegraph-{phase}.svg"
             try:

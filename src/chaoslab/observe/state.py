@@ -10,9 +10,10 @@ import bisect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..journal import HISTORY, JOURNAL, SUMMARY
+from ..records import FaultRecord, Record, SampleRecord
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 VERDICTS = ("held", "violated", "aborted", "error", "invalid")
@@ -61,46 +62,46 @@ class RunState:
     finished_at: float | None = None
 
     # -- journal records ----------------------------------------------------------------------
-    def apply(self, rec: dict[str, Any]) -> None:
-        kind = rec.get("type")
-        if kind == "run":
-            self.experiment = str(rec.get("title") or self.experiment)
-            self.run_id = str(rec.get("run_id") or self.run_id)
-            self.pid = rec["pid"] if isinstance(rec.get("pid"), int) else None
+    def apply(self, rec: Record) -> None:
+        if rec["type"] == "run":
+            self.experiment = rec["title"] or self.experiment
+            self.run_id = rec["run_id"] or self.run_id
+            pid = rec.get("pid")
+            self.pid = pid if isinstance(pid, int) else None
             self.active = True
-        elif kind == "phase":
-            self.phase = str(rec.get("name"))
+        elif rec["type"] == "phase":
+            self.phase = rec["name"]
             if self.phase == "end":
                 self.active = False
-        elif kind == "fault":
+        elif rec["type"] == "fault":
             self._fault(rec)
-        elif kind == "sample":
+        elif rec["type"] == "sample":
             self._sample(rec)
-        elif kind in ("abort", "stop"):
-            self.aborts += kind == "abort"
-        elif kind == "event" and rec.get("source") == "ebpf" and "count" in rec:
-            key = str(rec.get("kind"))
-            self.ebpf[key] = self.ebpf.get(key, 0.0) + float(rec["count"])
+        elif rec["type"] == "abort":
+            self.aborts += 1
+        elif rec["type"] == "event" and rec["source"] == "ebpf":
+            # counts ride as an event's open fields, beyond what EventRecord names
+            count = rec.get("count")
+            if isinstance(count, int | float):
+                self.ebpf[rec["kind"]] = self.ebpf.get(rec["kind"], 0.0) + float(count)
 
-    def _fault(self, rec: dict[str, Any]) -> None:
-        key = (str(rec.get("fault")), str(rec.get("target") or ""))
-        action = rec.get("action")
-        if action == "inject":
+    def _fault(self, rec: FaultRecord) -> None:
+        key = (rec["fault"], rec["target"] or "")
+        if rec["action"] == "inject":
             self.faults_active[key] = True
             self.injections[key] = self.injections.get(key, 0) + 1
-        elif action in ("revert", "end"):
+        elif rec["action"] in ("revert", "end"):
             self.faults_active[key] = False
         else:
             self.faults_active.setdefault(key, False)
 
-    def _sample(self, rec: dict[str, Any]) -> None:
-        probe = str(rec.get("probe"))
-        ok = bool(rec.get("ok"))
-        self.probe_ok[probe] = ok
-        self.probe_failures[probe] = self.probe_failures.get(probe, 0) + (not ok)
-        latency = rec.get("latency")
+    def _sample(self, rec: SampleRecord) -> None:
+        probe = rec["probe"]
+        self.probe_ok[probe] = rec["ok"]
+        self.probe_failures[probe] = self.probe_failures.get(probe, 0) + (not rec["ok"])
+        latency = rec["latency"]
         hist = self.probe_latency.setdefault(probe, Histogram())
-        if isinstance(latency, int | float):
+        if latency is not None:
             hist.observe(float(latency))
 
     # -- load history ---------------------------------------------------------------------------
@@ -172,7 +173,8 @@ class RunFollower:
         if self.finished:
             return self.state
         for rec in self._journal.read():
-            self.state.apply(rec)
+            # trusted as written, as journal.read_journal does: only the runner writes this file
+            self.state.apply(cast(Record, rec))
         for op in self._history.read():
             self.state.apply_op(op)
         summary = self.run_dir / SUMMARY

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import re
 import secrets
@@ -38,7 +39,7 @@ from .platform_events import as_records, container_refs
 from .timeline import Timeline
 from .watcher import Watcher
 
-Listener = Callable[[dict[str, Any]], None]
+Listener = Callable[[Record], None]
 
 
 @dataclass
@@ -83,7 +84,7 @@ class Run:
             self.journal.append(rec)
         for listener in self.opts.listeners:
             with contextlib.suppress(Exception):  # a display bug must never stop a revert
-                listener(dict(rec))
+                listener(copy.copy(rec))
 
     # -- pre-flight: everything that can fail before anything is injected ---------------------
     def preflight(self) -> None:

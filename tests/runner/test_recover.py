@@ -17,10 +17,9 @@ from typing import Any
 
 import psutil
 import pytest
+from tests.conftest import Children, audit
 
 from chaoslab import cgroups
-
-from .conftest import Children, audit
 
 EXPERIMENT = """
 title: kernel faults, interrupted

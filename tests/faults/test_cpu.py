@@ -8,20 +8,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.conftest import Children, audit, fault_cgroups
 
 from chaoslab import cgroups
 from chaoslab.faults.cpu import CpuStress, CpuThrottle, StressParams, ThrottleParams
 from chaoslab.targets import ResolvedTarget
 
-from .conftest import (
-    Children,
-    audit,
-    fault_cgroups,
-    process_target,
-    readline,
-    revert_elsewhere,
-    send,
-)
+from .conftest import process_target, readline, revert_elsewhere, send
 
 BUSY = """
 import sys

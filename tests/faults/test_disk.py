@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from tests.conftest import Children, audit
 
 from chaoslab import cgroups
 from chaoslab.errors import FaultError
@@ -27,7 +28,7 @@ from chaoslab.faults.disk import (
 )
 from chaoslab.targets import ResolvedTarget
 
-from .conftest import Children, audit, process_target, revert_elsewhere
+from .conftest import process_target, revert_elsewhere
 
 
 def path_target(path: Path) -> ResolvedTarget:

@@ -11,11 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import Children
 
 from chaoslab import capabilities, doctor, faults
 from chaoslab.errors import CapabilityError
 
-from .conftest import Children
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the kernel faults the doctor checks need root"),
+]
 
 # What each kernel fault needs, and the check the test denies to make it refuse.
 NEEDS = {
