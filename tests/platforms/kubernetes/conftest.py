@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -187,3 +189,55 @@ def k8s_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: Cluster)
     monkeypatch.setenv("CHAOSLAB_STATE_DIR", str(d))
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     return d
+
+
+# -- SIGKILL of the runner mid-fault, then `chaoslab recover` ----------------------------------
+
+
+def run_and_sigkill(
+    cluster: Cluster,
+    k8s_state: Path,
+    tmp_path: Path,
+    step: str,
+    target_yaml: str,
+    injected: Any,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Run one fault step, SIGKILL the runner once ``injected()`` holds on the cluster, and
+    return the environment for `chaoslab recover` and the ledger's one record."""
+    exp = tmp_path / "fault.yaml"
+    exp.write_text(f"""
+title: killed mid-fault
+targets:
+  t: {target_yaml}
+method:
+  - {step}
+recovery: 1s
+""")
+    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(injected, 90), "the fault never showed on the cluster"
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        out, err = runner.communicate(timeout=30)
+    ledger = list((k8s_state / "ledger").glob("*/[0-9]*.json"))
+    assert len(ledger) == 1, (ledger, out, err)
+    return env, json.loads(ledger[0].read_text())
+
+
+def recover(env: dict[str, str], k8s_state: Path) -> None:
+    rec = subprocess.run(
+        [sys.executable, "-m", "chaoslab", "recover"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert not list((k8s_state / "ledger").glob("*/[0-9]*.json")), "recover left a ledger entry"

@@ -22,7 +22,7 @@ from chaoslab import faults
 from chaoslab.platforms import chaosmesh as cm
 from chaoslab.targets import TargetSpec, resolve
 
-from .conftest import Cluster, wait_until
+from .conftest import Cluster, recover, run_and_sigkill, wait_until
 
 PY = sys.executable
 
@@ -237,3 +237,43 @@ def test_inject_times_out_without_a_controller_and_revert_deletes(
     assert len(crds.get("timechaos", "-n", namespace)["items"]) == 1
     f.revert()
     assert wait_until(lambda: crds.get("timechaos", "-n", namespace)["items"] == [], 30)
+
+
+@pytest.mark.k8s
+@pytest.mark.slow
+def test_resource_deleted_by_recover_after_sigkill_controller_played_by_test(
+    crds: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    """SIGKILL of the runner while a NetworkChaos is injected leaves the resource (and so the
+    fault) in the cluster; `chaoslab recover` deletes it from the ledger, by uid. A thread plays
+    Chaos Mesh's controller (it cannot run here)."""
+    crds.deployment(namespace, "meshk", replicas=1)
+    stop = threading.Event()
+    player = threading.Thread(
+        target=_play_controller, args=(crds, namespace, "networkchaos", stop), daemon=True
+    )
+    player.start()
+
+    def injected() -> bool:
+        items = crds.get("networkchaos", "-n", namespace)["items"]
+        return len(items) == 1 and bool(cm.condition(items[0], "AllInjected"))
+
+    try:
+        env, record = run_and_sigkill(
+            crds,
+            k8s_state,
+            tmp_path,
+            "{fault: chaosmesh.network_delay, target: t, at: 0s, duration: 120s, latency: 50ms}",
+            f"{{pod: {{namespace: {namespace}, selector: 'app=meshk'}}, mode: all, "
+            f"kubeconfig: {crds.kubeconfig}}}",
+            injected,
+        )
+    finally:
+        stop.set()
+        player.join(timeout=30)
+    time.sleep(1)
+    items = crds.get("networkchaos", "-n", namespace)["items"]
+    assert len(items) == 1, "SIGKILL of the runner left the fault in the cluster"
+    assert record["state"]["uid"] == items[0]["metadata"]["uid"]
+    recover(env, k8s_state)
+    assert wait_until(lambda: crds.get("networkchaos", "-n", namespace)["items"] == [], 30)

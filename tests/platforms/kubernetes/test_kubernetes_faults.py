@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from chaoslab import faults
 from chaoslab.faults.base import Fault
 from chaoslab.targets import ResolvedTarget, TargetSpec, resolve
 
-from .conftest import NODE, Cluster, docker_ids, wait_until
+from .conftest import NODE, Cluster, docker_ids, recover, run_and_sigkill, wait_until
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.root]
 PY = sys.executable
@@ -119,48 +118,76 @@ def test_deployment_scale_reverted_after_sigkill_and_recover(
     cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
 ) -> None:
     cluster.deployment(namespace, "api", replicas=2)
-    exp = tmp_path / "scale.yaml"
-    exp.write_text(f"""
-title: scale down
-targets:
-  api: {{deployment: {{namespace: {namespace}, name: api}}, kubeconfig: {cluster.kubeconfig}}}
-method:
-  - {{fault: deployment.scale, target: api, at: 0s, duration: 120s, replicas: 0}}
-recovery: 1s
-""")
-    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
-    runner = subprocess.Popen(
-        [PY, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    env, record = run_and_sigkill(
+        cluster,
+        k8s_state,
+        tmp_path,
+        "{fault: deployment.scale, target: t, at: 0s, duration: 120s, replicas: 0}",
+        f"{{deployment: {{namespace: {namespace}, name: api}}, kubeconfig: {cluster.kubeconfig}}}",
+        lambda: (
+            cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0
+            and not cluster.pods(namespace, "app=api")
+        ),
     )
-    try:
-        assert wait_until(
-            lambda: cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, 90
-        )
-        assert wait_until(lambda: not cluster.pods(namespace, "app=api"), 90)
-    finally:
-        runner.send_signal(signal.SIGKILL)
-        runner.communicate(timeout=30)
     time.sleep(1)
-    assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 0, (
-        "SIGKILL left it scaled"
-    )
-    ledger = list((k8s_state / "ledger").glob("*/[0-9]*.json"))
-    assert len(ledger) == 1
-    record = json.loads(ledger[0].read_text())
-    assert (
-        record["state"]["uid"]
-        == cluster.get("deployment", "api", "-n", namespace)["metadata"]["uid"]
-    )
-    rec = subprocess.run(
-        [PY, "-m", "chaoslab", "recover"], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert rec.returncode == 0, rec.stdout + rec.stderr
+    live = cluster.get("deployment", "api", "-n", namespace)
+    assert live["spec"]["replicas"] == 0, "SIGKILL left it scaled"
+    assert record["state"]["uid"] == live["metadata"]["uid"]
+    recover(env, k8s_state)
     assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 2
     assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=api")) == 2, 120)
+
+
+def test_node_drain_uncordoned_by_recover_after_sigkill(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    sel = cluster.deployment(namespace, "drained", replicas=1)
+    before = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
+    try:
+        env, record = run_and_sigkill(
+            cluster,
+            k8s_state,
+            tmp_path,
+            "{fault: node.drain, target: t, at: 0s, duration: 120s, timeout: 20s}",
+            f"{{node: {NODE}, kubeconfig: {cluster.kubeconfig}}}",
+            lambda: (
+                cluster.get("node", NODE)["spec"].get("unschedulable") is True
+                and not before & {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
+            ),
+        )
+        time.sleep(1)
+        node = cluster.get("node", NODE)
+        assert node["spec"].get("unschedulable") is True, "SIGKILL left the node cordoned"
+        assert node["metadata"]["uid"] in json.dumps(record), record  # recover finds it by uid
+        assert not cluster.ready_pods(namespace, sel), "an evicted pod came back on a cordoned node"
+        recover(env, k8s_state)
+        assert not cluster.get("node", NODE)["spec"].get("unschedulable")
+        assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 1, 120)
+    finally:  # never leave the machine's only node cordoned for the next test
+        cluster.kubectl("uncordon", NODE)
+
+
+def test_crashloop_dies_with_the_runner_and_recover_closes_it(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    sel = cluster.deployment(namespace, "looped", replicas=1)
+    first = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
+    env, _ = run_and_sigkill(
+        cluster,
+        k8s_state,
+        tmp_path,
+        "{fault: pod.crashloop, target: t, at: 0s, duration: 120s, every: 2s}",
+        f"{{pod: {{namespace: {namespace}, selector: '{sel}'}}, mode: all, "
+        f"kubeconfig: {cluster.kubeconfig}}}",
+        lambda: not first & {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)},
+    )
+    # Nothing is held in the cluster: the loop is the fault, and it died with the runner.
+    assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 1, 120)
+    survivor = {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)}
+    time.sleep(6)  # three of the loop's intervals
+    assert {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)} == survivor
+    recover(env, k8s_state)
+    assert {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)} == survivor
 
 
 def test_node_cordon_and_revert(cluster: Cluster, k8s_state: Path) -> None:
