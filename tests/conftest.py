@@ -119,9 +119,7 @@ def injected(r: dict[str, Any]) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(n: int, avoid: range = range(0)) -> list[int]:

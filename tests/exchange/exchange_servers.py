@@ -25,15 +25,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from tests.conftest import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:

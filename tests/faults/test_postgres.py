@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
+from tests.conftest import free_port
 
 from chaoslab.errors import FaultError
 from chaoslab.faults.postgres import ExhaustParams, PostgresExhaustConnections
@@ -22,14 +23,6 @@ from chaoslab.faults.postgres import ExhaustParams, PostgresExhaustConnections
 from .conftest import revert_elsewhere
 
 BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def as_postgres(argv: list[str], stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:

@@ -99,8 +99,9 @@ def test_time_to_recovery_from_probes_without_load(tmp_path: Path) -> None:
     # The fault phase opens before the /control call lands; on a busy machine a probe can still
     # pass in between. Every sample from the moment the service misbehaves must fail, and the
     # phase's figure must be exactly the share its own samples show.
-    samples = [r for r in read_journal(tmp_path) if r["type"] == "sample"]
-    phase = {r["name"]: r["t"] for r in read_journal(tmp_path) if r["type"] == "phase"}
+    journal = read_journal(tmp_path)
+    samples = [r for r in journal if r["type"] == "sample"]
+    phase = {r["name"]: r["t"] for r in journal if r["type"] == "phase"}
     in_fault = [s for s in samples if phase["fault"] <= s["t"] < phase["recovery"]]
     assert in_fault and not any(s["ok"] for s in in_fault if s["t"] >= truth["t_control"]), in_fault
     share = sum(1 for s in in_fault if s["ok"]) / len(in_fault)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import free_port
 
 from .helpers import ProxyProcess, TcpServer, recv_all
 
@@ -84,7 +85,7 @@ def test_refused_realtime_falls_back_with_a_warning() -> None:
 def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
     from chaoslab.stack import Stack
 
-    port = _free_port()
+    port = free_port()
     (tmp_path / "stack.yaml").write_text(
         f"name: rtp\nservices:\n  faults:\n    chaoslab-proxy:\n"
         f"      port: {port}\n      realtime: 1\n"
@@ -107,9 +108,3 @@ def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
             if (s / "cpu.rt_runtime_us").exists()
         )
         assert int((parent / "cpu.rt_runtime_us").read_text()) == held
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -243,14 +243,14 @@ class ChaosSession:
         long on a quiet machine and too short on a busy one, where the session would end just
         before the recovery it was about to show."""
         deadline = time.monotonic() + timeout
-        confirmed: float | None = None
+        previous: float | None = None
         while True:
             ready = (self._journal is not None and self._active == 0 and self._last_revert is not None
                      and self._now() - self._last_revert >= RECOVERED_AFTER + 1)
             ttr = analyze(self.run_dir)["metrics"].get("time_to_recovery") if ready else None
-            if ttr is not None and confirmed is not None:
+            if ttr is not None and previous is not None:
                 return float(ttr)  # seen twice, 1 s apart: the window that was still filling agrees
-            confirmed = ttr
+            previous = ttr
             if time.monotonic() >= deadline:
                 return None
             time.sleep(1.0 if ttr is not None else 0.5)

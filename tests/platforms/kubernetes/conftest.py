@@ -194,16 +194,15 @@ def k8s_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cluster: Cluster)
 # -- SIGKILL of the runner mid-fault, then `chaoslab recover` ----------------------------------
 
 
+def _state_env(k8s_state: Path) -> dict[str, str]:
+    return {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
+
+
 def run_and_sigkill(
-    cluster: Cluster,
-    k8s_state: Path,
-    tmp_path: Path,
-    step: str,
-    target_yaml: str,
-    injected: Any,
-) -> tuple[dict[str, str], dict[str, Any]]:
+    k8s_state: Path, tmp_path: Path, step: str, target_yaml: str, injected: Callable[[], bool]
+) -> dict[str, Any]:
     """Run one fault step, SIGKILL the runner once ``injected()`` holds on the cluster, and
-    return the environment for `chaoslab recover` and the ledger's one record."""
+    return the ledger's one record."""
     exp = tmp_path / "fault.yaml"
     exp.write_text(f"""
 title: killed mid-fault
@@ -213,10 +212,9 @@ method:
   - {step}
 recovery: 1s
 """)
-    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(k8s_state)}
     runner = subprocess.Popen(
         [sys.executable, "-m", "chaoslab", "run", str(exp), "--runs-dir", str(tmp_path / "runs")],
-        env=env,
+        env=_state_env(k8s_state),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -228,13 +226,13 @@ recovery: 1s
         out, err = runner.communicate(timeout=30)
     ledger = list((k8s_state / "ledger").glob("*/[0-9]*.json"))
     assert len(ledger) == 1, (ledger, out, err)
-    return env, json.loads(ledger[0].read_text())
+    return dict(json.loads(ledger[0].read_text()))
 
 
-def recover(env: dict[str, str], k8s_state: Path) -> None:
+def recover(k8s_state: Path) -> None:
     rec = subprocess.run(
         [sys.executable, "-m", "chaoslab", "recover"],
-        env=env,
+        env=_state_env(k8s_state),
         capture_output=True,
         text=True,
         timeout=120,

@@ -259,8 +259,7 @@ def test_resource_deleted_by_recover_after_sigkill_controller_played_by_test(
         return len(items) == 1 and bool(cm.condition(items[0], "AllInjected"))
 
     try:
-        env, record = run_and_sigkill(
-            crds,
+        record = run_and_sigkill(
             k8s_state,
             tmp_path,
             "{fault: chaosmesh.network_delay, target: t, at: 0s, duration: 120s, latency: 50ms}",
@@ -275,5 +274,5 @@ def test_resource_deleted_by_recover_after_sigkill_controller_played_by_test(
     items = crds.get("networkchaos", "-n", namespace)["items"]
     assert len(items) == 1, "SIGKILL of the runner left the fault in the cluster"
     assert record["state"]["uid"] == items[0]["metadata"]["uid"]
-    recover(env, k8s_state)
+    recover(k8s_state)
     assert wait_until(lambda: crds.get("networkchaos", "-n", namespace)["items"] == [], 30)

@@ -118,8 +118,7 @@ def test_deployment_scale_reverted_after_sigkill_and_recover(
     cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
 ) -> None:
     cluster.deployment(namespace, "api", replicas=2)
-    env, record = run_and_sigkill(
-        cluster,
+    record = run_and_sigkill(
         k8s_state,
         tmp_path,
         "{fault: deployment.scale, target: t, at: 0s, duration: 120s, replicas: 0}",
@@ -133,7 +132,7 @@ def test_deployment_scale_reverted_after_sigkill_and_recover(
     live = cluster.get("deployment", "api", "-n", namespace)
     assert live["spec"]["replicas"] == 0, "SIGKILL left it scaled"
     assert record["state"]["uid"] == live["metadata"]["uid"]
-    recover(env, k8s_state)
+    recover(k8s_state)
     assert cluster.get("deployment", "api", "-n", namespace)["spec"]["replicas"] == 2
     assert wait_until(lambda: len(cluster.ready_pods(namespace, "app=api")) == 2, 120)
 
@@ -144,8 +143,7 @@ def test_node_drain_uncordoned_by_recover_after_sigkill(
     sel = cluster.deployment(namespace, "drained", replicas=1)
     before = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
     try:
-        env, record = run_and_sigkill(
-            cluster,
+        record = run_and_sigkill(
             k8s_state,
             tmp_path,
             "{fault: node.drain, target: t, at: 0s, duration: 120s, timeout: 20s}",
@@ -160,7 +158,7 @@ def test_node_drain_uncordoned_by_recover_after_sigkill(
         assert node["spec"].get("unschedulable") is True, "SIGKILL left the node cordoned"
         assert node["metadata"]["uid"] in json.dumps(record), record  # recover finds it by uid
         assert not cluster.ready_pods(namespace, sel), "an evicted pod came back on a cordoned node"
-        recover(env, k8s_state)
+        recover(k8s_state)
         assert not cluster.get("node", NODE)["spec"].get("unschedulable")
         assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 1, 120)
     finally:  # never leave the machine's only node cordoned for the next test
@@ -172,8 +170,7 @@ def test_crashloop_dies_with_the_runner_and_recover_closes_it(
 ) -> None:
     sel = cluster.deployment(namespace, "looped", replicas=1)
     first = {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)}
-    env, _ = run_and_sigkill(
-        cluster,
+    run_and_sigkill(
         k8s_state,
         tmp_path,
         "{fault: pod.crashloop, target: t, at: 0s, duration: 120s, every: 2s}",
@@ -186,7 +183,7 @@ def test_crashloop_dies_with_the_runner_and_recover_closes_it(
     survivor = {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)}
     time.sleep(6)  # three of the loop's intervals
     assert {p["metadata"]["uid"] for p in cluster.pods(namespace, sel)} == survivor
-    recover(env, k8s_state)
+    recover(k8s_state)
     assert {p["metadata"]["uid"] for p in cluster.ready_pods(namespace, sel)} == survivor
 
 
