@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..platforms.docker_spec import CONTAINER_KINDS, LOCAL_CONTAINER_KINDS, no_local_container
 from ..targets import ProcessRef
 from .base import Fault, P
 from .settings import HeldSettings, Setting, SettingGone
 
-CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | CONTAINER_KINDS
+CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | LOCAL_CONTAINER_KINDS
 
 
 class CgroupFiles(Setting):
@@ -145,7 +145,7 @@ class CgroupFault(Fault[P]):
     def _inject(self) -> None:
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
-        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+        if self.target.kind in LOCAL_CONTAINER_KINDS and not self.target.cgroups:
             self._inject_each_container()
             return
         own = self._own_group()
@@ -194,7 +194,7 @@ class CgroupFault(Fault[P]):
                 raise FaultError(f"{self.name}: container {c.get('name')} has no {self.controller} cgroup") from None
             groups.append(group)
         if not groups:
-            raise FaultError(f"{self.name}: {self.target.describe()} has no container to act on")
+            raise FaultError(f"{self.name}: {no_local_container(self.target)}")
         self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions)}
                               for g in groups]
         held = HeldSettings(self.state, self.run_id)
@@ -255,11 +255,11 @@ class CgroupFault(Fault[P]):
             if not group.exists():
                 raise FaultError(f"{self.name}: cgroup {rel!r} does not exist")
             return group
-        if self.target.kind in CONTAINER_KINDS and not self.target.cgroups:
+        if self.target.kind in LOCAL_CONTAINER_KINDS and not self.target.cgroups:
             # Several containers: each one's own cgroup, never a fault cgroup (moving a
             # container's processes out of Docker's cgroup would detach them from it).
             return None
-        if (self.target.kind == "service" or self.target.kind in CONTAINER_KINDS) and self.target.cgroups:
+        if (self.target.kind == "service" or self.target.kind in LOCAL_CONTAINER_KINDS) and self.target.cgroups:
             dirs = {k: Path(v) for k, v in self.target.cgroups.items()}
             group = Group(dirs=dirs)
             group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})

@@ -11,7 +11,7 @@ from pydantic import Field
 from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..platforms.docker_spec import LOCAL_CONTAINER_KINDS, no_local_container
 from ..targets import ResolvedTarget
 from ._cgroupfault import CGROUP_TARGETS
 from ._hogs import comm_of, new_token, spawn, stop
@@ -28,9 +28,11 @@ def target_cgroup_dirs(target: ResolvedTarget | None, controller: str) -> list[s
     """The target's own cgroup for ``controller`` (a hog placed there competes with the target)."""
     if target is None:
         return []
-    if target.kind in CONTAINER_KINDS:
+    if target.kind in LOCAL_CONTAINER_KINDS:
         # Every controller of the container: the hog is one of its processes, so Docker's CPU,
         # memory, pids and blkio limits apply to it as to the container's own (Pumba's stress sidecar).
+        if not target.cgroups and not target.extra.get("containers"):
+            raise FaultError(no_local_container(target))
         if not target.cgroups:
             raise FaultError(f"a hog joins one container at a time ({target.describe()}); use mode: one")
         return list(target.cgroups.values())

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from .. import capabilities
 from ..errors import FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..platforms.docker_spec import LOCAL_CONTAINER_KINDS, no_local_container
 from ..units import Duration
 from . import register
 from .base import Fault, FaultParams, NoParams, P
@@ -28,7 +28,7 @@ def _docker() -> Any:
 
 
 class ContainerFault(Fault[P]):
-    target_kinds = CONTAINER_KINDS
+    target_kinds = LOCAL_CONTAINER_KINDS
 
     @classmethod
     def check(cls) -> None:
@@ -38,7 +38,7 @@ class ContainerFault(Fault[P]):
         """The resolved containers, recorded in ``state`` (id and name) before acting."""
         infos = _docker().containers_of(self.target)
         if not infos:
-            raise FaultError(f"{self.name} needs a container or compose target")
+            raise FaultError(f"{self.name}: {no_local_container(self.target)}")
         self.state["containers"] = [{"id": c.id, "name": c.name, "started_at": c.started_at} for c in infos]
         return list(self.state["containers"])
 

@@ -8,14 +8,15 @@ predecessor.
 
 On a single-node cluster whose runtime is the local dockerd (``scripts/k8s.sh``, kind, minikube
 with the docker driver), a pod's containers are local Docker containers: their main processes are
-put into ``processes``, so process, cgroup and signal faults apply to pods unchanged.
+put into ``processes`` and the containers into ``extra["containers"]`` as a container target has them,
+so process, signal, cgroup and container faults (container.pause, cpu.throttle, ...) apply to pods
+without Chaos Mesh.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ..errors import TargetError
 
 if TYPE_CHECKING:
     from ..targets import ResolvedTarget, TargetSpec
+    from .docker import ContainerInfo
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
@@ -88,31 +90,30 @@ def choose(names: list[str], mode: str, seed: int) -> list[str]:
     return sorted(rng.sample(pool, min(k, len(pool))))
 
 
-def docker_container(container_id: str) -> dict[str, Any] | None:
-    """The local Docker container behind a ``docker://`` container id: id, name and main pid."""
+def local_container(container_id: str) -> ContainerInfo | None:
+    """The container of the local dockerd behind a ``docker://`` container id, if it runs here
+    (chaoslab on the node of a single-node cluster whose runtime is this dockerd)."""
     if not container_id.startswith("docker://"):
         return None
-    cid = container_id.removeprefix("docker://")
+    from . import docker
+
     try:
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{.Id}} {{.Name}} {{.State.Pid}}", cid],
-            capture_output=True, text=True, timeout=20, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        found = docker.get(container_id.removeprefix("docker://"))
+    except Exception:  # no dockerd here, or it does not answer: the pod runs elsewhere
         return None
-    if out.returncode != 0:
-        return None
-    full, name, pid = out.stdout.split()
-    return {"id": full, "name": name.lstrip("/"), "pid": int(pid)}
+    return None if found is None else docker.ContainerInfo.of(found.attrs)
 
 
-def pod_record(pod: Any) -> dict[str, Any]:
+def pod_record(pod: Any, local: list[ContainerInfo] | None = None) -> dict[str, Any]:
+    """A pod as plain data; its containers found in the local dockerd are appended to ``local``."""
     containers = []
     for st in pod.status.container_statuses or []:
         entry: dict[str, Any] = {"name": st.name, "container_id": st.container_id or ""}
-        local = docker_container(st.container_id or "")
-        if local is not None:
-            entry["docker"] = local
+        info = local_container(st.container_id or "")
+        if info is not None:
+            entry["docker"] = {"id": info.id, "name": info.name, "pid": info.pid}
+            if local is not None:
+                local.append(info)
         containers.append(entry)
     return {
         "name": pod.metadata.name,
@@ -160,17 +161,21 @@ def resolve(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
             chosen = choose(list(pods), spec.mode, seed)
         except ValueError as exc:
             raise TargetError(f"target {name!r}: {exc}") from None
-        records = [pod_record(pods[n]) for n in chosen]
+        local: list[ContainerInfo] = []
+        records = [pod_record(pods[n], local) for n in chosen]
         extra.update(namespace=sel.namespace, selector=sel.selector, seed=seed, pods=records,
                      all_pods=sorted(pods))
-        for rec in records:
-            for c in rec["containers"]:
-                pid = c.get("docker", {}).get("pid")
-                if pid:
-                    try:
-                        base.processes.append(ProcessRef.of(int(pid)))
-                    except Exception:  # the container exited between inspect and now
-                        continue
+        # The pods' containers in the local dockerd: container and cgroup faults act on them as
+        # on a container target (one container: its cgroups are the target's).
+        extra["containers"] = [c.to_dict() for c in local]
+        if len(local) == 1:
+            base.cgroups = dict(local[0].cgroups)
+        for c in local:
+            if c.pid:
+                try:
+                    base.processes.append(ProcessRef.of(c.pid))
+                except Exception:  # the container exited between inspect and now
+                    continue
     elif spec.deployment is not None:
         d = spec.deployment
         try:

@@ -299,3 +299,83 @@ def test_process_kill_on_a_pod_kills_its_docker_container_and_the_kubelet_restar
     assert cluster.get("pod", pod["name"], "-n", namespace)["metadata"]["uid"] == pod["uid"], (
         "same pod, new container"
     )
+
+
+def _docker_state(container_id: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{json .State}}", container_id],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def test_container_pause_on_a_pod_unpaused_by_recover_after_sigkill(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    """Item 5: a pod's container is a local Docker container, so container.pause freezes it
+    without Chaos Mesh. SIGKILL of the runner leaves it frozen; `chaoslab recover` thaws it, and
+    it is the same container of the same pod (nothing was restarted)."""
+    sel = cluster.deployment(namespace, "frozen", replicas=1)
+    (pod,) = cluster.pods(namespace, sel)
+    (cid,) = {c for c in docker_ids(pod["metadata"]["uid"]) if not _is_sandbox(c)}
+    record = run_and_sigkill(
+        k8s_state,
+        tmp_path,
+        "{fault: container.pause, target: t, at: 0s, duration: 120s}",
+        f"{{pod: {{namespace: {namespace}, selector: '{sel}'}}, mode: all, "
+        f"kubeconfig: {cluster.kubeconfig}}}",
+        lambda: bool(_docker_state(cid)["Paused"]),
+    )
+    assert [c["id"] for c in record["state"]["containers"]] == [cid]
+    time.sleep(1)
+    assert _docker_state(cid)["Paused"], "SIGKILL of the runner left the container frozen"
+    recover(k8s_state)
+    state = _docker_state(cid)
+    assert state["Running"] and not state["Paused"]
+    assert (
+        cluster.get("pod", pod["metadata"]["name"], "-n", namespace)["metadata"]["uid"]
+        == (pod["metadata"]["uid"])
+    )
+
+
+def _is_sandbox(container_id: str) -> bool:
+    out = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            '{{index .Config.Labels "io.kubernetes.docker.type"}}',
+            container_id,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return out.stdout.strip() == "podsandbox"
+
+
+def test_cpu_throttle_on_a_pod_sets_its_containers_quota_and_reverts(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
+    """Item 5: cpu.throttle on a pod writes the CFS quota of the pod's own Docker container
+    cgroup (read back from the cgroup file), and the revert restores the value it found."""
+    sel = cluster.deployment(namespace, "slow", replicas=1)
+    tgt = target("slow", pod={"namespace": namespace, "selector": sel})
+    (container,) = tgt.extra["containers"]
+    assert container["id"] == tgt.extra["pods"][0]["containers"][0]["docker"]["id"]
+    cpu_dir = Path(tgt.cgroups["cpu"]) if "cpu" in tgt.cgroups else None
+    assert cpu_dir is not None and container["id"] in str(cpu_dir), tgt.cgroups
+    quota = cpu_dir / "cpu.cfs_quota_us"
+    before = quota.read_text().strip()
+    fault = make("cpu.throttle", {"cores": 0.2}, tgt)
+    try:
+        fault.inject()
+        period = int((cpu_dir / "cpu.cfs_period_us").read_text())
+        assert int(quota.read_text()) == round(0.2 * period), quota.read_text()
+    finally:
+        fault.revert()
+    assert quota.read_text().strip() == before

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from chaoslab import faults
+from chaoslab.errors import FaultError
 from chaoslab.faults.kubernetes import parse_labels
 from chaoslab.platforms.kubernetes import choose
+from chaoslab.targets import ResolvedTarget
 
 PODS = [f"web-{i}" for i in range(10)]
 
@@ -44,3 +49,34 @@ def test_labels() -> None:
     for bad in ("app", "app!=a", "app==a", "=a"):
         with pytest.raises(ValueError):
             parse_labels(bad)
+
+
+@pytest.mark.parametrize(
+    ("fault", "params"), [("container.pause", {}), ("cpu.throttle", {"cores": 0.5})]
+)
+def test_container_fault_on_a_pod_off_the_node_names_the_reason(
+    fault: str, params: dict[str, Any]
+) -> None:
+    """A pod whose containers are not in the local dockerd (chaoslab off the node): the container
+    and cgroup faults refuse it with the reason and the faults that do reach it."""
+    pod = {
+        "name": "web-0",
+        "uid": "0123456789",
+        "node": "far",
+        "phase": "Running",
+        "containers": [{"name": "main", "container_id": "containerd://abc"}],
+    }
+    tgt = ResolvedTarget(
+        name="web",
+        kind="pod",
+        spec={},
+        extra={"namespace": "shop", "seed": 1, "pods": [pod], "containers": []},
+    )
+    cls = faults.get(fault)
+    f = cls(cls.Params.model_validate(params), tgt, run_id="offnode")
+    with pytest.raises(FaultError) as err:
+        f.inject()
+    f.revert()
+    msg = str(err.value)
+    assert "web: pods in shop [web-0 (uid 01234567)]" in msg, msg
+    assert "no container of these pods runs in the local dockerd" in msg and "chaosmesh" in msg, msg
