@@ -57,9 +57,19 @@ class ContainerProbeSpec(_Strict):
         return self
 
 
+class PodsProbeSpec(_Strict):
+    namespace: str = Field("default", min_length=1)
+    selector: str = Field("", description="A label selector (key=value,...); empty: every pod of the namespace.")
+    kubeconfig: str | None = Field(None, description="Default: $KUBECONFIG, else ~/.kube/config.")
+    context: str | None = None
+
+
 class CommandProbeSpec(_Strict):
     argv: list[str] = Field(..., min_length=1, description="Program and arguments; never run through a shell.")
     env: dict[str, str] = Field(default_factory=dict)
+
+
+PROBE_KINDS = ("http", "tcp", "process", "command", "python", "prometheus", "container", "pods")
 
 
 class ProbeSpec(_Strict):
@@ -72,6 +82,7 @@ class ProbeSpec(_Strict):
     python: str | None = Field(None, pattern=r"^[\w.]+:[\w]+$", description="module:function returning truthy/raising")
     prometheus: PrometheusProbeSpec | None = None
     container: ContainerProbeSpec | None = None
+    pods: PodsProbeSpec | None = None
     every: Duration = 1.0
     timeout: Duration = 1.0
     expect: dict[str, Any] = Field(default_factory=dict, description="Kind-specific expectations.")
@@ -81,16 +92,16 @@ class ProbeSpec(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> ProbeSpec:
-        kinds = [k for k in ("http", "tcp", "process", "command", "python", "prometheus", "container") if getattr(self, k) is not None]
+        kinds = [k for k in PROBE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a probe needs exactly one of http, tcp, process, command, python, prometheus, container (got {', '.join(kinds) or 'none'})")
+            raise ValueError(f"a probe needs exactly one of {', '.join(PROBE_KINDS)} (got {', '.join(kinds) or 'none'})")
         if self.every <= 0:
             raise ValueError("every must be greater than 0")
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("http", "tcp", "process", "command", "python", "prometheus", "container") if getattr(self, k) is not None)
+        return next(k for k in PROBE_KINDS if getattr(self, k) is not None)
 
 
 # --- method --------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ Each entry becomes one chaoslab experiment against the pods of ``--var NAMESPACE
 (default ``default``) and ``--var SELECTOR=...`` (a label selector; default: every pod), as
 seed 002's scripts take a namespace. ``duration`` is the fault's duration in seconds,
 ``interval`` the recovery observed after it (and, for crashloop, how often pods are killed).
+Each experiment watches the selector's Ready pods (a ``pods`` probe, every second) from a 5 s
+baseline on, and its hypothesis is that they are all Ready again within ``interval`` of the
+revert (``time_to_recovery``).
 
 Intensities (documented in docs/kubernetes.md):
 
@@ -41,6 +44,9 @@ INTENSITY: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {
                 "medium": ("chaosmesh.network_bandwidth", {"rate": "1mbps"}),
                 "high": ("chaosmesh.network_bandwidth", {"rate": "100kbps"})},
 }
+
+BASELINE = 5.0
+"""Seconds of steady state each experiment observes before its fault (the probe's reference)."""
 
 FAILURES = {"pod-delete": "pod.delete", "pod-kill": "pod.kill", "crashloop": "pod.crashloop",
             "node-drain": "node.drain"}
@@ -106,7 +112,7 @@ def is_seed_suite(data: Any) -> bool:
 def to_experiment(entry: SeedExperiment, namespace: str, selector: str, seed: int) -> dict[str, Any]:
     """One seed-002 entry as a chaoslab experiment document."""
     pod: dict[str, Any] = {"namespace": namespace, "selector": selector, "seed": seed}
-    step: dict[str, Any] = {"target": "pods", "at": "0s", "duration": f"{entry.duration:g}s"}
+    step: dict[str, Any] = {"target": "pods", "at": f"{BASELINE:g}s", "duration": f"{entry.duration:g}s"}
     mode = "all"
     if entry.type == "resource_exhaustion":
         rp = ResourceParams.model_validate(entry.params)
@@ -130,16 +136,24 @@ def to_experiment(entry: SeedExperiment, namespace: str, selector: str, seed: in
             step["every"] = f"{max(entry.interval, 1):g}s"
         if fp.failure_type == "node-drain":
             targets = {"pods": {"node": fp.node or "${NODE}"}}
-            return _doc(entry, targets, step)
-    return _doc(entry, {"pods": {"pod": pod, "mode": mode}}, step)
+            return _doc(entry, targets, step, namespace, selector)
+    return _doc(entry, {"pods": {"pod": pod, "mode": mode}}, step, namespace, selector)
 
 
-def _doc(entry: SeedExperiment, targets: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _doc(entry: SeedExperiment, targets: dict[str, Any], step: dict[str, Any], namespace: str,
+         selector: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "title": entry.name,
         "tags": ["seed-002", entry.type],
         "targets": targets,
+        # The steady state, on the cluster's own account: as many Ready pods as before the fault.
+        "probes": {"ready": {"pods": {"namespace": namespace, "selector": selector},
+                             "every": "1s", "timeout": "5s"}},
         "method": [step],
         "recovery": f"{entry.interval:g}s",
-        "max_duration": f"{entry.duration + entry.interval + 600:g}s",
+        "max_duration": f"{BASELINE + entry.duration + entry.interval + 600:g}s",
     }
+    if entry.interval > 0:
+        # Seed 002's interval is the time the system gets to recover: the pods Ready again by then.
+        doc["hypothesis"] = {"time_to_recovery": {"max": f"{entry.interval:g}s"}}
+    return doc

@@ -18,6 +18,7 @@ KINDS.lazy("command", "chaoslab.probes.command:CommandProbe")
 KINDS.lazy("python", "chaoslab.probes.python:PythonProbe")
 KINDS.lazy("prometheus", "chaoslab.probes.prometheus:PrometheusProbe")
 KINDS.lazy("container", "chaoslab.probes.container:ContainerProbe")
+KINDS.lazy("pods", "chaoslab.probes.pods:PodsProbe")
 
 
 def probe_class(kind: str) -> type[Probe]:
