@@ -8,7 +8,7 @@ Each entry becomes one chaoslab experiment against the pods of ``--var NAMESPACE
 (default ``default``) and ``--var SELECTOR=...`` (a label selector; default: every pod), as
 seed 002's scripts take a namespace. ``duration`` is the fault's duration in seconds,
 ``interval`` the recovery observed after it (and, for crashloop, how often pods are killed).
-Each experiment watches the selector's Ready pods (a ``pods`` probe, every second) from a 5 s
+Each experiment watches the selector's Ready pods (a ``pods`` probe, every 250 ms) from a 5 s
 baseline on, and its hypothesis is that they are all Ready again within ``interval`` of the
 revert (``time_to_recovery``).
 
@@ -148,7 +148,7 @@ def _doc(entry: SeedExperiment, targets: dict[str, Any], step: dict[str, Any], n
         "targets": targets,
         # The steady state, on the cluster's own account: as many Ready pods as before the fault.
         "probes": {"ready": {"pods": {"namespace": namespace, "selector": selector},
-                             "every": "1s", "timeout": "5s"}},
+                             "every": "250ms", "timeout": "5s"}},
         "method": [step],
         "recovery": f"{entry.interval:g}s",
         "max_duration": f"{BASELINE + entry.duration + entry.interval + 600:g}s",

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,21 @@ PORT = os.environ.get("CHAOSLAB_K8S_TEST_PORT", "16443")
 ETCD_PORT = os.environ.get("CHAOSLAB_K8S_TEST_ETCD_PORT", "12479")
 NODE = "chaoslab-node"
 IMAGE = "chaoslab/busybox:local"
+
+
+POD_SPEC: dict[str, Any] = {
+    "hostNetwork": True,  # no network plugin on this cluster
+    "terminationGracePeriodSeconds": 2,
+    "containers": [
+        {
+            "name": "main",
+            "image": IMAGE,
+            "imagePullPolicy": "Never",
+            "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+        }
+    ],
+}
+"""A pod of the locally imported busybox image that exits at SIGTERM."""
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, every: float = 0.2) -> bool:
@@ -75,8 +91,16 @@ class Cluster:
 
         return [p for p in self.pods(ns, selector) if ready(p)]
 
-    def deployment(self, ns: str, name: str, replicas: int = 2) -> str:
-        """A host-network busybox deployment of the locally imported image; returns its selector."""
+    def deployment(self, ns: str, name: str, replicas: int = 2, ready_after: int = 0) -> str:
+        """A host-network busybox deployment of the locally imported image; returns its selector.
+        ``ready_after``: a readiness probe that first passes that many seconds after start."""
+        spec = json.loads(json.dumps(POD_SPEC))
+        if ready_after:
+            spec["containers"][0]["readinessProbe"] = {
+                "exec": {"command": ["true"]},
+                "initialDelaySeconds": ready_after,
+                "periodSeconds": 1,
+            }
         self.apply(
             {
                 "apiVersion": "apps/v1",
@@ -87,22 +111,7 @@ class Cluster:
                     "selector": {"matchLabels": {"app": name}},
                     "template": {
                         "metadata": {"labels": {"app": name}},
-                        "spec": {
-                            "hostNetwork": True,
-                            "terminationGracePeriodSeconds": 2,
-                            "containers": [
-                                {
-                                    "name": "main",
-                                    "image": IMAGE,
-                                    "imagePullPolicy": "Never",
-                                    "command": [
-                                        "/bin/sh",
-                                        "-c",
-                                        "trap 'exit 0' TERM; while true; do sleep 1; done",
-                                    ],
-                                }
-                            ],
-                        },
+                        "spec": spec,
                     },
                 },
             }
@@ -239,3 +248,78 @@ def recover(k8s_state: Path) -> None:
     )
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not list((k8s_state / "ledger").glob("*/[0-9]*.json")), "recover left a ledger entry"
+
+
+# -- Chaos Mesh: its CRDs, and its controller played by the test -------------------------------
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: Cluster) -> Cluster:
+    """The cluster with chaoslab's Chaos Mesh CRDs installed and established."""
+    from chaoslab.platforms import chaosmesh as cm
+
+    for crd in cm.crd_manifests():
+        cluster.apply(crd)
+    for plural in cm.KINDS.values():
+        assert wait_until(
+            lambda p=plural: (
+                cluster.kubectl(  # type: ignore[misc]
+                    "get",
+                    "crd",
+                    f"{p}.{cm.GROUP}",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                    check=False,
+                )
+                == "True"
+            ),
+            60,
+        )
+    return cluster
+
+
+class ControllerStandIn:
+    """What Chaos Mesh's controller would do, played by the test (it cannot run here): a thread
+    marks every resource of the given kinds in ``ns`` injected (``Selected`` and ``AllInjected``
+    through the status subresource). ``seen`` keeps each resource as it was first met, by uid."""
+
+    def __init__(self, cluster: Cluster, ns: str, plurals: list[str]) -> None:
+        self.cluster, self.ns, self.plurals = cluster, ns, plurals
+        self.seen: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._play, daemon=True)
+
+    def __enter__(self) -> ControllerStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _play(self) -> None:
+        from chaoslab.platforms import chaosmesh as cm
+
+        while not self._stop.is_set():
+            for plural in self.plurals:
+                for obj in self.cluster.get(plural, "-n", self.ns)["items"]:
+                    self.seen.setdefault(obj["metadata"]["uid"], json.loads(json.dumps(obj)))
+                    if cm.condition(obj, "AllInjected") or obj["metadata"].get("deletionTimestamp"):
+                        continue
+                    obj["status"] = {
+                        "conditions": [
+                            {"type": "Selected", "status": "True"},
+                            {"type": "AllInjected", "status": "True"},
+                        ]
+                    }
+                    self.cluster.kubectl(
+                        "replace",
+                        "--subresource=status",
+                        "-n",
+                        self.ns,
+                        "-f",
+                        "-",
+                        check=False,
+                        stdin=json.dumps(obj),
+                    )
+            self._stop.wait(0.3)

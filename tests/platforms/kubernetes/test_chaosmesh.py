@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from chaoslab import faults
 from chaoslab.platforms import chaosmesh as cm
 from chaoslab.targets import TargetSpec, resolve
 
-from .conftest import Cluster, recover, run_and_sigkill, wait_until
+from .conftest import Cluster, ControllerStandIn, recover, run_and_sigkill, wait_until
 
 PY = sys.executable
 
@@ -60,28 +59,6 @@ def test_malformed_chaosmesh_step_is_rejected_at_validate_with_line_and_field(
         "  - {fault: chaosmesh.network_delay, target: p, at: 0s, duration: 5s, latency: 100ms}\n",
     )
     assert ok.returncode == 0, ok.stderr
-
-
-@pytest.fixture(scope="module")
-def crds(cluster: Cluster) -> Cluster:
-    for crd in cm.crd_manifests():
-        cluster.apply(crd)
-    for plural in cm.KINDS.values():
-        assert wait_until(
-            lambda p=plural: (
-                cluster.kubectl(  # type: ignore[misc]
-                    "get",
-                    "crd",
-                    f"{p}.{cm.GROUP}",
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-                    check=False,
-                )
-                == "True"
-            ),
-            60,
-        )
-    return cluster
 
 
 def _create(cluster: Cluster, ns: str, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
@@ -127,54 +104,6 @@ def test_api_server_accepts_good_and_rejects_malformed_resources(
     assert names == ["good"]
 
 
-def _play_controller(cluster: Cluster, ns: str, plural: str, stop: threading.Event) -> None:
-    """What Chaos Mesh's controller would do: mark every resource of this kind injected."""
-    while not stop.is_set():
-        for obj in cluster.get(plural, "-n", ns)["items"]:
-            if not cm.condition(obj, "AllInjected"):
-                obj["status"] = {
-                    "conditions": [
-                        {"type": "Selected", "status": "True"},
-                        {"type": "AllInjected", "status": "True"},
-                    ]
-                }
-                subprocess.run(
-                    [
-                        "kubectl",
-                        "--kubeconfig",
-                        str(cluster.kubeconfig),
-                        "replace",
-                        "--subresource=status",
-                        "-n",
-                        ns,
-                        "-f",
-                        "-",
-                    ],
-                    input=json.dumps(obj),
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-                # kubectl 1.32 has --subresource; the raw API is the fallback for the status write.
-                subprocess.run(
-                    [
-                        "kubectl",
-                        "--kubeconfig",
-                        str(cluster.kubeconfig),
-                        "replace",
-                        "--raw",
-                        f"/apis/{cm.GROUP}/{cm.VERSION}/namespaces/{ns}/{plural}/{obj['metadata']['name']}/status",
-                        "-f",
-                        "-",
-                    ],
-                    input=json.dumps(obj),
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-        stop.wait(0.3)
-
-
 @pytest.mark.k8s
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -200,22 +129,18 @@ def test_fault_creates_waits_and_deletes_controller_played_by_test(
     )
     cls = faults.get(fault)
     f = cls(cls.Params.model_validate({**params, "inject_timeout": "60s"}), tgt, run_id="meshtest")
-    stop = threading.Event()
-    player = threading.Thread(
-        target=_play_controller, args=(crds, namespace, plural, stop), daemon=True
-    )
-    player.start()
-    try:
-        t0 = time.monotonic()
-        f.inject()
-        assert time.monotonic() - t0 < 60
-        items = crds.get(plural, "-n", namespace)["items"]
-        assert [o["metadata"]["uid"] for o in items] == [f.state["uid"]]
-        assert items[0]["spec"]["selector"]["pods"] == {namespace: [tgt.extra["pods"][0]["name"]]}
-    finally:
-        stop.set()
-        player.join(timeout=30)
-        f.revert()
+    with ControllerStandIn(crds, namespace, [plural]):
+        try:
+            t0 = time.monotonic()
+            f.inject()
+            assert time.monotonic() - t0 < 60
+            items = crds.get(plural, "-n", namespace)["items"]
+            assert [o["metadata"]["uid"] for o in items] == [f.state["uid"]]
+            assert items[0]["spec"]["selector"]["pods"] == {
+                namespace: [tgt.extra["pods"][0]["name"]]
+            }
+        finally:
+            f.revert()
     assert wait_until(lambda: crds.get(plural, "-n", namespace)["items"] == [], 30)
 
 
@@ -248,17 +173,12 @@ def test_resource_deleted_by_recover_after_sigkill_controller_played_by_test(
     fault) in the cluster; `chaoslab recover` deletes it from the ledger, by uid. A thread plays
     Chaos Mesh's controller (it cannot run here)."""
     crds.deployment(namespace, "meshk", replicas=1)
-    stop = threading.Event()
-    player = threading.Thread(
-        target=_play_controller, args=(crds, namespace, "networkchaos", stop), daemon=True
-    )
-    player.start()
 
     def injected() -> bool:
         items = crds.get("networkchaos", "-n", namespace)["items"]
         return len(items) == 1 and bool(cm.condition(items[0], "AllInjected"))
 
-    try:
+    with ControllerStandIn(crds, namespace, ["networkchaos"]):
         record = run_and_sigkill(
             k8s_state,
             tmp_path,
@@ -267,9 +187,6 @@ def test_resource_deleted_by_recover_after_sigkill_controller_played_by_test(
             f"kubeconfig: {crds.kubeconfig}}}",
             injected,
         )
-    finally:
-        stop.set()
-        player.join(timeout=30)
     time.sleep(1)
     items = crds.get("networkchaos", "-n", namespace)["items"]
     assert len(items) == 1, "SIGKILL of the runner left the fault in the cluster"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +81,52 @@ def test_container_fault_on_a_pod_off_the_node_names_the_reason(
     msg = str(err.value)
     assert "web: pods in shop [web-0 (uid 01234567)]" in msg, msg
     assert "no container of these pods runs in the local dockerd" in msg and "chaosmesh" in msg, msg
+
+
+def test_pods_probe_without_an_api_server_fails_its_sample_with_the_reason(tmp_path: Path) -> None:
+    """No cluster answers (a closed port): each sample fails at once, naming the connection
+    error; the probe never hangs and never raises."""
+    import asyncio
+    import socket
+
+    from chaoslab import probes
+    from chaoslab.experiment.model import ProbeSpec
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+""")
+    spec = ProbeSpec.model_validate(
+        {
+            "pods": {"namespace": "shop", "selector": "app=web", "kubeconfig": str(kubeconfig)},
+            "timeout": "2s",
+        }
+    )
+
+    async def one() -> probes.Sample:
+        probe = probes.build("ready", spec, probes.ProbeContext({}))
+        await probe.start()
+        try:
+            return await probe.sample()
+        finally:
+            await probe.close()
+
+    sample = asyncio.run(asyncio.wait_for(one(), 30))
+    assert not sample.ok and sample.value is None
+    assert "Connection refused" in str(sample.error), sample
+
+
+def test_pods_probe_spec_refuses_unknown_fields() -> None:
+    from pydantic import ValidationError
+
+    from chaoslab.experiment.model import ProbeSpec
+
+    with pytest.raises(ValidationError, match="namespce"):
+        ProbeSpec.model_validate({"pods": {"namespce": "shop"}})
