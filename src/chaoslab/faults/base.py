@@ -74,6 +74,9 @@ class Fault(ABC, Generic[P]):
         self.target = target
         self.run_id = run_id
         self.state: dict[str, Any] = state if state is not None else {}
+        self.planned_duration: float | None = None
+        """The step's duration when the runner knows it before injecting; an engine that can end
+        a fault by itself (Chaos Mesh's ``spec.duration``) gets it as a safety net."""
         self._checkpoint: Callable[[Fault[Any]], None] | None = None
 
     def checkpoint(self) -> None:

@@ -4,7 +4,10 @@ The resource selects exactly the pods chaoslab resolved (``selector.pods`` by na
 ``all``), so the seeded choice of the target is the one Chaos Mesh acts on. Inject creates the
 resource (its name is checkpointed first, its uid right after), then waits until Chaos Mesh
 sets the ``AllInjected`` condition. Revert deletes it by uid; Chaos Mesh's finalizers restore
-the pods. ``chaoslab recover`` does the same from the ledger after a SIGKILL.
+the pods. ``chaoslab recover`` does the same from the ledger after a SIGKILL. When the step has
+a duration, the resource also carries Chaos Mesh's own ``spec.duration`` (the step's plus
+``SAFETY_MARGIN``): a runner killed with nobody to run ``recover`` still leaves no fault behind
+for long.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from ..units import Duration
 from . import register
 from .base import FaultParams
 from .kubernetes import K8sFault, parse_labels
+
+SAFETY_MARGIN = 30.0
+"""Seconds past the step's end at which Chaos Mesh ends a fault the runner did not delete."""
 
 
 def _go_duration(seconds: float) -> str:
@@ -60,10 +66,15 @@ class _Mesh(K8sFault[MP]):
         # A random suffix: two steps of the same fault in one run make two resources.
         kind = self.name.split(".", 1)[1].replace("_", "-")
         name = f"chaoslab-{run[:30].strip('-')}-{kind}-{uuid.uuid4().hex[:6]}"
+        spec: dict[str, Any] = {"selector": self._selector(), "mode": "all", **self.body()}
+        if self.planned_duration:
+            # A safety net: should the runner die and nobody run `chaoslab recover`, Chaos Mesh
+            # ends the fault itself SAFETY_MARGIN after it was due (chaoslab deletes it on time).
+            spec["duration"] = _go_duration(self.planned_duration + SAFETY_MARGIN)
         obj = {
             "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
             "metadata": {"name": name, "namespace": ns, "labels": {"chaoslab.io/run": run}},
-            "spec": {"selector": self._selector(), "mode": "all", **self.body()},
+            "spec": spec,
         }
         self.state.update(plural=plural, namespace=ns, name=name, uid=None)
         self.checkpoint()

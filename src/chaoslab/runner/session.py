@@ -187,6 +187,7 @@ class ChaosSession:
         assert self._journal is not None, "use the session as a context manager"
         cls = faults.get(name)
         fault = cls(cls.Params.model_validate(params), self.resolve(target), run_id=self.run_id)
+        fault.planned_duration = duration
         if fault.target is not None:
             self._containers.update(container_refs(fault.target.extra.get("containers") or []))
         if self.dry_run:

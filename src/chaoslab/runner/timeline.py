@@ -91,6 +91,7 @@ class Timeline:
             target = await asyncio.to_thread(resolve, p.target, spec, stack_file=self.stack_file)
             self.targets[p.target] = target
         fault = p.cls(p.params, target, run_id=self.run_id)
+        fault.planned_duration = p.duration
         now = c.plan_now()
         active = ActiveFault(p, fault, None, now, now + fault.interval if fault.interval else None)
         if p.cls.reversible or p.duration:

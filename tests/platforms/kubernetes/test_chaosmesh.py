@@ -129,6 +129,7 @@ def test_fault_creates_waits_and_deletes_controller_played_by_test(
     )
     cls = faults.get(fault)
     f = cls(cls.Params.model_validate({**params, "inject_timeout": "60s"}), tgt, run_id="meshtest")
+    f.planned_duration = 5.0  # the step's, as the runner sets it
     with ControllerStandIn(crds, namespace, [plural]):
         try:
             t0 = time.monotonic()
@@ -136,6 +137,8 @@ def test_fault_creates_waits_and_deletes_controller_played_by_test(
             assert time.monotonic() - t0 < 60
             items = crds.get(plural, "-n", namespace)["items"]
             assert [o["metadata"]["uid"] for o in items] == [f.state["uid"]]
+            # Chaos Mesh's own end, a safety net 30 s past the step's (chaoslab deletes on time).
+            assert items[0]["spec"]["duration"] == "35000ms"
             assert items[0]["spec"]["selector"]["pods"] == {
                 namespace: [tgt.extra["pods"][0]["name"]]
             }
@@ -159,7 +162,8 @@ def test_inject_times_out_without_a_controller_and_revert_deletes(
     )
     with pytest.raises(Exception, match="did not report TimeChaos"):
         f.inject()
-    assert len(crds.get("timechaos", "-n", namespace)["items"]) == 1
+    (made,) = crds.get("timechaos", "-n", namespace)["items"]
+    assert "duration" not in made["spec"], "no step duration known, no safety net"
     f.revert()
     assert wait_until(lambda: crds.get("timechaos", "-n", namespace)["items"] == [], 30)
 
