@@ -203,10 +203,15 @@ class CgroupFault(Fault[P]):
             self._guard(g, lambda g=g: held.hold(self.setting(g), self.value(g)))
             info["applied"] = self.setting(g).read()
 
-    # -- containers: Docker recreates a container's cgroup at every restart ---------------------
+    # -- containers: Docker recreates a container's cgroup at every restart, and the kubelet
+    # replaces a pod's crashed container with a new one (new id, new cgroup) -----------------
     @property
     def interval(self) -> float | None:
-        return 0.5 if self.target is not None and self.target.kind in CONTAINER_KINDS else None
+        if self.target is None:
+            return None
+        if self.target.kind in CONTAINER_KINDS:
+            return 0.5
+        return 1.0 if self.target.kind == "pod" and self.target.extra.get("containers") else None
 
     def _groups(self) -> list[tuple[Group, dict[str, Any]]]:
         out = []
@@ -219,8 +224,9 @@ class CgroupFault(Fault[P]):
     def tick(self) -> bool:
         """A container restarted by its policy (after the OOM kill this fault caused, say) comes
         back in a fresh cgroup with Docker's own settings: put the fault's setting back, so the
-        fault lasts its whole duration as the user asked, restarts included."""
-        acted = False
+        fault lasts its whole duration as the user asked, restarts included. A pod's container
+        the kubelet started since (after a crash or an OOM kill) gets the setting too."""
+        acted = self._adopt_new_pod_containers()
         for group, info in self._groups():
             try:
                 if not group.exists():
@@ -236,6 +242,42 @@ class CgroupFault(Fault[P]):
                     acted = True
             except (OSError, SettingGone):
                 continue  # between the old cgroup's removal and the new one's creation
+        return acted
+
+    def _adopt_new_pod_containers(self) -> bool:
+        """Hold the setting on the cgroup of each container the target's pods (the same uids)
+        run now that the fault has not met yet; recorded in ``state["each"]`` before it changes,
+        so the revert, or ``chaoslab recover``, restores it."""
+        if self.target is None or self.target.kind != "pod" or "owners" not in self.state:
+            return False
+        from ..platforms import kubernetes as k8s
+
+        met = self.state.setdefault("pod_containers", [
+            {"id": c["id"], "name": c["name"]} for c in self.target.extra.get("containers") or []])
+        known = {str(c["id"]) for c in met}
+        try:
+            now = k8s.local_containers_now(self.target)
+        except Exception:  # the API server is away for a moment: try again at the next tick
+            return False
+        held = HeldSettings(self.state, self.run_id)
+        acted = False
+        for info in now:
+            if info.id in known or not info.cgroups:
+                continue
+            dirs = {k: Path(v) for k, v in info.cgroups.items()}
+            group = Group(dirs=dirs)
+            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
+            entry = {"dirs": {k: str(v) for k, v in dirs.items()}, "versions": dict(group.versions)}
+            self.state.setdefault("each", []).append(entry)
+            met.append({"id": info.id, "name": info.name})
+            self.checkpoint()
+            try:
+                held.hold(self.setting(group), self.value(group))
+                entry["applied"] = self.setting(group).read()
+            except (OSError, SettingGone, CapabilityError):
+                continue  # gone again, or no such controller: nothing to hold
+            self.state["reapplied"] = int(self.state.get("reapplied", 0)) + 1
+            acted = True
         return acted
 
     def _guard(self, group: Group, action: Any) -> None:

@@ -124,6 +124,28 @@ def pod_record(pod: Any, local: list[ContainerInfo] | None = None) -> dict[str, 
     }
 
 
+def local_containers_now(target: ResolvedTarget) -> list[ContainerInfo]:
+    """The local containers the target's chosen pods (the same uids) run now: after a crash the
+    kubelet starts a new container, with a new id and cgroup, in the same pod."""
+    ex = target.extra
+    api = core(api_client(ex.get("kubeconfig"), ex.get("context")))
+    out: list[ContainerInfo] = []
+    for rec in ex.get("pods") or []:
+        try:
+            pod = api.read_namespaced_pod(rec["name"], ex["namespace"])
+        except Exception as exc:
+            if api_error(exc) == 404:
+                continue  # deleted: its replacement is another pod, not this target's
+            raise
+        if pod.metadata.uid != rec["uid"]:
+            continue
+        for st in pod.status.container_statuses or []:
+            info = local_container(st.container_id or "")
+            if info is not None:
+                out.append(info)
+    return out
+
+
 def list_pods(client: Any, namespace: str, selector: str) -> list[Any]:
     """Pods matching ``selector`` that are not already going away."""
     try:

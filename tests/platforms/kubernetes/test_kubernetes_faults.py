@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -379,3 +380,53 @@ def test_cpu_throttle_on_a_pod_sets_its_containers_quota_and_reverts(
     finally:
         fault.revert()
     assert quota.read_text().strip() == before
+
+
+def test_cpu_throttle_on_a_pod_follows_the_container_the_kubelet_restarts(
+    cluster: Cluster, namespace: str, k8s_state: Path
+) -> None:
+    """The pod's container crashes mid-fault and the kubelet starts a new one (new id, new
+    cgroup, Kubernetes' own settings): the fault's tick holds the throttle on the new cgroup
+    too, so it lasts its whole duration; the revert restores the new container's own value."""
+    sel = cluster.deployment(namespace, "crashy", replicas=1)
+    tgt = target("crashy", pod={"namespace": namespace, "selector": sel})
+    (old,) = tgt.extra["containers"]
+    fault = make("cpu.throttle", {"cores": 0.2}, tgt)
+    assert fault.interval is not None, "a pod's cgroup fault is ticked"
+    uid = tgt.extra["pods"][0]["uid"]
+    try:
+        fault.inject()
+        os.kill(old["pid"], signal.SIGKILL)
+
+        def new_container() -> str | None:
+            ids = {c for c in docker_ids(uid) if not _is_sandbox(c)} - {old["id"]}
+            return next(iter(ids), None)
+
+        assert wait_until(lambda: new_container() is not None, 120), (
+            "the kubelet did not restart it"
+        )
+        new = new_container()
+        assert new is not None
+
+        def throttled() -> bool:
+            fault.tick()
+            dirs = [e["dirs"] for e in fault.state.get("each") or []]
+            return any(new in str(p) for d in dirs for p in d.values())
+
+        assert wait_until(throttled, 30, every=1.0), fault.state
+        quota = _cpu_file(new, "cpu.cfs_quota_us")
+        period = int(_cpu_file(new, "cpu.cfs_period_us").read_text())
+        assert int(quota.read_text()) == round(0.2 * period), quota.read_text()
+    finally:
+        fault.revert()
+    assert quota.read_text().strip() == "-1", "the new container's own value is back"
+
+
+def _cpu_file(container_id: str, name: str) -> Path:
+    """A knob of the container's cpu cgroup (v1), found from its main process's /proc entry."""
+    pid = _docker_state(container_id)["Pid"]
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, rel = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return Path("/sys/fs/cgroup/cpu") / rel.lstrip("/") / name
+    raise AssertionError(f"container {container_id} has no cpu cgroup")
