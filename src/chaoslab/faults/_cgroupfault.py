@@ -112,6 +112,8 @@ class CgroupFault(Fault[P]):
     controller: ClassVar[str]
     """cgroup controller the knob belongs to (v1 name: cpu, memory, pids, blkio)."""
     target_kinds = CGROUP_TARGETS
+    _pod_api: Any = None
+    """The cluster's core API, for a pod target's ticks (made at the first one)."""
 
     @classmethod
     def check(cls) -> None:
@@ -150,8 +152,7 @@ class CgroupFault(Fault[P]):
             return
         own = self._own_group()
         if own is not None:
-            self.state["existing"] = {"dirs": {k: str(v) for k, v in own.dirs.items()},
-                                      "versions": dict(own.versions)}
+            self.state["existing"] = _saved(own)
             held = HeldSettings(self.state, self.run_id)
             self.checkpoint()
             self._guard(own, lambda: held.hold(self.setting(own), self.value(own)))
@@ -185,9 +186,7 @@ class CgroupFault(Fault[P]):
         assert self.target is not None
         groups = []
         for c in self.target.extra.get("containers") or []:
-            dirs = {k: Path(v) for k, v in (c.get("cgroups") or {}).items()}
-            group = Group(dirs=dirs)
-            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
+            group = _group_at(c.get("cgroups") or {})
             try:
                 group.directory(self.controller)
             except CapabilityError:
@@ -195,8 +194,7 @@ class CgroupFault(Fault[P]):
             groups.append(group)
         if not groups:
             raise FaultError(f"{self.name}: {no_local_container(self.target)}")
-        self.state["each"] = [{"dirs": {k: str(v) for k, v in g.dirs.items()}, "versions": dict(g.versions)}
-                              for g in groups]
+        self.state["each"] = [_saved(g) for g in groups]
         held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
         for g, info in zip(groups, self.state["each"], strict=True):
@@ -216,9 +214,7 @@ class CgroupFault(Fault[P]):
     def _groups(self) -> list[tuple[Group, dict[str, Any]]]:
         out = []
         for info in ([self.state["existing"]] if "existing" in self.state else []) + list(self.state.get("each") or []):
-            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
-            group.versions.update({k: int(v) for k, v in info["versions"].items()})
-            out.append((group, info))
+            out.append((_restored(info), info))
         return out
 
     def tick(self) -> bool:
@@ -256,7 +252,10 @@ class CgroupFault(Fault[P]):
             {"id": c["id"], "name": c["name"]} for c in self.target.extra.get("containers") or []])
         known = {str(c["id"]) for c in met}
         try:
-            now = k8s.local_containers_now(self.target)
+            if self._pod_api is None:  # one client for the fault's life, not one per tick
+                ex = self.target.extra
+                self._pod_api = k8s.core(k8s.api_client(ex.get("kubeconfig"), ex.get("context")))
+            now = k8s.local_containers_now(self.target, self._pod_api)
         except Exception:  # the API server is away for a moment: try again at the next tick
             return False
         held = HeldSettings(self.state, self.run_id)
@@ -264,10 +263,8 @@ class CgroupFault(Fault[P]):
         for info in now:
             if info.id in known or not info.cgroups:
                 continue
-            dirs = {k: Path(v) for k, v in info.cgroups.items()}
-            group = Group(dirs=dirs)
-            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
-            entry = {"dirs": {k: str(v) for k, v in dirs.items()}, "versions": dict(group.versions)}
+            group = _group_at(info.cgroups)
+            entry = _saved(group)
             self.state.setdefault("each", []).append(entry)
             met.append({"id": info.id, "name": info.name})
             self.checkpoint()
@@ -302,9 +299,7 @@ class CgroupFault(Fault[P]):
             # container's processes out of Docker's cgroup would detach them from it).
             return None
         if (self.target.kind == "service" or self.target.kind in LOCAL_CONTAINER_KINDS) and self.target.cgroups:
-            dirs = {k: Path(v) for k, v in self.target.cgroups.items()}
-            group = Group(dirs=dirs)
-            group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in dirs.items()})
+            group = _group_at(self.target.cgroups)
             try:
                 group.directory(self.controller)
             except CapabilityError:
@@ -334,15 +329,10 @@ class CgroupFault(Fault[P]):
         if self.state.get("each") and "owners" in self.state:
             held = HeldSettings(self.state, self.run_id)
             for info in self.state["each"]:
-                group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
-                group.versions.update({k: int(v) for k, v in info["versions"].items()})
-                held.release(self.setting(group))
+                held.release(self.setting(_restored(info)))
         if "existing" in self.state:
-            info = self.state["existing"]
-            group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
-            group.versions.update({k: int(v) for k, v in info["versions"].items()})
             if "owners" in self.state:
-                HeldSettings(self.state, self.run_id).release(self.setting(group))
+                HeldSettings(self.state, self.run_id).release(self.setting(_restored(self.state["existing"])))
             return
         info = self.state.get("cgroup")
         if not info:
@@ -376,6 +366,26 @@ def _now_or_before(moved: list[dict[str, Any]], group: Group) -> dict[str, str]:
 def _is_v2(path: Path) -> bool:
     root = cgroups.mounts().get(cgroups.V2)
     return root is not None and (path == root or root in path.parents)
+
+
+def _group_at(dirs: dict[str, str]) -> Group:
+    """A container's (or service's) own cgroup, one directory per controller, as it is now."""
+    paths = {k: Path(v) for k, v in dirs.items()}
+    group = Group(dirs=paths)
+    group.versions.update({k: (2 if k == cgroups.V2 or _is_v2(v) else 1) for k, v in paths.items()})
+    return group
+
+
+def _saved(group: Group) -> dict[str, Any]:
+    """``group`` as fault state (the ledger keeps it for the revert)."""
+    return {"dirs": {k: str(v) for k, v in group.dirs.items()}, "versions": dict(group.versions)}
+
+
+def _restored(info: dict[str, Any]) -> Group:
+    """The group ``_saved`` recorded."""
+    group = Group(dirs={k: Path(v) for k, v in info["dirs"].items()})
+    group.versions.update({k: int(v) for k, v in info["versions"].items()})
+    return group
 
 
 def _move(pid: int, original: dict[str, str], group: Group) -> None:

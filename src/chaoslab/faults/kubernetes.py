@@ -100,16 +100,12 @@ class _PodDelete(K8sFault[P]):
         started = time.monotonic()
         while time.monotonic() - started < wait:
             live = k8s.list_pods(client, ns, self.target.extra["selector"])
-            ready = [p for p in live if p.metadata.uid not in gone and _ready(p)]
+            ready = [p for p in live if p.metadata.uid not in gone and k8s.is_ready(p)]
             if len(ready) >= want:
                 self.state["replaced_after"] = round(time.time() - float(self.state["at"]), 3)
                 return
             time.sleep(0.1)
         self.state["replaced_after"] = None  # not within `await_replacement`
-
-
-def _ready(pod: Any) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
 @register

@@ -124,11 +124,18 @@ def pod_record(pod: Any, local: list[ContainerInfo] | None = None) -> dict[str, 
     }
 
 
-def local_containers_now(target: ResolvedTarget) -> list[ContainerInfo]:
-    """The local containers the target's chosen pods (the same uids) run now: after a crash the
-    kubelet starts a new container, with a new id and cgroup, in the same pod."""
+def is_ready(pod: Any) -> bool:
+    """Ready by its own condition, and not terminating."""
+    if pod.metadata.deletion_timestamp is not None:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def local_containers_now(target: ResolvedTarget, api: Any) -> list[ContainerInfo]:
+    """The local containers the target's chosen pods (the same uids) run now, read through the
+    ``core`` API ``api``: after a crash the kubelet starts a new container, with a new id and
+    cgroup, in the same pod."""
     ex = target.extra
-    api = core(api_client(ex.get("kubeconfig"), ex.get("context")))
     out: list[ContainerInfo] = []
     for rec in ex.get("pods") or []:
         try:
@@ -137,12 +144,8 @@ def local_containers_now(target: ResolvedTarget) -> list[ContainerInfo]:
             if api_error(exc) == 404:
                 continue  # deleted: its replacement is another pod, not this target's
             raise
-        if pod.metadata.uid != rec["uid"]:
-            continue
-        for st in pod.status.container_statuses or []:
-            info = local_container(st.container_id or "")
-            if info is not None:
-                out.append(info)
+        if pod.metadata.uid == rec["uid"]:
+            pod_record(pod, out)
     return out
 
 

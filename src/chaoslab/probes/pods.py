@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..platforms import kubernetes as k8s
 from .base import Probe, Sample, Stopwatch
 
 
@@ -21,12 +22,6 @@ class PodsExpect(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_ready: int | None = Field(
         None, ge=0, description="Ready pods needed; default: as many as the first sample found.")
-
-
-def _ready(pod: Any) -> bool:
-    if pod.metadata.deletion_timestamp is not None:
-        return False
-    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
 class PodsProbe(Probe):
@@ -37,10 +32,7 @@ class PodsProbe(Probe):
     _want: int | None = None
 
     async def start(self) -> None:
-        from ..platforms import kubernetes as k8s
-
-        client = k8s.api_client(k8s.kubeconfig_path(self.spec.kubeconfig), self.spec.context)
-        self._api = k8s.core(client)
+        self._api = k8s.core(k8s.api_client(k8s.kubeconfig_path(self.spec.kubeconfig), self.spec.context))
         assert isinstance(self.expect, PodsExpect)
         self._want = self.expect.min_ready
 
@@ -48,7 +40,7 @@ class PodsProbe(Probe):
         watch = Stopwatch()
         pods = self._api.list_namespaced_pod(
             self.spec.namespace, label_selector=self.spec.selector, _request_timeout=self.timeout).items
-        ready = sum(1 for p in pods if _ready(p))
+        ready = sum(1 for p in pods if k8s.is_ready(p))
         if self._want is None:
             if not ready:
                 return Sample(False, 0, watch.elapsed(), f"no Ready pod matches {self.spec.selector!r} "
