@@ -321,7 +321,7 @@ def test_container_pause_on_a_pod_unpaused_by_recover_after_sigkill(
     it is the same container of the same pod (nothing was restarted)."""
     sel = cluster.deployment(namespace, "frozen", replicas=1)
     (pod,) = cluster.pods(namespace, sel)
-    (cid,) = {c for c in docker_ids(pod["metadata"]["uid"]) if not _is_sandbox(c)}
+    (cid,) = _app_containers(pod["metadata"]["uid"])
     record = run_and_sigkill(
         k8s_state,
         tmp_path,
@@ -340,6 +340,11 @@ def test_container_pause_on_a_pod_unpaused_by_recover_after_sigkill(
         cluster.get("pod", pod["metadata"]["name"], "-n", namespace)["metadata"]["uid"]
         == (pod["metadata"]["uid"])
     )
+
+
+def _app_containers(pod_uid: str) -> set[str]:
+    """The pod's running Docker containers but its sandbox (the pause container)."""
+    return {c for c in docker_ids(pod_uid) if not _is_sandbox(c)}
 
 
 def _is_sandbox(container_id: str) -> bool:
@@ -399,7 +404,7 @@ def test_cpu_throttle_on_a_pod_follows_the_container_the_kubelet_restarts(
         os.kill(old["pid"], signal.SIGKILL)
 
         def new_container() -> str | None:
-            ids = {c for c in docker_ids(uid) if not _is_sandbox(c)} - {old["id"]}
+            ids = _app_containers(uid) - {old["id"]}
             return next(iter(ids), None)
 
         assert wait_until(lambda: new_container() is not None, 120), (
