@@ -43,9 +43,11 @@ def truth_service() -> Iterator[str]:
             proc.wait()
 
 
-async def control(base: str, **kw: Any) -> None:
+async def control(base: str, **kw: Any) -> float:
+    """Set the service's misbehaviour; returns the service's monotonic time when it took effect."""
     async with aiohttp.ClientSession() as s, s.post(f"{base}/control", json=kw) as r:
         r.raise_for_status()
+        return float((await r.json())["now"])
 
 
 async def _probe(base: str, journal: Journal, every: float) -> None:
@@ -127,8 +129,12 @@ async def scenario(
             describe=json.dumps(inject),
         )
         truth["t_inject"] = clock.now()
-        await control(base, **inject)
+        took_effect = clock.at(await control(base, **inject))
         truth["t_control"] = clock.now()
+        # the service's own clock (CLOCK_MONOTONIC is one clock for every process): exact truth
+        truth["t_misbehave"] = took_effect
+        if "fail_for" in inject:
+            truth["t_fail_end"] = took_effect + float(inject["fail_for"])
         await _until(clock, baseline + hold)
         journal.write(
             "fault", action="revert", step=0, fault="test.misbehave", target="svc", describe=""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..records import SampleRecord, events
-from . import dataloss, hypothesis, poison, score, windows
+from . import dataloss, hypothesis, instants, poison, score, windows
 from .containerevents import container_events
 from .ebpf import ebpf_findings, ebpf_series, phase_counts
 from .findings import findings
@@ -119,6 +119,28 @@ def _detection(run: RunData) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _recovery_metrics(metrics: dict[str, Any], missing: dict[str, str], rec: windows.Recovery,
+                      exact: instants.Instants, ph: Phases) -> None:
+    """Impact onset and time to recovery by the window rule, and the same located exactly."""
+    assert ph.t_inject is not None
+    onset = max(rec.impact_onset or 0.0, ph.t_inject)
+    metrics["impact_onset"] = onset - ph.t_inject
+    if exact.impact_onset is not None:
+        metrics["impact_onset.exact"] = max(0.0, exact.impact_onset - ph.t_inject)
+    if rec.recovered_at is None:
+        why = "not recovered by the end of the run" if ph.complete else "the run ended (crashed) before recovery"
+        for k in ("time_to_recovery", "time_to_recovery.from_impact", "time_to_recovery.exact"):
+            missing[k] = why
+    elif ph.t_revert is None:
+        metrics["time_to_recovery.from_impact"] = rec.recovered_at - onset
+        missing["time_to_recovery"] = missing["time_to_recovery.exact"] = "the fault was never reverted"
+    else:
+        metrics["time_to_recovery"] = max(0.0, rec.recovered_at - ph.t_revert)
+        metrics["time_to_recovery.from_impact"] = max(0.0, rec.recovered_at - onset)
+        if exact.recovered_at is not None:
+            metrics["time_to_recovery.exact"] = max(0.0, exact.recovered_at - ph.t_revert)
+
+
 def _lag(run: RunData) -> tuple[float | None, float]:
     lags = [
         float(op["t_sent"]) - float(op["t_scheduled"])
@@ -154,39 +176,33 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         wins = windows.op_windows(run.ops, ph.t_end)
         tol = windows.learn_tolerance(metrics.get("availability.baseline"), metrics.get("latency.p99.baseline"))
         basis = "load"
+        points = instants.op_points(run.ops, tol)
     else:
         samples = run.samples()
         wins = windows.sample_windows(samples, ph.t_end)
         base = [s for s in samples if ph.of(float(s["t"])) == "baseline"]
         tol = windows.learn_tolerance(sum(bool(s.get("ok")) for s in base) / len(base) if base else None, None)
         basis = "probes"
+        points = instants.sample_points(samples)
     windows.judge(wins, tol)
     rec = None
-    metrics.update({"time_to_recovery": None, "time_to_recovery.from_impact": None, "impact_onset": None})
+    recovery_keys = ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset",
+                     "time_to_recovery.exact", "impact_onset.exact")
+    metrics.update(dict.fromkeys(recovery_keys))
     if ph.t_inject is None:
-        for k in ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset"):
+        for k in recovery_keys:
             missing[k] = "no fault was injected"
     elif not any(w.n for w in wins):
-        for k in ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset"):
+        for k in recovery_keys:
             missing[k] = "nothing was measured (no load and no probe samples)"
     else:
         rec = windows.recovery(wins, ph.t_inject, t_revert=ph.t_revert)
         if not rec.impacted:
-            metrics["time_to_recovery"] = 0.0
-            metrics["time_to_recovery.from_impact"] = 0.0
-            missing["impact_onset"] = "no impact was measured"
+            for k in ("time_to_recovery", "time_to_recovery.from_impact", "time_to_recovery.exact"):
+                metrics[k] = 0.0
+            missing["impact_onset"] = missing["impact_onset.exact"] = "no impact was measured"
         else:
-            onset = max(rec.impact_onset or 0.0, ph.t_inject)
-            metrics["impact_onset"] = onset - ph.t_inject
-            if rec.recovered_at is None:
-                why = "not recovered by the end of the run" if ph.complete else "the run ended (crashed) before recovery"
-                missing["time_to_recovery"] = missing["time_to_recovery.from_impact"] = why
-            elif ph.t_revert is None:
-                metrics["time_to_recovery.from_impact"] = rec.recovered_at - onset
-                missing["time_to_recovery"] = "the fault was never reverted"
-            else:
-                metrics["time_to_recovery"] = max(0.0, rec.recovered_at - ph.t_revert)
-                metrics["time_to_recovery.from_impact"] = max(0.0, rec.recovered_at - onset)
+            _recovery_metrics(metrics, missing, rec, instants.exact(points, tol, ph.t_inject, rec, ph.t_end), ph)
 
     detection, detected_by = _detection(run)
     metrics["detection_time"] = detection

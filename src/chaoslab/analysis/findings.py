@@ -76,7 +76,9 @@ def _fault_findings(a: dict[str, Any]) -> list[str]:
         out.append(
             f"Impact began {_dur(m['impact_onset'])} after injection; the system recovered "
             f"{_dur(m['time_to_recovery'])} after the fault was reverted "
-            f"({_dur(m['time_to_recovery.from_impact'])} after the impact began)."
+            f"({_dur(m['time_to_recovery.from_impact'])} after the impact began)"
+            + (f"; to the operation, {_dur(m['time_to_recovery.exact'])} after the revert."
+               if m.get("time_to_recovery.exact") is not None else ".")
         )
     else:
         out.append(f"The system did not recover: {miss.get('time_to_recovery', 'no recovery measured')}.")

@@ -31,7 +31,9 @@ PHASED = (
 SCALAR = (
     "time_to_recovery",
     "time_to_recovery.from_impact",
+    "time_to_recovery.exact",
     "impact_onset",
+    "impact_onset.exact",
     "detection_time",
     "lost_writes",
     "unexpected_writes",

@@ -27,6 +27,7 @@ th{background:#f6f6f6}td.pass{color:#2e9d4b;font-weight:600}td.fail{color:#d43d3
 _KPIS = (
     ("detection_time", "detection"),
     ("time_to_recovery", "time to recovery"),
+    ("time_to_recovery.exact", "recovery, to the operation"),
     ("availability.fault", "availability under fault"),
     ("latency.p99.fault", "p99 under fault"),
     ("lost_writes", "lost writes"),
