@@ -24,12 +24,16 @@ class RunRecord(TypedDict):
     """Wall-clock time (epoch seconds) of the clock's zero."""
     experiment: NotRequired[str]
     pid: NotRequired[int]
+    process_started_at: NotRequired[float]
+    """Wall-clock time (epoch seconds) the writing process started: its start-up cost."""
 
 
 class PhaseRecord(TypedDict):
     type: Literal["phase"]
     t: float
     name: PhaseName
+    cpu: NotRequired[float]
+    """CPU seconds the writing process (runner, probes, load) had used by then: what watching cost."""
 
 
 class FaultRecord(TypedDict):

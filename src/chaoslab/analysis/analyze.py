@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..records import SampleRecord, events
-from . import dataloss, hypothesis, instants, poison, score, windows
+from . import cost, dataloss, hypothesis, instants, poison, score, windows
 from .containerevents import container_events
 from .ebpf import ebpf_findings, ebpf_series, phase_counts
 from .findings import findings
@@ -170,6 +170,9 @@ def analyze(run_dir: Path) -> dict[str, Any]:
                 missing[key] = f"no {what} in {scope}"
     probe_metrics, lanes = _probe_metrics(run)
     metrics.update(probe_metrics)
+    sent = [float(op["t_sent"]) for op in run.ops if op.get("t_sent") is not None]
+    metrics.update(cost.metrics(run.journal, {p: metrics[f"operations.{p}"] for p in PHASES},
+                                min(sent) if sent else None))
 
     # windows, steady state and recovery
     if run.ops:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..units import format_duration
 from .containerevents import container_findings
+from .cost import summary as cost_summary
 from .flamegraphs import flamegraph_findings
 from .names import format_value
 from .poison import findings as poison_findings
@@ -59,6 +60,8 @@ def findings(a: dict[str, Any]) -> list[str]:
         if not v["passed"]:
             shown = v.get("note") or format_value(v["name"], v["value"])
             out.append(f"Hypothesis violated: {v['name']} = {shown}, expected {v['bound_text']}.")
+    if (watching := cost_summary(a["metrics"])) is not None:
+        out.append(watching)
     return out
 
 

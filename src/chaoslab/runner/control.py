@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ExitCode
 from ..journal import Clock
-from ..records import Record
+from ..records import PhaseName, Record
 
 Emit = Callable[[Record], None]
 
@@ -36,6 +37,10 @@ class Control:
     def plan_now(self) -> float:
         """Seconds since the baseline started: the axis of ``at``, ``duration`` and ``recovery``."""
         return self.clock.now() - self.t_base
+
+    def phase(self, name: PhaseName) -> None:
+        """Mark a phase, with the CPU the run has used so far (docs/metrics.md, watching cost)."""
+        self.emit({"type": "phase", "t": self.now(), "name": name, "cpu": round(time.process_time(), 6)})
 
     @property
     def aborted(self) -> bool:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..errors import CapabilityError, ChaoslabError, ExitCode, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
 from ..journal import EXPERIMENT, Clock, Journal
@@ -155,7 +157,8 @@ class Run:
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
             self.emit({"type": "run", "t": self.control.now(), "run_id": self.run_id, "title": self.exp.title,
-                       "started_at": self.clock.wall0, "experiment": str(self.loaded.path), "pid": os.getpid()})
+                       "started_at": self.clock.wall0, "experiment": str(self.loaded.path), "pid": os.getpid(),
+                       "process_started_at": psutil.Process().create_time()})
             await self._start_observers()
             self._watch_containers()
             self.control.t_base = self.clock.now()
@@ -176,7 +179,7 @@ class Run:
         return None
 
     def _phase(self, name: Any) -> None:
-        self.emit({"type": "phase", "t": self.control.now(), "name": name})
+        self.control.phase(name)
 
     def _on_signal(self, sig: int) -> None:
         name = signal.Signals(sig).name

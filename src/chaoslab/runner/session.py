@@ -125,7 +125,7 @@ class ChaosSession:
         return round(self.clock.now(), 6)
 
     def _phase(self, journal: Journal, name: PhaseName) -> None:
-        journal.append({"type": "phase", "t": self._now(), "name": name})
+        journal.append({"type": "phase", "t": self._now(), "name": name, "cpu": round(time.process_time(), 6)})
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()

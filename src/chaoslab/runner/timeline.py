@@ -70,7 +70,7 @@ class Timeline:
     def recovery_starts(self) -> None:
         if self.t_revert is None:
             self.t_revert = self.control.clock.now()
-            self.control.emit({"type": "phase", "t": self.control.now(), "name": "recovery"})
+            self.control.phase("recovery")
 
     async def revert_all(self) -> None:
         """Every path ends here: revert what is still active, newest first."""
@@ -98,7 +98,7 @@ class Timeline:
             self.active.append(active)  # before injecting: a failed injection is reverted too
         if self.t_inject is None:
             self.t_inject = c.clock.now()
-            c.emit({"type": "phase", "t": c.now(), "name": "fault"})
+            c.phase("fault")
 
         def keep(entry: str | None) -> None:
             active.entry = entry
