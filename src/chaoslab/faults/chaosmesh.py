@@ -55,6 +55,21 @@ class _Mesh(K8sFault[MP]):
         ex = self.target.extra
         return {"pods": {ex["namespace"]: sorted(p["name"] for p in ex.get("pods", []))}}
 
+    def resource(self, name: str, run: str) -> dict[str, Any]:
+        """The Chaos Mesh object this step creates, without touching the cluster."""
+        assert self.target is not None
+        spec: dict[str, Any] = {"selector": self._selector(), "mode": "all", **self.body()}
+        if self.planned_duration:
+            # A safety net: should the runner die and nobody run `chaoslab recover`, Chaos Mesh
+            # ends the fault itself SAFETY_MARGIN after it was due (chaoslab deletes it on time).
+            spec["duration"] = _go_duration(self.planned_duration + SAFETY_MARGIN)
+        return {
+            "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
+            "metadata": {"name": name, "namespace": self.target.extra["namespace"],
+                         "labels": {"chaoslab.io/run": run}},
+            "spec": spec,
+        }
+
     def inject(self) -> None:
         from kubernetes import client as kc
 
@@ -66,16 +81,7 @@ class _Mesh(K8sFault[MP]):
         # A random suffix: two steps of the same fault in one run make two resources.
         kind = self.name.split(".", 1)[1].replace("_", "-")
         name = f"chaoslab-{run[:30].strip('-')}-{kind}-{uuid.uuid4().hex[:6]}"
-        spec: dict[str, Any] = {"selector": self._selector(), "mode": "all", **self.body()}
-        if self.planned_duration:
-            # A safety net: should the runner die and nobody run `chaoslab recover`, Chaos Mesh
-            # ends the fault itself SAFETY_MARGIN after it was due (chaoslab deletes it on time).
-            spec["duration"] = _go_duration(self.planned_duration + SAFETY_MARGIN)
-        obj = {
-            "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
-            "metadata": {"name": name, "namespace": ns, "labels": {"chaoslab.io/run": run}},
-            "spec": spec,
-        }
+        obj = self.resource(name, run)
         self.state.update(plural=plural, namespace=ns, name=name, uid=None)
         self.checkpoint()
         try:
