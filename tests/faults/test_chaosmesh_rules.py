@@ -156,6 +156,10 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str] | 
         f = d / f"ok-{case}.yaml"
         f.write_text(experiment(fault, _flow(params)))
         files.append(f)
+    for mode in MODES_REFUSED:
+        f = d / f"mode-{mode.replace(':', '-')}.yaml"
+        f.write_text(experiment("chaosmesh.stress_cpu", "workers: 1").replace("mode: all", f"mode: '{mode}'"))
+        files.append(f)
     out = subprocess.run(
         [sys.executable, "-m", "chaoslab", "validate", *map(str, files)],
         capture_output=True, text=True, timeout=300,
@@ -194,6 +198,18 @@ def test_validate_refuses_what_chaos_mesh_refuses(
     assert m["file"].endswith(f"{case}.yaml") and m["line"] == "6", line
     assert m["field"] == f"method[0].{field}", line
     assert reason in m["msg"], line
+
+
+MODES_REFUSED = ["percent:0", "percent:150", "count:0", "count:1.5"]
+"""PodSelector.Validate refuses fixed <= 0 and percentages outside (0, 100]. chaoslab's resources
+always say mode all (it chose the pods itself), so the same rules hold on the target's mode."""
+
+
+@pytest.mark.parametrize("mode", MODES_REFUSED)
+def test_target_modes_follow_chaos_meshs_value_rules(verdicts: dict[str, list[str] | str], mode: str) -> None:
+    got = verdicts.get(f"mode-{mode.replace(':', '-')}")
+    assert isinstance(got, list) and len(got) == 1, got
+    assert re.search(r"\.yaml:3:\d+: targets\.web\.mode: (count|percent) must be", got[0]), got
 
 
 # (id, fault, the step's own keys, the part of spec that chaoslab writes for them)

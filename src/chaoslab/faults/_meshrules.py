@@ -58,13 +58,13 @@ def check_duration(seconds: float, what: str, *, allow_zero: bool) -> float:
 def plain_decimal(value: float) -> str:
     """A number as the plain decimal Chaos Mesh's FloatStr fields hold (``0.00001``, ``20``,
     ``12.5``): never Python's exponent form (``1e-05``), which the CRDs' patterns refuse."""
-    text = format(Decimal(repr(value)).normalize(), "f")
-    return text
+    return format(Decimal(repr(value)).normalize(), "f")
 
 
 def check_netem_percent(value: float, what: str) -> float:
     """A non-zero percentage that survives the daemon's six decimals (smaller becomes 0%)."""
-    if value > 0 and Decimal(repr(value)) < NETEM_STEP / 2:
+    # below one step the daemon's "%f" writes 0.000000 (or rounds a float32 of 5e-7 either way)
+    if value > 0 and Decimal(repr(value)) < NETEM_STEP:
         raise ValueError(
             f"{what} {plain_decimal(value)}% is below 0.000001%: Chaos Mesh's daemon passes it to tc "
             "with six decimals, so it would drop nothing"
