@@ -7,7 +7,7 @@ Chaos Mesh's api/v1alpha1 (``*_webhook.go``, ``*_types.go``, ``common_webhook.go
 (v2.8.3 and main). The steps it accepts are built into the exact object chaoslab creates, and
 the strings in it are the ones Chaos Mesh parses (``300us``, not ``0ms``; ``0.00001``, not
 ``1e-05``). One ``chaoslab validate`` process checks every file (one file per rule) so the
-module costs one interpreter start, not fifty.
+module costs one interpreter start, not sixty.
 """
 
 from __future__ import annotations
