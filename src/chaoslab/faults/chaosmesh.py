@@ -15,14 +15,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from ..errors import FaultError
 from ..platforms import chaosmesh as cm
 from ..platforms import kubernetes as k8s
 from ..units import Duration
+from . import _meshrules as rules
 from . import register
 from .base import FaultParams
 from .kubernetes import K8sFault, parse_labels
@@ -31,12 +32,19 @@ SAFETY_MARGIN = 30.0
 """Seconds past the step's end at which Chaos Mesh ends a fault the runner did not delete."""
 
 
-def _go_duration(seconds: float) -> str:
-    return f"{round(seconds * 1000)}ms"
+ContainerName = Annotated[str, AfterValidator(rules.check_container_name)]
 
 
 class MeshParams(FaultParams):
     inject_timeout: Duration = Field(60.0, description="How long to wait for Chaos Mesh to report AllInjected.")
+
+
+class ContainerParams(MeshParams):
+    """For the kinds with Chaos Mesh's ContainerSelector (StressChaos, IOChaos, TimeChaos): without
+    ``containers`` Chaos Mesh acts on each pod's first container only."""
+
+    containers: list[ContainerName] | None = Field(
+        None, min_length=1, description="Names of the containers to act on in each pod (default: the first).")
 
 
 MP = TypeVar("MP", bound=MeshParams)
@@ -55,27 +63,52 @@ class _Mesh(K8sFault[MP]):
         ex = self.target.extra
         return {"pods": {ex["namespace"]: sorted(p["name"] for p in ex.get("pods", []))}}
 
+    def _containers(self) -> list[str] | None:
+        names: list[str] | None = getattr(self.params, "containers", None)
+        if not names:
+            return None
+        assert self.target is not None
+        # A name no chosen pod has makes Chaos Mesh select nothing and the step wait out its
+        # inject_timeout: say which pod lacks which container instead (pods whose containers
+        # are not known yet, still pending, are left to Chaos Mesh).
+        for pod in self.target.extra.get("pods") or []:
+            have = [c["name"] for c in pod.get("containers") or []]
+            missing = [n for n in names if have and n not in have]
+            if missing:
+                raise FaultError(f"{self.name}: pod {pod['name']} has no container {missing[0]!r} "
+                                 f"(its containers: {', '.join(have)})")
+        return list(names)
+
+    def resource(self, name: str, run: str) -> dict[str, Any]:
+        """The Chaos Mesh object this step creates, without touching the cluster."""
+        assert self.target is not None
+        spec: dict[str, Any] = {"selector": self._selector(), "mode": "all", **self.body()}
+        containers = self._containers()
+        if containers:
+            spec["containerNames"] = containers
+        if self.planned_duration:
+            # A safety net: should the runner die and nobody run `chaoslab recover`, Chaos Mesh
+            # ends the fault itself SAFETY_MARGIN after it was due (chaoslab deletes it on time).
+            spec["duration"] = rules.go_duration(self.planned_duration + SAFETY_MARGIN)
+        return {
+            "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
+            "metadata": {"name": name, "namespace": self.target.extra["namespace"],
+                         "labels": {"chaoslab.io/run": run}},
+            "spec": spec,
+        }
+
     def inject(self) -> None:
         from kubernetes import client as kc
 
         assert self.target is not None
         ns = self.target.extra["namespace"]
-        api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
         plural = cm.KINDS[self.kind]
         run = re.sub(r"[^a-z0-9-]", "-", (self.run_id or "adhoc").lower())[:40].strip("-") or "adhoc"
         # A random suffix: two steps of the same fault in one run make two resources.
         kind = self.name.split(".", 1)[1].replace("_", "-")
         name = f"chaoslab-{run[:30].strip('-')}-{kind}-{uuid.uuid4().hex[:6]}"
-        spec: dict[str, Any] = {"selector": self._selector(), "mode": "all", **self.body()}
-        if self.planned_duration:
-            # A safety net: should the runner die and nobody run `chaoslab recover`, Chaos Mesh
-            # ends the fault itself SAFETY_MARGIN after it was due (chaoslab deletes it on time).
-            spec["duration"] = _go_duration(self.planned_duration + SAFETY_MARGIN)
-        obj = {
-            "apiVersion": f"{cm.GROUP}/{cm.VERSION}", "kind": self.kind,
-            "metadata": {"name": name, "namespace": ns, "labels": {"chaoslab.io/run": run}},
-            "spec": spec,
-        }
+        obj = self.resource(name, run)
+        api = kc.CustomObjectsApi(k8s.api_client(self.target.extra.get("kubeconfig"), self.target.extra.get("context")))
         self.state.update(plural=plural, namespace=ns, name=name, uid=None)
         self.checkpoint()
         try:
@@ -119,7 +152,8 @@ def _body(exc: Exception) -> str:
 # -- PodChaos ------------------------------------------------------------------------------
 
 class ContainerKillParams(MeshParams):
-    containers: list[str] = Field(..., min_length=1, description="Names of the containers to kill in each pod.")
+    # Chaos Mesh's webhook: "the name of container is required on container-kill action".
+    containers: list[ContainerName] = Field(..., min_length=1, description="Names of the containers to kill in each pod.")
 
 
 @register
@@ -130,20 +164,34 @@ class ContainerKill(_Mesh[ContainerKillParams]):
     kind = "PodChaos"
 
     def body(self) -> dict[str, Any]:
-        return {"action": "container-kill", "containerNames": self.params.containers}
+        return {"action": "container-kill"}  # containerNames: from resource(), checked against the pods
 
 
 # -- NetworkChaos --------------------------------------------------------------------------
 
 class _NetParams(MeshParams):
-    direction: Literal["to", "from", "both"] = "to"
+    # peer before direction: direction's check reads it.
     peer: str | None = Field(None, description="Label selector (key=value) of the other side; default: any.")
+    direction: Literal["to", "from", "both"] = "to"
+    from_needs_peer: ClassVar[bool] = True
+    """Chaos Mesh's webhook refuses `from`/`both` without a target for every action but partition."""
 
     @field_validator("peer")
     @classmethod
     def _labels(cls, v: str | None) -> str | None:
         if v is not None:
             parse_labels(v)
+        return v
+
+    @field_validator("direction")
+    @classmethod
+    def _direction(cls, v: str, info: ValidationInfo) -> str:
+        # "peer" missing from info.data means it failed its own check: that error is enough.
+        if v != "to" and cls.from_needs_peer and "peer" in info.data and info.data["peer"] is None:
+            raise ValueError(
+                f"direction {v!r} needs a peer: Chaos Mesh's webhook refuses it (`from` and `both` direction "
+                "cannot be used when targets is empty in netem action)"
+            )
         return v
 
 
@@ -174,6 +222,16 @@ class DelayParams(_NetParams):
     jitter: Duration = Field(0.0, description="Random variation of the delay.")
     correlation: float = Field(0.0, ge=0, le=100, description="Correlation with the previous packet, percent.")
 
+    @field_validator("latency")
+    @classmethod
+    def _latency(cls, v: float) -> float:
+        return rules.check_duration(v, "latency", allow_zero=False)
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, v: float) -> float:
+        return rules.check_duration(v, "jitter", allow_zero=True)
+
 
 @register
 class NetworkDelay(_Net[DelayParams]):
@@ -183,14 +241,19 @@ class NetworkDelay(_Net[DelayParams]):
     action = "delay"
 
     def net(self) -> dict[str, Any]:
-        return {"delay": {"latency": _go_duration(float(self.params.latency)),
-                          "jitter": _go_duration(float(self.params.jitter)),
-                          "correlation": f"{self.params.correlation:g}"}}
+        return {"delay": {"latency": rules.go_duration(float(self.params.latency)),
+                          "jitter": rules.go_duration(float(self.params.jitter)),
+                          "correlation": rules.plain_decimal(self.params.correlation)}}
 
 
 class LossParams(_NetParams):
     loss: float = Field(..., gt=0, le=100, description="Packets dropped, percent.")
     correlation: float = Field(0.0, ge=0, le=100)
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: float) -> float:
+        return rules.check_netem_percent(v, "loss")
 
 
 @register
@@ -201,11 +264,13 @@ class NetworkLoss(_Net[LossParams]):
     action = "loss"
 
     def net(self) -> dict[str, Any]:
-        return {"loss": {"loss": f"{self.params.loss:g}", "correlation": f"{self.params.correlation:g}"}}
+        return {"loss": {"loss": rules.plain_decimal(self.params.loss),
+                         "correlation": rules.plain_decimal(self.params.correlation)}}
 
 
 class PartitionParams(_NetParams):
     direction: Literal["to", "from", "both"] = "both"
+    from_needs_peer: ClassVar[bool] = False  # without a peer: the namespace's other pods
 
 
 @register
@@ -220,9 +285,25 @@ class NetworkPartition(_Net[PartitionParams]):
 
 
 class BandwidthParams(_NetParams):
-    rate: str = Field(..., pattern=r"^[1-9][0-9]*(\.[0-9]+)?(bps|kbps|mbps|gbps|tbps)$", description="e.g. 1mbps.")
-    limit: int = Field(20971520, ge=1, le=2**32, description="Bytes queued before drops.")
-    buffer: int = Field(10000, ge=1, le=2**32, description="Bucket size, bytes.")
+    rate: str = Field(..., description="A whole number and bit, kbit, mbit, gbit, tbit, bps, kbps, mbps, gbps or "
+                                       "tbps (bps: bytes per second), e.g. 1mbps.")
+    limit: int = Field(20971520, ge=1, description="Bytes queued before drops (at most 4294967295).",
+                       json_schema_extra={"maximum": rules.UINT32_MAX})
+    buffer: int = Field(10000, ge=1, description="Bucket size, bytes (at most 4294967295).",
+                        json_schema_extra={"maximum": rules.UINT32_MAX})
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        return rules.check_rate(v)
+
+    @field_validator("limit", "buffer")
+    @classmethod
+    def _uint32(cls, v: int, info: ValidationInfo) -> int:
+        if v > rules.UINT32_MAX:
+            raise ValueError(f"{info.field_name} {v} is out of range: Chaos Mesh's {info.field_name} is a uint32 "
+                             f"(at most {rules.UINT32_MAX}), its webhook cannot decode a larger number")
+        return v
 
 
 @register
@@ -238,7 +319,7 @@ class NetworkBandwidth(_Net[BandwidthParams]):
 
 # -- StressChaos ---------------------------------------------------------------------------
 
-class StressCpuParams(MeshParams):
+class StressCpuParams(ContainerParams):
     workers: int = Field(1, ge=1, le=8192)
     load: int = Field(100, ge=0, le=100, description="Percent of one CPU per worker.")
 
@@ -254,10 +335,15 @@ class StressCpu(_Mesh[StressCpuParams]):
         return {"stressors": {"cpu": {"workers": self.params.workers, "load": self.params.load}}}
 
 
-class StressMemoryParams(MeshParams):
+class StressMemoryParams(ContainerParams):
     workers: int = Field(1, ge=1, le=8192)
-    size: str = Field("256MB", pattern=r"^[0-9]+(\.[0-9]+)?(%|B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-                      description="Memory per worker (e.g. 256MB, 50%).")
+    size: str = Field("256MB", description="Memory per worker: a size (256MB, 1.5GiB) or a whole percentage "
+                                           "of the available memory (1% to 100%).")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        return rules.check_stress_size(v)
 
 
 @register
@@ -273,13 +359,26 @@ class StressMemory(_Mesh[StressMemoryParams]):
 
 # -- IOChaos -------------------------------------------------------------------------------
 
-class IoParams(MeshParams):
+class IoParams(ContainerParams):
     action: Literal["latency", "fault"] = "latency"
     volume_path: str = Field(..., min_length=1, description="Mount point of the volume in the container.")
     path: str | None = Field(None, description="Glob of the files affected (default: all under the volume).")
     delay: Duration = Field(0.1, description="Added latency per operation (action latency).")
     errno: int = Field(5, ge=1, le=4095, description="Error returned (action fault; 5 = EIO).")
     percent: int = Field(100, ge=1, le=100, description="Share of operations affected.")
+
+    @field_validator("volume_path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"volume_path {v!r} must be absolute: the volume's mount point in the container")
+        return v
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, v: float, info: ValidationInfo) -> float:
+        # a latency action of no delay injects nothing; a fault action does not write it
+        return rules.check_duration(v, "delay", allow_zero=info.data.get("action") == "fault")
 
 
 @register
@@ -295,7 +394,7 @@ class IoChaos(_Mesh[IoParams]):
         if p.path:
             out["path"] = p.path
         if p.action == "latency":
-            out["delay"] = _go_duration(float(p.delay))
+            out["delay"] = rules.go_duration(float(p.delay))
         else:
             out["errno"] = p.errno
         return out
@@ -310,9 +409,16 @@ def _realtime() -> list[Clock]:
     return ["CLOCK_REALTIME"]
 
 
-class TimeParams(MeshParams):
-    offset: str = Field(..., pattern=r"^-?([0-9]+(\.[0-9]+)?(ms|s|m|h))+$", description="Clock shift, e.g. -10m, 2h.")
+class TimeParams(ContainerParams):
+    offset: str = Field(..., description="Clock shift as a Go duration, e.g. -10m, 2h30m, +300ms.")
     clocks: list[Clock] = Field(default_factory=_realtime)
+
+    @field_validator("offset")
+    @classmethod
+    def _offset(cls, v: str) -> str:
+        if rules.go_duration_ns(v, "offset") == 0:
+            raise ValueError(f"offset {v!r} shifts nothing")
+        return v
 
 
 @register

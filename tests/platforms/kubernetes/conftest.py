@@ -280,8 +280,10 @@ def crds(cluster: Cluster) -> Cluster:
 
 class ControllerStandIn:
     """What Chaos Mesh's controller would do, played by the test (it cannot run here): a thread
-    marks every resource of the given kinds in ``ns`` injected (``Selected`` and ``AllInjected``
-    through the status subresource). ``seen`` keeps each resource as it was first met, by uid."""
+    marks every resource of the given kinds in ``ns`` injected with the status the controller
+    writes (``cm.injected_status``: the conditions and the ``experiment`` the CRDs require),
+    replacing the whole object as the controller does (Chaos Mesh's CRDs have no status
+    subresource). ``seen`` keeps each resource as it was first met, by uid."""
 
     def __init__(self, cluster: Cluster, ns: str, plurals: list[str]) -> None:
         self.cluster, self.ns, self.plurals = cluster, ns, plurals
@@ -306,15 +308,9 @@ class ControllerStandIn:
                     self.seen.setdefault(obj["metadata"]["uid"], json.loads(json.dumps(obj)))
                     if cm.condition(obj, "AllInjected") or obj["metadata"].get("deletionTimestamp"):
                         continue
-                    obj["status"] = {
-                        "conditions": [
-                            {"type": "Selected", "status": "True"},
-                            {"type": "AllInjected", "status": "True"},
-                        ]
-                    }
+                    obj["status"] = cm.injected_status(obj)
                     self.cluster.kubectl(
                         "replace",
-                        "--subresource=status",
                         "-n",
                         self.ns,
                         "-f",

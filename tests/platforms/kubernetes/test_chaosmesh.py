@@ -114,7 +114,7 @@ def test_api_server_accepts_good_and_rejects_malformed_resources(
         ("chaosmesh.network_loss", {"loss": 20}, "networkchaos"),
         ("chaosmesh.network_partition", {"peer": "app=other"}, "networkchaos"),
         ("chaosmesh.network_bandwidth", {"rate": "1mbps"}, "networkchaos"),
-        ("chaosmesh.stress_cpu", {"workers": 1, "load": 50}, "stresschaos"),
+        ("chaosmesh.stress_cpu", {"workers": 1, "load": 50, "containers": ["main"]}, "stresschaos"),
         ("chaosmesh.stress_memory", {"size": "64MB"}, "stresschaos"),
         ("chaosmesh.io", {"volume_path": "/data", "delay": "20ms"}, "iochaos"),
         ("chaosmesh.time", {"offset": "-10m"}, "timechaos"),
@@ -138,7 +138,11 @@ def test_fault_creates_waits_and_deletes_controller_played_by_test(
             items = crds.get(plural, "-n", namespace)["items"]
             assert [o["metadata"]["uid"] for o in items] == [f.state["uid"]]
             # Chaos Mesh's own end, a safety net 30 s past the step's (chaoslab deletes on time).
-            assert items[0]["spec"]["duration"] == "35000ms"
+            assert items[0]["spec"]["duration"] == "35s"
+            if "containers" in params:
+                assert items[0]["spec"]["containerNames"] == params["containers"]
+            # the stand-in's status, as Chaos Mesh's controller writes it, passed the CRD
+            assert crds.get(plural, "-n", namespace)["items"][0]["status"]["experiment"]["desiredPhase"] == "Run"
             assert items[0]["spec"]["selector"]["pods"] == {
                 namespace: [tgt.extra["pods"][0]["name"]]
             }
