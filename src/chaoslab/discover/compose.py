@@ -193,6 +193,9 @@ def _known_database(image: str | None, command: list[str]) -> str | None:
     program = [Path(command[0]).name] if command else []
     if len(command) > 2 and command[1] == "-m":
         program.append(command[2])
+    if len(command) > 2 and program[0] in ("sh", "bash", "ash") and command[1].startswith("-"):
+        # a shell script: the program it ends by exec'ing is the service
+        program += [Path(m).name for m in re.findall(r"\bexec\s+(\S+)", command[2])]
     image_name = (image or "").rsplit("/", 1)[-1].split(":")[0]
     words = set(re.split(r"[^a-z0-9]+", " ".join([image_name, *program]).lower()))
     return next((db for db in DATABASES if db in words or f"{db}-server" in program), None)
@@ -324,9 +327,13 @@ def load_project(project: str) -> System:
         by_service.setdefault(c.labels.get(SERVICE_LABEL, c.name), []).append(c)
     system: System | None = None
     labels = found[0].labels
-    for cfg in (labels.get(CONFIG_FILES_LABEL) or "").split(","):
-        path = Path(labels.get(WORKING_DIR_LABEL) or ".") / cfg.strip()
-        if cfg.strip() and path.is_file():
+    workdir = Path(labels.get(WORKING_DIR_LABEL) or ".")
+    # v1 records the files as given on its command line (relative to where it ran), v2 absolute;
+    # the working directory is the first file's own directory
+    candidates = [p for cfg in (labels.get(CONFIG_FILES_LABEL) or "").split(",") if cfg.strip()
+                  for p in (Path(cfg.strip()), workdir / cfg.strip(), workdir / Path(cfg.strip()).name)]
+    for path in candidates:
+        if path.is_file():
             try:
                 system = load_file(path, project)
                 break
@@ -345,6 +352,7 @@ def load_project(project: str) -> System:
         s.env = {**_env(config.get("Env")), **s.env}
         s.replicas = len(containers)
         s.running = sum(1 for c in containers if c.status == "running")
+        s.containers = [c.name for c in containers]
         s.restart = (host.get("RestartPolicy") or {}).get("Name") or "no"
         hc = config.get("Healthcheck") or {}
         if hc.get("Test"):
@@ -352,11 +360,13 @@ def load_project(project: str) -> System:
                                  (hc.get("Timeout") or 0) / 1e9 or None)
         nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
         names = {service, *(c.name for c in containers)}
+        live_address = None
         for net in nets.values():
-            s.address = s.address or net.get("IPAddress") or None
+            live_address = live_address or net.get("IPAddress") or None
             names.update(net.get("Aliases") or [])
-        if s.address:
-            names.add(s.address)
+        for addr in (s.address, live_address):
+            if addr:
+                names.add(addr)
         aliases[service] = names
         ports: dict[int, Port] = {p.port: p for p in s.ports}
         for spec, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
@@ -368,8 +378,8 @@ def load_project(project: str) -> System:
                 b = bindings[0]
                 p.published = int(b.get("HostPort") or 0) or None
                 p.host = b.get("HostIp") if b.get("HostIp") not in (None, "", "0.0.0.0", "::") else "127.0.0.1"
-            elif s.address:
-                p.host = s.address
+            elif s.address or live_address:
+                p.host = s.address or live_address
             ports[p.port] = p
         for p in ports.values():
             if p.host and s.running:

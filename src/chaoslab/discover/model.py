@@ -71,6 +71,7 @@ class Service:
     running: int | None = None                # live sources only: containers/pods running now
     faults: list[str] = field(default_factory=list)   # faults of `chaoslab doctor` that act on it here
     env: dict[str, str] = field(default_factory=dict)
+    containers: list[str] = field(default_factory=list)  # live Compose: its containers' names
 
     @property
     def stateful(self) -> bool:

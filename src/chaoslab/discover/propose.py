@@ -229,7 +229,8 @@ class _Builder:
                             [self.ttr(a)])
             return
         if sys_.platform == "compose" and "network.partition" in b.faults:
-            peer = a.address or f"{sys_.name}_{a.name}_1"
+            # a fixed address, else a container's name (Docker resolves it at injection time)
+            peer = a.address or (a.containers[0] if a.containers else f"{sys_.name}_{a.name}_1")
             # chaoslab's partition is scoped to its target's own ports: in the dependency's namespace
             # those are the ports this edge uses, while the dependent's are not (it connects out).
             targets = {b.name: b.target, a.name: a.target}
@@ -240,7 +241,7 @@ class _Builder:
                             [{"fault": "network.partition", "target": b.name, "at": AT,
                               "duration": _secs(PAUSE * 2), "peers": [peer]}],
                             [self.ttr(a)],
-                            [] if a.address or sys_.live else
+                            [] if a.address or a.containers else
                             [f"peer {peer}: the container name Compose v1 gives; with Compose v2 it is "
                              f"{sys_.name}-{a.name}-1"])
         elif sys_.platform == "kubernetes" and "network.policy_partition" in a.faults:
