@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import PY, ROOT
 
 from chaoslab.discover import discover
-from tests.conftest import PY, ROOT
 
 APPS = Path(__file__).parent / "apps"
 EXCHANGE = ROOT / "examples" / "exchange"

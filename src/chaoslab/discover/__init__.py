@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import InputError
 from .model import Dependency, Health, Port, Service, System
 
-__all__ = ["Dependency", "Health", "Port", "Service", "System", "discover", "target_kind"]
+__all__ = ["Dependency", "Health", "Port", "Service", "System", "attach_faults", "discover", "target_kind"]
 
 _KIND = {"compose": "compose", "stack": "service", "kubernetes": "pod"}
 
