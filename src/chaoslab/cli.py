@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics."),
     "profile": ("chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy)."),
     "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),
+    "discover": ("chaoslab.discover.cli:discover_cmd", "What a Compose project, stack or namespace holds."),
+    "init": ("chaoslab.discover.cli:init_cmd", "Write a suite of experiments for a discovered system."),
     "import": ("chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML."),
 }
 

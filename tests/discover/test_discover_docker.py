@@ -1,0 +1,158 @@
+"""A running Compose project through the Docker SDK, on the two applications written for these
+tests (tests/discover/apps): discover what runs, init a suite from it, and run one generated
+experiment per application to its verdict, with nothing left behind (no paused container, no
+nftables table, an empty fault ledger). Local images only (scripts/images.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import ROOT, free_ports
+
+from .test_discover_files import APPS, cli
+
+pytestmark = [pytest.mark.docker, pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _docker_ready() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("Docker tests need root")
+    from chaoslab import capabilities
+
+    if not capabilities.check("docker").ok:
+        subprocess.run(["bash", str(ROOT / "scripts" / "docker.sh")], capture_output=True, timeout=300)
+        capabilities._run.cache_clear()
+    check = capabilities.check("docker")
+    if not check.ok:
+        pytest.skip(check.detail)
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "images.sh")], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"images.sh failed: {proc.stderr[-300:]}")
+
+
+class App:
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.file = APPS / name / "compose.yaml"
+        self.project = f"dsc{name}{uuid.uuid4().hex[:6]}"
+        self.env = {**os.environ, **env}
+
+    def compose(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker-compose", "-p", self.project, "-f", str(self.file), *args],
+                              capture_output=True, text=True, timeout=timeout, env=self.env)
+
+    def containers(self) -> list[dict[str, object]]:
+        ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"],
+                             capture_output=True, text=True, timeout=30).stdout.split()
+        if not ids:
+            return []
+        out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, timeout=30).stdout
+        return list(json.loads(out))
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            cs = self.containers()
+            if cs and all(c["State"]["Running"] and (c["State"].get("Health") or {}).get("Status", "healthy") == "healthy"  # type: ignore[index]
+                          for c in cs):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{self.project} not healthy within {timeout}s")
+
+
+def _subnet() -> str:
+    return f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
+
+
+@pytest.fixture
+def shop() -> Iterator[App]:
+    web, db = free_ports(2)
+    app = App("shop", {"SHOP_WEB_PORT": str(web), "SHOP_DB_PORT": str(db), "SHOP_SUBNET": _subnet()})
+    try:
+        up = app.compose("up", "-d")
+        assert up.returncode == 0, up.stderr[-500:]
+        app.wait_healthy()
+        yield app
+    finally:
+        app.compose("down", "-v", "-t", "0")
+
+
+@pytest.fixture
+def jobs() -> Iterator[App]:
+    (queue,) = free_ports(1)
+    app = App("jobs", {"JOBS_QUEUE_PORT": str(queue), "JOBS_SUBNET": _subnet()})
+    try:
+        up = app.compose("up", "-d")
+        assert up.returncode == 0, up.stderr[-500:]
+        app.wait_healthy()
+        yield app
+    finally:
+        app.compose("down", "-v", "-t", "0")
+
+
+def _run_and_check_clean(app: App, experiment: Path, runs: Path) -> dict[str, object]:
+    state = runs.parent / "state"
+    env = {"CHAOSLAB_STATE_DIR": str(state)}
+    dry = cli("run", "--dry-run", str(experiment), env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"container {app.project}_" in dry.stdout  # the fault's resolved target is listed
+    r = cli("run", "-q", "--runs-dir", str(runs), str(experiment), env=env)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    assert "verdict:" in r.stdout
+    run_dir = next(d for d in runs.iterdir() if d.is_dir())
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    # nothing left behind: no container paused, every one running again, no fault in the ledger
+    app.wait_healthy(60)
+    assert not any(c["State"]["Paused"] for c in app.containers())  # type: ignore[index]
+    left = cli("recover", "--list", env=env)
+    assert app.project not in left.stdout and "inject" not in left.stdout, left.stdout
+    return summary
+
+
+def test_shop_live_discover_init_and_one_run(shop: App, tmp_path: Path) -> None:
+    r = cli("discover", f"compose:{shop.project}", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["live"] is True and set(data["services"]) == {"web", "cache", "db"}
+    web = data["services"]["web"]
+    assert web["running"] == 1 and web["restart"] == "always"
+    assert [(p["port"], p["published"], p["http"]) for p in web["ports"]] == [(8080, int(shop.env["SHOP_WEB_PORT"]), True)]
+    # the Compose file (found through the labels) gives depends_on; the env gives the ports
+    deps = {(d["source"], d["target"]): d["via"] for d in data["dependencies"]}
+    assert deps == {("web", "db"): "depends_on, env DATABASE_URL", ("web", "cache"): "depends_on, env CACHE_URL"}
+    assert data["services"]["db"]["stateful"] and "container.kill" in web["faults"]
+
+    out = tmp_path / "suite"
+    init = cli("init", f"compose:{shop.project}", "-o", str(out), "--measure", "3s",
+               "--load", f"http://127.0.0.1:{shop.env['SHOP_WEB_PORT']}/")
+    assert init.returncode == 0, init.stderr
+    v = cli("suite", "validate", str(out / "suite.yaml"))
+    assert v.returncode == 0, v.stderr
+    kill = out / "experiments" / "01-web-kill.yaml"
+    text = kill.read_text()
+    assert "# measured" in text and "error_rate.baseline" in text  # bounds from what was seen
+    summary = _run_and_check_clean(shop, kill, tmp_path / "runs")
+    assert summary.get("verdict") in (None, "held", "violated")
+
+
+def test_jobs_live_worker_pause_one_of_two(jobs: App, tmp_path: Path) -> None:
+    r = cli("discover", f"compose:{jobs.project}", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["services"]["worker"]["replicas"] == 2 and data["services"]["worker"]["running"] == 2
+    assert {(d["source"], d["target"]) for d in data["dependencies"]} == {("producer", "queue"), ("worker", "queue")}
+    out = tmp_path / "suite"
+    init = cli("init", f"compose:{jobs.project}", "-o", str(out))
+    assert init.returncode == 0, init.stderr
+    assert cli("suite", "validate", str(out / "suite.yaml")).returncode == 0
+    pause = next((out / "experiments").glob("*worker-pause.yaml"))
+    assert 'mode: count:1' in pause.read_text()
+    _run_and_check_clean(jobs, pause, tmp_path / "runs")

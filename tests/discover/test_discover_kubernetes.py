@@ -1,0 +1,59 @@
+"""The mapping of a namespace's objects to a System, from plain V1 objects of the official client
+built here. The cluster itself (scripts/k8s.sh) is not built on every machine, so this checks what
+`load_namespace` does with what the API returns, not the listing calls themselves."""
+
+from __future__ import annotations
+
+from kubernetes import client as k
+
+from chaoslab.discover import attach_faults
+from chaoslab.discover.kubernetes import from_objects
+from chaoslab.discover.propose import propose
+
+
+def deployment(name: str, image: str, port: int, env: dict[str, str], replicas: int = 1,
+               probe_path: str | None = None) -> k.V1Deployment:
+    probe = k.V1Probe(http_get=k.V1HTTPGetAction(path=probe_path, port=port), period_seconds=2,
+                      failure_threshold=3, timeout_seconds=1) if probe_path else None
+    container = k.V1Container(name=name, image=image, ports=[k.V1ContainerPort(container_port=port)],
+                              env=[k.V1EnvVar(name=a, value=b) for a, b in env.items()], readiness_probe=probe)
+    return k.V1Deployment(
+        metadata=k.V1ObjectMeta(name=name),
+        spec=k.V1DeploymentSpec(
+            replicas=replicas, selector=k.V1LabelSelector(match_labels={"app": name}),
+            template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels={"app": name}),
+                                         spec=k.V1PodSpec(containers=[container]))))
+
+
+def service(name: str, app: str, port: int, target: int, port_name: str | None = None) -> k.V1Service:
+    return k.V1Service(metadata=k.V1ObjectMeta(name=name), spec=k.V1ServiceSpec(
+        selector={"app": app}, cluster_ip="10.96.0.10",
+        ports=[k.V1ServicePort(port=port, target_port=target, name=port_name)]))
+
+
+def test_two_deployments_and_a_service() -> None:
+    web = deployment("web", "shop/web:1", 8080, {"DB_URL": "postgresql://db.shop:5432/app"}, replicas=2,
+                     probe_path="/health")
+    db = deployment("db", "postgres:15", 5432, {})
+    system = from_objects("shop", [web, db], [service("db", "db", 5432, 5432),
+                                              service("web", "web", 80, 8080, "http")])
+    assert set(system.services) == {"web", "db"}
+    w, d = system.services["web"], system.services["db"]
+    assert w.target == {"pod": {"namespace": "shop", "selector": "app=web"}, "mode": "count:1"}
+    assert w.replicas == 2 and w.restart == "controller"
+    assert w.health is not None and w.health.kind == "http" and w.health.interval == 2.0
+    assert [(p.port, p.http, p.path, p.host, p.published) for p in w.ports] == [(8080, True, "/health", "10.96.0.10", 80)]
+    assert d.stateful and "postgres" in d.state[0]
+    assert [(x.source, x.target, x.via, x.port) for x in system.dependencies] == [("web", "db", "env DB_URL", 5432)]
+    # the experiments act on pods, with the kubelet's own view as a probe
+    attach_faults(system)
+    assert "pod.kill" in w.faults
+    files = {p.file for p in propose(system)}
+    assert any(f.endswith("web-kill.yaml") for f in files)
+
+
+def test_service_host_variables_are_edges() -> None:
+    api = deployment("api", "shop/api:1", 8080, {"CACHE_SERVICE_HOST": "", "X": "y"})
+    cache = deployment("cache", "redis:7", 6379, {})
+    system = from_objects("shop", [api, cache], [service("cache", "cache", 6379, 6379)])
+    assert [(x.source, x.target) for x in system.dependencies] == [("api", "cache")]
