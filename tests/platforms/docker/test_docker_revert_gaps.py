@@ -55,7 +55,7 @@ def test_recover_during_a_stop_leaves_the_container_running(lab: Lab, tmp_path: 
     SIGTERM, so the stop takes the whole timeout), recover at once. Recover must wait for the stop
     to finish before it starts the container: starting a container that is still stopping does
     nothing, and Docker then finishes the stop after recover said "reverted"."""
-    timeout = 4
+    timeout = 6
     name, _ = lab.run("stop", "sleep", "600")  # PID 1 without a handler: SIGTERM is ignored
     started = _when(inspect(name)["State"]["StartedAt"])
     exp = tmp_path / "exp.yaml"
