@@ -270,3 +270,26 @@ def test_a_skew_on_an_existing_offset_file_puts_its_text_back(
     assert run.finish() == 0, run.text()
     assert offset.read_text() == "+5\n"
     assert 4.0 < boxed.skew() < 6.0
+
+
+def test_overlapping_skews_after_sigkill_are_undone_by_recover(
+    tmp_path: Path, boxed: Boxed, lab: Lab
+) -> None:
+    """Both skews active when the runner dies: recover releases both holders, in whatever order
+    it finds them, and the container is left as it was (no offset file)."""
+    offset = boxed.dir / "offset"
+    run = lab.start(
+        OVERLAP.format(name=boxed.name).replace("duration: 1s", "duration: 60s").replace(
+            "duration: 4s", "duration: 60s"
+        )
+    )
+    assert wait_for(lambda: offset.exists() and float(clock.read_offset(offset)) == -90.0)
+    assert len(lab.owner_records()) == 1
+    run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait(timeout=30)
+    assert float(clock.read_offset(offset)) == -90.0  # nobody reverted yet
+    rec = lab.recover()
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert not offset.exists()
+    assert abs(boxed.skew()) < 1.0
+    assert lab.owner_records() == [] and lab.ledger_entries() == []

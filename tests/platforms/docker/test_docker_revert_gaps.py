@@ -139,3 +139,48 @@ def test_overlapping_disk_fills_keep_the_fill_until_the_last_one_ends(
         b.revert()
     assert list(merged.glob(".chaoslab-*")) == []
     assert list((tmp_path / "state" / "owners").glob("*.json")) == []
+
+
+FILLS = """
+title: two fills on one container
+targets:
+  box: {{container: {name}}}
+recovery: 0s
+method:
+  - {{fault: disk.fill, target: box, at: 0s, duration: 1s, percent: {a}}}
+  - {{fault: disk.fill, target: box, at: 500ms, duration: 60s, percent: {b}}}
+"""
+
+
+def test_overlapping_fills_in_a_run_then_sigkill_and_recover(lab: Lab, tmp_path: Path) -> None:
+    """Through ``chaoslab run``: the first fill ends while the second goes on (its fill stays),
+    then the runner dies and recover removes the fill."""
+    name, _ = lab.run("fills", "sleep", "600")
+    merged = Path(inspect(name)["GraphDriver"]["Data"]["MergedDir"])
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(FILLS.format(name=name, a=_fill_percent(merged, 0.3), b=_fill_percent(merged, 0.2)))
+    env = {**os.environ, "CHAOSLAB_STATE_DIR": str(tmp_path / "state")}
+    runner = subprocess.Popen(
+        chaoslab("run", "--runs-dir", str(tmp_path / "runs"), str(exp)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        assert runner.stdout is not None
+        lines = []
+        for line in runner.stdout:
+            lines.append(line)
+            if " revert " in line:
+                break
+        assert any(" revert " in x for x in lines), "".join(lines)
+        assert _fill_bytes(merged) > 0, "the first fill's revert took the second one's fill"
+        runner.kill()
+        runner.wait(timeout=10)
+        assert _fill_bytes(merged) > 0
+        rec = subprocess.run(chaoslab("recover"), capture_output=True, text=True, env=env, timeout=120)
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert list(merged.glob(".chaoslab-*")) == []
+    assert list((tmp_path / "state" / "owners").glob("*.json")) == []
