@@ -17,7 +17,7 @@ import pytest
 
 from chaoslab import clock
 
-from .conftest import CLOCK_REPORTER, clock_rate, own_skew, wait_for
+from .conftest import CLOCK_REPORTER, Lab, clock_rate, own_skew, wait_for
 
 PY = sys.executable
 pytestmark = pytest.mark.skipif(
@@ -157,3 +157,48 @@ def test_stack_service_with_clock_controllable(tmp_path: Path) -> None:
         assert clock.read_offset(path) == clock.NO_OFFSET
     finally:
         stack.down()
+
+
+def _steps(pid: int, *steps: str) -> str:
+    return f"title: clock\ntargets:\n  svc: {{pid: {pid}}}\nrecovery: 0s\nmethod:\n" + "".join(
+        f"  - {{{s}, target: svc}}\n" for s in steps
+    )
+
+
+def test_a_repeated_skew_with_overlapping_windows_comes_back_once(
+    tmp_path: Path, clocked: Clocked, lab: Lab
+) -> None:
+    """Issue 24: ``repeat: 2`` whose windows overlap. The first occurrence's revert must not put
+    back true time under the second, and the second's must not put back the first's +2h."""
+    before = clocked.offset_file.read_text()
+    run = lab.start(
+        _steps(clocked.proc.pid, "fault: clock.skew, offset: +2h, at: 0s, duration: 2s, repeat: 2, every: 1s")
+    )
+    assert run.read_until(" revert "), run.text()
+    assert float(clock.read_offset(clocked.offset_file)) == 7200.0
+    assert run.finish() == 0, run.text()
+    assert clocked.offset_file.read_text() == before
+    assert abs(clocked.skew()) < 1.0
+    assert lab.owner_records() == [] and lab.ledger_entries() == []
+
+
+def test_a_drift_under_a_skew_resumes_where_it_would_be(
+    tmp_path: Path, clocked: Clocked, lab: Lab
+) -> None:
+    """A skew that starts while a drift runs is in force alone (the newest holder); when it ends,
+    the drift's offset comes back as if it had run all along, not from zero and not -90 s."""
+    run = lab.start(
+        _steps(
+            clocked.proc.pid,
+            "fault: clock.drift, rate: 2.0, at: 0s, duration: 6s",
+            "fault: clock.skew, offset: -90s, at: 1s, duration: 1s",
+        )
+    )
+    assert wait_for(lambda: clocked.skew() < -80), "the skew never arrived over the drift"
+    assert run.read_until("clock.skew"), run.text()
+    assert run.read_until(" revert "), run.text()  # the skew ended
+    skew = clocked.skew()
+    assert 1.5 < skew < 6.0, skew  # ~2 s of a double-speed clock, give or take a busy machine
+    assert run.finish() == 0, run.text()
+    assert clock.read_offset(clocked.offset_file) == clock.NO_OFFSET
+    assert abs(clocked.skew()) < 1.0

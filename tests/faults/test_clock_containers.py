@@ -22,7 +22,7 @@ import pytest
 from chaoslab import clock
 from chaoslab.errors import TargetError
 
-from .conftest import CLOCK_REPORTER, clock_rate, own_skew, wait_for
+from .conftest import CLOCK_REPORTER, Lab, clock_rate, own_skew, wait_for
 
 PY = sys.executable
 LIB = next((c for c in clock._CANDIDATES if Path(c).is_file()), None)
@@ -225,3 +225,71 @@ def test_the_offset_file_is_found_through_the_innermost_bind_mount() -> None:
 def test_what_is_missing_is_said(env: list[str], mounts: list[dict[str, Any]], says: str) -> None:
     with pytest.raises(TargetError, match=says):
         clock.container_offset_file(_attrs(env, mounts), "t")
+
+
+OVERLAP = """
+title: two skews on one container
+targets:
+  box: {{container: {name}}}
+recovery: 0s
+method:
+  - {{fault: clock.skew, target: box, at: 0s, duration: 1s, offset: +2h}}
+  - {{fault: clock.skew, target: box, at: 500ms, duration: 4s, offset: -90s}}
+"""
+
+
+def test_overlapping_skews_stack_and_the_original_comes_back_once(
+    tmp_path: Path, boxed: Boxed, lab: Lab
+) -> None:
+    """Issue 24, item 2: the offset file has one owner of its original. The first skew (+2h)
+    ends while the second (-90s) goes on: the second's offset stays in force; after both, the
+    original comes back, and here the original is *no file* (the container was started with an
+    offset file that did not exist yet), so the file is gone again, not left holding +0."""
+    offset = boxed.dir / "offset"
+    assert not offset.exists()
+    run = lab.start(OVERLAP.format(name=boxed.name))
+    assert run.read_until(" revert "), run.text()  # the +2h skew ended, the -90s one goes on
+    assert float(clock.read_offset(offset)) == -90.0, offset.read_text()
+    assert -91.0 < boxed.skew() < -89.0
+    assert run.finish() == 0, run.text()
+    assert not offset.exists(), f"left behind: {offset.read_text()!r}"
+    assert abs(boxed.skew()) < 1.0
+    assert lab.owner_records() == [] and lab.ledger_entries() == []
+    rec = lab.recover()
+    assert rec.returncode == 0 and "reverted" not in rec.stdout, rec.stdout + rec.stderr
+
+
+def test_a_skew_on_an_existing_offset_file_puts_its_text_back(
+    tmp_path: Path, boxed: Boxed, lab: Lab
+) -> None:
+    """The original is the file as it was, byte for byte (an offset set by someone else)."""
+    offset = boxed.dir / "offset"
+    offset.write_text("+5\n")
+    assert wait_for(lambda: 4.0 < boxed.skew() < 6.0)
+    run = lab.start(OVERLAP.format(name=boxed.name))
+    assert run.finish() == 0, run.text()
+    assert offset.read_text() == "+5\n"
+    assert 4.0 < boxed.skew() < 6.0
+
+
+def test_overlapping_skews_after_sigkill_are_undone_by_recover(
+    tmp_path: Path, boxed: Boxed, lab: Lab
+) -> None:
+    """Both skews active when the runner dies: recover releases both holders, in whatever order
+    it finds them, and the container is left as it was (no offset file)."""
+    offset = boxed.dir / "offset"
+    run = lab.start(
+        OVERLAP.format(name=boxed.name).replace("duration: 1s", "duration: 60s").replace(
+            "duration: 4s", "duration: 60s"
+        )
+    )
+    assert wait_for(lambda: offset.exists() and float(clock.read_offset(offset)) == -90.0)
+    assert len(lab.owner_records()) == 1
+    run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait(timeout=30)
+    assert float(clock.read_offset(offset)) == -90.0  # nobody reverted yet
+    rec = lab.recover()
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert not offset.exists()
+    assert abs(boxed.skew()) < 1.0
+    assert lab.owner_records() == [] and lab.ledger_entries() == []

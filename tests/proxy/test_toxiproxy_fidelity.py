@@ -165,3 +165,46 @@ def test_small_toxiproxy_details(proxy_server: ProxyProcess) -> None:
         assert json.loads(bad.text)["proxies"] is None
     finally:
         server.close()
+
+
+def _echo_time(s: socket.socket, payload: bytes) -> float:
+    t0 = time.perf_counter()
+    s.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = s.recv(1 << 16)
+        assert chunk, "closed"
+        got += chunk
+    assert got == payload
+    return time.perf_counter() - t0
+
+
+def test_an_update_draws_toxicity_again_on_live_connections(
+    proxy_server: ProxyProcess, echo_server: TcpServer
+) -> None:
+    """Toxiproxy restarts a toxic on every live connection when it is updated, and the restart
+    draws toxicity again (issue 24, item 5): 1 -> 0 takes the toxic off a connection that has it,
+    0 -> 1 puts it on one that has not, and a state the toxic keeps per connection (limit_data's
+    count) survives an off-and-on again, as Toxiproxy's stub does."""
+    host, port = proxy_server.create("lat", echo_server.port)
+    proxy_server.toxic("lat", "latency", latency=600)
+    path = "/proxies/lat/toxics/latency_downstream"
+    with socket.create_connection((host, port), timeout=30) as s:
+        assert _echo_time(s, b"one") >= 0.6
+        proxy_server.http.post(path, json={"toxicity": 0}).raise_for_status()
+        fast = _echo_time(s, b"two")
+        assert fast < 0.5, f"the toxic stayed on a live connection after toxicity 1 -> 0: {fast:.3f}s"
+        proxy_server.http.post(path, json={"toxicity": 1}).raise_for_status()
+        assert _echo_time(s, b"three") >= 0.6
+
+    host, port = proxy_server.create("lim", echo_server.port)
+    proxy_server.toxic("lim", "limit_data", bytes=1000)
+    path = "/proxies/lim/toxics/limit_data_downstream"
+    with socket.create_connection((host, port), timeout=10) as s:
+        _echo_time(s, b"a" * 600)
+        proxy_server.http.post(path, json={"toxicity": 0}).raise_for_status()
+        _echo_time(s, b"b" * 600)  # not counted: the toxic is off on this connection
+        proxy_server.http.post(path, json={"toxicity": 1}).raise_for_status()
+        s.sendall(b"c" * 600)
+        rest = recv_all(s, limit=10)
+    assert len(rest) == 400, len(rest)  # 600 counted before, 400 more reach the 1000

@@ -1,10 +1,14 @@
 """Clock faults: ``clock.skew`` (jump a process's clock by an offset) and ``clock.drift`` (make it
 run fast or slow), through libfaketime (see chaoslab/clock.py). Chaos Mesh's TimeChaos and
 Jepsen's clock nemesis do the same to a container or a node; the machine's own clock is never
-touched. Reverted to true time: the offset file gets back what it held before."""
+touched. The offset file is one setting with one owner (faults/settings.py): overlapping clock
+faults on it stack (the newest one's offset is in force) and the file gets back what it was
+before the first of them, byte for byte, or goes again when there was none, once the last ends."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 from pathlib import Path
@@ -17,6 +21,7 @@ from ..errors import TargetError
 from ..units import MAX_DURATION, parse_duration, shown
 from . import register
 from .base import Fault, FaultParams, P
+from .settings import HeldSettings, Setting, SettingGone
 
 _SIGNED = re.compile(r"^\s*([+-])?\s*(.+)$")
 
@@ -83,26 +88,74 @@ class _ClockFault(Fault[P]):
             files[str(path)] = path
         return list(files.values())
 
-    def _set(self, seconds: float) -> None:
-        for name in self.state["files"]:
-            clock.write_offset(Path(name), seconds)
-
     def inject(self) -> None:
         files = self._files()
-        # What each file held before (another fault's offset, or true time) comes back on revert.
-        self.state["files"] = {str(f): clock.read_offset(f) for f in files}
+        self.state["files"] = [str(f) for f in files]
         self.state["since"] = time.time()
+        held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
-        self._set(self.offset_now())
+        try:
+            for f in files:
+                held.hold(OffsetFile(f), self.value())
+        except SettingGone as exc:
+            self.revert()
+            raise TargetError(f"{self.name}: the offset file's directory {exc} is gone") from None
+        except BaseException:
+            self.revert()
+            raise
 
-    def offset_now(self) -> float:
+    def value(self) -> Any:
+        """What this fault holds on each offset file (see ``OffsetFile.write``)."""
         raise NotImplementedError
 
     def revert(self) -> None:
-        for name, original in dict(self.state.get("files") or {}).items():
-            path = Path(name)
-            if path.parent.is_dir():
-                clock.write_offset(path, original)
+        files = self.state.get("files") or []
+        if "owners" in self.state:
+            held = HeldSettings(self.state, self.run_id)
+            for name in files:
+                held.release(OffsetFile(name))
+        elif isinstance(files, dict):  # a ledger entry written before the file had an owner
+            for name, original in files.items():
+                if Path(name).parent.is_dir():
+                    clock.write_offset(Path(name), original)
+
+
+class OffsetFile(Setting):
+    """A libfaketime offset file. Its value: ``None`` (no file: true time), a ``str`` (the file's
+    text, exactly: what was there before), a number (an offset in seconds), or
+    ``{"rate": r, "since": t}`` (a drift: the offset grows by ``r - 1`` seconds a second from
+    ``t`` on, computed whenever it is written)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @property
+    def key(self) -> str:
+        return f"clock:{os.path.realpath(self.path)}"
+
+    def read(self) -> Any:
+        if not self.path.parent.is_dir():
+            raise SettingGone(str(self.path.parent))
+        try:
+            return self.path.read_text()
+        except FileNotFoundError:
+            return None
+
+    def write(self, value: Any) -> None:
+        try:
+            if value is None:
+                self.path.unlink(missing_ok=True)
+            elif isinstance(value, str):
+                tmp = self.path.with_name(self.path.name + ".tmp")
+                tmp.write_text(value)
+                os.replace(tmp, self.path)
+            elif isinstance(value, dict):
+                offset = (float(value["rate"]) - 1.0) * (time.time() - float(value["since"]))
+                clock.write_offset(self.path, offset)
+            else:
+                clock.write_offset(self.path, float(value))
+        except FileNotFoundError:
+            raise SettingGone(str(self.path.parent)) from None
 
 
 @register
@@ -112,7 +165,7 @@ class ClockSkew(_ClockFault[SkewParams]):
                "a container with the preload in its environment).")
     Params = SkewParams
 
-    def offset_now(self) -> float:
+    def value(self) -> Any:
         return self.params.offset
 
 
@@ -126,11 +179,18 @@ class ClockDrift(_ClockFault[DriftParams]):
     def interval(self) -> float | None:
         return 0.1
 
-    def offset_now(self) -> float:
-        return (self.params.rate - 1.0) * (time.time() - float(self.state.get("since", time.time())))
+    def value(self) -> Any:
+        return {"rate": self.params.rate, "since": self.state["since"]}
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
         # libfaketime's own speed factor counts from the process's start, not from the
-        # injection, so the drift is an offset that grows, rewritten ten times a second.
-        if self.state.get("files"):
-            self._set(self.offset_now())
+        # injection, so the drift is an offset that grows, rewritten ten times a second
+        # (only while it is the newest clock fault on the file: a newer one's offset rules).
+        if "owners" not in self.state:
+            return False
+        held = HeldSettings(self.state, self.run_id)
+        acted = False
+        for name in self.state.get("files") or []:
+            with contextlib.suppress(SettingGone):
+                acted = held.reapply(OffsetFile(name)) or acted
+        return acted

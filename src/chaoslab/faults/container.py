@@ -8,6 +8,7 @@ the run or by ``chaoslab recover``. The ids are in ``state`` before anything cha
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -115,18 +116,34 @@ class ContainerStop(ContainerFault[StopParams]):
     summary = "Stop the containers (SIGTERM, SIGKILL after `timeout`); start them again on revert."
     Params = StopParams
 
+    STOP_GRACE = 5.0
+    """Beyond the timeout, how long Docker may take to see the SIGKILLed process exit."""
+
     def inject(self) -> None:
         timeout = max(0, round(self.params.timeout))
         self._targets()
+        # Docker finishes a stop it has begun even when the caller dies: until this time a revert
+        # (by recover, after a SIGKILL of the runner) may find a container still stopping, which
+        # a start does not bring back (it is still running) and the stop then ends for good.
+        self.state["stop_until"] = time.time() + timeout + self.STOP_GRACE
         self.checkpoint()
         self._each("stopped", lambda c: c.stop(timeout=timeout))
 
     def revert(self) -> None:
+        done = set(self.state.get("stopped") or [])  # stops that returned: nothing in flight
+        until = float(self.state.get("stop_until") or 0.0)
         for entry in self.state.get("containers") or []:
             c = self._live(entry)
             if c is None:
                 continue
             c.reload()
+            # Docker says "running" until the stop ends: wait for it to end (or for the stop's
+            # window to pass, when the stop never reached Docker), then start what it stopped.
+            while entry["name"] not in done and c.status == "running" and time.time() < until:
+                time.sleep(0.1)
+                if self._live(entry) is None:
+                    break
+                c.reload()
             if c.status in ("exited", "created"):
                 c.start()
 

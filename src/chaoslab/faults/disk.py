@@ -20,7 +20,7 @@ from . import register
 from ._cgroupfault import CgroupFault
 from ._hogs import new_token, spawn, stop, temp_dir_for
 from .base import Fault, FaultParams
-from .settings import Setting, SettingGone
+from .settings import HeldSettings, Setting, SettingGone
 
 
 def usage(path: str | Path) -> tuple[int, int]:
@@ -41,51 +41,101 @@ class FillParams(FaultParams):
 
 @register
 class DiskFill(Fault[FillParams]):
-    """The fill file is created next to the path (``.chaoslab-fill-<run_id>``) and removed on
-    revert. The target usage is capped so at least the margin stays free: a disk fill never makes
-    the filesystem full."""
+    """The fill file (``.chaoslab-fill`` in the path's directory) is one setting with one owner
+    (faults/settings.py): overlapping fills of one directory stack, the newest one's level is in
+    force, and the file goes when the last one ends. The target usage is capped so at least the
+    margin stays free: a disk fill never makes the filesystem full."""
 
     name = "disk.fill"
     summary = "Fill the filesystem of a path to X% (always leaving a safety margin); removed on revert."
     Params = FillParams
     target_kinds = frozenset({"path"}) | CONTAINER_KINDS
 
-    _CHUNK = 64 * 1024 * 1024
-
     def inject(self) -> None:
         if self.target is None or not self.target.path:
             raise FaultError(f"{self.name} needs a path target")
-        fill = temp_dir_for(self.target.path, self.run_id, "fill")
-        used, usable = usage(fill.parent)
+        where = Path(self.target.path)
+        if not where.is_dir():
+            where = where.parent
+        level = FillLevel(where)
+        _used, usable = usage(where)
         floor = max(self.params.margin, int(usable * self.params.margin_percent / 100))
         goal = min(int(usable * self.params.percent / 100), usable - floor)
-        self.state["file"] = str(fill)
+        self.state["dir"] = str(where)
+        self.state["file"] = str(level.file)
         self.state["goal_bytes"] = goal
         self.state["capped"] = goal < int(usable * self.params.percent / 100)
+        held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
-        if used >= goal:
-            self.state["filled"] = 0
+        # A failed fill is released again by the owner: no half fill is left behind.
+        held.hold(level, goal)
+        try:
+            self.state["filled"] = os.stat(level.file).st_blocks * 512
+        except FileNotFoundError:
+            self.state["filled"] = 0  # already at the goal without a fill
+
+    def revert(self) -> None:
+        if "owners" in self.state:
+            HeldSettings(self.state, self.run_id).release(FillLevel(self.state["dir"]))
+        elif self.state.get("file"):  # a ledger entry written before the fill had an owner
+            Path(self.state["file"]).unlink(missing_ok=True)
+
+
+class FillLevel(Setting):
+    """How full the fill file in one directory keeps its filesystem: the value is the goal (bytes
+    used, as df counts them), ``None`` means no fill file, the original. Writing a goal grows or
+    shrinks the one file until the filesystem's measured usage reaches it."""
+
+    NAME = ".chaoslab-fill"
+    _CHUNK = 64 * 1024 * 1024
+
+    def __init__(self, directory: Path | str) -> None:
+        self.dir = Path(directory)
+        self.file = self.dir / self.NAME
+
+    @property
+    def key(self) -> str:
+        return f"fill:{os.path.realpath(self.dir)}"
+
+    def read(self) -> Any:
+        if not self.dir.is_dir():
+            raise SettingGone(str(self.dir))
+        return None
+
+    def write(self, value: Any) -> None:
+        if value is None:
+            self.file.unlink(missing_ok=True)
             return
+        goal = int(value)
         try:
-            fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)
+            used, _usable = usage(self.dir)
+            if used >= goal and not self.file.exists():
+                return
+            fd = os.open(self.file, os.O_WRONLY | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            raise SettingGone(str(self.dir)) from None
         except OSError as exc:
-            raise FaultError(f"{self.name}: cannot create {fill}: {exc.strerror}") from None
+            raise FaultError(f"disk.fill: cannot create {self.file}: {exc.strerror}") from None
         try:
-            self._grow(fd, fill.parent, goal)
-        except BaseException:
-            self.revert()  # never leave a half fill behind a failed inject
-            raise
+            if used > goal:
+                self._shrink(fd, used - goal)
+            else:
+                self._grow(fd, goal)
         finally:
             os.close(fd)
-        self.state["filled"] = os.stat(fill).st_blocks * 512
 
-    def _grow(self, fd: int, where: Path, goal: int) -> None:
+    def _shrink(self, fd: int, excess: int) -> None:
+        block = os.statvfs(self.dir).f_frsize
+        size = os.fstat(fd).st_size
+        os.ftruncate(fd, max(0, size - -(-excess // block) * block))  # whole blocks, rounded up
+
+    def _grow(self, fd: int, goal: int) -> None:
         """Allocate in steps, measuring after each: block and metadata overheads differ per
         filesystem, so the measured usage (not the arithmetic) decides when to stop."""
         size = os.fstat(fd).st_size
-        block = os.statvfs(where).f_frsize
+        block = os.statvfs(self.dir).f_frsize
         for _ in range(10_000):
-            used, _usable = usage(where)
+            used, _usable = usage(self.dir)
             # Whole blocks only, rounded down: the filesystem allocates whole blocks, and
             # rounding up would eat into the margin.
             step = min(goal - used, self._CHUNK) // block * block
@@ -95,19 +145,11 @@ class DiskFill(Fault[FillParams]):
                 os.posix_fallocate(fd, size, step)
             except OSError as exc:
                 if exc.errno not in (95,):  # EOPNOTSUPP: fall back to writing zeros
-                    raise FaultError(f"{self.name}: cannot allocate: {exc.strerror}") from None
+                    raise FaultError(f"disk.fill: cannot allocate: {exc.strerror}") from None
                 os.lseek(fd, size, os.SEEK_SET)
                 os.write(fd, b"\0" * step)
                 os.fsync(fd)
             size += step
-
-    def revert(self) -> None:
-        path = self.state.get("file")
-        if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
 
 
 def block_device(path: str) -> str:

@@ -181,6 +181,17 @@ class Owners:
         rec["holders"] = rest
         write_durably(path, rec)
 
+    def reapply(self, setting: Setting, holder: str) -> bool:
+        """Write ``holder``'s recorded value again when it is the one in force (the newest holder),
+        for a value whose effect moves with time (a clock drift is an offset that grows): the
+        record does not change. False when another holder's value is in force."""
+        with self._locked():
+            rec = self._load(setting.key)
+            if rec is None or not rec["holders"] or rec["holders"][-1]["holder"] != holder:
+                return False
+            setting.write(rec["holders"][-1]["value"])
+            return True
+
     def record(self, key: str) -> dict[str, Any] | None:
         """The record of ``key`` as on disk (for tests and ``chaoslab recover --list``)."""
         return self._load(key)
@@ -215,3 +226,6 @@ class HeldSettings:
 
     def release(self, setting: Setting) -> None:
         self.owners.release(setting, self.holder)
+
+    def reapply(self, setting: Setting) -> bool:
+        return self.owners.reapply(setting, self.holder)

@@ -19,7 +19,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .toxics import ToxicContext
 
@@ -118,6 +118,7 @@ class Stream:
         self._writable: asyncio.Future[None] | None = None
         self._early: list[bytes] = []
         self._early_eof = False
+        self._parked: dict[str, dict[str, Any]] = {}  # state of toxics an update drew off
         # [bytes read from src, bytes written to dst], shared with the proxy's /metrics.
         self.bytes = conn.owner.byte_counters(direction)
 
@@ -131,17 +132,23 @@ class Stream:
         self.src.unblock("connect")
 
     # -- toxics ----------------------------------------------------------------------------
-    def add(self, spec: ToxicSpec, index: int | None = None) -> None:
-        # Toxicity is drawn once per connection, as Toxiproxy does.
-        if spec.toxicity < 1.0 and random.random() >= spec.toxicity:
+    def add(self, spec: ToxicSpec, index: int | None = None, state: dict[str, Any] | None = None) -> None:
+        """Put the toxic on this connection if its toxicity draw says so. ``state``: what the
+        toxic kept on this connection before (an update), kept also when the draw says no."""
+        if not _drawn(spec):
+            if state is not None:
+                self._parked[spec.name] = state
             return
         ctx = ToxicContext(spec.toxic, self.conn, self.direction)
+        if state is not None:
+            ctx.state = state
         self.chain.insert(len(self.chain) if index is None else index, ctx)
         ctx.toxic.start(ctx)
 
     def remove(self, spec: ToxicSpec) -> None:
         """The toxic was removed through the API: stop it and let it clean up (a timeout closes
         the connection it was holding)."""
+        self._parked.pop(spec.name, None)
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is spec.toxic:
                 ctx.stop()
@@ -151,18 +158,19 @@ class Stream:
                 return
 
     def replace(self, old: ToxicSpec, new: ToxicSpec) -> None:
-        """An update: same place in the chain and the same per-connection state (bytes counted by
-        limit_data stay counted, as in Toxiproxy, whose stub outlives the update)."""
+        """An update restarts the toxic on this connection and draws its toxicity again, as
+        Toxiproxy restarts each live link's stub (1 -> 0 takes it off a connection that has it).
+        It keeps its place in the chain and its per-connection state, also across a spell of
+        being drawn off (bytes counted by limit_data stay counted: Toxiproxy's stub outlives the
+        update and a no-op run)."""
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is old.toxic:
                 ctx.stop()
-                fresh = ToxicContext(new.toxic, self.conn, self.direction)
-                fresh.state = {k: v for k, v in ctx.state.items() if k != "timer"}
-                self.chain[i] = fresh
+                del self.chain[i]
                 self._wake()
-                new.toxic.start(fresh)
+                self.add(new, i, {k: v for k, v in ctx.state.items() if k != "timer"})
                 return
-        self.add(new)  # not active on this connection (toxicity): draw again
+        self.add(new, state=self._parked.pop(new.name, None))  # not on this connection: draw again
 
     def stop_all(self) -> None:
         for ctx in self.chain:
@@ -285,6 +293,12 @@ class Stream:
             self._writable.set_result(None)
         if self._pump is not None:
             self._pump.cancel()
+
+
+def _drawn(spec: ToxicSpec) -> bool:
+    """Whether a toxic acts on one connection: drawn once per connection (and again at each
+    update of the toxic), as Toxiproxy does."""
+    return spec.toxicity >= 1.0 or random.random() < spec.toxicity
 
 
 class Connection:

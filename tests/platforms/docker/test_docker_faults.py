@@ -144,7 +144,7 @@ def test_interrupted_run_leaves_nothing_in_any_container(
         )
         members = set(Path(f"/sys/fs/cgroup/memory/docker/{cid}/cgroup.procs").read_text().split())
         assert {str(h) for h in hogs} <= members  # the hogs run inside the container's cgroup
-        assert list(merged.glob(".chaoslab-fill-*")) and list(merged.glob(".chaoslab-io-*"))
+        assert list(merged.glob(".chaoslab-fill*")) and list(merged.glob(".chaoslab-io-*"))
         assert inspect(d)["State"]["Running"] is False
         assert psutil.Process(pid_e).status() == psutil.STATUS_STOPPED
 
