@@ -125,7 +125,8 @@ class ChaosSession:
         return round(self.clock.now(), 6)
 
     def _phase(self, journal: Journal, name: PhaseName) -> None:
-        journal.append({"type": "phase", "t": self._now(), "name": name, "cpu": round(time.process_time(), 6)})
+        cpu = time.process_time() + sum(h.generator.worker_cpu() for h in self._loads)  # and its load workers
+        journal.append({"type": "phase", "t": self._now(), "name": name, "cpu": round(cpu, 6)})
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()
@@ -257,11 +258,12 @@ class ChaosSession:
             time.sleep(1.0 if ttr is not None else 0.5)
 
     # -- load ---------------------------------------------------------------------------
-    def load(self, **http: Any) -> LoadHandle:
-        """Start an HTTP load (the keys of ``load: {http: ...}`` in an experiment)."""
+    def load(self, *, workers: int | None = None, **http: Any) -> LoadHandle:
+        """Start an HTTP load (the keys of ``load: {http: ...}`` in an experiment; ``workers`` as
+        ``load.workers``)."""
         from ..experiment.workload import LoadSpec
 
-        spec = LoadSpec.model_validate({"http": http})
+        spec = LoadSpec.model_validate({"http": http, "workers": workers})
         self._load_spec = spec.model_dump(mode="json")
         handle = LoadHandle(spec, self.clock, self.run_dir / HISTORY)
         self._loads.append(handle)
