@@ -22,7 +22,7 @@ from typing import Any
 
 from ..experiment.workload import LoadSpec
 from ..journal import Clock
-from .generator import LoadGenerator
+from .generator import LoadGenerator, settle_gc
 from .workers import STATS_EVERY
 
 _PR_SET_PDEATHSIG = 1
@@ -67,6 +67,7 @@ async def _serve() -> None:
     i, n = config["share"]
     gen = LoadGenerator(LoadSpec.model_validate(config["spec"]), clock, Path(config["history"]),
                         share=(i, n), run_token=config["run"])
+    settle_gc()
     _say("ready")
     line = (await reader.readline()).decode().split()
     if not line or line[0] != "go":
