@@ -4,11 +4,11 @@
 Target: nginx (Debian nginx-light) serving a small static file on 127.0.0.1, started here as a
 child with a generated config (``daemon off;``, its own ``-p`` prefix, a free port, 1 worker).
 "Sustains" means: every operation succeeded and the generator's lag (sent - due) p99 is at
-most 5 ms. Rates are stepped up until that breaks (each rate gets ``--attempts`` tries: the
+most 5 ms (``--lag-max``). Rates are stepped up until that breaks (each rate gets ``--attempts`` tries: the
 machine is shared), first with one worker (the runner's own process), then with two worker
 processes sharing the schedule. wrk (one thread, 64 connections, closed loop: as fast as it can)
-runs against the same target in the same run, before and after the searches; the ratios are to
-the mean of its two runs, and both are printed so a drifting machine shows. aiohttp and httpx are measured closed-loop too: they
+runs against the same target in the same run, before and after each search; each ratio is to
+the mean of the two wrk runs around its search, both printed, so a drifting machine shows. aiohttp and httpx are measured closed-loop too: they
 are why the generator has its own small client on httptools (chaoslab/load/connection.py);
 aiohttp tops out well below the rates needed and httpx degrades with concurrency.
 
@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def run_wrk(url: str, seconds: int, connections: int = 64) -> float:
 
 async def _generate(url: str, rate: float, seconds: float, history: Path, workers: int = 1) -> dict[str, Any]:
     spec = LoadSpec.model_validate({"workers": workers, "http": {"url": url, "rate": rate, "timeout": "2s",
-                                                                 "concurrency": 1024, "max_lag": LAG_P99_MAX}})
+                                                                 "concurrency": 1024, "max_lag": 1.0}})
     gen = LoadGenerator(spec, Clock(), history)
     stop = asyncio.Event()
     await gen.prepare(stop)  # worker processes start before the clock of the measurement does
@@ -131,7 +132,7 @@ def highest(url: str, workers: int, args: argparse.Namespace, tmp: Path, start: 
     while rate <= args.max and (failed_at is None or failed_at - (best or {"rate": 0})["rate"] > args.step / 8):
         for attempt in range(args.attempts):  # the machine is shared: a rate gets a second chance
             res = uvloop.run(_generate(url, rate, args.seconds, tmp / f"h{workers}-{rate:.0f}-{attempt}.jsonl", workers))
-            sustained = res["errors"] == 0 and res["lag_p99_ms"] is not None and res["lag_p99_ms"] <= LAG_P99_MAX * 1000
+            sustained = res["errors"] == 0 and res["lag_p99_ms"] is not None and res["lag_p99_ms"] <= args.lag_max
             if sustained:
                 break
         lag = "-" if res["lag_p99_ms"] is None else f"{res['lag_p99_ms']:.2f}"
@@ -188,35 +189,42 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=0,
                     help="niceness increment for this process and its children (nginx, wrk), e.g. -10 on a busy "
                          "shared machine (root only); the same for all, so the comparison stays fair")
+    ap.add_argument("--lag-max", type=float, default=LAG_P99_MAX * 1000,
+                    help="the lag p99 (ms) a sustained rate keeps; 5 by default, the bench's bound")
     ap.add_argument("--clients", action="store_true", help="also measure aiohttp and httpx closed-loop")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian package wrk)")
     if args.nice:
         os.nice(args.nice)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench still stops its nginx
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, niceness {os.nice(0)}")
     with tempfile.TemporaryDirectory(prefix="chaoslab-bench-loadgen-") as tmp:
         proc, url = start_nginx(Path(tmp))
         try:
-            wrk_before = run_wrk(url, max(1, round(args.seconds)))
-            print(f"wrk -t1 -c64 (closed loop, max throughput): {wrk_before:,.0f} req/s", flush=True)
+            seconds = max(1, round(args.seconds))
+            wrks = [run_wrk(url, seconds)]
+            print(f"wrk -t1 -c64 (closed loop, max throughput): {wrks[-1]:,.0f} req/s", flush=True)
             if args.clients:
                 for client in ("aiohttp", "httpx"):
                     rps = uvloop.run(_closed_loop(client, url, 3.0))
                     print(f"{client} closed loop, 64 in flight: {rps:,.0f} req/s")
-            one = highest(url, 1, args, Path(tmp), args.start)
-            two = highest(url, 2, args, Path(tmp), one["rate"] if one else args.start)
-            wrk_after = run_wrk(url, max(1, round(args.seconds)))
-            print(f"wrk -t1 -c64 again: {wrk_after:,.0f} req/s")
+            results: list[dict[str, Any] | None] = []
+            for workers in (1, 2):
+                # wrk before and after each search: a shared machine's load drifts within minutes
+                start = results[-1]["rate"] if results and results[-1] else args.start
+                results.append(highest(url, workers, args, Path(tmp), start))
+                wrks.append(run_wrk(url, seconds))
+                print(f"wrk -t1 -c64 again: {wrks[-1]:,.0f} req/s", flush=True)
         finally:
             proc.terminate()
             proc.wait(10)
-    wrk = (wrk_before + wrk_after) / 2
     print()
     print(f"{'':32}{'req/s':>10}")
-    print(f"{'wrk -t1 (closed loop)':32}{wrk:>10,.0f}   (mean of {wrk_before:,.0f} before and {wrk_after:,.0f} after)")
     met = True
-    for label, res, goal in (("chaoslab, 1 worker (open model)", one, 0.6), ("chaoslab, 2 workers (open model)", two, 1.0)):
+    for i, (label, goal) in enumerate((("chaoslab, 1 worker (open model)", 0.6), ("chaoslab, 2 workers (open model)", 1.0))):
+        res, wrk = results[i], (wrks[i] + wrks[i + 1]) / 2
+        print(f"{'wrk -t1 (closed loop)':32}{wrk:>10,.0f}   (mean of {wrks[i]:,.0f} before and {wrks[i + 1]:,.0f} after)")
         if res is None:
             print(f"{label:32}{'none':>10}   no rate sustained")
             met = False
@@ -225,8 +233,9 @@ def main() -> None:
         met = met and ratio >= goal
         print(f"{label:32}{res['rate']:>10,.0f}   = {ratio:.0%} of wrk (goal {goal:.0%}), lag p99 "
               f"{res['lag_p99_ms']:.2f} ms, {res['cpu_us_per_op']:.0f} us CPU/op")
-    print(f"goals (1 worker >= 60% of wrk -t1, 2 workers >= 100%): {'MET' if met else 'NOT MET'}")
-    print(json.dumps({"wrk": [wrk_before, wrk_after], "one": one and one["rate"], "two": two and two["rate"]}))
+    print(f"goals (1 worker >= 60% of wrk -t1, 2 workers >= 100%, lag p99 <= {args.lag_max:g} ms): "
+          f"{'MET' if met else 'NOT MET'}")
+    print(json.dumps({"wrk": wrks, "workers": [r and r["rate"] for r in results]}))
 
 
 if __name__ == "__main__":
