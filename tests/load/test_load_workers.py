@@ -227,3 +227,32 @@ def test_no_worker_outlives_a_sigkilled_runner(tmp_path: Path) -> None:
     finally:
         _stop(runner)
         _stop(svc)
+
+
+def test_a_worker_that_dies_mid_run_fails_the_load(tmp_path: Path) -> None:
+    from chaoslab.errors import ChaoslabError
+    from chaoslab.journal import Clock
+    from chaoslab.load import LoadGenerator
+
+    async def go(base: str) -> tuple[int, BaseException | None]:
+        spec = LoadSpec.model_validate({"workers": 2, "http": {"url": f"{base}/hello", "rate": "100/s"}})
+        gen = LoadGenerator(spec, Clock(), tmp_path / HISTORY)
+        stop = asyncio.Event()
+        await gen.prepare(stop)
+        task = asyncio.create_task(gen.run(stop))
+        await asyncio.sleep(0.5)
+        assert gen._pool is not None
+        victim = gen._pool.workers[1].proc.pid
+        os.kill(victim, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(task, 10)
+        except ChaoslabError as exc:
+            return victim, exc
+        finally:
+            stop.set()
+        return victim, None
+
+    with truth_service() as base:
+        victim, error = asyncio.run(go(base))
+    assert error is not None and "load worker 1 exited with -9 mid-run" in str(error)
+    assert _gone(victim)

@@ -55,7 +55,9 @@ async def _serve() -> None:
 
     def on_term(*_: Any) -> None:
         # a thread, so the deadline holds even while a blocking call holds the event loop
-        threading.Timer(_HARD_EXIT_AFTER, os._exit, (1,)).start()
+        timer = threading.Timer(_HARD_EXIT_AFTER, os._exit, (1,))
+        timer.daemon = True  # a worker that finishes in time exits at once
+        timer.start()
         loop.call_soon_threadsafe(stop.set)
 
     signal.signal(signal.SIGTERM, on_term)
