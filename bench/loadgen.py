@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -88,10 +89,20 @@ def start_nginx(prefix: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"nginx did not start: {(prefix / 'error.log').read_text()}")
 
 
+#: wrk's CPU per request (µs) of each run_wrk call: the client's own cost, which a busy machine
+#: disturbs far less than its throughput (it is what the machine's cores must pay per request).
+WRK_CPU_US: list[float] = []
+
+
 def run_wrk(url: str, seconds: int, connections: int = 64) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert m, out
+    n = re.search(r"(\d+) requests in", out)
+    assert m and n, out
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    WRK_CPU_US.append(1e6 * cpu / max(1, int(n.group(1))))
     return float(m.group(1))
 
 
@@ -233,9 +244,14 @@ def main() -> None:
         met = met and ratio >= goal
         print(f"{label:32}{res['rate']:>10,.0f}   = {ratio:.0%} of wrk (goal {goal:.0%}), lag p99 "
               f"{res['lag_p99_ms']:.2f} ms, {res['cpu_us_per_op']:.0f} us CPU/op")
+    wrk_cpu = sorted(WRK_CPU_US)[len(WRK_CPU_US) // 2]
+    print(f"CPU per request: wrk -t1 {wrk_cpu:.1f} us (median of its runs); chaoslab at its best rate: "
+          + ", ".join(f"{w} worker(s) {r['cpu_us_per_op']:.1f} us ({wrk_cpu / r['cpu_us_per_op']:.0%} of wrk's efficiency)"
+                      for w, r in zip((1, 2), results, strict=True) if r))
     print(f"goals (1 worker >= 60% of wrk -t1, 2 workers >= 100%, lag p99 <= {args.lag_max:g} ms): "
           f"{'MET' if met else 'NOT MET'}")
-    print(json.dumps({"wrk": wrks, "workers": [r and r["rate"] for r in results]}))
+    print(json.dumps({"wrk": wrks, "wrk_cpu_us": WRK_CPU_US, "workers": [r and r["rate"] for r in results],
+                      "cpu_us": [r and round(r["cpu_us_per_op"], 1) for r in results]}))
 
 
 if __name__ == "__main__":
