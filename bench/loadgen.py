@@ -4,15 +4,17 @@
 Target: nginx (Debian nginx-light) serving a small static file on 127.0.0.1, started here as a
 child with a generated config (``daemon off;``, its own ``-p`` prefix, a free port, 1 worker).
 "Sustains" means: every operation succeeded and the generator's lag (sent - due) p99 is at
-most 5 ms (``--lag-max``). Rates are stepped up until that breaks (each rate gets ``--attempts`` tries: the
-machine is shared), first with one worker (the runner's own process), then with two worker
-processes sharing the schedule. wrk (one thread, 64 connections, closed loop: as fast as it can)
-runs against the same target in the same run, before and after each search; each ratio is to
-the mean of the two wrk runs around its search, both printed, so a drifting machine shows. aiohttp and httpx are measured closed-loop too: they
-are why the generator has its own small client on httptools (chaoslab/load/connection.py);
-aiohttp tops out well below the rates needed and httpx degrades with concurrency.
+most 5 ms (``--lag-max``). Rates are stepped up until that breaks, then bisected (each rate gets
+``--attempts`` tries: the machine is shared), first with one worker (the runner's own process),
+then with two worker processes sharing the schedule. wrk (one thread, 64 connections, closed
+loop: as fast as it can) runs against the same target in the same run, before and after each
+search; each ratio is to the mean of the two wrk runs around its search, both printed, so a
+drifting machine shows. CPU per request is printed for both (wrk's from its rusage): a busy
+machine disturbs it far less than throughput. With ``--clients``, aiohttp and httpx are measured
+closed-loop too: they are why the generator has its own small client on httptools
+(chaoslab/load/connection.py).
 
-    .venv/bin/python bench/loadgen.py [--seconds 5] [--start 2000] [--step 1000] [--max 40000] [--nice -10]
+    .venv/bin/python bench/loadgen.py [--seconds 5] [--start 2000] [--step 1000] [--max 40000] [--nice -10] [--lag-max 5]
 """
 
 from __future__ import annotations
