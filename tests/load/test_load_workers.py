@@ -256,3 +256,25 @@ def test_a_worker_that_dies_mid_run_fails_the_load(tmp_path: Path) -> None:
         victim, error = asyncio.run(go(base))
     assert error is not None and "load worker 1 exited with -9 mid-run" in str(error)
     assert _gone(victim)
+
+
+def test_a_session_load_with_workers_has_load_from_its_return_and_leaves_none(tmp_path: Path) -> None:
+    import time
+
+    from chaoslab.runner.session import ChaosSession
+
+    rate = 200
+    with truth_service() as base:
+        with ChaosSession(tmp_path / "run", "session workers", ledger_root=tmp_path / "ledger") as chaos:
+            load = chaos.load(url=f"{base}/hello", rate=rate, workers=2)
+            assert load.generator._pool is not None
+            pids = [w.proc.pid for w in load.generator._pool.workers]
+            returned = time.monotonic()
+            time.sleep(1.0)
+            ended = time.monotonic()
+        header, ops = _history(tmp_path / "run")
+    assert header["workers"] == 2 and len(pids) == 2
+    # load() returned once its workers were ready: the second after it had its operations
+    assert len(ops) >= rate * (ended - returned) * 0.8, len(ops)
+    assert all(_gone(pid) for pid in pids)
+    assert chaos.analysis is not None and chaos.analysis["metrics"]["chaoslab_cpu"] > 0.05
