@@ -69,6 +69,27 @@ def test_default_workers_are_the_spare_cores_and_shares_add_up() -> None:
         LoadSpec.model_validate({"http": {"url": "http://127.0.0.1:1/", "concurrency": 2}, "workers": 3})
 
 
+def test_a_worker_runs_the_same_workload_with_its_share_in_flight() -> None:
+    from chaoslab.load.workers import worker_spec
+
+    spec = LoadSpec.model_validate({"workers": 3, "http": {
+        "url": "http://127.0.0.1:1/orders/{{seq}}", "method": "POST", "rate": "250/s", "ramp": "2s",
+        "timeout": "1500ms", "concurrency": 100, "connections": 10, "max_lag": "50ms",
+        "headers": {"X-Run": "{{run}}"}, "body": {"key": "{{key}}", "id": "{{uuid}}", "qty": 1},
+        "ack": {"status": [201], "id": "$.id"}, "retry_acked": 0.1,
+        "poison": {"share": 0.2, "kinds": ["missing_field", "truncated_json"], "fields": {"required": "qty"},
+                   "oversize": "2KB"},
+    }})
+    shares = [LoadSpec.model_validate(worker_spec(spec, i, 3)) for i in range(3)]
+    assert [w.workers for w in shares] == [None] * 3  # a worker sends in its own process
+    assert sum(w.workload.concurrency for w in shares) == 100
+    assert sum(w.http.connections for w in shares if w.http) == 10
+    for w in shares:  # everything else, the templates and the poison (a function of the global k) alike
+        assert w.http is not None and spec.http is not None
+        same = w.http.model_dump(exclude={"concurrency", "connections"})
+        assert same == spec.http.model_dump(exclude={"concurrency", "connections"})
+
+
 def test_two_workers_one_history_exact_schedule_stall_and_data_loss(tmp_path: Path) -> None:
     rate = 100
     with truth_service() as base:
