@@ -111,14 +111,17 @@ async def scenario(
         started_at=clock.wall0,
         experiment=experiment,
     )
-    journal.write("phase", t=0.0, name="baseline")
     stop = asyncio.Event()
     gen = LoadGenerator(LoadSpec.model_validate(load), clock, run_dir / HISTORY) if load else None
+    if gen:
+        await gen.prepare(stop)  # load workers (load.workers) start before the baseline, as in a run
+    t_base = clock.now()
+    journal.write("phase", t=t_base, name="baseline")
     gen_task = asyncio.create_task(gen.run(stop)) if gen else None
     probe_task = asyncio.create_task(_probe(base, journal, probe_every))
     truth: dict[str, float] = {}
     try:
-        await _until(clock, baseline)
+        await _until(clock, t_base + baseline)
         journal.write("phase", name="fault")
         journal.write(
             "fault",
@@ -135,13 +138,13 @@ async def scenario(
         truth["t_misbehave"] = took_effect
         if "fail_for" in inject:
             truth["t_fail_end"] = took_effect + float(inject["fail_for"])
-        await _until(clock, baseline + hold)
+        await _until(clock, t_base + baseline + hold)
         journal.write(
             "fault", action="revert", step=0, fault="test.misbehave", target="svc", describe=""
         )
         journal.write("phase", name="recovery")
         truth["t_revert"] = clock.now()
-        await _until(clock, baseline + hold + recovery)
+        await _until(clock, t_base + baseline + hold + recovery)
         stop.set()
         t_stop = clock.now()
         if gen_task:

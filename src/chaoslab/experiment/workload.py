@@ -106,11 +106,24 @@ class PythonLoad(_OpenModel):
 class LoadSpec(_Strict):
     http: HttpLoad | None = None
     python: PythonLoad | None = None
+    workers: int | None = Field(
+        None, ge=1, le=256,
+        description="Processes sharing the schedule (worker i of N sends operations k = i mod N). Default: the "
+        "cores the machine can spare, max(1, usable cores - 1), for http; 1 for python (a user's function may "
+        "keep state in the runner's process). See docs/experiment-format.md.",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> LoadSpec:
         if (self.http is None) == (self.python is None):
             raise ValueError("load needs exactly one of http, python")
+        work = self.workload
+        if self.workers is not None and self.workers > work.concurrency:
+            raise ValueError(f"workers ({self.workers}) must be at most concurrency ({work.concurrency}): "
+                             "each worker keeps its share of the operations in flight")
+        if self.workers is not None and self.http is not None and self.workers > self.http.connections:
+            raise ValueError(f"workers ({self.workers}) must be at most http.connections ({self.http.connections}): "
+                             "each worker opens its own share of the connections")
         return self
 
     @property

@@ -131,33 +131,33 @@ class _BodyConnection(_Connection):
 
 
 class _Queued:
-    """A request waiting for a connection (none idle): a task acquires one, then starts it."""
+    """A request waiting for a connection (none idle): the next connection released or opened
+    takes it. Plain data in a queue, no task or future per request: when every connection is
+    busy (the rates near a generator's limit) this is most requests (bench/loadgen.py)."""
 
-    def __init__(self, pool: Pool, raw: bytes, keep_body: bool, reply: Reply) -> None:
-        self._conn: _Connection | None = None
-        self._reply = reply
-        self._task = asyncio.ensure_future(self._run(pool, raw, keep_body))
+    __slots__ = ("cancelled", "conn", "keep_body", "raw", "reply")
 
-    async def _run(self, pool: Pool, raw: bytes, keep_body: bool) -> None:
-        try:
-            self._conn = await pool.acquire()
-        except ConnectError as exc:
-            self._reply(None, b"", exc)
-            return
-        self._conn.start(raw, keep_body, self._reply)
+    def __init__(self, raw: bytes, keep_body: bool, reply: Reply) -> None:
+        self.raw = raw
+        self.keep_body = keep_body
+        self.reply = reply
+        self.conn: _Connection | None = None
+        self.cancelled = False
 
     def cancel(self) -> None:
-        if self._conn is not None:
-            self._conn.abandon()
+        if self.conn is not None:
+            self.conn.abandon()
         else:
-            self._task.cancel()
+            self.cancelled = True  # skipped when its turn comes
 
 
 class Pool:
     """Keep-alive connections to one origin, at most ``size``; requests beyond wait their turn.
 
     Capping connections matters under overload: opening a new connection for every late
-    request makes a slow system slower (and the generator with it).
+    request makes a slow system slower (and the generator with it). A request that finds no
+    idle connection opens one if there is room (one attempt per request: a refused connection
+    fails the oldest waiting request), else waits for the next one released.
     """
 
     def __init__(self, target: Target, size: int, keep_body: bool = False) -> None:
@@ -168,68 +168,77 @@ class Pool:
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._opening = 0
-        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+        self._queue: deque[_Queued] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._ssl = ssl.create_default_context() if target.tls else None
 
     def submit(self, raw: bytes, keep_body: bool, reply: Reply) -> Callable[[], None]:
         """Send a request; ``reply`` gets its answer. Returns how to abandon it."""
-        if self._idle:  # the common case: no task, no future, one write
+        if self._idle:  # the common case: one write
             conn = self._idle.pop()
             conn.start(raw, keep_body, reply)
             return conn.abandon
-        return _Queued(self, raw, keep_body, reply).cancel
+        queued = _Queued(raw, keep_body, reply)
+        self._queue.append(queued)
+        if len(self._all) + self._opening < self.size:
+            self._open()
+        return queued.cancel
 
-    async def _connect(self) -> _Connection:
+    def _open(self) -> None:
         self._opening += 1
+        task = self.loop.create_task(self._connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self) -> None:
         try:
             _, conn = await self.loop.create_connection(
                 lambda: self._protocol(self), self.target.host, self.target.port, ssl=self._ssl
             )
         except OSError as exc:
-            raise ConnectError(str(exc) or type(exc).__name__) from None
-        finally:
+            # the connection was never made: the oldest waiting request cannot have been sent
             self._opening -= 1
+            queued = self._next()
+            if queued is not None:
+                queued.reply(None, b"", ConnectError(str(exc) or type(exc).__name__))
+            return
+        self._opening -= 1
+        if self._closed:
+            conn.close()
+            return
         self._all.add(conn)
-        return conn
+        self.release(conn)
 
-    async def acquire(self) -> _Connection:
-        while True:
-            if self._idle:
-                return self._idle.pop()
-            if len(self._all) + self._opening < self.size:
-                return await self._connect()
-            waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
-            self._waiters.append(waiter)
-            try:
-                conn = await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self.release(waiter.result())  # type: ignore[arg-type]
-                raise
-            if conn is not None and not conn.closed:
-                return conn
-            # None: a connection closed, there is room to open one
+    def _next(self) -> _Queued | None:
+        queue = self._queue
+        while queue:
+            queued = queue.popleft()
+            if not queued.cancelled:
+                return queued
+        return None
 
     def release(self, conn: _Connection) -> None:
         if conn.closed:
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
-        self._idle.append(conn)
+        queued = self._next() if self._queue else None
+        if queued is None:
+            self._idle.append(conn)
+            return
+        queued.conn = conn
+        conn.start(queued.raw, queued.keep_body, queued.reply)
 
     def forget(self, conn: _Connection) -> None:
         self._all.discard(conn)
         if conn in self._idle:
             self._idle.remove(conn)
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        # a connection closed: room to open one for a waiting request
+        if self._queue and not self._closed and len(self._all) + self._opening < self.size:
+            self._open()
 
     def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
         for conn in list(self._all):
             conn.close()

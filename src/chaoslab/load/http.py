@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from .. import jsonpath
@@ -68,6 +69,9 @@ class HttpDriver:
 
     def submit(self, seq: int, key: str, done: Done) -> Cancel:
         assert self._pool is not None, "start() first"
+        if self._static is not None and self.spec.retry_acked is None:
+            # the common case, kept lean (bench/loadgen.py): no template, no retry, no closure
+            return self._pool.submit(self._static, self._keep_body, partial(self._reply, done))
         retry = self._retry_of(seq)
         try:
             raw = self._request(seq, key) if retry is None else self._request(retry[0], retry[1])
@@ -86,6 +90,9 @@ class HttpDriver:
             done(res)
 
         return self._pool.submit(raw, self._keep_body, first)
+
+    def _reply(self, done: Done, status: int | None, body: bytes, exc: Exception | None) -> None:
+        done(self._result(status, body, exc))
 
     @staticmethod
     def _retried(original: tuple[int, str, str], res: Result) -> Result:

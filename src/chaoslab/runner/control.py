@@ -29,6 +29,8 @@ class Control:
     abort_code: ExitCode = ExitCode.ABORTED
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on abort: wakes the timeline out of its sleep."""
+    worker_cpu: Callable[[], float] = lambda: 0.0
+    """CPU seconds used so far by the run's own child workers (load workers), added to phase marks."""
 
     def now(self) -> float:
         """Journal time, as records carry it."""
@@ -39,8 +41,10 @@ class Control:
         return self.clock.now() - self.t_base
 
     def phase(self, name: PhaseName) -> None:
-        """Mark a phase, with the CPU the run has used so far (docs/metrics.md, watching cost)."""
-        self.emit({"type": "phase", "t": self.now(), "name": name, "cpu": round(time.process_time(), 6)})
+        """Mark a phase, with the CPU the run and its load workers have used so far (docs/metrics.md,
+        watching cost)."""
+        cpu = time.process_time() + self.worker_cpu()
+        self.emit({"type": "phase", "t": self.now(), "name": name, "cpu": round(cpu, 6)})
 
     @property
     def aborted(self) -> bool:

@@ -161,6 +161,7 @@ class Run:
                        "process_started_at": psutil.Process().create_time()})
             await self._start_observers()
             self._watch_containers()
+            await watcher.prepare()
             self.control.t_base = self.clock.now()
             self._phase("baseline")
             watcher.start()

@@ -58,14 +58,17 @@ class LoadHandle:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="chaoslab-load", daemon=True)
         self._thread.start()
-        self._ready.wait(10)
+        self._ready.wait(60)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
 
         async def go() -> None:
             self._stop = asyncio.Event()
-            self._ready.set()
+            try:
+                await self.generator.prepare(self._stop)  # its worker processes, so load() returns with load
+            finally:
+                self._ready.set()
             await self.generator.run(self._stop)
 
         try:
@@ -104,6 +107,7 @@ class ChaosSession:
         self._injected = False
         self._last_revert: float | None = None  # session clock, when the last active fault ended
         self._loads: list[LoadHandle] = []
+        self._stopped_cpu = 0.0  # CPU seconds of the load workers of stopped loads
         self._load_spec: dict[str, Any] | None = None
         self._journal: Journal | None = None
         self._ledger = Ledger(self.run_id, ledger_root)
@@ -125,7 +129,9 @@ class ChaosSession:
         return round(self.clock.now(), 6)
 
     def _phase(self, journal: Journal, name: PhaseName) -> None:
-        journal.append({"type": "phase", "t": self._now(), "name": name, "cpu": round(time.process_time(), 6)})
+        # and its load workers' (load(workers=N)), those stopped included
+        cpu = time.process_time() + self._stopped_cpu + sum(h.generator.worker_cpu() for h in self._loads)
+        journal.append({"type": "phase", "t": self._now(), "name": name, "cpu": round(cpu, 6)})
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()
@@ -135,6 +141,7 @@ class ChaosSession:
             return self.analysis
         for handle in self._loads:
             handle.stop()
+            self._stopped_cpu += handle.generator.worker_cpu()
         self._loads.clear()
         journal, self._journal = self._journal, None
         self._copy_container_events(journal)
@@ -257,11 +264,12 @@ class ChaosSession:
             time.sleep(1.0 if ttr is not None else 0.5)
 
     # -- load ---------------------------------------------------------------------------
-    def load(self, **http: Any) -> LoadHandle:
-        """Start an HTTP load (the keys of ``load: {http: ...}`` in an experiment)."""
+    def load(self, *, workers: int | None = None, **http: Any) -> LoadHandle:
+        """Start an HTTP load (the keys of ``load: {http: ...}`` in an experiment; ``workers`` as
+        ``load.workers``)."""
         from ..experiment.workload import LoadSpec
 
-        spec = LoadSpec.model_validate({"http": http})
+        spec = LoadSpec.model_validate({"http": http, "workers": workers})
         self._load_spec = spec.model_dump(mode="json")
         handle = LoadHandle(spec, self.clock, self.run_dir / HISTORY)
         self._loads.append(handle)

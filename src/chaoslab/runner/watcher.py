@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import probes as probe_registry
-from ..errors import ExitCode
+from ..errors import ChaoslabError, ExitCode
 from ..experiment.model import Experiment
 from ..journal import HISTORY
 from ..probes import Probe, ProbeContext, Sample
@@ -31,16 +31,28 @@ class Watcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._failing_since: dict[str, float] = {}
 
+    async def prepare(self) -> None:
+        """Start the load's worker processes before the baseline starts (their start-up takes a
+        moment that would otherwise be a baseline without load)."""
+        if self.exp.load is not None:
+            from ..load import LoadGenerator
+
+            self.load = LoadGenerator(self.exp.load, self.control.clock, self.run_dir / HISTORY)
+            self.control.worker_cpu = self.load.worker_cpu
+            try:
+                await self.load.prepare(self._stop)
+            except ChaoslabError:
+                raise
+            except Exception as exc:
+                raise ChaoslabError(f"load generator failed: {type(exc).__name__}: {exc}") from exc
+
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._watch_halt_and_deadline(), name="watch"))
         context = ProbeContext(targets=self.targets)
         for name, spec in self.exp.probes.items():
             probe = probe_registry.build(name, spec, context)
             self._tasks.append(asyncio.create_task(self._probe_loop(probe, spec.every), name=f"probe:{name}"))
-        if self.exp.load is not None:
-            from ..load import LoadGenerator
-
-            self.load = LoadGenerator(self.exp.load, self.control.clock, self.run_dir / HISTORY)
+        if self.load is not None:
             self._tasks.append(asyncio.create_task(self._guard(self.load.run(self._stop), "load generator"),
                                                    name="load"))
 
@@ -52,6 +64,8 @@ class Watcher:
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        if self.load is not None:
+            await self.load.close()  # its workers, when the run ended before the load started
 
     async def _guard(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
         try:
