@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "exporter": ("chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics."),
     "profile": ("chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy)."),
     "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),
+    "serve": ("chaoslab.serve.command:serve", "The web console: watch, stop, compare and start runs."),
     "import": ("chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML."),
 }
 

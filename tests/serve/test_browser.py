@@ -1,0 +1,113 @@
+"""The console in a real browser (headless chromium through selenium): start an experiment from
+the Catalog, watch it reach the fault without a reload, halt it, see it end aborted with the
+service running again, and find it on the Runs and Experiment pages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import ROOT, Service, proc_state
+from tests.serve.conftest import screenshot
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+EXPERIMENT = (ROOT / "examples" / "basic" / "pause-under-load.yaml").read_text().replace(
+    "{fault: process.pause, target: svc, at: 4s, duration: 3s}",
+    "{fault: process.pause, target: svc, at: 3s, duration: 60s}",
+).replace("max_duration: 1m", "max_duration: 3m")
+
+
+def wait(driver: Any, cond: Any, timeout: float = 60, what: str = "") -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(cond, what)
+
+
+def confirm(driver: Any) -> str:
+    from selenium.webdriver.support import expected_conditions as ec
+
+    alert = wait(driver, ec.alert_is_present(), 10, "a confirmation dialog")
+    text = str(alert.text)
+    alert.accept()
+    return text
+
+
+def test_run_from_catalog_watch_halt_compare(serve: Any, browser: Any, service: Service, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert "60s" in EXPERIMENT
+    exps, runs = tmp_path / "experiments", tmp_path / "runs"
+    exps.mkdir()
+    (exps / "pause-long.yaml").write_text(EXPERIMENT)
+    server = serve("--runs-dir", str(runs), "--experiments", str(exps), "--var", f"PORT={service.port}")
+    d = browser
+
+    # Catalog -> the experiment's page with its dry-run plan -> Run (confirmed)
+    d.get(server.url + "/catalog")
+    screenshot(d, "catalog")
+    d.find_element(By.LINK_TEXT, "Pause a small HTTP service under load").click()
+    plan = wait(d, lambda d: d.find_element(By.ID, "plan"), 60, "the dry-run plan").text
+    assert "process.pause" in plan and f"pid {service.pid}" in plan, plan  # resolved now
+    screenshot(d, "experiment-plan")
+    d.find_element(By.ID, "run").click()
+    assert "injects real faults" in confirm(d)
+
+    # the launch page follows the child to its run directory, then the run page goes live
+    wait(d, lambda d: "/runs/" in d.current_url, 60, "the run page")
+    run_id = d.current_url.rsplit("/", 1)[1]
+    d.execute_script("window.notReloaded = 'yes'")
+    badge = d.find_element(By.CSS_SELECTOR, "main .badge")
+    wait(d, lambda d: badge.text == "fault", 60, "the fault phase, live")
+    # the same page, never reloaded, grew the timeline from the stream
+    assert d.execute_script("return window.notReloaded") == "yes"
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#charts rect.fault-window"), 10, "a shaded fault window")
+    wait(d, lambda d: "process.pause" in d.find_element(By.ID, "faults").text, 10, "the ledger's fault in force")
+    assert proc_state(service.pid) == "T"  # the fault is real: the service is stopped
+    assert int(d.find_element(By.ID, "live").get_attribute("data-records")) > 10
+    screenshot(d, "run-live")
+
+    # Halt (confirmed): the run aborts, reverts, and the page shows it ended aborted
+    d.find_element(By.ID, "halt").click()
+    assert "reverts its faults" in confirm(d)
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "main .badge.aborted"), 60, "the run ended aborted")
+    assert proc_state(service.pid) != "T", "the service was left stopped"
+    summary = json.loads((runs / run_id / "summary.json").read_text())
+    assert summary["outcome"] == "aborted" and summary["exit_code"] == 3
+    assert "SIGTERM" in summary["reason"]
+    links = [a.text for a in d.find_elements(By.CSS_SELECTOR, ".downloads a")]
+    assert {"report.html", "junit.xml", "summary.json", "journal.jsonl"} <= set(links)
+    assert d.find_elements(By.ID, "report")
+    screenshot(d, "run-done")
+
+    # the Runs page lists it
+    d.get(server.url + "/runs")
+    row = d.find_element(By.CSS_SELECTOR, f"tr[data-run='{run_id}']")
+    assert "aborted" in row.text
+    screenshot(d, "runs")
+
+    # a planted earlier run of the same experiment that held: the newest is a regression
+    planted = runs / ("20200101-000000-" + run_id.split("-", 2)[2])
+    shutil.copytree(runs / run_id, planted)
+    old = json.loads((planted / "summary.json").read_text())
+    old.update(outcome="held", exit_code=0, reason=None, started_at=summary["started_at"] - 3600)
+    old["analysis"]["metrics"].update(detection_time=0.1, time_to_recovery=0.5)
+    (planted / "summary.json").write_text(json.dumps(old))
+    d.get(server.url + "/runs")
+    row = d.find_element(By.CSS_SELECTOR, f"tr[data-run='{run_id}']")
+    row.find_element(By.LINK_TEXT, "trend").click()
+    trend = d.find_elements(By.CSS_SELECTOR, "#trend tr[data-run], #trend tr")[1:]
+    assert len(trend) == 2, [t.text for t in trend]
+    flag = d.find_element(By.ID, "regressions").text
+    assert "Regression" in flag and "verdict held -> aborted" in flag, flag
+    screenshot(d, "experiment-trend")
+
+    # This machine: no fault left in force, no halt
+    d.get(server.url + "/machine")
+    wait(d, lambda d: d.find_elements(By.ID, "doctor"), 60, "the doctor table")
+    assert d.find_elements(By.ID, "faults-none")
+    assert "no halt in force" in d.find_element(By.ID, "halt-state").text
+    screenshot(d, "machine")
