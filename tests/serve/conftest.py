@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,19 @@ class Server:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def read_line(self, starting: str, timeout: float = 30) -> str:
+        """The first line of the console's output that starts with ``starting``."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if line.startswith(starting):
+                return line
+        raise AssertionError(f"no line {starting!r} in the console's output: {self.output}")
+
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -40,15 +54,19 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Starts ``chaoslab serve`` with the given arguments (its own state directory)."""
     started: list[Server] = []
 
-    def start(*args: str, host: str = "127.0.0.1", env: dict[str, str] | None = None) -> Server:
+    def start(*args: str, host: str = "127.0.0.1", netns: list[str] | None = None) -> Server:
+        """``netns``: a command prefix that runs the console in a network namespace (then the
+        caller waits for it from inside that namespace)."""
         port = free_port()
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
-        proc = subprocess.Popen(chaoslab_argv("serve", "--host", host, "--port", str(port), *args),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**child_env(state), **(env or {})}, cwd=ROOT)
+        argv = chaoslab_argv("serve", "--host", host, "--port", str(port), *args)
+        proc = subprocess.Popen([*(netns or []), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**child_env(state), "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
         server = Server(proc, port, host)
         started.append(server)
+        if netns:
+            return server
         try:
             wait_for_port(port, timeout=30, host=host)
         except TimeoutError:
