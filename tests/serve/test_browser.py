@@ -111,3 +111,36 @@ def test_run_from_catalog_watch_halt_compare(serve: Any, browser: Any, service: 
     assert d.find_elements(By.ID, "faults-none")
     assert "no halt in force" in d.find_element(By.ID, "halt-state").text
     screenshot(d, "machine")
+
+
+def test_live_page_grows_and_draws_the_systems_metrics(serve: Any, browser: Any, tmp_path: Path) -> None:
+    """A running run's page draws what its journal holds and grows as records are appended,
+    the system's own metrics (a Prometheus probe) on the same time axis."""
+    from selenium.webdriver.common.by import By
+
+    from tests.serve.plant import plant_run
+
+    runs = tmp_path / "runs"
+    run_id = "20261201-120000-live-0002"
+    d = plant_run(runs, run_id, outcome=None)
+    exp = json.loads((d / "experiment.json").read_text())
+    exp["experiment"]["probes"] = {"breaker": {"prometheus": {"query": "breaker_state"}}}
+    (d / "experiment.json").write_text(json.dumps(exp))
+    with open(d / "journal.jsonl", "a") as f:
+        for i in range(10):
+            f.write(json.dumps({"type": "sample", "t": 0.5 * i, "probe": "breaker", "ok": True, "value": float(i % 3)}) + "\n")
+    server = serve("--runs-dir", str(runs))
+    browser.get(f"{server.url}/runs/{run_id}")
+    live = browser.find_element(By.ID, "live")
+    wait(browser, lambda _: live.get_attribute("data-records") == "12", 20, "the journal so far")
+    browser.execute_script("window.notReloaded = 'yes'")
+    with open(d / "journal.jsonl", "a") as f:
+        f.write(json.dumps({"type": "phase", "t": 5.0, "name": "fault"}) + "\n")
+        f.write(json.dumps({"type": "fault", "t": 5.0, "action": "inject", "step": 0, "fault": "process.pause",
+                            "target": "svc", "describe": "process.pause on svc"}) + "\n")
+    wait(browser, lambda _: live.get_attribute("data-records") == "14", 20, "the appended records")
+    assert browser.find_element(By.CSS_SELECTOR, "main .badge").text == "fault"
+    assert browser.execute_script("return window.notReloaded") == "yes"
+    titles = [e.get_attribute("aria-label") for e in browser.find_elements(By.CSS_SELECTOR, "#charts svg")]
+    assert "System metric: breaker (Prometheus probe)" in titles, titles
+    assert "process.pause on svc" in browser.find_element(By.ID, "events").text

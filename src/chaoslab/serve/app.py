@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..journal import EXPERIMENT
 from ..runner import halt as halt_flag
 from ..runner.ledger import ledger_root
 from ..runner.ledger import runs as ledger_runs
@@ -229,7 +230,8 @@ async def run_page(req: Request) -> Response:
         raise Refused(404, f"no such run: {run_id!r}")
     downloads = [n for n in rundir.DOWNLOADS if (d / n).is_file()]
     body = pages.run_page(row, csrf=_csrf(req), read_only=c.guard.read_only, downloads=downloads,
-                          report=(d / "report.html").is_file(), live=row.running)
+                          report=(d / "report.html").is_file(), live=row.running,
+                          metrics=rundir.metric_probes(rundir.read_json(d / EXPERIMENT) or {}))
     return _page(req, row.title, body, "runs")
 
 

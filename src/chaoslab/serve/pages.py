@@ -3,6 +3,7 @@ engine). Live parts are small scripts in static/console.js that read data-* attr
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from html import escape
@@ -122,7 +123,7 @@ def _target(e: dict[str, Any]) -> str:
 
 
 def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], report: bool,
-             live: bool) -> str:
+             live: bool, metrics: list[str]) -> str:
     rid = quote(row.run_id)
     halt = "" if read_only or not live else post_form(
         f"/runs/{rid}/halt", "Halt this run", csrf,
@@ -133,7 +134,8 @@ def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], r
     faults = f"<h2>Faults in force</h2><div id=faults data-state='/api/runs/{rid}/state'>…</div>"
     if live:
         timeline = (f"<h2>Timeline <small class=muted>live</small></h2>"
-                    f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}'>"
+                    f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}' "
+                    f"data-metrics='{_e(json.dumps(metrics))}'>"
                     "<div id=charts></div><ul id=events class=events></ul></div>")
         return head + faults + timeline
     files = "".join(f"<li><a href='/runs/{rid}/files/{quote(n)}' download>{_e(n)}</a></li>" for n in downloads)

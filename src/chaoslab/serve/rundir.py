@@ -126,3 +126,9 @@ def figures(summary: dict[str, Any]) -> dict[str, float | None]:
         v = metrics.get(metric)
         out[column] = float(v) if isinstance(v, int | float) else None
     return out
+
+
+def metric_probes(experiment: dict[str, Any]) -> list[str]:
+    """The run's Prometheus probes: the system's own metrics, drawn on the run's time axis."""
+    probes = ((experiment.get("experiment") or {}).get("probes")) or {}
+    return sorted(n for n, p in probes.items() if isinstance(p, dict) and p.get("prometheus"))

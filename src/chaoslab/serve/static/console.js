@@ -76,6 +76,8 @@ class LiveRun {
     this.root = root;
     this.loads = [];        // cumulative load counters, once a second
     this.probes = {};       // probe -> [[t, ok]]
+    this.metricNames = new Set(JSON.parse(root.dataset.metrics || "[]"));
+    this.metrics = {};      // Prometheus probe -> [[t, value]]: the system's own figures
     this.windows = {};      // "step/occurrence" -> [start, end|null]
     this.tLast = 0;
     this.phase = null;
@@ -91,7 +93,12 @@ class LiveRun {
     switch (rec.type) {
       case "phase": this.setPhase(rec.name); break;
       case "load": this.loads.push(rec); break;
-      case "sample": (this.probes[rec.probe] = this.probes[rec.probe] || []).push([rec.t, !!rec.ok]); break;
+      case "sample":
+        (this.probes[rec.probe] = this.probes[rec.probe] || []).push([rec.t, !!rec.ok]);
+        if (this.metricNames.has(rec.probe) && typeof rec.value === "number") {
+          (this.metrics[rec.probe] = this.metrics[rec.probe] || []).push([rec.t, rec.value]);
+        }
+        break;
       case "fault": {
         const key = `${rec.step}/${rec.occurrence || 0}`;
         if (rec.action === "inject") this.windows[key] = [rec.t, null];
@@ -149,6 +156,11 @@ class LiveRun {
         {label: "error rate", color: "#d43d3d", points: errs}], tEnd, wins, v => `${(v * 100).toFixed(0)}%`, 1));
     }
     if (Object.keys(this.probes).length) charts.appendChild(lanes(this.probes, tEnd, wins));
+    const palette = ["#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555"];
+    for (const [i, [name, points]] of Object.entries(this.metrics).entries()) {
+      charts.appendChild(lineChart(`System metric: ${name} (Prometheus probe)`,
+        [{label: name, color: palette[i % palette.length], points}], tEnd, wins, v => v.toPrecision(3)));
+    }
   }
 }
 
