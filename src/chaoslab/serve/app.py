@@ -197,27 +197,41 @@ def _filters(req: Request) -> dict[str, str]:
     return {k: req.query_params[k][:200] for k in ("experiment", "outcome", "q") if req.query_params.get(k)}
 
 
-def _list_runs(c: Console, q: dict[str, str]) -> tuple[list[Any], float]:
+PAGE = 500
+
+
+def _page_no(req: Request) -> int:
+    try:
+        return max(0, int(req.query_params.get("page", "0")))
+    except ValueError:
+        return 0
+
+
+def _list_runs(c: Console, q: dict[str, str], page: int = 0) -> tuple[list[Any], float]:
     start = time.perf_counter()
     c.index.refresh()
-    rows = c.index.runs(title=q.get("experiment"), outcome=q.get("outcome"), text=q.get("q"))
+    rows = c.index.runs(title=q.get("experiment"), outcome=q.get("outcome"), text=q.get("q"),
+                        limit=PAGE + 1, offset=page * PAGE)
     return rows, (time.perf_counter() - start) * 1000
 
 
 async def runs_page(req: Request) -> Response:
     c = _console(req)
     q = _filters(req)
-    rows, ms = await asyncio.to_thread(_list_runs, c, q)
+    page = _page_no(req)
+    rows, ms = await asyncio.to_thread(_list_runs, c, q, page)
     titles = await asyncio.to_thread(c.index.titles)
-    resp = _page(req, "Runs", pages.runs_page(rows, titles, q, ms), "runs")
+    resp = _page(req, "Runs", pages.runs_page(rows[:PAGE], titles, q, ms, page=page, more=len(rows) > PAGE,
+                                              total=c.index.count()), "runs")
     resp.headers["server-timing"] = f"index;dur={ms:.1f}"
     return resp
 
 
 async def runs_api(req: Request) -> Response:
     c = _console(req)
-    rows, ms = await asyncio.to_thread(_list_runs, c, _filters(req))
-    return JSONResponse({"runs": [dict(r.as_dict(), html=pages.run_row(r)) for r in rows], "server_ms": ms})
+    rows, ms = await asyncio.to_thread(_list_runs, c, _filters(req), _page_no(req))
+    return JSONResponse({"runs": [dict(r.as_dict(), html=pages.run_row(r)) for r in rows[:PAGE]],
+                         "more": len(rows) > PAGE, "server_ms": ms})
 
 
 async def run_page(req: Request) -> Response:

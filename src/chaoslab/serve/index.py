@@ -192,7 +192,7 @@ class RunIndex:
             return q()
 
     def runs(self, *, title: str | None = None, outcome: str | None = None, text: str | None = None,
-             limit: int = 500) -> list[RunRow]:
+             limit: int = 500, offset: int = 0) -> list[RunRow]:
         """Newest first. ``outcome`` "running" selects runs without a summary yet."""
         where: list[str] = []
         args: list[str | int] = []
@@ -210,10 +210,14 @@ class RunIndex:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
-        args.append(limit)
+        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ? OFFSET ?"
+        args += [limit, offset]
         with self._lock:
             return [RunRow(*r) for r in self._db.execute(sql, args)]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def titles(self) -> list[str]:
         with self._lock:

@@ -79,7 +79,8 @@ def run_row(r: RunRow) -> str:
     )
 
 
-def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_ms: float) -> str:
+def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_ms: float, *, page: int = 0,
+              more: bool = False, total: int = 0) -> str:
     def opts(values: Iterable[str], chosen: str) -> str:
         return "<option value=''>all</option>" + "".join(
             f"<option{' selected' if v == chosen else ''}>{_e(v)}</option>" for v in values)
@@ -94,8 +95,13 @@ def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_m
     head = ("<tr><th>experiment / run</th><th>platform</th><th>start</th><th>duration</th><th>phase / verdict</th>"
             "<th>detection</th><th>recovery</th><th>lost writes</th><th></th></tr>")
     body = "".join(run_row(r) for r in rows) or "<tr><td colspan=9 class=muted>no runs yet</td></tr>"
-    return (f"<h1>Runs</h1>{filters}<table id=runs data-live='/api/runs?{urlencode(q)}'>{head}{body}</table>"
-            f"<p class=muted>{len(rows)} runs, indexed in {server_ms:.0f} ms.</p>")
+    nav = "".join((
+        f"<a href='/runs?{urlencode({**q, 'page': page - 1})}'>&larr; newer</a> " if page else "",
+        f"<a id=older href='/runs?{urlencode({**q, 'page': page + 1})}'>older &rarr;</a>" if more else "",
+    ))
+    return (f"<h1>Runs</h1>{filters}<table id=runs data-live='/api/runs?{urlencode({**q, 'page': page})}'>"
+            f"{head}{body}</table><p class=muted>{nav} showing {len(rows)} of {total} runs; "
+            f"index refreshed and queried in {server_ms:.0f} ms.</p>")
 
 
 def ledger_table(entries: list[dict[str, Any]], alive: dict[str, bool] | None = None) -> str:
