@@ -117,7 +117,6 @@ def test_live_page_grows_and_draws_the_systems_metrics(serve: Any, browser: Any,
     """A running run's page draws what its journal holds and grows as records are appended,
     the system's own metrics (a Prometheus probe) on the same time axis."""
     from selenium.webdriver.common.by import By
-
     from tests.serve.plant import plant_run
 
     runs = tmp_path / "runs"
