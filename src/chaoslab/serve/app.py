@@ -36,11 +36,12 @@ from ..runner import halt as halt_flag
 from ..runner.ledger import ledger_root
 from ..runner.ledger import runs as ledger_runs
 from . import actions, catalog, live, pages, rundir, trend
-from .index import RunIndex
+from .index import RunIndex, RunRow
 from .security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Guard, Refused, inside, safe_name
 
 log = logging.getLogger("chaoslab.serve")
 STATIC = Path(__file__).parent / "static"
+DIED = "runner died"
 
 
 @dataclass
@@ -212,7 +213,16 @@ def _list_runs(c: Console, q: dict[str, str], page: int = 0) -> tuple[list[Any],
     c.index.refresh()
     rows = c.index.runs(title=q.get("experiment"), outcome=q.get("outcome"), text=q.get("q"),
                         limit=PAGE + 1, offset=page * PAGE)
+    for r in rows:
+        _check_runner(r)
     return rows, (time.perf_counter() - start) * 1000
+
+
+def _check_runner(row: RunRow) -> None:
+    """A run without a summary is running only while its runner lives: one killed (SIGKILL, OOM,
+    power) says so instead of showing its last phase for ever."""
+    if row.running and row.pid is not None and not rundir.runner_alive(row.pid, row.started_at):
+        row.phase = DIED
 
 
 async def runs_page(req: Request) -> Response:
@@ -242,6 +252,7 @@ async def run_page(req: Request) -> Response:
     row = c.index.get(run_id)
     if row is None:
         raise Refused(404, f"no such run: {run_id!r}")
+    _check_runner(row)
     downloads = [n for n in rundir.DOWNLOADS if (d / n).is_file()]
     body = pages.run_page(row, csrf=_csrf(req), read_only=c.guard.read_only, downloads=downloads,
                           report=(d / "report.html").is_file(), live=row.running,
@@ -259,6 +270,8 @@ async def run_state(req: Request) -> Response:
     row = c.index.get(run_id)
     entries, alive = await asyncio.to_thread(_ledger_entries, c, run_id)
     runner = rundir.runner_alive(row.pid, row.started_at) if row and row.running else False
+    if row is not None:
+        _check_runner(row)
     return JSONResponse({
         "phase": row.phase if row else None, "outcome": row.outcome if row else None,
         "runner_alive": runner, "faults": entries, "faults_html": pages.ledger_table(entries, alive),
