@@ -38,13 +38,13 @@ def test_killed_runner_shows_dead_with_its_faults_in_force(serve: Any, service: 
         assert proc_state(service.pid) == "T"
         run_id = the_run_dir(runs).name
         server = serve("--runs-dir", str(runs))
-        s = httpx.get(f"{server.url}/api/runs/{run_id}/state").json()
+        s = httpx.get(f"{server.url}/api/runs/{run_id}/state", timeout=60).json()
         assert s["runner_alive"] is False and s["phase"] == "runner died"
         assert [f["fault"] for f in s["faults"]] == ["process.pause"]
         assert "runner DEAD: run chaoslab recover" in s["faults_html"]
-        row = httpx.get(f"{server.url}/api/runs").json()["runs"][0]
+        row = httpx.get(f"{server.url}/api/runs", timeout=60).json()["runs"][0]
         assert row["run_id"] == run_id and row["phase"] == "runner died" and row["outcome"] is None
-        page = httpx.get(f"{server.url}/runs/{run_id}").text
+        page = httpx.get(f"{server.url}/runs/{run_id}", timeout=60).text
         assert "runner died" in page
     finally:
         subprocess.run(chaoslab_argv("recover"), env=child_env(state), capture_output=True, timeout=60, check=False)

@@ -48,7 +48,7 @@ def experiments(tmp_path: Path) -> Path:
 def test_cross_site_and_csrf_less_posts_are_refused(serve: Any, runs: Path, experiments: Path,
                                                      tmp_path: Path) -> None:
     server = serve("--runs-dir", str(runs), "--experiments", str(experiments))
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         page = c.get("/machine")
         assert page.status_code == 200
         cookie = page.headers["set-cookie"]
@@ -62,7 +62,7 @@ def test_cross_site_and_csrf_less_posts_are_refused(serve: Any, runs: Path, expe
         assert c.post("/machine/halt", data={"reason": "x"}, headers=own).status_code == 403
         assert c.post("/machine/halt", data={"csrf": "0" * 32}, headers=own).status_code == 403
         # another site's form cannot send the cookie (SameSite=Strict): no session at all
-        bare = httpx.post(server.url + "/catalog/pause.yaml/run", data={"csrf": token})
+        bare = httpx.post(server.url + "/catalog/pause.yaml/run", data={"csrf": token}, timeout=60)
         assert bare.status_code == 403
         assert not (tmp_path / "state" / "HALT").exists()
         assert not list(runs.glob("2*-pause-*"))  # nothing was started
@@ -82,7 +82,7 @@ def test_paths_outside_the_runs_and_experiments_dirs_are_refused(serve: Any, run
     secret.write_text("SECRET")
     (runs / RUN / "escape.txt").symlink_to(secret)  # a symlink out of the run directory
     server = serve("--runs-dir", str(runs), "--experiments", str(experiments))
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         for path in (
             "/runs/..%2Fsecret.txt", "/runs/%2e%2e", "/runs/..%2F..%2Fetc%2Fpasswd/files/x",
             f"/runs/{RUN}/files/..%2F..%2Fsecret.txt", f"/runs/{RUN}/files/%2e%2e%2fjournal.jsonl",
@@ -100,7 +100,7 @@ def test_paths_outside_the_runs_and_experiments_dirs_are_refused(serve: Any, run
 
 def test_read_only_hides_and_refuses_every_action(serve: Any, runs: Path, experiments: Path, tmp_path: Path) -> None:
     server = serve("--runs-dir", str(runs), "--experiments", str(experiments), "--read-only")
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         pages = [c.get(p).text for p in ("/machine", f"/runs/{RUN}", "/catalog/pause.yaml")]
         for page in pages:
             assert "<form method=post" not in page and "read-only" in page
@@ -115,7 +115,7 @@ def test_read_only_hides_and_refuses_every_action(serve: Any, runs: Path, experi
 def test_token_session_host_and_errors_on_loopback(serve: Any, runs: Path) -> None:
     token = "t" * 24
     server = serve("--runs-dir", str(runs), "--token", token)
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         r = c.get("/runs", headers={"accept": "text/html"})
         assert r.status_code == 401 and "token" in r.text
         assert c.get("/api/runs").status_code == 401
@@ -125,15 +125,15 @@ def test_token_session_host_and_errors_on_loopback(serve: Any, runs: Path) -> No
         assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
         assert c.get("/api/runs").json()["runs"][0]["run_id"] == RUN
     # a script may send the token as a bearer instead of signing in
-    assert httpx.get(server.url + "/api/runs", headers={"authorization": f"Bearer {token}"}).status_code == 200
+    assert httpx.get(server.url + "/api/runs", headers={"authorization": f"Bearer {token}"}, timeout=60).status_code == 200
     # a forged session cookie is not a session
-    forged = httpx.get(server.url + "/api/runs", cookies={"chaoslab_session": "abc.def"})
+    forged = httpx.get(server.url + "/api/runs", cookies={"chaoslab_session": "abc.def"}, timeout=60)
     assert forged.status_code == 401
 
 
 def test_dns_rebinding_and_bad_requests_get_one_clear_line(serve: Any, runs: Path) -> None:
     server = serve("--runs-dir", str(runs))
-    with httpx.Client(base_url=server.url) as c:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
         r = c.get("/runs", headers={"host": "evil.example"})
         assert r.status_code == 421 and "evil.example" in r.text
         for path, status in (("/runs/20990101-000000-nope-0000", 404), ("/launches/123", 404),
@@ -166,10 +166,10 @@ def test_off_loopback_needs_the_token(serve: Any, runs: Path) -> None:
             "        httpx.get(u + '/static/console.css'); break\n"
             "    except httpx.TransportError:\n"
             "        time.sleep(0.1)\n"
-            "r1 = httpx.get(u + '/api/runs')\n"
-            "r2 = httpx.get(u + '/runs', headers={'accept': 'text/html'})\n"
-            "r3 = httpx.get(u + '/api/runs', headers={'authorization': 'Bearer wrong-token-wrong-token'})\n"
-            "c = httpx.Client(base_url=u)\n"
+            "r1 = httpx.get(u + '/api/runs', timeout=60)\n"
+            "r2 = httpx.get(u + '/runs', headers={'accept': 'text/html'}, timeout=60)\n"
+            "r3 = httpx.get(u + '/api/runs', headers={'authorization': 'Bearer wrong-token-wrong-token'}, timeout=60)\n"
+            "c = httpx.Client(base_url=u, timeout=60)\n"
             "r4 = c.get('/login', params={'token': sys.argv[1]})\n"
             "r5 = c.get('/api/runs')\n"
             "print(json.dumps([r1.status_code, r2.status_code, r3.status_code, r4.status_code, r5.status_code,"
