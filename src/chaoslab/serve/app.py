@@ -64,6 +64,15 @@ class Console:
 
 # -- the guard, as ASGI middleware ------------------------------------------------------------
 
+#: On every response: no other site may frame a page (a Halt button under a decoy, clickjacking),
+#: no address (a sign-in link's token) leaves in a Referer, no content is sniffed into a type.
+HARDENING = [
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
 class GuardMiddleware:
     """Host check, token/session, read-only and Origin, before any route runs. The CSRF token of
     a POST is checked by ``_action`` (the form is read there, once)."""
@@ -106,21 +115,30 @@ class GuardMiddleware:
         if refusal is None and path.endswith("/stream") and not g.origin_ok(req.headers.get("origin"), host):
             refusal = _refuse(req, 403, "the live stream is for this console's pages only (Origin)")
         if refusal is not None:
-            await refusal(scope, receive, send)
+            await refusal(scope, receive, _hardened(send))
             return
         scope.setdefault("state", {})["session"] = session
         scope["state"]["by_token"] = by_token
-        if new_session is None:
-            await self.app(scope, receive, send)
-            return
 
-        async def send_with_cookie(message: Any) -> None:
+        async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                cookie = f"{SESSION_COOKIE}={new_session}; Path=/; HttpOnly; SameSite=Strict"
-                message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
+                headers = message.setdefault("headers", [])
+                headers.extend(HARDENING)
+                if new_session is not None:
+                    cookie = f"{SESSION_COOKIE}={new_session}; Path=/; HttpOnly; SameSite=Strict"
+                    headers.append((b"set-cookie", cookie.encode()))
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, receive, send_with_headers)
+
+
+def _hardened(send: Send) -> Send:
+    async def send_hardened(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message.setdefault("headers", []).extend(HARDENING)
+        await send(message)
+
+    return send_hardened
 
 
 def _wants_html(req: Request) -> bool:
