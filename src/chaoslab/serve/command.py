@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -45,14 +46,20 @@ def serve(runs_dir: Path, experiments_dir: Path | None, host: str, port: int, to
     console = Console(runs_dir.resolve(), experiments_dir.resolve() if experiments_dir else None, guard,
                       _vars(variables))
     app = create_app(console)
+    # The socket is bound here, not by uvicorn, so a port in use is one clear line and exit 4
+    # (uvicorn would log its own error and exit 3, which chaoslab means as "aborted").
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        click.echo(f"chaoslab: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(ExitCode.COULD_NOT_RUN)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
     click.echo(f"chaoslab console on {url}" + (" (read-only)" if read_only else ""))
     if token is not None:
         click.echo(f"sign in with the token: {url}login?token={token}")
     logging.basicConfig(level=logging.WARNING, format="chaoslab serve: %(message)s")
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    except OSError as exc:
-        click.echo(f"chaoslab: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
-        sys.exit(ExitCode.COULD_NOT_RUN)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
