@@ -22,9 +22,17 @@ EXPERIMENT = (ROOT / "examples" / "basic" / "pause-under-load.yaml").read_text()
 
 
 def wait(driver: Any, cond: Any, timeout: float = 60, what: str = "") -> Any:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(cond, what)
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(cond, what)
+    except TimeoutException:
+        try:
+            page = driver.find_element("tag name", "body").text[:1500]
+        except Exception as exc:  # an alert still open, say
+            page = f"(page unreadable: {exc})"
+        raise AssertionError(f"waited {timeout} s for {what}; at {driver.current_url}:\n{page}") from None
 
 
 def confirm(driver: Any) -> str:

@@ -55,7 +55,7 @@ def test_cross_site_and_csrf_less_posts_are_refused(serve: Any, runs: Path, expe
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         # no other site may frame the console (a Halt button under a decoy)
         assert page.headers["x-frame-options"] == "SAMEORIGIN"
-        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["referrer-policy"] == "same-origin"
         token = csrf_of(page.text)
         own = {"origin": server.url}
         # another site's page posting with the user's cookie (as if SameSite were ignored)
@@ -121,7 +121,7 @@ def test_token_session_host_and_errors_on_loopback(serve: Any, runs: Path) -> No
     with httpx.Client(base_url=server.url, timeout=60) as c:
         r = c.get("/runs", headers={"accept": "text/html"})
         assert r.status_code == 401 and "token" in r.text
-        assert r.headers["referrer-policy"] == "no-referrer" and r.headers["x-frame-options"] == "SAMEORIGIN"
+        assert r.headers["referrer-policy"] == "same-origin" and r.headers["x-frame-options"] == "SAMEORIGIN"
         assert c.get("/api/runs").status_code == 401
         assert c.get("/login", params={"token": "wrong" * 5}).status_code == 401
         r = c.get("/login", params={"token": token})

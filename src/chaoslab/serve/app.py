@@ -65,10 +65,12 @@ class Console:
 # -- the guard, as ASGI middleware ------------------------------------------------------------
 
 #: On every response: no other site may frame a page (a Halt button under a decoy, clickjacking),
-#: no address (a sign-in link's token) leaves in a Referer, no content is sniffed into a type.
+#: no address (a sign-in link's token) leaves for another site in a Referer ("same-origin": with
+#: "no-referrer" the browser sends "Origin: null" on our own form posts, and the guard refuses
+#: them), no content is sniffed into a type.
 HARDENING = [
     (b"x-frame-options", b"SAMEORIGIN"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-content-type-options", b"nosniff"),
 ]
 
