@@ -74,6 +74,9 @@ def test_run_from_catalog_watch_halt_compare(serve: Any, browser: Any, service: 
     assert d.execute_script("return window.notReloaded") == "yes"
     wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#charts rect.fault-window"), 10, "a shaded fault window")
     wait(d, lambda d: "process.pause" in d.find_element(By.ID, "faults").text, 10, "the ledger's fault in force")
+    wait(d, lambda d: d.find_elements(
+        By.CSS_SELECTOR, "#charts svg[aria-label='Latency of successful operations (from due time)']"),
+        10, "the live p50/p99 chart from the load's history")
     assert proc_state(service.pid) == "T"  # the fault is real: the service is stopped
     assert int(d.find_element(By.ID, "live").get_attribute("data-records")) > 10
     screenshot(d, "run-live")

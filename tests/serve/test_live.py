@@ -108,3 +108,55 @@ def test_stream_reads_only_what_was_appended(tmp_path: Path, monkeypatch: Any) -
     assert '"fault"' in chunk and chunk.count("data: ") == 1
     assert reads and all(offset >= len(big) for offset, _ in reads), reads
     assert sum(n for _, n in reads) < 1000
+
+
+def op(i: int, t: float, latency: float, outcome: str = "ok") -> str:
+    return json.dumps({"id": i, "key": f"k-{i}", "t_scheduled": t, "t_sent": t, "t_done": t + latency,
+                       "outcome": outcome, "status": 201, "latency": latency, "ack": True},
+                      separators=(",", ":")) + "\n"
+
+
+def test_stream_sends_latency_percentiles_of_the_windows_that_changed(serve: Any, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    d = plant_run(runs, RUN, outcome=None)
+    history = d / "history.jsonl"
+    with open(history, "w") as f:
+        f.write('{"type":"load","run":"x","kind":"http","rate":100.0,"t_start":0.0}\n')
+        for i in range(100):  # window 0: 1..100 ms
+            f.write(op(i, i * 0.01, (i + 1) / 1000))
+        f.write(op(100, 0.5, 9.0, outcome="timeout"))  # not a success: not in the percentiles
+    server = serve("--runs-dir", str(runs))
+    url = f"{server.url}/runs/{RUN}/stream"
+
+    def latency_events(n: int) -> list[dict[str, Any]]:
+        got = events(url, {"last-event-id": str((d / "journal.jsonl").stat().st_size)}, n)
+        return [json.loads(data) for _, kind, data in got if kind == "latency"]
+
+    first = latency_events(1)
+    assert first == [{"0": {"p50": 0.05, "p99": 0.099, "n": 100}}]
+    # the generator writes on: the next event names only the window that changed, and a
+    # reconnect (history read again from its start) gives the same figures
+    with open(history, "a") as f:
+        f.write(op(101, 1.2, 0.5))
+    again = latency_events(1)
+    assert again == [{"0": {"p50": 0.05, "p99": 0.099, "n": 100}, "1": {"p50": 0.5, "p99": 0.5, "n": 1}}]
+
+    def follow_two() -> list[str]:
+        import asyncio
+
+        from chaoslab.serve import live
+
+        async def go() -> list[str]:
+            gen = live.follow(d, (d / "journal.jsonl").stat().st_size, poll=0.01)
+            out = [await gen.__anext__() for _ in range(2)]
+            with open(history, "a") as f:
+                f.write(op(102, 2.1, 0.25))
+            out.append(await gen.__anext__())
+            await gen.aclose()
+            return out
+
+        return asyncio.run(go())
+
+    retry, whole, update = follow_two()
+    assert retry.startswith("retry") and '"0"' in whole
+    assert update == 'event: latency\ndata: {"2": {"p50": 0.25, "p99": 0.25, "n": 1}}\n\n'

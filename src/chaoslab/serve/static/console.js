@@ -79,6 +79,7 @@ class LiveRun {
     this.metricNames = new Set(JSON.parse(root.dataset.metrics || "[]"));
     this.metrics = {};      // Prometheus probe -> [[t, value]]: the system's own figures
     this.windows = {};      // "step/occurrence" -> [start, end|null]
+    this.latency = {};      // 1 s window -> {p50, p99}: from the load's history (live.py)
     this.tLast = 0;
     this.phase = null;
     this.records = 0;
@@ -112,6 +113,11 @@ class LiveRun {
       case "error": this.event(rec.t, `error: ${rec.what || ""} ${rec.error || ""}`, "bad"); break;
     }
     this.root.dataset.records = this.records;
+    this.schedule();
+  }
+
+  setLatency(windows) {
+    Object.assign(this.latency, windows);
     this.schedule();
   }
 
@@ -155,6 +161,14 @@ class LiveRun {
       charts.appendChild(lineChart("Error rate (failures, timeouts, unsent)", [
         {label: "error rate", color: "#d43d3d", points: errs}], tEnd, wins, v => `${(v * 100).toFixed(0)}%`, 1));
     }
+    const windows = Object.keys(this.latency).map(Number).sort((a, b) => a - b);
+    if (windows.length) {
+      const ms = v => v < 1 ? `${(v * 1000).toPrecision(3)} ms` : `${v.toPrecision(3)} s`;
+      charts.appendChild(lineChart("Latency of successful operations (from due time)", [
+        {label: "p50", color: "#2f6fb3", points: windows.map(w => [w + 0.5, this.latency[w].p50])},
+        {label: "p99", color: "#8e44ad", points: windows.map(w => [w + 0.5, this.latency[w].p99])}],
+        tEnd, wins, ms));
+    }
     if (Object.keys(this.probes).length) charts.appendChild(lanes(this.probes, tEnd, wins));
     const palette = ["#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555"];
     for (const [i, [name, points]] of Object.entries(this.metrics).entries()) {
@@ -169,6 +183,7 @@ function followRun(root) {
   // EventSource resends Last-Event-ID (the byte offset) by itself when it reconnects.
   const es = new EventSource(root.dataset.stream);
   es.onmessage = ev => { try { run.feed(JSON.parse(ev.data)); } catch (e) { /* a torn line: skip */ } };
+  es.addEventListener("latency", ev => run.setLatency(JSON.parse(ev.data)));
   es.addEventListener("end", () => { es.close(); root.dataset.ended = "1"; setTimeout(() => location.reload(), 300); });
 }
 
