@@ -40,6 +40,14 @@ def test_index_follows_the_directories(tmp_path: Path) -> None:
     assert [r.run_id for r in idx.runs(text="SIGTERM")] == ["20260101-000100-b-0002"]
     assert idx.runs(outcome="running") == []
 
+    # a finished run's summary re-rendered (`chaoslab report`): seen by the next full sweep
+    done = runs / "20260101-000000-a-0001" / "summary.json"
+    data = json.loads(done.read_text())
+    data["outcome"] = "violated"
+    done.write_text(json.dumps(data))
+    idx.refresh(full=True)
+    assert [r.run_id for r in idx.runs(outcome="violated")] == ["20260101-000000-a-0001"]
+
     # a directory removed leaves the index
     import shutil
 

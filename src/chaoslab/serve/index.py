@@ -9,9 +9,10 @@ missing database, or one of another schema version, is rebuilt from the director
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from ..journal import EXPERIMENT, JOURNAL, SUMMARY
 from . import rundir
 
 SCHEMA_VERSION = 1
+#: Finished runs are looked at again (a re-rendered summary) at most this often.
+FULL_SWEEP = 5.0
 INDEX_FILE = ".chaoslab-console.sqlite"
 
 _COLUMNS = {
@@ -93,6 +96,7 @@ class RunIndex:
             # A runs directory we may not write to (someone else's): the index lives in memory.
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._last_full = -FULL_SWEEP
         self._ensure_schema()
 
     def _ensure_schema(self) -> None:
@@ -106,36 +110,45 @@ class RunIndex:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- keeping the index in step with the directories -------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, *, full: bool = False) -> None:
+        """New and removed directories and running runs, at every call; every finished run's
+        files too (a summary re-rendered by ``chaoslab report``) at most every FULL_SWEEP seconds,
+        so a page over 1,000 finished runs costs one directory listing, not 2,000 stats."""
         with self._lock:
             known = {r[0]: (r[1], r[2]) for r in self._db.execute(
                 "SELECT run_id, journal_stamp, summary_stamp FROM runs")}
-            seen: set[str] = set()
+            now = time.monotonic()
+            full = full or now - self._last_full >= FULL_SWEEP
+            if full:
+                self._last_full = now
+            names = self._names()
             self._db.execute("BEGIN")
             try:
-                for d in self._dirs():
-                    seen.add(d.name)
+                for name in names:
+                    old = known.get(name)
+                    if old is not None and old[1] and not full:
+                        continue  # finished, and not a full sweep
+                    d = self.runs_dir / name
                     stamps = (_stamp(d / JOURNAL), _stamp(d / SUMMARY))
-                    if known.get(d.name) == stamps:
-                        continue
+                    if not stamps[0] or old == stamps:
+                        continue  # not a run directory (no journal), or unchanged
                     row = self._row(d, stamps)
                     if row is not None:
                         self._put(row)
-                gone = set(known) - seen
+                gone = set(known) - set(names)
                 self._db.executemany("DELETE FROM runs WHERE run_id=?", [(g,) for g in gone])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def _dirs(self) -> Iterator[Path]:
+    def _names(self) -> list[str]:
         try:
-            entries = list(self.runs_dir.iterdir())
+            with os.scandir(self.runs_dir) as it:
+                # d_type from the listing: no stat per entry
+                return [e.name for e in it if not e.name.startswith(".") and e.is_dir()]
         except OSError:
-            return
-        for d in entries:
-            if d.is_dir() and not d.name.startswith(".") and (d / JOURNAL).exists():
-                yield d
+            return []
 
     def _row(self, d: Path, stamps: tuple[str, str]) -> RunRow | None:
         old = self.get(d.name, lock=False)
