@@ -96,3 +96,17 @@ def test_regression_is_a_clear_worsening_only(tmp_path: Path) -> None:
     assert cmp is not None and cmp.regressions == ["time to recovery", "lost writes"]
     assert cmp.previous.run_id == "20260101-000100-a-0002"
     idx.close()
+
+
+def test_a_suites_runs_are_indexed_one_level_down(tmp_path: Path) -> None:
+    """`chaoslab suite run` writes suite-<id>/<run id>/: those runs are runs like any other."""
+    runs = tmp_path / "runs"
+    plant_run(runs, "20260101-000000-a-0001")
+    plant_run(runs / "suite-20260101-000100-nightly-0002", "20260101-000101-b-0003", started_at=1.8e9 + 100)
+    (runs / "suite-20260101-000100-nightly-0002" / "suite.md").write_text("# a suite's own report\n")
+    idx = RunIndex(runs)
+    idx.refresh()
+    rows = {r.run_id: r.path for r in idx.runs()}
+    assert rows == {"20260101-000000-a-0001": "20260101-000000-a-0001",
+                    "20260101-000101-b-0003": "suite-20260101-000100-nightly-0002/20260101-000101-b-0003"}
+    idx.close()

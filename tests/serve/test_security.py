@@ -96,8 +96,13 @@ def test_paths_outside_the_runs_and_experiments_dirs_are_refused(serve: Any, run
             assert r.status_code in (400, 404), (path, r.status_code)
             assert "SECRET" not in r.text and "root:" not in r.text, path
             no_traceback(r)
-        # what may be read is read
+        # what may be read is read, a suite's run (one level down) too
         assert c.get(f"/runs/{RUN}/files/journal.jsonl").status_code == 200
+        nested = "20261201-120500-nested-0003"
+        plant_run(runs / "suite-20261201-120400-nightly-0002", nested)
+        assert c.get(f"/runs/{nested}").status_code == 200
+        assert c.get(f"/runs/{nested}/files/summary.json").json()["run_id"] == nested
+        assert c.get("/runs/suite-20261201-120400-nightly-0002").status_code == 404  # a suite is not a run
         assert c.get("/catalog/pause.yaml").status_code == 200
 
 

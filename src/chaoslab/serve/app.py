@@ -190,7 +190,16 @@ async def _action(req: Request) -> dict[str, str]:
 
 
 def _run_dir(c: Console, run_id: str) -> Path:
-    d = inside(c.runs_dir, safe_name(run_id), "run")
+    """The run's directory: found through the index (a suite's runs sit one level down), and
+    checked to be inside the runs directory all the same."""
+    safe_name(run_id)
+    row = c.index.get(run_id)
+    if row is None:
+        c.index.refresh()
+        row = c.index.get(run_id)
+    if row is None:
+        raise Refused(404, f"no such run: {run_id!r}")
+    d = inside(c.runs_dir, row.path, "run")
     if not d.is_dir():
         raise Refused(404, f"no such run: {run_id!r}")
     return d

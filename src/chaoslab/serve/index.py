@@ -20,7 +20,7 @@ from typing import Any
 from ..journal import EXPERIMENT, JOURNAL, SUMMARY
 from . import rundir
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Finished runs are looked at again (a re-rendered summary) at most this often.
 FULL_SWEEP = 5.0
 INDEX_FILE = ".chaoslab-console.sqlite"
@@ -44,6 +44,7 @@ _COLUMNS = {
     "journal_offset": "INTEGER",
     "journal_stamp": "TEXT",
     "summary_stamp": "TEXT",
+    "path": "TEXT",
 }
 
 
@@ -67,13 +68,16 @@ class RunRow:
     journal_offset: int
     journal_stamp: str
     summary_stamp: str
+    path: str
+    """Relative to the runs directory: the run id, or ``suite-.../<run id>`` for a suite's run."""
 
     @property
     def running(self) -> bool:
         return self.outcome is None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _COLUMNS if k not in ("journal_offset", "journal_stamp", "summary_stamp")}
+        return {k: getattr(self, k) for k in _COLUMNS
+                if k not in ("journal_offset", "journal_stamp", "summary_stamp", "path")}
 
 
 def _stamp(path: Path) -> str:
@@ -121,18 +125,19 @@ class RunIndex:
             full = full or now - self._last_full >= FULL_SWEEP
             if full:
                 self._last_full = now
-            names = self._names()
+            paths = self._names()
+            names = [p.rsplit("/", 1)[-1] for p in paths]
             self._db.execute("BEGIN")
             try:
-                for name in names:
+                for rel, name in zip(paths, names, strict=True):
                     old = known.get(name)
                     if old is not None and old[1] and not full:
                         continue  # finished, and not a full sweep
-                    d = self.runs_dir / name
+                    d = self.runs_dir / rel
                     stamps = (_stamp(d / JOURNAL), _stamp(d / SUMMARY))
                     if not stamps[0] or old == stamps:
                         continue  # not a run directory (no journal), or unchanged
-                    row = self._row(d, stamps)
+                    row = self._row(d, stamps, rel)
                     if row is not None:
                         self._put(row)
                 gone = set(known) - set(names)
@@ -143,14 +148,25 @@ class RunIndex:
                 raise
 
     def _names(self) -> list[str]:
+        """Run directories relative to the runs directory: its own, and a suite's
+        (``chaoslab suite run`` writes ``suite-<id>/<run id>/``)."""
+        out: list[str] = []
+        for name in self._listing(self.runs_dir):
+            out.append(name)
+            if name.startswith("suite-"):
+                out += [f"{name}/{sub}" for sub in self._listing(self.runs_dir / name)]
+        return out
+
+    @staticmethod
+    def _listing(d: Path) -> list[str]:
         try:
-            with os.scandir(self.runs_dir) as it:
+            with os.scandir(d) as it:
                 # d_type from the listing: no stat per entry
                 return [e.name for e in it if not e.name.startswith(".") and e.is_dir()]
         except OSError:
             return []
 
-    def _row(self, d: Path, stamps: tuple[str, str]) -> RunRow | None:
+    def _row(self, d: Path, stamps: tuple[str, str], rel: str) -> RunRow | None:
         old = self.get(d.name, lock=False)
         exp = rundir.read_json(d / EXPERIMENT) or {}
         model = exp.get("experiment") or {}
@@ -181,6 +197,7 @@ class RunIndex:
             journal_offset=state.offset,
             journal_stamp=stamps[0],
             summary_stamp=stamps[1],
+            path=rel,
             detection=figures.get("detection"), ttr=figures.get("ttr"), p99_fault=figures.get("p99_fault"),
             error_fault=figures.get("error_fault"), lost=figures.get("lost"),
         )
