@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),
     "discover": ("chaoslab.discover.cli:discover_cmd", "What a Compose project, stack or namespace holds."),
     "init": ("chaoslab.discover.cli:init_cmd", "Write a suite of experiments for a discovered system."),
+    "serve": ("chaoslab.serve.command:serve", "The web console: watch, stop, compare and start runs."),
     "import": ("chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML."),
 }
 

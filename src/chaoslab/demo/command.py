@@ -215,6 +215,8 @@ def demo(runs_dir: Path, quick: bool, compose: bool, keep_stack: bool) -> None:
     click.secho("\n== " + lines[0], bold=True)
     click.echo("\n".join(lines[1:]))
     click.echo(f"This summary: {demo_dir / 'summary.txt'}. Open report.html in each run directory for the charts.")
+    click.echo(f"Or in a browser: chaoslab serve --runs-dir {runs_dir} --experiments examples/exchange/experiments"
+               " then open http://127.0.0.1:8440/ (docs/console.md)")
     # An invalid run (a machine too busy for the load's schedule) still showed everything; a run
     # that could not inject, revert or finish did not.
     if any(o.exit_code is not None and o.exit_code not in VERDICT_CODES and o.valid for o in outcomes):

@@ -1,0 +1,253 @@
+// chaoslab console: the live parts of the pages. No framework, no CDN: the console works offline.
+// The run page follows the journal by server-sent events (live.py) and draws the timeline as SVG,
+// the way report.html's charts (report/charts.py) draw a finished run.
+"use strict";
+
+const W = 900, H = 180, L = 60, R = 16, T = 22, B = 24;
+const FAULT_FILL = "#f4b6b6";
+
+function svgEl(tag, attrs, text) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function niceMax(v) {
+  if (v <= 0) return 1;
+  for (let e = -6; e < 10; e++) for (const s of [1, 2, 2.5, 5]) { const c = s * 10 ** e; if (c >= v) return c; }
+  return v;
+}
+
+// One time-series chart: series = [{label, color, points: [[t, v|null]]}], windows = [[a, b]].
+function lineChart(title, series, tEnd, windows, fmtY, yMax) {
+  const svg = svgEl("svg", {viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": title});
+  const vals = series.flatMap(s => s.points.map(p => p[1]).filter(v => v !== null));
+  const hi = yMax !== undefined ? yMax : niceMax(Math.max(0, ...vals) * 1.05);
+  const pw = W - L - R, ph = H - T - B;
+  const x = t => L + pw * Math.min(Math.max(t, 0), tEnd) / tEnd;
+  const y = v => T + ph * (1 - Math.min(Math.max(v, 0), hi) / hi);
+  svg.appendChild(svgEl("text", {x: L, y: 14, class: "ct"}, title));
+  for (const [a, b] of windows) {
+    svg.appendChild(svgEl("rect", {x: x(a), y: T, width: Math.max(1, x(b) - x(a)), height: ph,
+      fill: FAULT_FILL, opacity: 0.5, class: "fault-window"}));
+  }
+  for (let i = 0; i <= 4; i++) {
+    const v = hi * i / 4;
+    svg.appendChild(svgEl("line", {x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#ddd"}));
+    svg.appendChild(svgEl("text", {x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "ax"}, fmtY(v)));
+  }
+  const step = Math.max(1, Math.round(tEnd / 10));
+  for (let t = 0; t <= tEnd; t += step) svg.appendChild(svgEl("text", {x: x(t), y: H - 6, "text-anchor": "middle", class: "ax"}, `${t}s`));
+  let lx = L + 8;
+  for (const s of series) {
+    let d = "", pen = false;
+    for (const [t, v] of s.points) {
+      if (v === null) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`; pen = true;
+    }
+    svg.appendChild(svgEl("path", {d, fill: "none", stroke: s.color, "stroke-width": 1.6}));
+    svg.appendChild(svgEl("text", {x: lx, y: T + 12, fill: s.color, class: "lg"}, s.label));
+    lx += 12 + 7 * s.label.length;
+  }
+  return svg;
+}
+
+// Probe lanes: one row per probe, a green or red tick per sample.
+function lanes(probes, tEnd, windows) {
+  const names = Object.keys(probes);
+  const h = T + 18 * names.length + B;
+  const svg = svgEl("svg", {viewBox: `0 0 ${W} ${h}`, width: "100%", role: "img", "aria-label": "probes"});
+  const pw = W - L - R;
+  const x = t => L + pw * Math.min(Math.max(t, 0), tEnd) / tEnd;
+  svg.appendChild(svgEl("text", {x: L, y: 14, class: "ct"}, "Probes (green ok, red failing)"));
+  for (const [a, b] of windows) svg.appendChild(svgEl("rect", {x: x(a), y: T, width: Math.max(1, x(b) - x(a)), height: 18 * names.length, fill: FAULT_FILL, opacity: 0.5}));
+  names.forEach((name, i) => {
+    const yy = T + 18 * i;
+    svg.appendChild(svgEl("text", {x: L - 6, y: yy + 13, "text-anchor": "end", class: "ax"}, name));
+    for (const [t, ok] of probes[name]) svg.appendChild(svgEl("rect", {x: x(t), y: yy + 2, width: 2, height: 14, fill: ok ? "#2e9d4b" : "#d43d3d"}));
+  });
+  return svg;
+}
+
+// The live state of one run, fed record by record from the journal.
+class LiveRun {
+  constructor(root) {
+    this.root = root;
+    this.loads = [];        // cumulative load counters, once a second
+    this.probes = {};       // probe -> [[t, ok]]
+    this.metricNames = new Set(JSON.parse(root.dataset.metrics || "[]"));
+    this.metrics = {};      // Prometheus probe -> [[t, value]]: the system's own figures
+    this.windows = {};      // "step/occurrence" -> [start, end|null]
+    this.latency = {};      // 1 s window -> {p50, p99}: from the load's history (live.py)
+    this.tLast = 0;
+    this.phase = null;
+    this.records = 0;
+    this.pending = false;
+    window.chaoslabLatency = [];  // bench/console.py: seconds from a record's write to its arrival
+  }
+
+  feed(rec) {
+    this.records++;
+    if (typeof rec.t === "number") this.tLast = Math.max(this.tLast, rec.t);
+    if (typeof rec.bench_wall === "number") window.chaoslabLatency.push(Date.now() / 1000 - rec.bench_wall);
+    switch (rec.type) {
+      case "phase": this.setPhase(rec.name); break;
+      case "load": this.loads.push(rec); break;
+      case "sample":
+        (this.probes[rec.probe] = this.probes[rec.probe] || []).push([rec.t, !!rec.ok]);
+        if (this.metricNames.has(rec.probe) && typeof rec.value === "number") {
+          (this.metrics[rec.probe] = this.metrics[rec.probe] || []).push([rec.t, rec.value]);
+        }
+        break;
+      case "fault": {
+        const key = `${rec.step}/${rec.occurrence || 0}`;
+        if (rec.action === "inject") this.windows[key] = [rec.t, null];
+        else if ((rec.action === "revert" || rec.action === "end") && this.windows[key]) this.windows[key][1] = rec.t;
+        this.event(rec.t, `${rec.action} ${rec.describe || rec.fault}`, rec.action === "inject" ? "bad" : "");
+        break;
+      }
+      case "abort": this.event(rec.t, `abort: ${rec.reason}`, "bad"); break;
+      case "stop": this.event(rec.t, `stop condition ${rec.condition}: ${rec.reason}`, "bad"); break;
+      case "event": this.event(rec.t, `${rec.source} ${rec.kind}${rec.service ? " " + rec.service : ""}${rec.message ? ": " + rec.message : ""}`, rec.detect ? "bad" : ""); break;
+      case "error": this.event(rec.t, `error: ${rec.what || ""} ${rec.error || ""}`, "bad"); break;
+    }
+    this.root.dataset.records = this.records;
+    this.schedule();
+  }
+
+  setLatency(windows) {
+    Object.assign(this.latency, windows);
+    this.schedule();
+  }
+
+  setPhase(name) {
+    this.phase = name;
+    const b = document.querySelector("main .badge");
+    if (b && b.classList.contains("running")) { b.textContent = name; b.dataset.phase = name; }
+  }
+
+  event(t, text, cls) {
+    const li = document.createElement("li");
+    li.textContent = `${t.toFixed(2)} s  ${text}`;
+    if (cls) li.className = cls;
+    document.getElementById("events").appendChild(li);
+  }
+
+  schedule() {  // at most one redraw per frame, however fast records come
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  }
+
+  draw() {
+    const tEnd = Math.max(10, Math.ceil(this.tLast));
+    const wins = Object.values(this.windows).map(([a, b]) => [a, b === null ? this.tLast : b]);
+    const tput = [], sched = [], errs = [];
+    for (let i = 1; i < this.loads.length; i++) {
+      const a = this.loads[i - 1], b = this.loads[i], dt = b.t - a.t;
+      if (dt <= 0) continue;
+      const n = b.scheduled - a.scheduled;
+      const bad = (b.failed - a.failed) + (b.timeout - a.timeout) + (b.unsent - a.unsent);
+      tput.push([b.t, (b.ok - a.ok) / dt]); sched.push([b.t, n / dt]);
+      errs.push([b.t, n > 0 ? Math.min(1, Math.max(0, bad / n)) : null]);
+    }
+    const charts = document.getElementById("charts");
+    charts.replaceChildren();
+    if (this.loads.length) {
+      charts.appendChild(lineChart("Throughput (operations per second)", [
+        {label: "ok/s", color: "#2f6fb3", points: tput}, {label: "scheduled/s", color: "#aaa", points: sched}],
+        tEnd, wins, v => v.toFixed(0)));
+      charts.appendChild(lineChart("Error rate (failures, timeouts, unsent)", [
+        {label: "error rate", color: "#d43d3d", points: errs}], tEnd, wins, v => `${(v * 100).toFixed(0)}%`, 1));
+    }
+    const windows = Object.keys(this.latency).map(Number).sort((a, b) => a - b);
+    if (windows.length) {
+      const ms = v => v < 1 ? `${(v * 1000).toPrecision(3)} ms` : `${v.toPrecision(3)} s`;
+      charts.appendChild(lineChart("Latency of successful operations (from due time)", [
+        {label: "p50", color: "#2f6fb3", points: windows.map(w => [w + 0.5, this.latency[w].p50])},
+        {label: "p99", color: "#8e44ad", points: windows.map(w => [w + 0.5, this.latency[w].p99])}],
+        tEnd, wins, ms));
+    }
+    if (Object.keys(this.probes).length) charts.appendChild(lanes(this.probes, tEnd, wins));
+    const palette = ["#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555"];
+    for (const [i, [name, points]] of Object.entries(this.metrics).entries()) {
+      charts.appendChild(lineChart(`System metric: ${name} (Prometheus probe)`,
+        [{label: name, color: palette[i % palette.length], points}], tEnd, wins, v => v.toPrecision(3)));
+    }
+  }
+}
+
+function followRun(root) {
+  const run = new LiveRun(root);
+  // EventSource resends Last-Event-ID (the byte offset) by itself when it reconnects.
+  const es = new EventSource(root.dataset.stream);
+  es.onmessage = ev => { try { run.feed(JSON.parse(ev.data)); } catch (e) { /* a torn line: skip */ } };
+  es.addEventListener("latency", ev => run.setLatency(JSON.parse(ev.data)));
+  es.addEventListener("end", () => { es.close(); root.dataset.ended = "1"; setTimeout(() => location.reload(), 300); });
+}
+
+function pollState(el) {
+  const tick = async () => {
+    try {
+      const r = await fetch(el.dataset.state, {headers: {accept: "application/json"}});
+      if (r.ok) {
+        const s = await r.json();
+        el.innerHTML = s.faults_html;
+        el.dataset.count = s.faults.length;
+        const halt = document.getElementById("halt");
+        if (halt && !s.runner_alive && s.outcome) halt.disabled = true;
+      }
+    } catch (e) { /* the console restarting: try again */ }
+    setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+function pollRuns(table) {
+  const tick = async () => {
+    try {
+      const r = await fetch(table.dataset.live, {headers: {accept: "application/json"}});
+      if (r.ok) {
+        const data = await r.json();
+        const head = table.querySelector("tr");
+        const body = document.createElement("tbody");
+        body.innerHTML = data.runs.map(x => x.html).join("") || "<tr><td colspan=9 class=muted>no runs yet</td></tr>";
+        table.replaceChildren(head, ...body.children);
+      }
+    } catch (e) { /* retry */ }
+    setTimeout(tick, 2000);
+  };
+  setTimeout(tick, 2000);
+}
+
+function pollLaunch(el) {
+  const tick = async () => {
+    const r = await fetch(el.dataset.launch, {headers: {accept: "application/json"}});
+    if (r.ok) {
+      const s = await r.json();
+      if (s.run_id) { location.href = `/runs/${encodeURIComponent(s.run_id)}`; return; }
+      if (s.exit_code !== null) {
+        el.textContent = `chaoslab run ended with exit ${s.exit_code} before its run began:`;
+        document.getElementById("launch-log").textContent = s.log || "";
+        return;
+      }
+    }
+    setTimeout(tick, 250);
+  };
+  tick();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", ev => { if (!confirm(form.dataset.confirm)) ev.preventDefault(); });
+  }
+  const live = document.getElementById("live");
+  if (live) followRun(live);
+  const faults = document.getElementById("faults");
+  if (faults) pollState(faults);
+  const runs = document.getElementById("runs");
+  if (runs) pollRuns(runs);
+  const launch = document.getElementById("launch");
+  if (launch) pollLaunch(launch);
+});
