@@ -119,36 +119,39 @@ class Evidence:
 
     def poll(self) -> None:
         """Take in the history's new lines."""
-        if self._tail is None:
+        if self._tail is not None:
+            for op in self._tail.read():
+                self.take(op)
+
+    def take(self, op: dict[str, Any]) -> None:
+        """One history line (an operation, or the header, which is skipped)."""
+        if "t_scheduled" not in op or op.get("cut"):
             return
-        for op in self._tail.read():
-            if "t_scheduled" not in op or op.get("cut"):
-                continue
-            t = float(op["t_scheduled"])
-            w = self._window(t)
-            w.n += 1
-            outcome = op.get("outcome")
-            ok = outcome == "ok"
-            latency = op.get("latency")
+        t = float(op["t_scheduled"])
+        w = self._window(t)
+        w.n += 1
+        outcome = op.get("outcome")
+        ok = outcome == "ok"
+        latency = op.get("latency")
+        if ok:
+            w.ok += 1
+            if latency is not None:
+                w.latencies.append(float(latency))
+        elif outcome == "timeout":
+            w.timeout += 1
+        elif op.get("t_sent") is None:
+            w.unsent += 1
+        else:
+            w.fail += 1
+        # an operation due after t_inject is written after the fault's phase mark (one event
+        # loop), so t_inject is known by the time such a line is read
+        if self.t_inject is None or t < self.t_inject:
+            self._base_n += 1
             if ok:
-                w.ok += 1
+                self._base_ok += 1
                 if latency is not None:
-                    w.latencies.append(float(latency))
-            elif outcome == "timeout":
-                w.timeout += 1
-            elif op.get("t_sent") is None:
-                w.unsent += 1
-            else:
-                w.fail += 1
-            # an operation due after t_inject is written after the fault's phase mark (one event
-            # loop), so t_inject is known by the time such a line is read
-            if self.t_inject is None or t < self.t_inject:
-                self._base_n += 1
-                if ok:
-                    self._base_ok += 1
-                    if latency is not None:
-                        add(self._base_hist, float(latency))
-            self._seen(int(op["id"]), t)
+                    add(self._base_hist, float(latency))
+        self._seen(int(op["id"]), t)
 
     def _seen(self, op_id: int, t: float) -> None:
         if op_id != self._next_id:

@@ -138,17 +138,20 @@ class Timeline:
             if answer is not None and seen is None:
                 seen = c.plan_now()
             if answer is not None and seen is not None and c.plan_now() - seen >= spec.min and ev.located(answer):
-                how = ("no impact" if answer.recovered_at is None else
-                       f"time to recovery {max(0.0, answer.recovered_at - self.t_revert):.1f} s by the windows")
-                self._phase_end("recovery", "steady", elapsed, f"recovery: steady after {elapsed:.1f} s ({how})")
+                # from the recovery phase's mark, as the analysis measures it
+                assert ev.t_revert is not None
+                ttr = 0.0 if answer.recovered_at is None else max(0.0, answer.recovered_at - ev.t_revert)
+                how = "no impact" if answer.recovered_at is None else f"time to recovery {ttr:.1f} s by the windows"
+                self._phase_end("recovery", "steady", elapsed, f"recovery: steady after {elapsed:.1f} s ({how})",
+                                time_to_recovery=round(ttr, 6))
                 return
             await c.sleep_until(min(c.plan_now() + LOOK_EVERY, t_revert + spec.max))
 
-    def _phase_end(self, phase: str, why: str, after: float, message: str) -> None:
+    def _phase_end(self, phase: str, why: str, after: float, message: str, **extra: Any) -> None:
         """Why a phase ended on evidence, in the journal (docs/runs.md)."""
         c = self.control
         c.emit(record("event", c.clock.now(), source="runner", kind="phase_end", phase=phase, why=why,
-                      after=round(after, 3), message=message))
+                      after=round(after, 3), message=message, **extra))
 
     def recovery_starts(self) -> None:
         if self.t_revert is None:
