@@ -155,10 +155,12 @@ def test_recovery_until_steady_ends_early_with_the_verdict_and_figures_of_the_fu
 
 def test_a_run_that_never_recovers_ends_at_max_with_a_violation(tmp_path: Path, service: Service) -> None:
     """The service is killed: the recovery rule never fires, the phase ends at max, and the
-    analysis says not recovered. A fixed `baseline:` moves the step's offset by its length."""
+    analysis says not recovered. Without load, so the windows are the probe's (the view's other
+    basis). A fixed `baseline:` moves the step's offset by its length."""
     exp = _experiment(service, baseline="2s", recovery={"until": "steady", "max": "4s"})
     exp["method"] = [{"fault": "process.kill", "target": "svc", "at": "1s"}]
     exp.pop("verify")
+    exp.pop("load")
     exp["hypothesis"] = {"time_to_recovery": {"max": "5s"}}
     proc, run_dir = _run(tmp_path, "never", exp)
     analysis = json.loads((run_dir / "analysis.json").read_text())
@@ -169,6 +171,7 @@ def test_a_run_that_never_recovers_ends_at_max_with_a_violation(tmp_path: Path, 
     assert "baseline" not in _phase_ends(run_dir)  # a fixed baseline ends on time, no evidence to give
     assert _mark(run_dir, "fault") - _mark(run_dir, "baseline") >= 3.0  # 2 s baseline + at 1 s
     assert 4.0 <= analysis["phases"]["durations"]["recovery"] < 8.0
+    assert analysis["steady_state"]["basis"] == "probes"
     assert analysis["missing"]["time_to_recovery"] == "not recovered by the end of the run"
     [verdict] = analysis["hypothesis"]
     assert verdict["name"] == "time_to_recovery" and verdict["passed"] is False
