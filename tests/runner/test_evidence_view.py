@@ -73,3 +73,31 @@ def test_the_view_answers_only_what_the_finished_run_will_say(tmp_path: Path) ->
     assert {ttr for _, ttr in answers} == {final["time_to_recovery"]}
     # not before the last window of the recovery rule (16, 17) was complete
     assert answers[0][0] >= 17.0
+
+
+def test_a_failing_bound_on_a_recovery_figure_keeps_the_phase_open_until_it_holds(tmp_path: Path) -> None:
+    """The recovery phase's availability is 0.85 when the rule has its answer (at 17 s), 0.9 from
+    19.5 s on: a phase ended at the answer would fail `availability.recovery: {min: 0.9}`, which
+    the full run (to 25 s) passes. The view names the bound as failing until it holds."""
+    journal, written = _recorded_run(tmp_path / "run")
+    hypothesis = {"availability.recovery": {"min": 0.9}}
+    final = analyze(tmp_path / "run")["metrics"]["availability.recovery"]
+    assert final >= 0.9
+    ev = Evidence(tmp_path / "run" / "not-read", [])
+    j = k = 0
+    failing: dict[float, list[str]] = {}
+    for tick in range(1, int(T_END * 20)):
+        now = tick / 20
+        while j < len(journal) and journal[j]["t"] <= now:
+            ev.on_record(journal[j])  # type: ignore[arg-type]
+            j += 1
+        while k < len(written) and written[k]["t_done"] <= now:
+            ev.take(written[k])
+            k += 1
+        if ev.recovery() is not None:
+            failing[now] = ev.recovery_bounds_failing(hypothesis, now)
+    first = min(failing)
+    assert failing[first] == ["availability.recovery"]
+    holds = min(t for t, names in failing.items() if not names)
+    assert 19.5 <= holds <= 21.0, holds
+    assert all(not names for t, names in failing.items() if t >= holds)

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import stability
+from ..analysis.analyze import phase_metrics
+from ..analysis.hypothesis import judge as judge_bound
 from ..analysis.instants import WIDTH
 from ..analysis.latency import add, histogram, p99
+from ..analysis.phases import Phases
 from ..analysis.windows import (
     RECOVERED_AFTER,
     Recovery,
@@ -35,7 +38,7 @@ from ..analysis.windows import (
     learn_tolerance,
     settled_recovery,
 )
-from ..records import Record
+from ..records import Record, SampleRecord
 
 
 class HistoryTail:
@@ -94,6 +97,11 @@ class Evidence:
         self._unstable: str | None = "nothing recorded yet"
         self.tolerance: Tolerance | None = None
         self._judged = 0
+        # what the recovery phase's own figures are computed from (only that phase: kept small)
+        self._recovery_ops: list[dict[str, Any]] = []
+        self._recovery_samples: list[SampleRecord] = []
+        self._bounds_at = -1
+        self._bounds_failing: list[str] = []
 
     # -- feeding -----------------------------------------------------------------------------
     def on_record(self, rec: Record) -> None:
@@ -116,6 +124,8 @@ class Evidence:
             name = rec["probe"]
             self._last_sample[name] = max(self._last_sample.get(name, -math.inf), t)
             self.complete_until = max(self.complete_until, min(self._last_sample.values()))
+        if rec["type"] == "sample" and self.t_revert is not None and float(rec["t"]) >= self.t_revert:
+            self._recovery_samples.append(rec)
 
     def poll(self) -> None:
         """Take in the history's new lines."""
@@ -128,6 +138,8 @@ class Evidence:
         if "t_scheduled" not in op or op.get("cut"):
             return
         t = float(op["t_scheduled"])
+        if self.t_revert is not None and t >= self.t_revert:
+            self._recovery_ops.append(op)
         w = self._window(t)
         w.n += 1
         outcome = op.get("outcome")
@@ -203,6 +215,25 @@ class Evidence:
             judge(self.wins[self._judged:done], self.tolerance)
             self._judged = done
         return settled_recovery(self.wins[:done], self.t_inject, self.t_revert)
+
+    def recovery_bounds_failing(self, hypothesis: dict[str, dict[str, Any]], now: float) -> list[str]:
+        """The hypothesis lines on a figure of the recovery phase (``*.recovery``) that do not hold
+        on the phase recorded so far. Such a figure is a share or a percentile of the phase, so it
+        depends on the phase's length: a phase that ends while one fails would give a verdict the
+        longer phase might not. Only complete windows' operations and samples count."""
+        names = [n for n in hypothesis if n.endswith(".recovery")]
+        if not names or self.t_inject is None or self.t_revert is None:
+            return []
+        if self._bounds_at == self.complete:  # once per completed window, not every look
+            return self._bounds_failing
+        self._bounds_at = self.complete
+        upto = min(self.complete_until, now)
+        ops = [op for op in self._recovery_ops if float(op["t_scheduled"]) < upto]
+        samples = [s for s in self._recovery_samples if float(s["t"]) < upto]
+        phases = Phases(self.t_inject, self.t_revert, max(upto, self.t_revert), complete=True)
+        metrics = phase_metrics(ops, samples, sorted(self._last_sample), phases, self.basis == "load")
+        self._bounds_failing = [n for n in names if not judge_bound(n, metrics.get(n), hypothesis[n], None)["passed"]]
+        return self._bounds_failing
 
     def located(self, rec: Recovery) -> bool:
         """Whether the records reach far enough past the recovery for the analysis to locate it to
