@@ -66,7 +66,7 @@ def _mark(run_dir: Path, name: str) -> float:
     return next(float(r["t"]) for r in read_journal(run_dir) if r["type"] == "phase" and r["name"] == name)
 
 
-def where_steady_would_stop(run_dir: Path, min_after: float = 1.0) -> tuple[float, float]:
+def where_steady_would_stop(run_dir: Path, hypothesis: dict[str, Any], min_after: float = 1.0) -> tuple[float, float]:
     """Replay a recorded run through the evidence view, tick by tick, with only what had been
     written by each tick (journal records by their time, history lines by the time the
     generator wrote them); returns (the time a ``recovery: {until: steady, min}`` run would have
@@ -77,7 +77,6 @@ def where_steady_would_stop(run_dir: Path, min_after: float = 1.0) -> tuple[floa
     ev = Evidence(run_dir / "no-such-history", probes)  # fed by hand below, in writing order
     j = k = 0
     t = _mark(run_dir, "recovery")
-    seen = None
     while True:
         t += LOOK_EVERY
         assert t < _mark(run_dir, "verify"), "the recorded run never showed a settled recovery"
@@ -87,10 +86,8 @@ def where_steady_would_stop(run_dir: Path, min_after: float = 1.0) -> tuple[floa
         while k < len(ops) and float(ops[k]["t_done"]) <= t:
             ev.take(ops[k])
             k += 1
-        answer = ev.recovery()
-        if answer is not None and seen is None:
-            seen = t
-        if answer is not None and seen is not None and t - seen >= min_after and ev.located(answer):
+        answer = ev.recovery_over(t, min_after, hypothesis)
+        if answer is not None:
             assert ev.t_revert is not None
             return t, 0.0 if answer.recovered_at is None else max(0.0, answer.recovered_at - ev.t_revert)
 
@@ -142,7 +139,7 @@ def test_recovery_until_steady_ends_early_with_the_verdict_and_figures_of_the_fu
     proc, full = _run(tmp_path, "full", _experiment(service, recovery="12s"))
     whole = json.loads((full / "analysis.json").read_text())
     assert_held(proc, whole)
-    t_stop, ttr = where_steady_would_stop(full)
+    t_stop, ttr = where_steady_would_stop(full, _experiment(service)["hypothesis"])
     assert t_stop < _mark(full, "verify") - 3.0  # the early end is well before the fixed one
     short = analyze(cut_at(full, t_stop, tmp_path / "cut"))
     assert ttr == whole["metrics"]["time_to_recovery"]

@@ -101,6 +101,9 @@ class Evidence:
         self._recovery_ops: list[dict[str, Any]] = []
         self._recovery_samples: list[SampleRecord] = []
         self._bounds_at = -1
+        self._seen: float | None = None
+        self.waiting = "without the steady state"
+        """Why the recovery phase may not end yet (for the journal when max ends it)."""
         self._bounds_failing: list[str] = []
 
     # -- feeding -----------------------------------------------------------------------------
@@ -163,9 +166,9 @@ class Evidence:
                 self._base_ok += 1
                 if latency is not None:
                     add(self._base_hist, float(latency))
-        self._seen(int(op["id"]), t)
+        self._recorded(int(op["id"]), t)
 
-    def _seen(self, op_id: int, t: float) -> None:
+    def _recorded(self, op_id: int, t: float) -> None:
         if op_id != self._next_id:
             self._early[op_id] = t
             return
@@ -215,6 +218,39 @@ class Evidence:
             judge(self.wins[self._judged:done], self.tolerance)
             self._judged = done
         return settled_recovery(self.wins[:done], self.t_inject, self.t_revert)
+
+    def recovery_over(self, now: float, min_after: float, hypothesis: dict[str, dict[str, Any]]) -> Recovery | None:
+        """The recovery rule's answer once a ``recovery: {until: steady}`` phase may end at journal
+        time ``now``; None while it may not (``waiting`` says why). It may end when the rule has its
+        answer from complete windows and the last three complete windows after the revert are
+        good, ``min_after`` has passed since that was first seen, the analysis can locate the
+        recovery exactly, and the hypothesis holds on the recovery phase's own figures."""
+        answer = self.recovery()
+        if answer is None:
+            self.waiting = "without the steady state"
+            return None
+        if self._seen is None and self.steady_since_revert():
+            self._seen = now
+        if self._seen is None or now - self._seen < min_after or not self.located(answer):
+            self.waiting = "without the steady state"
+            return None
+        # a figure of the recovery phase that fails now could still pass over a longer phase:
+        # observe on (to max at most) rather than give a verdict the full run would not
+        failing = self.recovery_bounds_failing(hypothesis, now)
+        if failing:
+            self.waiting = f"steady, but {', '.join(failing)} not met yet"
+            return None
+        return answer
+
+    def steady_since_revert(self) -> bool:
+        """Whether the last ``RECOVERED_AFTER`` complete windows with anything in them all start
+        after the revert and are good: the steady state seen with the fault gone (the rule itself
+        counts a recovery while the fault was still active as immediate). Call after ``recovery()``,
+        which judges the complete windows."""
+        if self.t_revert is None:
+            return False
+        after = [w for w in self.wins[:self._judged] if w.n and w.start >= self.t_revert][-RECOVERED_AFTER:]
+        return len(after) == RECOVERED_AFTER and all(w.good for w in after)
 
     def recovery_bounds_failing(self, hypothesis: dict[str, dict[str, Any]], now: float) -> list[str]:
         """The hypothesis lines on a figure of the recovery phase (``*.recovery``) that do not hold

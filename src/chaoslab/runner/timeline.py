@@ -121,36 +121,27 @@ class Timeline:
         return True
 
     async def _until_steady(self, spec: SteadyRecovery) -> None:
-        """Observe the recovery until the recovery rule has its answer from complete windows, the
-        analysis can locate it exactly, and ``min`` has passed; ``max`` after the revert at most."""
+        """Observe the recovery until the evidence says it may end (Evidence.recovery_over), ``max``
+        after the revert at most."""
         c, ev = self.control, self.evidence
         assert ev is not None and self.t_revert is not None
         t_revert = self.t_revert - c.t_base  # plan time
-        seen: float | None = None
         hypothesis = {k: v.model_dump(exclude_none=True) for k, v in self.exp.hypothesis.items()}
-        waiting = "without the steady state"
         while not c.aborted:
             elapsed = c.plan_now() - t_revert
             if elapsed >= spec.max:
-                self._phase_end("recovery", "max", elapsed, f"recovery: max {spec.max:g} s reached {waiting}")
+                self._phase_end("recovery", "max", elapsed, f"recovery: max {spec.max:g} s reached {ev.waiting}")
                 return
             ev.poll()
-            answer = ev.recovery()
-            if answer is not None and seen is None:
-                seen = c.plan_now()
-            if answer is not None and seen is not None and c.plan_now() - seen >= spec.min and ev.located(answer):
-                # a figure of the recovery phase that fails now could still pass over a longer
-                # phase: observe on (to max at most) rather than give a verdict the full run would not
-                failing = ev.recovery_bounds_failing(hypothesis, c.clock.now())
-                if not failing:
-                    # from the recovery phase's mark, as the analysis measures it
-                    assert ev.t_revert is not None
-                    ttr = 0.0 if answer.recovered_at is None else max(0.0, answer.recovered_at - ev.t_revert)
-                    how = "no impact" if answer.recovered_at is None else f"time to recovery {ttr:.1f} s by the windows"
-                    self._phase_end("recovery", "steady", elapsed, f"recovery: steady after {elapsed:.1f} s ({how})",
-                                    time_to_recovery=round(ttr, 6))
-                    return
-                waiting = f"steady, but {', '.join(failing)} not met yet"
+            answer = ev.recovery_over(c.clock.now(), spec.min, hypothesis)
+            if answer is not None:
+                # from the recovery phase's mark, as the analysis measures it
+                assert ev.t_revert is not None
+                ttr = 0.0 if answer.recovered_at is None else max(0.0, answer.recovered_at - ev.t_revert)
+                how = "no impact" if answer.recovered_at is None else f"time to recovery {ttr:.1f} s by the windows"
+                self._phase_end("recovery", "steady", elapsed, f"recovery: steady after {elapsed:.1f} s ({how})",
+                                time_to_recovery=round(ttr, 6))
+                return
             await c.sleep_until(min(c.plan_now() + LOOK_EVERY, t_revert + spec.max))
 
     def _phase_end(self, phase: str, why: str, after: float, message: str, **extra: Any) -> None:
