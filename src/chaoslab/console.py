@@ -106,7 +106,7 @@ class RichConsole(PlainConsole):
 
         self.console = Console()
         self.t = 0.0
-        self.total = exp.planned_end() + exp.recovery
+        self.total = exp.longest()
         self._live: Any = None
 
     def __enter__(self) -> RichConsole:

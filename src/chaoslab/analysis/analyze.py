@@ -13,7 +13,7 @@ from .findings import findings
 from .latency import percentiles
 from .names import PHASES, survives_lag
 from .phases import Phases, fault_intervals
-from .rundata import RunData, load_run
+from .rundata import Probe, RunData, load_run
 from .stackevents import stack_events
 
 #: Generator lag above which a run is invalid, unless the load header says otherwise.
@@ -76,6 +76,17 @@ def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[An
             metrics[f"probe.{name}.value.max{sfx}"] = max(values) if values else None
             metrics[f"probe.{name}.value.avg{sfx}"] = sum(values) / len(values) if values else None
     return metrics, lanes
+
+
+def phase_metrics(ops: list[dict[str, Any]], samples: list[SampleRecord], probes: list[str], phases: Phases,
+                  has_load: bool) -> dict[str, Any]:
+    """The per-phase rates, latencies and probe figures ``analyze`` computes, from the operations
+    and samples given (the runner judges a phase's hypotheses on what it recorded so far)."""
+    run = RunData(run_dir=Path(), experiment={}, journal=list(samples), phases=phases, load_meta=None, ops=ops,
+                  verify=None, probes={name: Probe(name) for name in probes})
+    metrics = _load_metrics(ops, phases, has_load)
+    metrics.update(_probe_metrics(run)[0])
+    return metrics
 
 
 #: Stack events that are the platform noticing trouble (docs/metrics.md, detection time).

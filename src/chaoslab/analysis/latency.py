@@ -15,8 +15,20 @@ _DIGITS = 3
 def histogram(seconds: Iterable[float]) -> HdrHistogram:
     h = HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
     for s in seconds:
-        h.record_value(min(_HIGHEST_US, max(_LOWEST_US, round(s * 1e6))))
+        add(h, s)
     return h
+
+
+def add(h: HdrHistogram, seconds: float) -> None:
+    """One latency into a histogram, as ``histogram`` records it (for histograms kept growing)."""
+    h.record_value(min(_HIGHEST_US, max(_LOWEST_US, round(seconds * 1e6))))
+
+
+def p99(h: HdrHistogram) -> float | None:
+    """The p99 ``percentiles`` gives for the same values; None when there is none."""
+    if h.get_total_count() == 0:
+        return None
+    return float(h.get_percentile_to_value_dict([99])[99]) / 1e6
 
 
 def percentiles(seconds: Iterable[float]) -> dict[str, float | None]:

@@ -192,3 +192,17 @@ def recovery(wins: list[Window], t_inject: float, n_good: int = RECOVERED_AFTER,
         else:
             count = 0
     return Recovery(wins[onset_idx].start, None, impacted=True, recovered=False)
+
+
+def settled_recovery(wins: list[Window], t_inject: float, t_revert: float,
+                     n_good: int = RECOVERED_AFTER) -> Recovery | None:
+    """``recovery()`` on the first windows of a run still being recorded, once no later window can
+    change its answer; None while it could. The rule reads the windows in order and stops at its
+    answer, so the answer is final when it is an impact followed by ``n_good`` good windows, or
+    ``n_good`` good windows after the revert with no bad one since the injection. ``wins`` must
+    hold only complete windows (every operation or sample due in them recorded)."""
+    rec = recovery(wins, t_inject, n_good, t_revert)
+    if rec.impacted:
+        return rec if rec.recovered else None
+    steady = sum(1 for w in wins[math.floor(t_inject):] if w.good and w.start >= t_revert)
+    return rec if steady >= n_good else None

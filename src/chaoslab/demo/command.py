@@ -81,7 +81,7 @@ def _load(exp: DemoExperiment, quick: bool, platform: Platform) -> Any:
 
 
 def _planned(loaded: Any) -> float:
-    return float(loaded.experiment.planned_end() + loaded.experiment.recovery + OVERHEAD)
+    return float(loaded.experiment.longest() + OVERHEAD)
 
 
 def ebpf_check() -> str | None:

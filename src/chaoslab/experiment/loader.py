@@ -85,11 +85,13 @@ def _check_references(exp: Experiment, doc: Document) -> list[InputError]:
             errors.append(
                 _ref_error(doc, ("probes", name, "process", "target"), probe.process.target, exp.targets, "target")
             )
-    if exp.max_duration < exp.planned_end():
+    method_end = exp.baseline_max + exp.planned_end()  # max_duration counts from the baseline's start
+    if exp.max_duration < method_end:
+        what = "the baseline and the method" if exp.baseline is not None else "the method"
         errors.append(
             doc.error(
                 ("max_duration",),
-                f"max_duration {exp.max_duration:g}s is shorter than the method ({exp.planned_end():g}s)",
+                f"max_duration {exp.max_duration:g}s is shorter than {what} ({method_end:g}s)",
             )
         )
     return errors

@@ -7,9 +7,18 @@ model in a second pass by the loader, so each fault keeps its parameters in its 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from ..probes.prometheus import PrometheusProbeSpec
 from ..targets import TargetSpec
@@ -163,6 +172,59 @@ class StopCondition(_Strict):
     description: str | None = None
 
 
+# --- phases that end on evidence (docs/experiment-format.md, "Phases") --------------------------
+
+class SteadyRecovery(_Strict):
+    """``recovery: {until: steady, max: 30s}``: observe until the analysis's own rule says the
+    system recovered (three good 1 s windows, docs/metrics.md), then ``min`` more; ``max`` at most."""
+
+    until: Literal["steady"]
+    max: Duration = Field(..., description="The recovery phase ends here at the latest (after the last revert).")
+    min: Duration = Field(1.0, description="How long to keep observing once the recovery is seen.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SteadyRecovery:
+        if self.max <= 0:
+            raise ValueError("max must be greater than 0")
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}s) must not be longer than max ({self.max:g}s)")
+        return self
+
+
+class StableBaseline(_Strict):
+    """``baseline: {until: stable, min: 10s, max: 30s}``: the baseline ends once its steady-state
+    figures are stable (docs/metrics.md, "Stable baseline"), not before ``min``, at ``max`` at the latest."""
+
+    until: Literal["stable"]
+    min: Duration = Field(10.0, description="The baseline lasts at least this long.")
+    max: Duration = Field(..., description="The baseline ends here at the latest, stable or not.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> StableBaseline:
+        if self.max <= 0:
+            raise ValueError("max must be greater than 0")
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}s) must not be longer than max ({self.max:g}s)")
+        return self
+
+
+def _phase_form(value: Any) -> str:
+    # a mapping is the evidence form; anything else is read (and refused) as a duration, so a
+    # bad value gets one message for the form it was written in, not one per union member
+    # (and when dumping, the model instance is the evidence form too)
+    return "phase[until]" if isinstance(value, dict | BaseModel) else "phase[fixed]"
+
+
+RecoverySpec = Annotated[
+    Annotated[Duration, Tag("phase[fixed]")] | Annotated[SteadyRecovery, Tag("phase[until]")],
+    Discriminator(_phase_form),
+]
+BaselineSpec = Annotated[
+    Annotated[Duration, Tag("phase[fixed]")] | Annotated[StableBaseline, Tag("phase[until]")],
+    Discriminator(_phase_form),
+]
+
+
 class Experiment(_Strict):
     title: str = Field(..., min_length=1)
     description: str = ""
@@ -172,7 +234,13 @@ class Experiment(_Strict):
     load: LoadSpec | None = None
     probes: dict[str, ProbeSpec] = Field(default_factory=dict)
     method: list[Step] = Field(..., min_length=1)
-    recovery: Duration = Field(10.0, description="How long to keep observing after the last fault is reverted.")
+    baseline: BaselineSpec | None = Field(
+        None, description="The baseline's length, or {until: stable, min, max}; when given, each step's "
+                          "`at` counts from the end of the baseline (default: the baseline lasts until the "
+                          "first step's `at`).")
+    recovery: RecoverySpec = Field(
+        10.0, description="How long to keep observing after the last fault is reverted, or "
+                          "{until: steady, max, min}.")
     rollbacks: list[Rollback] = Field(default_factory=list)
     stop_conditions: list[StopCondition] = Field(default_factory=list)
     verify: VerifySpec | None = None
@@ -187,6 +255,27 @@ class Experiment(_Strict):
             if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
                 raise ValueError(f"invalid name {name!r} (letters, digits, - and _)")
         return v
+
+    @property
+    def recovery_max(self) -> float:
+        """The recovery phase's longest length (its fixed length, or ``max``)."""
+        return self.recovery.max if isinstance(self.recovery, SteadyRecovery) else self.recovery
+
+    @property
+    def baseline_max(self) -> float:
+        """Seconds from the run's start to the point step offsets count from (0 without ``baseline:``)."""
+        if self.baseline is None:
+            return 0.0
+        return self.baseline.max if isinstance(self.baseline, StableBaseline) else self.baseline
+
+    @property
+    def ends_on_evidence(self) -> bool:
+        """Whether a phase ends on what the run records (the runner then keeps an evidence view)."""
+        return isinstance(self.baseline, StableBaseline) or isinstance(self.recovery, SteadyRecovery)
+
+    def longest(self) -> float:
+        """The run's longest planned length: baseline, method and recovery at their maxima."""
+        return self.baseline_max + self.planned_end() + self.recovery_max
 
     def planned_end(self) -> float:
         """Offset at which the last fault is reverted (instant faults count at their offset)."""

@@ -27,7 +27,7 @@ import psutil
 
 from ..errors import CapabilityError, ChaoslabError, ExitCode, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
-from ..journal import EXPERIMENT, Clock, Journal
+from ..journal import EXPERIMENT, HISTORY, Clock, Journal
 from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext
 from ..records import Record, RollbackRecord, record
@@ -35,6 +35,7 @@ from ..targets import ResolvedTarget, resolve
 from ..verdict import RunResult, conclude
 from . import halt as halt_flag
 from .control import Control
+from .evidence import Evidence
 from .ledger import Ledger, ledger_root, refuse_dead_runs
 from .plan import describe_plan, plan
 from .platform_events import as_records, container_refs
@@ -76,6 +77,7 @@ class Run:
         self.control = Control(self.clock, self.emit)
         self.run_dir: Path | None = None
         self.timeline: Timeline | None = None
+        self.evidence: Evidence | None = None
         self.signals: list[int] = []
         self.observers: list[Observer] = []
         self._docker_events: Any = None
@@ -84,6 +86,8 @@ class Run:
     def emit(self, rec: Record) -> None:
         if self.journal is not None:
             self.journal.append(rec)
+        if self.evidence is not None:
+            self.evidence.on_record(rec)
         for listener in self.opts.listeners:
             with contextlib.suppress(Exception):  # a display bug must never stop a revert
                 listener(copy.copy(rec))
@@ -148,8 +152,12 @@ class Run:
             ledger.open({"experiment": str(self.loaded.path), "run_dir": str(self.run_dir.resolve())})
         except LedgerError as exc:
             return RunResult(exc.exit_code, "error", str(exc), self.run_dir)
+        if self.exp.ends_on_evidence:
+            history = self.run_dir / HISTORY if self.exp.load is not None else None
+            self.evidence = Evidence(history, self.exp.probes)
         self.timeline = Timeline(self.control, self.exp, self.plan, ledger, run_id=self.run_id,
-                                 targets=self.targets, stack_file=self.loaded.stack_file())
+                                 targets=self.targets, stack_file=self.loaded.stack_file(),
+                                 evidence=self.evidence)
         watcher = Watcher(self.control, self.exp, self.targets, self.run_dir)
 
         loop = asyncio.get_running_loop()
