@@ -7,6 +7,7 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -20,6 +21,12 @@ class LoadResult:
     attempted_client_ids: set[str] = field(default_factory=set)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    # trade_id -> (durability of the taker's acknowledgement, fill): what clients were told
+    fills: dict[str, tuple[str, dict[str, object]]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (f"{len(self.acked)} acknowledged, {len(self.fills)} fills, statuses {self.statuses},"
+                f" {self.errors} errors")
 
 
 class OrderLoad:
@@ -68,6 +75,8 @@ class OrderLoad:
         if r.status_code in (200, 201):
             body = r.json()
             self.result.acked[body["order_id"]] = body.get("durability") or "retry"
+            for fill in body.get("fills") or ():
+                self.result.fills[fill["trade_id"]] = (body.get("durability") or "retry", fill)
 
     async def _run(self) -> None:
         limits = httpx.Limits(max_connections=64)
@@ -88,7 +97,9 @@ class OrderLoad:
                 await asyncio.wait(tasks, timeout=15)
 
 
-def wait_for(cond: object, timeout: float, what: str) -> None:
+def wait_for(cond: object, timeout: float, what: str | Callable[[], str]) -> None:
+    """Poll ``cond`` every 0.1 s; ``what`` (or what it returns, read at the timeout) says what
+    was awaited and what was seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -97,7 +108,7 @@ def wait_for(cond: object, timeout: float, what: str) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
 
 
 def check_no_loss(pg: PgServer, db: str, result: LoadResult, *earlier: LoadResult) -> None:
