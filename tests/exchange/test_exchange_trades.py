@@ -23,6 +23,13 @@ def _queued_fills(result: LoadResult) -> int:
     return sum(1 for durability, _ in list(result.fills.values()) if durability == "accepted_queued")
 
 
+def _fills(load: OrderLoad, what: str, n: int = 20, queued: bool = False) -> None:
+    """Wait (on the answers, not the clock) until ``n`` more fills were told to clients."""
+    count = (lambda: _queued_fills(load.result)) if queued else (lambda: len(load.result.fills))
+    target = count() + n
+    wait_for(lambda: count() >= target, 60, lambda: f"{n} more fills {what} ({load.result})")
+
+
 def _missing(pg: PgServer, db: str, result: LoadResult) -> list[str]:
     stored = {r["trade_id"] for r in pg.query(db, "SELECT trade_id FROM trades")}
     return sorted(set(result.fills) - stored)
@@ -34,16 +41,14 @@ def test_fills_acknowledged_without_postgres_reach_trades_without_a_restart(
     api, db = api_factory()
     url = [api.url]
     with OrderLoad(url, prefix="fills") as load:
-        wait_for(lambda: len(load.result.fills) >= 20, 60, "fills committed before the fault")
+        _fills(load, "committed before the fault")
         pg_up.kill()
         # Fills the API knows only in memory (their trades wait for PostgreSQL), then the crash.
-        wait_for(lambda: _queued_fills(load.result) >= 20, 60, "fills acknowledged from the spool")
+        _fills(load, "acknowledged from the spool", queued=True)
         api.kill()
         api.start()  # PostgreSQL still down: the book comes from the local index and the spool
         assert api.health()["book"] == "local"
-        after_restart = len(load.result.fills)
-        wait_for(lambda: len(load.result.fills) >= after_restart + 20, 60,
-                 lambda: f"fills after the restart ({load.result}; log {api.log_tail()})")
+        _fills(load, "after the restart")
         pg_up.start()
         wait_for(lambda: spool_drained(api), 60, "the spool to drain into PostgreSQL")
     told = load.result
