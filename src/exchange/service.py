@@ -163,6 +163,9 @@ class OrderService:
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        # The line that times a start (with the "rebuilt the book" one), without the interpreter's
+        # imports, which a busy machine stretches: tests/exchange/test_exchange_idempotency.py.
+        log.info("starting: PostgreSQL gets at most %.1f s", self.settings.startup_timeout)
         await asyncio.to_thread(self.spool.open)
         await self._connect_database()
         await self._rebuild()
