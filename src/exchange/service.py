@@ -407,7 +407,7 @@ class OrderService:
             await self.store.insert(records, trades, timeout=timeout, attempts=attempts,
                                     judge_slow=trial or not replay)
         except BaseException:
-            self._pending_trades[:0] = trades
+            self._put_back(trades)
             raise
         await asyncio.to_thread(self.index.confirm, len(records))
 
@@ -482,8 +482,14 @@ class OrderService:
             await self.store.insert([], trades, timeout=self.settings.db_timeout, attempts=1,
                                     judge_slow=False)
         except BaseException:
-            self._pending_trades[:0] = trades
+            self._put_back(trades)
             raise
+
+    def _put_back(self, trades: list[Record]) -> None:
+        """Return fills a failed write took. Sorted again (two sorted runs: a linear merge):
+        a failed flush and a failed batch may put theirs back in either order, and a replayed
+        chunk picks its fills by seq."""
+        self._pending_trades = sorted(trades + self._pending_trades, key=lambda t: int(t["seq"]))
 
     def _fail(self, p: _Pending, error: Exception) -> None:
         if p.order.client_order_id is not None:
