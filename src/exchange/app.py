@@ -82,6 +82,7 @@ class Health(BaseModel):
     spool_depth: int
     breakers: dict[str, str]
     book: str
+    trades: str = Field(description="current, behind (waiting for PostgreSQL) or unverified (partial book)")
     inflight: int
     error: str | None = Field(None, description="Why the API is unhealthy, if it is.")
 

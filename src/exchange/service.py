@@ -11,6 +11,7 @@ API fast: one WAL fsync acknowledges a whole batch (group commit).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import gc
 import logging
@@ -39,6 +40,10 @@ DRAIN_IDLE = 0.1  # seconds the replayer sleeps when the spool is empty or the b
 TRIAL_CHUNK = 50  # spool records replayed by a half-open trial
 MIN_ATTEMPT = 0.05  # seconds: a PostgreSQL attempt shorter than this is not worth making
 SPOOL_MARGIN = 0.3  # seconds kept for the spool's fsync and the answer after a failed write
+# Seconds a fill may wait for the next batch to carry it before the replayer writes it alone:
+# without more orders the last batch's fills would otherwise wait forever.
+TRADES_IDLE = 0.2
+CATCH_UP_TIMEOUT = 30.0  # seconds for one catch-up of the trades table (thousands of rows)
 
 
 class Overloaded(Exception):
@@ -140,7 +145,14 @@ class OrderService:
         self.inflight = 0
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._by_client_id: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._pending_trades: list[Record] = []
+        self._pending_trades: list[Record] = []  # sorted by seq (the taker's)
+        self._trades_taken_at = 0.0  # monotonic time a write last took the pending trades
+        # Trades a rebuild derived from the log while PostgreSQL could not take them: the fills of
+        # spooled orders a killed process had acknowledged are among them, and only here.
+        # Reconciled (missing inserted, stale deleted, up to _trades_due_upto) once the spool
+        # has drained, without waiting for the next start.
+        self._trades_due: list[Record] | None = None
+        self._trades_due_upto = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._writer: asyncio.Task[None] | None = None
         self._drainer: asyncio.Task[None] | None = None
@@ -151,6 +163,9 @@ class OrderService:
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        # The line that times a start (with the "rebuilt the book" one), without the interpreter's
+        # imports, which a busy machine stretches: tests/exchange/test_exchange_idempotency.py.
+        log.info("starting: PostgreSQL gets at most %.1f s", self.settings.startup_timeout)
         await asyncio.to_thread(self.spool.open)
         await self._connect_database()
         await self._rebuild()
@@ -215,13 +230,20 @@ class OrderService:
         # Trades are derived: rewrite any that a crash kept out of PostgreSQL.
         # Trades no replay produces (a book that once lacked part of the log) go: a fill
         # must never be counted against an order beyond its quantity.
+        # A book rebuilt from the local index is the log's own book (issue 16), so its trades
+        # are the log's: they wait for PostgreSQL (issue 24: before, they waited for the next
+        # start). A partial book's are not, and are never written: the next start does that.
+        if self.book_complete or self.book_local:
+            self._trades_due, self._trades_due_upto = trades, self.engine.last_seq
         try:
             if self.database_up and self.book_complete:
+                # Nothing else writes yet: the whole table is judged, stray rows of any seq go.
                 added, removed = await self.store.reconcile_trades(trades)
+                self._trades_due = None
                 if added or removed:
                     log.warning("trades reconciled with the order log: %d added, %d removed",
                                 added, removed)
-        except DependencyError as e:  # derived data: the next start tries again
+        except DependencyError as e:  # derived data: the replayer tries again
             log.warning("could not reconcile derived trades: %s", e)
         self.metrics.spool_depth.set(self.spool.depth)
         # The rebuilt book is long-lived: keep it out of every future full collection,
@@ -243,6 +265,9 @@ class OrderService:
         while self.spool.depth and time.monotonic() < deadline:
             if not await self._drain_spool_step():
                 await asyncio.sleep(0.2)
+        if not self.spool.depth and self._pending_trades:
+            with contextlib.suppress(DependencyError):  # the next start derives them again
+                await self._flush_trades()
         await self.cache.stop()
         for task in self._tasks:
             if task.get_name() == "publisher":
@@ -339,7 +364,7 @@ class OrderService:
         while the spool is empty, and only the writer makes it non-empty."""
         while True:
             try:
-                progress = await self._drain_spool_step()
+                progress = await self._drain_spool_step() or await self._catch_up_trades()
             except Exception:  # the spool file itself failed: keep it, try again later
                 log.exception("replaying the spool failed")
                 progress = False
@@ -363,7 +388,15 @@ class OrderService:
         trades: list[Record] = []
         if not (replay and trial):
             # Taken, not shared: the writer keeps adding trades while a replay is in flight.
-            trades, self._pending_trades = self._pending_trades, []
+            # A replayed chunk carries only fills of its own orders and older ones: a fill must
+            # not reach PostgreSQL before its taker (an orphan fill until a later chunk).
+            # Without a spool every pending fill's orders are in PostgreSQL.
+            cut = len(self._pending_trades)
+            if replay:
+                last = max(int(r["seq"]) for r in records)
+                cut = bisect.bisect_right(self._pending_trades, last, key=lambda t: int(t["seq"]))
+            trades, self._pending_trades = self._pending_trades[:cut], self._pending_trades[cut:]
+            self._trades_taken_at = time.monotonic()
         slow = self.store.slow_after(len(records) + len(trades))
         if trial and slow is not None:
             # The trial only has to show the database is fast again: slower is a failure anyway.
@@ -374,7 +407,7 @@ class OrderService:
             await self.store.insert(records, trades, timeout=timeout, attempts=attempts,
                                     judge_slow=trial or not replay)
         except BaseException:
-            self._pending_trades[:0] = trades
+            self._put_back(trades)
             raise
         await asyncio.to_thread(self.index.confirm, len(records))
 
@@ -415,6 +448,48 @@ class OrderService:
             for t in trades:
                 maker_id = t.sell_order_id if t.taker_order_id == t.buy_order_id else t.buy_order_id
                 self.cache.publish(order_view(self.engine.orders[maker_id]), [])
+
+    async def _catch_up_trades(self) -> bool:
+        """Write the trades PostgreSQL lacks while nothing else will: those a rebuild derived
+        without it, and fills no batch carried for TRADES_IDLE. Only with the spool empty, so
+        every order they name is stored. True on progress."""
+        if self.spool.depth or self.db_breaker.state is not BreakerState.CLOSED:
+            return False
+        try:
+            if self._trades_due is not None:
+                await self._reconcile_due_trades()
+                return True
+            if self._pending_trades and time.monotonic() - self._trades_taken_at >= TRADES_IDLE:
+                await self._flush_trades()
+                return True
+        except DependencyError as e:
+            log.warning("trades not caught up yet: %s", e)
+        return False
+
+    async def _reconcile_due_trades(self) -> None:
+        assert self._trades_due is not None
+        added, removed = await self.store.reconcile_trades(
+            self._trades_due, upto=self._trades_due_upto, timeout=CATCH_UP_TIMEOUT
+        )
+        self._trades_due = None
+        if added or removed:
+            log.warning("trades reconciled with the order log: %d added, %d removed", added, removed)
+
+    async def _flush_trades(self) -> None:
+        trades, self._pending_trades = self._pending_trades, []
+        self._trades_taken_at = time.monotonic()
+        try:
+            await self.store.insert([], trades, timeout=self.settings.db_timeout, attempts=1,
+                                    judge_slow=False)
+        except BaseException:
+            self._put_back(trades)
+            raise
+
+    def _put_back(self, trades: list[Record]) -> None:
+        """Return fills a failed write took. Sorted again (two sorted runs: a linear merge):
+        a failed flush and a failed batch may put theirs back in either order, and a replayed
+        chunk picks its fills by seq."""
+        self._pending_trades = sorted(trades + self._pending_trades, key=lambda t: int(t["seq"]))
 
     def _fail(self, p: _Pending, error: Exception) -> None:
         if p.order.client_order_id is not None:
@@ -474,6 +549,7 @@ class OrderService:
             status = "unhealthy"
         elif (
             self.spool_error or not self.database_up or not self.cache_up or self.spool.depth
+            or self._trades_due is not None
             or self.db_breaker.state != "closed" or self.cache_breaker.state != "closed"
         ):
             status = "degraded"
@@ -486,6 +562,10 @@ class OrderService:
             "spool_depth": self.spool.depth,
             "breakers": {b.name: str(b.state) for b in (self.db_breaker, self.cache_breaker)},
             "book": "complete" if self.book_complete else "local" if self.book_local else "partial",
+            # behind: trades the log implies wait for PostgreSQL; unverified: derived from a
+            # partial book, made right by the next start that can read the log.
+            "trades": "behind" if self._trades_due is not None
+            else "current" if self.book_complete or self.book_local else "unverified",
             "inflight": self.inflight,
             "error": self.spool_error or self.internal_error,
         }

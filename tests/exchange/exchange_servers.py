@@ -255,6 +255,9 @@ class ApiServer(Proc):
             time.sleep(0.1)
         raise RuntimeError("API did not start")
 
+    def log_tail(self, chars: int = 2000) -> str:
+        return (self.base / "api.log").read_text(errors="replace")[-chars:]
+
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/health", timeout=2).json()
         return body
