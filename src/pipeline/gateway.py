@@ -94,7 +94,7 @@ class Gateway:
             items = json.loads(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(413, "oversize", f"a batch of more than {BATCH_BYTES} bytes")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return self._refuse(400, "invalid_json", str(exc))
         if not isinstance(items, list) or not 0 < len(items) <= BATCH_MAX:
             return self._refuse(400, "wrong_type", f"a batch is a JSON array of 1 to {BATCH_MAX} records")

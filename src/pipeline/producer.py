@@ -70,7 +70,7 @@ class Producer:
         raw = await request.read()
         try:
             rid = str(json.loads(raw)["id"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return web.json_response({"error": "no id"}, status=400)
         if self.inflight >= self.max_inflight:
             self.metrics.sent_failure.labels("buffer_full").inc()
@@ -100,7 +100,7 @@ class Producer:
         try:
             records = json.loads(await request.read())
             rids = [str(r["id"]) for r in records]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return web.json_response({"error": "a JSON array of records, each with an id"}, status=400)
         n = len(rids)
         if self.inflight + n > self.max_inflight:

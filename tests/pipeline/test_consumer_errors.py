@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import httpx
 import pytest
 from pipeline_stack import Pipeline, record
 
@@ -198,4 +199,34 @@ def test_a_constraint_the_consumer_does_not_know_dead_letters_only_the_refused_r
 
     acked = run(p, scenario)
     assert len(acked) == 50
+    assert consumer_pid(p) == pid
+
+
+def test_a_record_nested_too_deep_for_the_parser_is_dead_lettered_not_a_crash(pipeline: Pipeline) -> None:
+    """60 KB of nested arrays (under the 64 KiB limit) makes json.loads raise RecursionError, not
+    ValueError: straight from Kafka it ended the consumer's loop (now: the process, and its
+    restart met the same record: a crash loop). It is invalid_json like any unparsable record,
+    at the gateway (400, not 500) and in the consumer (the dead-letter table)."""
+    from aiokafka import AIOKafkaProducer
+
+    p = pipeline
+    pid = consumer_pid(p)
+    deep = b"[" * 30_000 + b"]" * 30_000
+    edge = httpx.post(p.gateway + "/logs", content=deep, timeout=10)
+    assert (edge.status_code, edge.json()["error"]) == (400, "invalid_json")
+    rid = f"{p.token}-deep"
+
+    async def produce() -> None:
+        prod = AIOKafkaProducer(bootstrap_servers=p.kafka, acks="all")
+        await prod.start()
+        try:
+            await prod.send_and_wait("logs", deep, key=rid.encode())
+        finally:
+            await prod.stop()
+
+    asyncio.run(produce())
+    after = [record(f"{p.token}-after-deep")]
+    p.post(after)
+    where = p.settle([rid, after[0]["id"]], timeout=60)
+    assert where == {rid: ["dead_letters:invalid_json"], after[0]["id"]: ["events"]}
     assert consumer_pid(p) == pid
