@@ -184,6 +184,6 @@ if __name__ == "__main__":
                     help="records/s of the one-record-per-request steps (empty: none)")
     ap.add_argument("--batch-rates", type=rates, default=[1000, 2000, 3000, 4000, 6000, 8000, 10000],
                     help="records/s of the batched steps (empty: none)")
-    ap.add_argument("--batch", type=int, default=100, help="records per POST /logs/batch")
+    ap.add_argument("--batch", type=int, default=500, help="records per POST /logs/batch")
     ap.add_argument("--broker-records", type=int, default=20000)
     asyncio.run(main(ap.parse_args()))
