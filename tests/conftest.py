@@ -227,6 +227,19 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
+def run_baseline(load: Any, *, ok: int, within: float) -> None:
+    """Keep a plugin load (``chaos_load``) running until it has ``ok`` successful operations: the
+    baseline the session learns its steady state from (GUIDE §4) holds that much data whatever
+    the machine's speed. A fixed sleep gives a busy machine a baseline of a few slow, lagging
+    operations, and its tolerance then judges every later window by them."""
+    deadline = time.monotonic() + within
+    while load.stats()["ok"] < ok:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the baseline had {load.stats()['ok']} successful operations after {within}s, "
+                                 f"wanted {ok}: {load.stats()}")
+        time.sleep(0.1)
+
+
 def run_until_steady(load: Any, *, within: float) -> float | None:
     """Keep a plugin load (``chaos_load``) running after a fault until the session's own analysis
     shows the recovery (ChaosSession.wait_for_recovery), or ``within`` seconds plus the windows

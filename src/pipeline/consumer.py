@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -54,10 +55,32 @@ create table if not exists dead_letters (
 """
 INSERT_EVENT = ("insert into events (id, source, level, message, amount) values ($1, $2, $3, $4, $5) "
                 "on conflict (id) do nothing")
+# a whole batch in one statement and one round trip (executemany costs one per row); duplicate ids
+# inside the batch and ids already stored are skipped alike
+INSERT_EVENTS = ("insert into events (id, source, level, message, amount) "
+                 "select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[]) "
+                 "on conflict (id) do nothing")
 INSERT_DEAD = "insert into dead_letters (id, kind, reason, raw) values ($1, $2, $3, $4) on conflict (id) do nothing"
 # errors that say "the database is not there", as opposed to "this row is wrong"
 _UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, CircuitOpenError)
+# the database answered, but this statement lost for reasons of the moment (a deadlock, a
+# serialization failure, a cancelled statement, a lock not granted): its transaction committed
+# nothing, so the same rows are simply written again
+_RETRY = (asyncpg.TransactionRollbackError, asyncpg.QueryCanceledError, asyncpg.LockNotAvailableError)
+RETRIES = 3
+# PostgreSQL refuses a row: a value out of range, a constraint or a trigger's exception the code
+# does not know about. The row is wrong, not the database: find which rows, dead-letter them
+# (store_rejected), store the rest
+_REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.RaiseError)
+# Any other PostgreSQL error (a table missing, a privilege revoked, _RETRY after RETRIES tries) is
+# treated as "the database is not usable now": the batch goes to the dead-letter topic as
+# storage_unavailable and the redrive loop writes it once PostgreSQL takes it again.
+POLL_RECORDS = 2000
+"""Records per poll, over all partitions: bigger batches, fewer round trips per record."""
+EXIT_LOOP_DIED = 70
+"""Exit status when a loop ends on an error it does not handle: the process exits so that its
+restart policy (the stack's, Docker's) brings a fresh one back, rather than idling half dead."""
 
 
 @dataclass
@@ -89,6 +112,7 @@ class Consumer:
         self.stats: dict[str, Any] = {"stored": 0, "dead_lettered": 0, "redriven": 0, "batches": 0,
                                       "last_progress": time.time(), "started": time.time()}
         self.tasks: list[asyncio.Task[None]] = []
+        self.fatal = False  # a loop died: exit with EXIT_LOOP_DIED
         # per loop: its Kafka consumer and the next offset it has finished with, per partition
         self.readers: dict[str, AIOKafkaConsumer] = {}
         self.done: dict[str, dict[TopicPartition, int]] = {"main": {}, "redrive": {}}
@@ -103,17 +127,23 @@ class Consumer:
         return self.pool
 
     async def _pg(self, fn: Any) -> Any:
+        """``fn(conn)`` behind the PostgreSQL breaker, tried again on a _RETRY error."""
         async def attempt() -> Any:
             pool = await asyncio.wait_for(self._pool(), 3.0)
             async with pool.acquire(timeout=2.0) as conn:
                 try:
                     return await fn(conn)
-                except asyncpg.DataError as exc:
-                    return exc  # a wrong row, not a missing database: the breaker must not count it
-        result = await self.pg_breaker.call(attempt)
-        if isinstance(result, asyncpg.DataError):
-            raise result
-        return result
+                except (*_REFUSED, *_RETRY) as exc:
+                    return exc  # the database answered: the breaker must not count it as down
+        for n in range(RETRIES):
+            result = await self.pg_breaker.call(attempt)
+            if isinstance(result, _RETRY) and n < RETRIES - 1:
+                log.warning("PostgreSQL %s (%s): trying again", type(result).__name__, result.sqlstate)
+                await asyncio.sleep(0.2 * 2 ** n)
+                continue
+            if isinstance(result, (*_REFUSED, *_RETRY)):
+                raise result
+            return result
 
     async def _kafka_client(self, make: Any) -> Any:
         while True:
@@ -132,34 +162,46 @@ class Consumer:
             bootstrap_servers=self.a.bootstrap, acks="all", request_timeout_ms=5000, linger_ms=2))
         consumer = await self._kafka_client(lambda: AIOKafkaConsumer(
             TOPIC, bootstrap_servers=self.a.bootstrap, group_id="pipeline", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=500, session_timeout_ms=6000,
+            auto_offset_reset="earliest", max_poll_records=POLL_RECORDS, session_timeout_ms=6000,
             heartbeat_interval_ms=1000, request_timeout_ms=15000))
         self.readers["main"] = consumer
         try:
             while True:
                 try:
-                    batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                    batches = await consumer.getmany(timeout_ms=200, max_records=POLL_RECORDS)
                 except KafkaError as exc:
                     log.warning("poll: %s", exc)
                     await asyncio.sleep(0.5)
                     continue
-                for tp, msgs in batches.items():
+                # the partitions' batches side by side: each waits on PostgreSQL, Redis, S3 and the
+                # DLQ, and they share nothing but the clients
+                parts = list(batches.items())
+                ends = await asyncio.gather(*(self._durable(tp, msgs) for tp, msgs in parts))
+                commit: dict[TopicPartition, int] = {}
+                for (tp, msgs), end in zip(parts, ends, strict=True):
+                    if end is None:
+                        consumer.seek(tp, msgs[0].offset)  # read it again later
+                    else:
+                        self.done["main"][tp] = commit[tp] = end
+                if commit:
                     try:
-                        await self.handle(tp, msgs)
-                    except (TimeoutError, KafkaError, OSError) as exc:
-                        # nothing durable for part of the batch: read it again later
-                        log.warning("batch %s@%d not durable, rewinding: %s", tp, msgs[0].offset, exc)
-                        consumer.seek(tp, msgs[0].offset)
-                        await asyncio.sleep(1.0)
-                        continue
-                    self.done["main"][tp] = msgs[-1].offset + 1
-                    try:
-                        await consumer.commit({tp: msgs[-1].offset + 1})
+                        await consumer.commit(commit)
                     except KafkaError as exc:
                         # redelivery is harmless: both stores ignore ids they hold
-                        log.warning("commit %s: %s", tp, exc)
+                        log.warning("commit %s: %s", sorted(commit), exc)
+                if len(commit) < len(parts):
+                    await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
+
+    async def _durable(self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]) -> int | None:
+        """The offset to commit once the batch is durable, or None if part of it is not."""
+        try:
+            await self.handle(tp, msgs)
+        except (TimeoutError, KafkaError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("batch %s@%d not durable, rewinding: %s", tp, msgs[0].offset, exc)
+            return None
+        return int(msgs[-1].offset) + 1
 
     async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]]) -> None:
         valid: list[dict[str, Any]] = []
@@ -174,7 +216,7 @@ class Consumer:
         if valid:
             try:
                 rejected = await self._store(valid)
-            except _UNAVAILABLE as exc:
+            except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
                 letters.extend(Letter(v["id"], "storage_unavailable", f"storage_unavailable: {type(exc).__name__}",
                                       _dump(v)) for v in valid)
             else:
@@ -190,23 +232,25 @@ class Consumer:
         self.stats["last_progress"] = time.time()
 
     async def _store(self, valid: list[dict[str, Any]]) -> list[Letter]:
+        columns = [list(c) for c in zip(*(_row(v) for v in valid), strict=True)]
+
         async def batch(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                await conn.executemany(INSERT_EVENT, [_row(v) for v in valid])
+            await conn.execute(INSERT_EVENTS, *columns)  # one statement: one transaction
         try:
             await self._pg(batch)
             return []
-        except asyncpg.DataError:
+        except _REFUSED:
             pass
-        # one row is wrong (a value PostgreSQL refuses): store the rest one by one
+        # a row is wrong (PostgreSQL refuses it): store the rest one by one
         rejected: list[Letter] = []
         for v in valid:
             async def one(conn: asyncpg.Connection, v: dict[str, Any] = v) -> None:
                 await conn.execute(INSERT_EVENT, *_row(v))
             try:
                 await self._pg(one)
-            except asyncpg.DataError as exc:
-                rejected.append(Letter(v["id"], "store_rejected", f"invalid:store_rejected: {exc}"[:300], _dump(v)))
+            except _REFUSED as exc:
+                rejected.append(Letter(v["id"], "store_rejected",
+                                       f"invalid:store_rejected: {exc.sqlstate} {exc}"[:300], _dump(v)))
         return rejected
 
     async def _cache(self, valid: list[dict[str, Any]]) -> None:
@@ -290,25 +334,26 @@ class Consumer:
             await consumer.stop()
 
     async def _redrive(self, msgs: list[ConsumerRecord[bytes, bytes]]) -> None:
-        events: list[tuple[Any, ...]] = []
+        events: list[dict[str, Any]] = []
         dead: list[tuple[Any, ...]] = []
         for m in msgs:
             letter = json.loads(m.value or b"{}")
             if letter.get("kind") == "storage_unavailable":
                 try:
-                    events.append(_row(schema.validate(json.loads(letter["raw"]), self.accept)))
+                    events.append(schema.validate(json.loads(letter["raw"]), self.accept))
                     continue
                 except (schema.Invalid, ValueError):
                     letter["kind"] = "store_rejected"
             dead.append((str(letter.get("id")), str(letter.get("kind")), str(letter.get("reason")), letter.get("raw")))
+        # events first (a row PostgreSQL refuses becomes a dead letter), then the dead letters: a
+        # failure in between rewinds the batch, and the events already written are ignored then
+        if events:
+            dead += [(x.id, x.kind, x.reason, x.raw) for x in await self._store(events)]
 
         async def write(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                if events:
-                    await conn.executemany(INSERT_EVENT, events)
-                if dead:
-                    await conn.executemany(INSERT_DEAD, dead)
-        await self._pg(write)
+            await conn.executemany(INSERT_DEAD, dead)
+        if dead:
+            await self._pg(write)
         self.stats["redriven"] += len(msgs)
 
     # --- HTTP --------------------------------------------------------------------------
@@ -371,9 +416,21 @@ class Consumer:
                 "s3", endpoint_url=self.a.s3_url, aws_access_key_id="pipeline", aws_secret_access_key="pipeline",
                 region_name="us-east-1",
                 config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
-        self.tasks = [asyncio.create_task(self.run()), asyncio.create_task(self.redrive())]
+        self.tasks = [asyncio.create_task(self.run(), name="main"), asyncio.create_task(self.redrive(), name="redrive")]
         for t in self.tasks:
-            t.add_done_callback(_report)
+            t.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A loop that ends on an error it does not handle takes the process with it: nothing would
+        consume any more, and only an exit makes a restart policy act (Docker does not restart a
+        container for being unhealthy). SIGTERM lets aiohttp close the Kafka and PostgreSQL clients
+        first; main() then exits with EXIT_LOOP_DIED."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("loop %s died, exiting: %r", task.get_name(), exc, exc_info=exc)
+        self.fatal = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def stop(self, _app: web.Application) -> None:
         for t in self.tasks:
@@ -386,9 +443,6 @@ class Consumer:
         await self.redis.aclose()
 
 
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("loop died: %r", task.exception())
 
 
 def _dump(v: dict[str, Any]) -> str:
@@ -426,8 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.bug_accept:
         log.warning("planted bug: records with %s are stored as valid", ", ".join(a.bug_accept))
-    web.run_app(build(Consumer(a)), host=a.host, port=a.port, print=None, access_log=None, shutdown_timeout=5)
-    return 0
+    consumer = Consumer(a)
+    web.run_app(build(consumer), host=a.host, port=a.port, print=None, access_log=None, shutdown_timeout=5)
+    return EXIT_LOOP_DIED if consumer.fatal else 0
 
 
 if __name__ == "__main__":

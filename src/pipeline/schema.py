@@ -33,7 +33,9 @@ def parse(raw: bytes) -> dict[str, Any]:
         raise Invalid("oversize", f"{len(raw)} bytes > {MAX_BYTES}")
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser goes (60 KB of "[" does it); not a
+        # ValueError, and uncaught it ended the consumer's loop
         raise Invalid("invalid_json", str(exc)) from None
     if not isinstance(obj, dict):
         raise Invalid("wrong_type", "the record is not a JSON object")

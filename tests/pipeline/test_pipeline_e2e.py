@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import boto3
 import httpx
@@ -79,6 +80,39 @@ def test_the_edge_refuses_what_it_cannot_parse(chaos_stack: Pipeline) -> None:
     assert (truncated.status_code, truncated.json()["error"]) == (400, "invalid_json")
     assert oversize.status_code == 413
     assert chaos_stack.placements(["x", "big"]) == {"x": [], "big": []}
+
+
+def test_a_batch_is_answered_per_record_and_placed_once_even_sent_twice(chaos_stack: Pipeline) -> None:
+    """POST /logs/batch: one answer per record, in order, each what POST /logs would answer; the
+    batch sent again (a client retrying it) is stored once, by id, in the consumer's one-statement
+    writes."""
+    p = chaos_stack
+    good = [record(f"{p.token}-b-{i}") for i in range(300)]
+    batch: list[Any] = [
+        *good[:150],
+        "not an object",
+        {**record(f"{p.token}-b-big"), "message": "x" * 70_000},
+        {**record("x"), "id": 7},
+        record(f"{p.token}-b-dec", amount="1.123456"),  # passes the envelope: the consumer dead-letters it
+        *good[150:],
+    ]
+    for _ in range(2):
+        r = httpx.post(p.gateway + "/logs/batch", json=batch, timeout=30)
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x["status"] for x in results] == [201] * 150 + [400, 413, 400, 201] + [201] * 150
+        assert [x["id"] for x in results if x["status"] == 201] == [
+            *(g["id"] for g in good[:150]), f"{p.token}-b-dec", *(g["id"] for g in good[150:])
+        ]
+        assert all(isinstance(x["offset"], int) for x in results if x["status"] == 201)
+    ids = [g["id"] for g in good] + [f"{p.token}-b-dec"]
+    where = p.settle(ids)
+    assert all(where[g["id"]] == ["events"] for g in good), [w for w in where.items() if w[1] != ["events"]][:5]
+    assert where[f"{p.token}-b-dec"] == ["dead_letters:bad_decimal"]
+    assert p.placements([f"{p.token}-b-big"]) == {f"{p.token}-b-big": []}
+    # a batch that is not a list, or too long, is refused whole
+    assert httpx.post(p.gateway + "/logs/batch", json={"id": "x"}, timeout=5).status_code == 400
+    assert httpx.post(p.gateway + "/logs/batch", json=[record("x")] * 1001, timeout=30).status_code == 400
 
 
 def test_the_broker_keeps_acknowledged_records_across_sigkill(chaos_stack: Pipeline) -> None:

@@ -56,16 +56,21 @@ def test_chaoslab_reports_exactly_the_planted_kind_and_count(tmp_path: Path) -> 
             )
         finally:
             exp.unlink(missing_ok=True)
-    assert out.returncode == 1, out.stdout + out.stderr
-    run_dir = next(d for d in tmp_path.iterdir() if d.is_dir() and d.name != "state")
+        assert out.returncode == 1, out.stdout + out.stderr
+        run_dir = next(d for d in tmp_path.iterdir() if d.is_dir() and d.name != "state")
+        history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()[1:]]
+        sent = [o for o in history if o.get("poison") == "bad_decimal" and o.get("t_sent") is not None]
+        # our own count, from PostgreSQL: every tagged record stored as valid, acknowledged or not
+        # (on a busy machine a request can time out at the client and still be stored)
+        where = p.placements([str(o.get("ack_id") or o["key"]) for o in sent])
+        stored = sum(1 for w in where.values() if "events" in w)
     analysis = json.loads((run_dir / "analysis.json").read_text())
-    history = [json.loads(x) for x in (run_dir / "history.jsonl").read_text().splitlines()[1:]]
-    tagged = sum(1 for o in history if o.get("poison") == "bad_decimal" and o.get("ack"))
+    tagged = sum(1 for o in sent if o.get("ack"))
     kinds = analysis["poison"]["kinds"]
-    assert tagged > 0 and kinds["bad_decimal"]["stored_as_valid"] == tagged
+    assert tagged > 0 and stored >= tagged and kinds["bad_decimal"]["stored_as_valid"] == stored
     assert {k for k, r in kinds.items() if r["stored_as_valid"]} == {"bad_decimal"}
-    assert analysis["metrics"]["poison_stored_as_valid"] == tagged
+    assert analysis["metrics"]["poison_stored_as_valid"] == stored
     assert analysis["metrics"]["poison_lost"] == 0
     assert any(
-        f.startswith(f"Defect bad_decimal got through: {tagged} ") for f in analysis["findings"]
+        f.startswith(f"Defect bad_decimal got through: {stored} ") for f in analysis["findings"]
     )

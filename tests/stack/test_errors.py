@@ -65,6 +65,14 @@ services:
             "  a:\n    command: sleep 1\n    depends_on: {b: healthy}\n  b:\n    command: sleep 1\n",
             "condition 'healthy' needs a healthcheck on service 'b'",
         ),
+        (
+            "  a:\n    command: sleep 1\n    liveness: {failing_for: 5s}\n",
+            ":5:5: services.a.liveness: liveness needs a healthcheck on the service",
+        ),
+        (
+            "  a:\n    command: sleep 1\n    healthcheck: {tcp: 1}\n    liveness: {failing_for: 0s}\n",
+            "services.a.liveness.failing_for",
+        ),
     ],
 )
 def test_invalid_stack_files(stacks: StackFactory, body: str, expected: str) -> None:

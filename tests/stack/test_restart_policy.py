@@ -1,5 +1,6 @@
 """Restart policies with plain command services: always, on-failure with a maximum, no, and
-manual restarts; plus a service that fails while the stack starts."""
+manual restarts; the liveness rule (a health check failing for a set time); plus a service that
+fails while the stack starts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 import pytest
 from stack_helpers import StackFactory, pid_alive, wait_for
 
+from chaoslab.analysis.stackevents import stack_events, stack_findings
+from chaoslab.runner.platform_events import as_records
 from chaoslab.stack.errors import StackError
 
 
@@ -111,3 +114,66 @@ services:
     assert reasons == ["manual"]
     with pytest.raises(StackError, match="no service 'nope'"):
         stack.restart(["nope"])
+
+
+LIVENESS = """
+name: live
+services:
+  worker:
+    command: sleep 300
+    healthcheck: {{command: "test ! -e {flag}", interval: 200ms, timeout: 1s, retries: 1, start_period: 0s}}
+    restart: {{policy: "{policy}", backoff: 100ms}}
+    {liveness}
+"""
+
+
+def test_liveness_restarts_a_service_whose_health_check_keeps_failing(stacks: StackFactory) -> None:
+    """Up, but no longer serving: the supervisor stops it once its check has failed for 1.5 s and
+    the restart policy starts a new one, with the reason in the events."""
+    flag = stacks.root / f"sick-{os.getpid()}-{time.monotonic_ns()}"
+    stack = stacks.load(LIVENESS.format(flag=flag, policy="always", liveness="liveness: {failing_for: 1500ms}"))
+    old = stack.up(timeout=30)["services"]["worker"]["pid"]
+    flag.touch()
+    new = wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 30, "restart")
+    flag.unlink()
+    wait_for(lambda: stack.resolve("worker")["health"] == "healthy", 30, "healthy again")
+    assert pid_alive(new) and not pid_alive(old)
+    ev = [e for e in stack.events() if e["service"] == "worker"]
+    first_failure = next(e for e in ev if e["event"] == "health" and e["status"] == "unhealthy")
+    live = next(e for e in ev if e["event"] == "liveness")
+    exit_ev = next(e for e in ev if e["event"] == "exit")
+    restart = next(e for e in ev if e["event"] == "restart")
+    # not before the checks had failed for the limit, by the supervisor's own count and the clock
+    assert live["failing_for"] >= 1.5 and live["limit"] == 1.5 and live["pid"] == old
+    assert live["time"] - first_failure["time"] >= 1.5 - 0.25  # the first failing check counts
+    assert exit_ev["pid"] == old and live["time"] <= exit_ev["time"] <= restart["time"]
+    assert restart["reason"] == "liveness" and restart["pid"] == new
+    assert stack.resolve("worker")["restarts"] == 1
+    # and a run's report says so, from these events as the runner copies them into its journal
+    journal = as_records(stack.events(), first_failure["time"] - 10, "stack")
+    (finding,) = stack_findings(stack_events(journal), t_inject=0.0)
+    assert finding.startswith("worker was restarted by its restart policy, stopped by the liveness rule "
+                              f"after its health check failed for {live['failing_for']:.1f} s"), finding
+
+
+@pytest.mark.parametrize("policy", ["always", "no"])
+def test_without_liveness_or_a_restart_policy_a_failing_check_only_marks_unhealthy(
+    stacks: StackFactory, policy: str
+) -> None:
+    """No ``liveness``: unhealthy, never restarted (a paused service stays paused). With liveness
+    but policy ``no``: stopped and left stopped, as the policy says."""
+    flag = stacks.root / f"sick-{os.getpid()}-{time.monotonic_ns()}"
+    liveness = "" if policy == "always" else "liveness: {failing_for: 500ms}"
+    stack = stacks.load(LIVENESS.format(flag=flag, policy=policy, liveness=liveness))
+    old = stack.up(timeout=30)["services"]["worker"]["pid"]
+    flag.touch()
+    wait_for(lambda: stack.resolve("worker")["health"] == "unhealthy", 30, "unhealthy")
+    if policy == "always":
+        time.sleep(2)  # what must NOT happen has had four times its 500 ms
+        assert stack.resolve("worker")["pid"] == old and pid_alive(old)
+        assert not [e for e in stack.events() if e["event"] in ("liveness", "exit", "restart")]
+    else:
+        wait_for(lambda: stack.ps()["services"]["worker"]["status"] == "exited", 30, "stopped")
+        assert not pid_alive(old)
+        kinds = [e["event"] for e in stack.events() if e["service"] == "worker"]
+        assert "liveness" in kinds and "restart" not in kinds

@@ -25,6 +25,13 @@ def stack_findings(events: list[dict[str, Any]], t_inject: float | None) -> list
         )
         after = ev.get("after_exit")
         text = f"{service} was restarted by its {ev.get('reason') or 'restart'} policy"
+        if ev.get("reason") == "liveness":
+            # the supervisor stopped it first, for a health check failing longer than its limit
+            live = next((x for x in reversed(events[:i]) if x.get("service") == service
+                         and x.get("kind") == "liveness"), None)
+            failing = live.get("failing_for") if live else None
+            text = f"{service} was restarted by its restart policy, stopped by the liveness rule"
+            text += f" after its health check failed for {failing:.1f} s" if isinstance(failing, int | float) else ""
         text += f" {after:.2f} s after it exited" if isinstance(after, int | float) else ""
         text += f" (at {ev['t']:.2f} s)"
         if healthy is not None:

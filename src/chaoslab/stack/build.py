@@ -107,6 +107,10 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
             plan.health = health_plan(svc.healthcheck)
         r = svc.restart
         plan.restart = RestartPlan(r.policy, r.backoff, r.max_backoff, r.max)
+        if svc.liveness is not None:
+            if plan.health is None:
+                raise doc.error(("services", name, "liveness"), "liveness needs a healthcheck on the service", key=True)
+            plan.liveness = svc.liveness.failing_for
         plan.resources = {"cpu": svc.resources.cpu, "memory": svc.resources.memory, "pids": svc.resources.pids}
         plan.stop_signal = svc.stop_signal or plan.stop_signal
         plan.stop_grace = svc.stop_grace

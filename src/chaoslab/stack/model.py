@@ -85,6 +85,14 @@ class Restart(_Strict):
     max: int | None = Field(None, ge=0, description="Most restarts in total; unset means unlimited.")
 
 
+class Liveness(_Strict):
+    """Restart a service whose health check keeps failing (Kubernetes' liveness probe): a process
+    that is up but no longer serves (a dead worker loop, a deadlock) never exits by itself."""
+
+    failing_for: Duration = Field(gt=0, description="How long the health check must fail without a success "
+                                                    "before the service is stopped and its restart policy applied.")
+
+
 class Resources(_Strict):
     cpu: float | None = Field(None, gt=0, description="CPU cores (cgroup quota).")
     memory: Size | None = Field(None, gt=0)
@@ -203,6 +211,7 @@ class Service(_Strict):
         default_factory=dict, description="[name, ...] or {name: started|healthy}.")
     healthcheck: HealthCheck | None = None
     restart: Restart = Field(default_factory=Restart, description="no | on-failure | always, or {policy, ...}.")
+    liveness: Liveness | None = Field(None, description="{failing_for: 10s}: restart on a health check failing that long.")
     resources: Resources = Field(default_factory=Resources)
     logs: str | None = Field(None, description="Log file (stdout and stderr). Default: <state dir>/logs/<service>.log.")
     stop_signal: str | None = None

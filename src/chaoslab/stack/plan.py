@@ -59,6 +59,9 @@ class ServicePlan:
     depends: dict[str, str] = field(default_factory=dict)
     health: HealthPlan | None = None
     restart: RestartPlan = field(default_factory=RestartPlan)
+    liveness: float | None = None
+    """Seconds of failing health checks after which the service is stopped and its restart policy
+    applied (the stack file's ``liveness.failing_for``); None: a failing check only marks it unhealthy."""
     resources: dict[str, float | int | None] = field(default_factory=dict)
     stop_signal: str = "SIGTERM"
     stop_grace: float = 10.0

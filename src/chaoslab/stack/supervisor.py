@@ -48,6 +48,8 @@ class Service:
         self.status = "pending"
         self.health = "starting" if plan.health else "none"
         self.failures = 0
+        self.failing_since: float | None = None
+        """When the current run of failing health checks began to count (for ``liveness``)."""
         self.last_check = ""
         self.started = 0.0
         self.exited_at = 0.0
@@ -57,6 +59,7 @@ class Service:
         self.restarts = 0
         self.backoff = plan.restart.backoff
         self.next_restart: float | None = None
+        self.restart_reason = "policy"
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self.ever_started = False
@@ -85,6 +88,7 @@ class Service:
             "log": self.plan.log,
             "depends_on": self.plan.depends,
             "restart_policy": self.plan.restart.policy,
+            "liveness": self.plan.liveness,
             **info,
         }
 
@@ -215,7 +219,7 @@ class Supervisor:
             if svc.status == "pending" and self.deps_met(svc):
                 self.start(svc, reason=None)
             elif svc.status == "backoff" and svc.next_restart is not None and now >= svc.next_restart:
-                self.start(svc, reason="policy")
+                self.start(svc, reason=svc.restart_reason)
 
     def start(self, svc: Service, reason: str | None) -> None:
         name = svc.plan.name
@@ -240,6 +244,7 @@ class Supervisor:
         svc.started = time.monotonic()
         svc.started_at_wall = time.time()
         svc.failures = 0
+        svc.failing_since = None
         svc.next_check = svc.started + (svc.plan.health.start_interval if svc.plan.health else 0)
         if svc.plan.health:
             svc.health = "starting"
@@ -292,8 +297,10 @@ class Supervisor:
             self.set_health(svc, "unhealthy", "process exited")
         self.after_exit(svc, now, failed=code != 0)
 
-    def after_exit(self, svc: Service, now: float, failed: bool) -> None:
+    def after_exit(self, svc: Service, now: float, failed: bool, reason: str = "policy") -> None:
+        """Apply the restart policy; ``reason`` is what the restart event will say (policy, liveness)."""
         svc.exited_at = now
+        svc.restart_reason = reason
         svc.pid = svc.create_time = None
         svc.proc = None
         svc.checking = None
@@ -343,13 +350,33 @@ class Supervisor:
             self.dirty = True
         if ok:
             svc.failures = 0
+            svc.failing_since = None
             self.set_health(svc, "healthy", detail)
         else:
             svc.failures += 1
             in_start = svc.health == "starting" and now - svc.started < h.start_period
             if not in_start and svc.failures >= h.retries:
                 self.set_health(svc, "unhealthy", detail)
+            if not in_start and svc.failing_since is None:
+                svc.failing_since = now
+            limit = svc.plan.liveness
+            if limit is not None and svc.failing_since is not None and now - svc.failing_since >= limit:
+                self.restart_dead(svc, now - svc.failing_since, detail)
+                return
         svc.next_check = now + (h.start_interval if svc.health == "starting" else h.interval)
+
+    def restart_dead(self, svc: Service, failing: float, detail: str) -> None:
+        """The liveness rule: a service whose health check has failed for ``liveness`` seconds is up
+        but not serving (a loop that died, a deadlock; or a pause that outlasted the limit, as a
+        Kubernetes liveness probe would see it). Stop it like ``down`` would, then let its restart
+        policy act as on a failed exit."""
+        name = svc.plan.name
+        self.event("liveness", name, f"{name} failed its health check for {failing:.1f}s ({detail}): "
+                   f"stopping it for its restart policy", pid=svc.pid, failing_for=round(failing, 3),
+                   limit=svc.plan.liveness, detail=detail)
+        self.set_health(svc, "unhealthy", detail)
+        self.stop_service(svc)
+        self.after_exit(svc, time.monotonic(), failed=True, reason="liveness")
 
     # -- control requests from the CLI -------------------------------------------------------
     def control(self) -> None:
