@@ -51,14 +51,18 @@ def empty_cmdline_process() -> Iterator[int]:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if line.strip() != "ready":
-            pytest.fail(f"the helper could not empty its command line: {proc.stderr.read() if proc.stderr else ''}")
+            pytest.fail(
+                f"the helper could not empty its command line: {proc.stderr.read() if proc.stderr else ''}"
+            )
         yield proc.pid
     finally:
         proc.kill()
         proc.wait(timeout=10)
 
 
-def test_a_user_process_with_an_empty_command_line_is_a_valid_target(empty_cmdline_process: int) -> None:
+def test_a_user_process_with_an_empty_command_line_is_a_valid_target(
+    empty_cmdline_process: int,
+) -> None:
     pid = empty_cmdline_process
     assert psutil.Process(pid).cmdline() == [], "the helper's command line reads empty"
     t = resolve("v", TargetSpec(pid=pid))

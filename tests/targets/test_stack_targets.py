@@ -60,9 +60,11 @@ probes:
 method:
   - {{fault: process.pause, target: svc, at: 500ms, duration: 1s}}
   - {{fault: process.kill, target: svc, at: 2s}}
-recovery: 2s
+recovery: 6s
 hypothesis:
   probe.health.availability.baseline: {{min: 1.0}}
+  # healthy again within 3 s of the kill: the restarted Python service took up to 1.1 s to
+  # start with the machine busy (load average 12)
   probe.health.availability.recovery: {{min: 0.5}}
 """)
     runs = tmp_path / "runs"
@@ -85,8 +87,22 @@ hypothesis:
     stack_events = [r for r in journal if r["type"] == "event" and r.get("source") == "stack"]
     restarts = [e for e in stack_events if e["kind"] == "restart" and e["t"] > kill_t]
     assert restarts, f"the restart by policy must be in the journal: {stack_events}"
+    # the pause as it was: from its recorded inject to its revert (a busy machine moves both away
+    # from the asked 0.5 s and 1.5 s); a sample that starts in the last 300 ms may still be
+    # answered after the thaw within its 200 ms timeout
+    frozen = (
+        pause["t"],
+        next(
+            r["t"]
+            for r in journal
+            if r["type"] == "fault" and r["action"] == "revert" and r["fault"] == "process.pause"
+        ),
+    )
     health = [r for r in journal if r["type"] == "sample" and r["probe"] == "health"]
-    assert any(not s["ok"] for s in health if 0.7 < s["t"] < 1.4)
+    assert any(not s["ok"] for s in health if frozen[0] <= s["t"] < frozen[1] - 0.3), (
+        frozen,
+        health,
+    )
     assert health[-1]["ok"], "the restarted service must be healthy again"
     assert ledger_entries(state_dir) == []
     summary = json.loads((the_run_dir(runs) / "summary.json").read_text())
