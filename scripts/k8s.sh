@@ -36,17 +36,86 @@ need_debs() {
   fi
 }
 
+deb_src_stanzas() {
+  # deb-src stanzas (deb822) for the machine's own Debian sources: the same URIs, suites,
+  # components and keyring as its `deb` entries, so `apt-get source` uses whatever mirror (or
+  # snapshot, or proxy) the machine is configured with. Reads APT_DIR/sources.list.d/*.sources
+  # and APT_DIR/sources.list (+ sources.list.d/*.list, one-line format). Only the release's own
+  # suites (CODENAME, CODENAME-updates, CODENAME-security...) and no entry signed by another
+  # keyring file: third-party repositories (Docker's, nodesource's) publish no Debian sources.
+  local apt_dir=${1:-/etc/apt} codename=${2:-}
+  if [ -z "$codename" ]; then codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}"); fi
+  [ -n "$codename" ] || return 0
+  local deb822=() lists=() f
+  for f in "$apt_dir"/sources.list.d/*.sources; do [ -f "$f" ] && deb822+=("$f"); done
+  for f in "$apt_dir"/sources.list "$apt_dir"/sources.list.d/*.list; do [ -f "$f" ] && lists+=("$f"); done
+  {
+    if [ ${#deb822[@]} -gt 0 ]; then
+      awk -v codename="$codename" '
+        function flush(   i, n, s, kept) {
+          if (types ~ /(^|[ \t])deb([ \t]|$)/ && tolower(enabled) != "no" && uris != "" && debian_key(signed)) {
+            n = split(suites, s, /[ \t]+/); kept = ""
+            for (i = 1; i <= n; i++) if (s[i] == codename || index(s[i], codename "-") == 1) kept = kept (kept == "" ? "" : " ") s[i]
+            if (kept != "") {
+              printf "Types: deb-src\nURIs: %s\nSuites: %s\nComponents: %s\n", uris, kept, comps
+              if (signed != "") printf "Signed-By: %s\n", signed
+              printf "\n"
+            }
+          }
+          types = uris = suites = comps = signed = enabled = key = ""
+        }
+        # an inline key (a deb822 continuation block) is copied as it is
+        function debian_key(k) { return k == "" || k ~ /BEGIN PGP/ || k ~ /debian-archive-keyring/ }
+        FNR == 1 && NR > 1 { flush() }  # a file ends a stanza (mawk has no ENDFILE)
+        /^#/ { next }
+        /^[ \t]*$/ { flush(); next }
+        /^[ \t]/ { if (key == "signed-by") signed = signed "\n" $0; next }  # a continuation (an inline key)
+        {
+          key = tolower(substr($0, 1, index($0, ":") - 1)); val = substr($0, index($0, ":") + 1)
+          gsub(/^[ \t]+|[ \t]+$/, "", val)
+          if (key == "types") types = val; else if (key == "uris") uris = val
+          else if (key == "suites") suites = val; else if (key == "components") comps = val
+          else if (key == "signed-by") signed = val; else if (key == "enabled") enabled = val
+        }
+        END { flush() }
+      ' "${deb822[@]}"
+    fi
+    if [ ${#lists[@]} -gt 0 ]; then
+      awk -v codename="$codename" '
+        { sub(/#.*/, "") }
+        $1 != "deb" { next }
+        {
+          i = 2; signed = ""
+          if ($2 ~ /^\[/) {  # options: [ arch=amd64 signed-by=/path ]
+            for (; i <= NF; i++) {
+              opt = $i; gsub(/[\[\]]/, "", opt)
+              if (opt ~ /^signed-by=/) signed = substr(opt, 11)
+              if ($i ~ /\]$/) { i++; break }
+            }
+          }
+          uri = $i; suite = $(i + 1); comps = ""
+          for (j = i + 2; j <= NF; j++) comps = comps (comps == "" ? "" : " ") $j
+          if (suite != codename && index(suite, codename "-") != 1) next
+          if (signed != "" && signed !~ /debian-archive-keyring/) next
+          printf "Types: deb-src\nURIs: %s\nSuites: %s\nComponents: %s\n", uri, suite, comps
+          if (signed != "") printf "Signed-By: %s\n", signed
+          printf "\n"
+        }
+      ' "${lists[@]}"
+    fi
+  }
+}
+
 enable_deb_src() {
-  # A separate deb-src entry mirroring the binary one, so the machine's own list is untouched.
-  local f=/etc/apt/sources.list.d/chaoslab-deb-src.sources
-  if [ ! -f "$f" ]; then
-    cat >"$f" <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+  # A separate deb-src entry mirroring the machine's binary ones, so its own lists are untouched.
+  local f=/etc/apt/sources.list.d/chaoslab-deb-src.sources stanzas
+  stanzas=$(deb_src_stanzas)
+  if [ -z "$stanzas" ]; then
+    log "no Debian $(. /etc/os-release && echo "${VERSION_CODENAME:-}") entry in /etc/apt/sources.list(.d) to take a deb-src from"
+    exit 1
+  fi
+  if [ ! -f "$f" ] || [ "$(cat "$f")" != "$stanzas" ]; then
+    printf '%s\n' "$stanzas" >"$f"
     apt-get update -qq
   fi
 }
@@ -326,11 +395,14 @@ cmd_status() {
   done
 }
 
-case "${1:-}" in
-  build) cmd_build ;;
-  up) cmd_up ;;
-  down) shift; cmd_down "$@" ;;
-  status) cmd_status ;;
-  env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
-  *) echo "usage: $0 build|up|down [--purge]|status|env" >&2; exit 2 ;;
-esac
+# Sourced (tests of deb_src_stanzas), the script only defines its functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  case "${1:-}" in
+    build) cmd_build ;;
+    up) cmd_up ;;
+    down) shift; cmd_down "$@" ;;
+    status) cmd_status ;;
+    env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+    *) echo "usage: $0 build|up|down [--purge]|status|env" >&2; exit 2 ;;
+  esac
+fi

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   postgresql-15 redis-server nginx-light libnginx-mod-stream
   postgresql-client-15 nftables iptables iproute2 procps util-linux e2fsprogs
-  stress-ng bpftrace wrk prometheus libfaketime faketime curl
+  stress-ng bpftrace wrk prometheus libfaketime faketime curl strace
   chromium chromium-driver  # the console's browser tests (tests/serve), driven by selenium
 )
 

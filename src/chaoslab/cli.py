@@ -57,8 +57,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="chaoslab")
 def cli() -> None:
-    """Chaos engineering on one machine: declare an experiment, inject real faults,
-    revert them whatever happens, and get a verdict backed by measurements.
+    """Chaos engineering for local processes, Docker containers and Compose services, and
+    Kubernetes: declare an experiment, inject real faults, revert them whatever happens, and
+    get a verdict backed by measurements.
 
     Exit codes of `run`: 0 hypothesis held, 1 violated, 2 invalid input,
     3 aborted (after reverting), 4 could not run."""

@@ -6,6 +6,7 @@ The console is a listener of the runner's records; it never influences the run.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -13,15 +14,41 @@ from .experiment.model import Experiment
 from .records import LoadRecord, Record
 from .units import format_duration
 
+STILL_FAILING_EVERY = 10.0
+"""While a probe is failing, a count of its samples is printed this often (record time)."""
+
+
+@dataclass
+class _Episode:
+    """What the console last said about one probe, and what it has seen since."""
+
+    failing: bool  # as last printed
+    since: float = 0.0  # when the printed state began
+    ok_since: float | None = None  # start of the ok streak inside a failing episode
+    ok_streak: int = 0
+    failed: int = 0  # samples of the episode
+    total: int = 0
+    window_failed: int = 0  # since the last count line
+    window_total: int = 0
+    window_start: float = 0.0
+    last_error: str | None = None
+
 
 class PlainConsole:
-    """One line per event that matters: phases, faults, probe state changes, stops, aborts."""
+    """One line per event that matters: phases, faults, probe state changes, stops, aborts.
+
+    A probe is reported by episode, not by sample: "FAILING" when it starts failing, a count
+    every ``STILL_FAILING_EVERY`` seconds while it goes on, "ok again" once it has stayed ok for
+    a while. A probe that flaps (a CPU throttle makes some answers miss a latency bound) printed
+    one line per sample before: thirty identical FAILING lines in a 30 s throttle.
+    """
 
     def __init__(self, exp: Experiment, *, quiet: bool = False) -> None:
         self.exp = exp
         self.quiet = quiet
         self.probe_ok: dict[str, bool] = {}
         self.probe_counts: dict[str, list[int]] = {name: [0, 0] for name in exp.probes}
+        self.episodes: dict[str, _Episode] = {}
         self.phase = "starting"
         self.active: dict[str, str] = {}
         self.load: LoadRecord | None = None
@@ -59,17 +86,49 @@ class PlainConsole:
             name = r["probe"]
             counts = self.probe_counts.setdefault(name, [0, 0])
             counts[0 if r["ok"] else 1] += 1
-            before = self.probe_ok.get(name)
-            if before is None or before != r["ok"]:
-                state = "ok" if r["ok"] else f"FAILING ({r['error']})"
-                self._say(t, f"probe {name} {state}")
             self.probe_ok[name] = r["ok"]
+            self._on_sample(name, t, bool(r["ok"]), r.get("error"))
         elif r["type"] == "load":
             self.load = r
         elif r["type"] == "stop" or r["type"] == "abort":
             self._say(t, f"{r['type']}: {r['reason']}")
         elif r["type"] == "rollback" and not r["ok"]:
             self._say(t, f"rollback[{r['index']}] failed: {r['error']}")
+
+    def _steady_after(self, probe: str) -> float:
+        """How long a failing probe must stay ok to be called ok again: 1 s and three samples."""
+        spec = self.exp.probes.get(probe)
+        every = float(spec.every) if spec is not None else 1.0
+        return max(1.0, 2 * every)
+
+    def _on_sample(self, name: str, t: float, ok: bool, error: str | None) -> None:
+        ep = self.episodes.get(name)
+        if ep is None or (not ep.failing and not ok):  # the first sample, or an episode starts
+            ep = self.episodes[name] = _Episode(failing=not ok, since=t, window_start=t)
+            self._say(t, f"probe {name} ok" if ok else f"probe {name} FAILING ({error})")
+        if not ep.failing:
+            return
+        ep.total += 1
+        ep.window_total += 1
+        if ok:
+            ep.ok_streak += 1
+            ep.ok_since = t if ep.ok_since is None else ep.ok_since
+            if ep.ok_streak >= 3 and t - ep.ok_since >= self._steady_after(name):
+                failing_for = ep.ok_since - ep.since
+                self._say(t, f"probe {name} ok again since {ep.ok_since:.2f}s ({ep.failed} of "
+                             f"{ep.total - ep.ok_streak} samples failed in {failing_for:.1f}s)")
+                self.episodes[name] = _Episode(failing=False, since=ep.ok_since)
+                return
+        else:
+            ep.ok_since, ep.ok_streak = None, 0
+            ep.failed += 1
+            ep.window_failed += 1
+            ep.last_error = error
+        if t - ep.window_start >= STILL_FAILING_EVERY:
+            self._say(t, f"probe {name} still failing: {ep.window_failed} of {ep.window_total} samples failed "
+                         f"in the last {t - ep.window_start:.0f}s (last: {ep.last_error})")
+            ep.window_failed = ep.window_total = 0
+            ep.window_start = t
 
     def verdict(self, result: Any) -> None:
         line = f"verdict: {result.outcome.upper()} (exit {result.exit_code})"

@@ -209,13 +209,26 @@ def protected_pids() -> set[int]:
     return pids
 
 
+PF_KTHREAD = 0x00200000
+"""The kernel's own mark of a kernel thread (include/linux/sched.h), in /proc/PID/stat's flags."""
+
+
 def _is_kernel_thread(p: psutil.Process) -> bool:
+    # Not "an empty command line": a user process reads as one between fork and exec's new
+    # argument area (and one may empty it), and resolving a just-spawned pid refused it.
     try:
-        return p.ppid() == 2 or p.pid == 2 or not p.cmdline()
-    except (psutil.AccessDenied, psutil.ZombieProcess):
+        with open(f"/proc/{p.pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(p.pid) from None
+    except OSError:
         return False
-    except psutil.NoSuchProcess:
-        return True
+    # The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return bool(int(fields[6]) & PF_KTHREAD)  # field 9, flags; fields[0] is field 3
+    except (IndexError, ValueError):
+        return False
 
 
 def _guard(pid: int, name: str) -> None:
@@ -254,7 +267,10 @@ def find_processes(pattern: str) -> list[int]:
         if p.pid in protected:
             continue
         cmd = " ".join(p.info.get("cmdline") or [])
-        if not cmd or _is_kernel_thread(p):
+        try:
+            if not cmd or _is_kernel_thread(p):
+                continue
+        except psutil.NoSuchProcess:
             continue
         if rx.search(cmd):
             out.append(p.pid)

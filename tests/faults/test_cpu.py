@@ -1,4 +1,5 @@
-"""cpu.throttle slows a real busy loop >= 5x; cpu.stress runs workers and stops them all."""
+"""cpu.throttle holds a real busy loop to its quota (by the kernel's CPU accounting); cpu.stress
+runs workers and stops them all."""
 
 from __future__ import annotations
 
@@ -27,21 +28,28 @@ while True:
 
 
 class Counter:
-    """Follows the busy loop's printed iteration count."""
+    """Follows the busy loop's printed iteration count, and the CPU time the kernel charged it."""
 
     def __init__(self, proc: object) -> None:
         self.value = 0
         self._proc = proc
+        self._ps = psutil.Process(proc.pid)  # type: ignore[attr-defined]
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self._proc.stdout:  # type: ignore[attr-defined]
             self.value = int(line)
 
-    def rate(self, seconds: float) -> float:
-        a, t0 = self.value, time.monotonic()
+    def rate(self, seconds: float) -> tuple[float, float]:
+        """Iterations per second and cores used (CPU seconds per second) over ``seconds``."""
+        a, c, t0 = self.value, self._cpu(), time.monotonic()
         time.sleep(seconds)
-        return (self.value - a) / (time.monotonic() - t0)
+        wall = time.monotonic() - t0
+        return (self.value - a) / wall, (self._cpu() - c) / wall
+
+    def _cpu(self) -> float:
+        # nanoseconds, not the 10 ms ticks of /proc/PID/stat
+        return schedstat(self._ps.pid)[0] / 1e9
 
 
 def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, run_id: str) -> None:
@@ -49,7 +57,7 @@ def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, ru
     before = {k: str(v) for k, v in cgroups.cgroups_of(proc.pid).items()}
     counter = Counter(proc)
     time.sleep(0.5)
-    baseline = counter.rate(1.5)
+    baseline, baseline_cores = counter.rate(1.5)
 
     fault = CpuThrottle(ThrottleParams(cores=0.03), process_target(proc.pid), run_id=run_id)
     CpuThrottle.check()
@@ -57,17 +65,24 @@ def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, ru
     assert len(fault_cgroups(run_id)) == 1
     assert str(cgroups.cgroups_of(proc.pid)["cpu"]).endswith(f"chaoslab-{run_id}-1")
     time.sleep(0.3)
-    throttled = counter.rate(2.0)
+    throttled, throttled_cores = counter.rate(2.0)
     print(
-        f"busy loop: {baseline:.0f} it/s unthrottled, {throttled:.0f} it/s at 0.03 cores "
+        f"busy loop: {baseline:.0f} it/s on {baseline_cores:.2f} cores unthrottled, "
+        f"{throttled:.0f} it/s on {throttled_cores:.3f} cores at 0.03 cores "
         f"({baseline / max(throttled, 1):.1f}x slower)"
     )
-    assert throttled * 5 <= baseline
+    # Judged by the CPU time the scheduler charged, not by comparing iteration rates: on a busy
+    # machine the unthrottled loop itself gets a tenth of a core (it was 3.9x, not 5x, faster
+    # beside `stress-ng --cpu 2` and other tests). 0.03 cores is 3 ms per 100 ms period; a
+    # period's quota of slop over the 2 s makes 0.0315.
+    assert throttled_cores <= 0.04
 
     revert_elsewhere(fault)
     assert {k: str(v) for k, v in cgroups.cgroups_of(proc.pid).items()} == before
-    recovered = counter.rate(1.0)
-    assert recovered > throttled * 3
+    # Back in its own cgroup it gets more than the quota allowed: it got 0.09 to 0.12 cores
+    # unthrottled at load average 10 to 13, twice this bound.
+    _, recovered_cores = counter.rate(2.0)
+    assert recovered_cores > 0.045, recovered_cores
     audit(run_id)
 
 
@@ -126,16 +141,30 @@ def test_stress_runs_workers_in_the_target_cgroup(children: Children, run_id: st
     audit(run_id)
 
 
+def schedstat(pid: int) -> tuple[int, int]:
+    """Nanoseconds on a CPU and waiting on a run queue, as the scheduler counted them."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        ran, waited, _ = f.read().split()
+    return int(ran), int(waited)
+
+
 def test_builtin_burner_system_wide(run_id: str) -> None:
     stress = CpuStress(StressParams(workers=1, load=50, engine="builtin"), None, run_id=run_id)
     stress.inject()
     try:
         hog = psutil.Process(stress.state["hog"]["pid"])
         hog.cpu_percent()
-        time.sleep(1.0)
+        before, t0 = schedstat(hog.pid), time.monotonic()
+        time.sleep(2.0)
+        after, wall = schedstat(hog.pid), time.monotonic() - t0
+        ran, waited = after[0] - before[0], after[1] - before[1]
         share = hog.cpu_percent()
-        print(f"built-in burner at 50%: {share:.0f}% of a CPU")
-        assert 10 <= share <= 80  # wall-clock duty cycle: less when the CPUs are busy
+        wanted = (ran + waited) / 1e9 / wall
+        print(f"built-in burner at 50%: {share:.0f}% of a CPU, runnable {wanted:.0%} of the time")
+        # Its duty cycle is by the wall clock: on a busy machine it gets less CPU than it asks for
+        # (8% at load 12) but wants it, running or waiting on a run queue, half of the time.
+        assert 0.3 <= wanted <= 0.75
+        assert share <= 80
     finally:
         stress.revert()
     assert not psutil.pid_exists(stress.state["hog"]["pid"])

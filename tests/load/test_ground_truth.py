@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from loadtruth_harness import scenario, truth_service
+from tests.conftest import decline_if_generator_behind
 
 from chaoslab.journal import read_journal
 
@@ -55,6 +56,7 @@ def test_time_to_recovery_matches_truth_with_load(tmp_path: Path) -> None:
                 },
             )
         )
+    decline_if_generator_behind(a)
     m = a["metrics"]
     true_recovered = truth["t_control"] + 3.0
     true_ttr = true_recovered - truth["t_revert"]
@@ -175,6 +177,7 @@ def test_one_second_stall_shows_in_fault_p99(tmp_path: Path) -> None:
                 inject={"stall_for": 1.0},
             )
         )
+    decline_if_generator_behind(a)
     m = a["metrics"]
     # operations due during the stall waited for it: latency from their due time shows it
     assert m["latency.p99.fault"] >= 0.5, m["latency.p99.fault"]

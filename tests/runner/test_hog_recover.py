@@ -106,8 +106,12 @@ def test_runner_killed_while_the_hog_starts_then_recover_ends_it(
                 env=child_env(state),
             )
             assert rec.returncode == 0, rec.stdout + rec.stderr
-            time.sleep(0.5)  # a hog that was between fork and exec has exec'd by now
-            left = hogs(needle)
+            # A hog that was between fork and exec shows only once it has exec'd (0.5 s was
+            # enough on a quiet machine); none dies on its own (max_duration 10m), so waiting
+            # for the list to empty hides nothing that recover left.
+            deadline = time.monotonic() + 10
+            while (left := hogs(needle)) and time.monotonic() < deadline:
+                time.sleep(0.2)
             assert left == [], (
                 f"trial {trial}: {[(p.pid, p.cmdline()) for p in left]} survived recover"
             )

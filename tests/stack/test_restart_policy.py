@@ -5,7 +5,9 @@ fails while the stack starts."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -177,3 +179,55 @@ def test_without_liveness_or_a_restart_policy_a_failing_check_only_marks_unhealt
         assert not pid_alive(old)
         kinds = [e["event"] for e in stack.events() if e["service"] == "worker"]
         assert "liveness" in kinds and "restart" not in kinds
+
+
+def test_restart_returns_the_new_process_when_the_supervisor_writes_its_state_slowly(
+    stacks: StackFactory,
+) -> None:
+    """`restart` answers with the state that holds the new process. On a busy machine the
+    supervisor can be descheduled between its reply and its state write; strace delays every
+    rename it makes (its state file is written by rename) by 0.5 s to hold that moment open."""
+    if shutil.which("strace") is None:
+        pytest.skip("needs strace (scripts/setup.sh installs it)")
+    stack = stacks.load("""
+name: slowstate
+services:
+  web:
+    command: sleep 300
+    restart: {policy: on-failure, max: 0}
+""")
+    old = stack.up(timeout=30)["services"]["web"]["pid"]
+    supervisor = stack.ps()["supervisor"]["pid"]
+    renames = "rename,renameat,renameat2"
+    tracer = subprocess.Popen(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            f"trace={renames}",
+            "-e",
+            f"inject={renames}:delay_enter=500000",
+            "-p",
+            str(supervisor),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _tracer_of(supervisor) != 0, 20, "strace to attach")
+        st = stack.restart(["web"], timeout=30)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=20)
+    new = st["services"]["web"]["pid"]
+    restarted = [e["pid"] for e in stack.events() if e["event"] == "restart"]
+    assert restarted and new == restarted[-1] != old, (old, new, restarted)
+    assert pid_alive(new) and not pid_alive(old)
+
+
+def _tracer_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("TracerPid:"))

@@ -60,9 +60,11 @@ probes:
 method:
   - {{fault: process.pause, target: svc, at: 500ms, duration: 1s}}
   - {{fault: process.kill, target: svc, at: 2s}}
-recovery: 2s
+recovery: 6s
 hypothesis:
   probe.health.availability.baseline: {{min: 1.0}}
+  # healthy again within 3 s of the kill: the restarted Python service took up to 1.1 s to
+  # start with the machine busy (load average 12)
   probe.health.availability.recovery: {{min: 0.5}}
 """)
     runs = tmp_path / "runs"
@@ -85,8 +87,23 @@ hypothesis:
     stack_events = [r for r in journal if r["type"] == "event" and r.get("source") == "stack"]
     restarts = [e for e in stack_events if e["kind"] == "restart" and e["t"] > kill_t]
     assert restarts, f"the restart by policy must be in the journal: {stack_events}"
+    # the pause as it was: from its recorded inject to its revert (a busy machine moves both away
+    # from the asked 0.5 s and 1.5 s); the thaw comes before the revert's record (the ledger is
+    # written in between), and a sample may be answered after it within its 200 ms timeout:
+    # the window ends 0.5 s before the record
+    frozen = (
+        pause["t"],
+        next(
+            r["t"]
+            for r in journal
+            if r["type"] == "fault" and r["action"] == "revert" and r["fault"] == "process.pause"
+        ),
+    )
     health = [r for r in journal if r["type"] == "sample" and r["probe"] == "health"]
-    assert any(not s["ok"] for s in health if 0.7 < s["t"] < 1.4)
+    assert any(not s["ok"] for s in health if frozen[0] <= s["t"] < frozen[1] - 0.5), (
+        frozen,
+        health,
+    )
     assert health[-1]["ok"], "the restarted service must be healthy again"
     assert ledger_entries(state_dir) == []
     summary = json.loads((the_run_dir(runs) / "summary.json").read_text())
@@ -157,11 +174,10 @@ targets:
 probes:
   redis: {{tcp: {{port: {port}}}, every: 100ms, timeout: 200ms}}
 method:
-  - {{fault: network.partition, target: cache, at: 500ms, duration: 3s}}  # the inject's lag on a busy machine is a small share
+  - {{fault: network.partition, target: cache, at: 500ms, duration: 3s}}
 recovery: 1s
 hypothesis:
   probe.redis.availability.baseline: {{min: 1.0}}
-  probe.redis.availability.fault: {{max: 0.2}}
   probe.redis.availability.recovery: {{min: 0.8}}
 """)
         proc = subprocess.run(
@@ -174,6 +190,17 @@ hypothesis:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         # Only this run's table: another worker's experiment may hold its own table meanwhile.
         (run_dir,) = (tmp_path / "runs").iterdir()
+        # The partition as it was, from the journal: not the fault phase, which opens before
+        # the rules are in place (0.44 s before, beside stress-ng: 5 of its 16 samples passed).
+        # The rules go before the revert is recorded (the ledger is written in between): the
+        # probe was ok again 0.11 s before the record, so the window ends 1 s before it.
+        journal = read_journal(run_dir)
+        cut = [
+            r["t"] for r in journal if r["type"] == "fault" and r["action"] in ("inject", "revert")
+        ]
+        assert len(cut) == 2 and cut[1] - cut[0] >= 3.0, cut
+        during = [r for r in journal if r["type"] == "sample" and cut[0] <= r["t"] < cut[1] - 1.0]
+        assert during and not any(r["ok"] for r in during), during
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
         assert "chaoslab_" + "".join(c if c.isalnum() else "_" for c in run_dir.name) not in tables
     finally:

@@ -402,8 +402,13 @@ class Supervisor:
                     self.start(svc, reason="manual")
             else:
                 reply = {"ok": False, "error": f"unknown request {data.get('op')!r}"}
-            req.with_suffix(".done").write_text(json.dumps(reply))
+            # State first, then the reply: the client reads the state as soon as the reply is
+            # there, and a supervisor descheduled between the two (a busy machine) handed it the
+            # old pid. The reply appears whole (rename), never as an empty file.
             self.write_state()
+            tmp = req.with_suffix(".reply.tmp")
+            tmp.write_text(json.dumps(reply))
+            tmp.replace(req.with_suffix(".done"))
 
     # -- stopping ----------------------------------------------------------------------------
     def stop_service(self, svc: Service) -> None:
