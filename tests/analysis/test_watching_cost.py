@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.conftest import Service, chaoslab_argv, child_env, the_run_dir
 
 from chaoslab.journal import read_journal
-from conftest import Service, chaoslab_argv, child_env, the_run_dir
 
 
 def _run(tmp_path: Path, service: Service, rate: int | None) -> dict[str, Any]:

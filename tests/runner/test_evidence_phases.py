@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.conftest import Service, assert_held, chaoslab_argv, child_env, the_run_dir
 
 from chaoslab.analysis import analyze
 from chaoslab.journal import EXPERIMENT, HISTORY, VERIFY, read_journal, read_lines
 from chaoslab.runner.evidence import Evidence
 from chaoslab.runner.timeline import LOOK_EVERY
-from conftest import Service, assert_held, chaoslab_argv, child_env, the_run_dir
 
 #: Equal in a run ended on evidence and the same run observed longer. Not the recovery phase's own
 #: rates: failures after the recovery was seen (a slow second on a busy machine) are in the longer
