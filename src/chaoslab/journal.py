@@ -136,3 +136,34 @@ def read_lines(path: Path) -> Iterator[dict[str, Any]]:
 def read_journal(run_dir: Path) -> list[Record]:
     # trusted as written: the runner and the session write only records of these types
     return cast(list[Record], list(read_lines(run_dir / JOURNAL)))
+
+
+class Tail:
+    """Reads the JSON-lines records appended to a file since the last call; a line still being
+    written waits for its newline, a torn line of a crashed writer is skipped (as the analysis
+    skips it). Followers of a live run use it: the observers, the runner's evidence, the console."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:  # not written yet
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        out = []
+        for line in data[: end + 1].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out

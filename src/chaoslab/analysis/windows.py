@@ -46,6 +46,22 @@ class Window:
             self._sorted = True
         return nearest_rank(self.latencies, p)
 
+    def add(self, op: dict[str, Any]) -> None:
+        """Count one operation of the load's history."""
+        self.n += 1
+        outcome = op.get("outcome")
+        if outcome == "ok":
+            self.ok += 1
+            if op.get("latency") is not None:
+                self.latencies.append(float(op["latency"]))
+                self._sorted = False
+        elif outcome == "timeout":
+            self.timeout += 1
+        elif op.get("t_sent") is None:
+            self.unsent += 1
+        else:
+            self.fail += 1
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "t": self.start,
@@ -80,20 +96,8 @@ def op_windows(ops: list[dict[str, Any]], t_end: float) -> list[Window]:
         if op.get("cut"):
             continue
         w = _at(wins, float(op["t_scheduled"]))
-        if w is None:
-            continue
-        w.n += 1
-        outcome = op.get("outcome")
-        if outcome == "ok":
-            w.ok += 1
-            if op.get("latency") is not None:
-                w.latencies.append(float(op["latency"]))
-        elif outcome == "timeout":
-            w.timeout += 1
-        elif op.get("t_sent") is None:
-            w.unsent += 1
-        else:
-            w.fail += 1
+        if w is not None:
+            w.add(op)
     return wins
 
 

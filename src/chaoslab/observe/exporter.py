@@ -35,9 +35,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from ..journal import HISTORY, SUMMARY
+from ..journal import HISTORY, SUMMARY, Tail
 from ..records import Record
-from .state import VERDICTS, Histogram, RunState, Tail
+from .state import VERDICTS, Histogram, RunState
 
 PHASES = ("baseline", "fault", "recovery", "verify", "end")
 

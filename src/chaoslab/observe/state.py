@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from ..journal import HISTORY, JOURNAL, SUMMARY
+from ..journal import HISTORY, JOURNAL, SUMMARY, Tail
 from ..records import FaultRecord, Record, SampleRecord
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -128,35 +128,6 @@ class RunState:
         started = summary.get("started_at")
         self.finished_at = float(started) if isinstance(started, int | float) else None
         self.active = False
-
-
-class Tail:
-    """Reads the lines appended to a JSON-lines file since the last call (a torn line waits)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def read(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        out = []
-        for line in data[: end + 1].splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                out.append(rec)
-        return out
 
 
 class RunFollower:

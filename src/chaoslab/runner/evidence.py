@@ -17,7 +17,6 @@ read from complete windows is the answer the analysis will read from the finishe
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,36 +37,8 @@ from ..analysis.windows import (
     learn_tolerance,
     settled_recovery,
 )
+from ..journal import Tail
 from ..records import Record, SampleRecord
-
-
-class HistoryTail:
-    """The history file's lines appended since the last read (a line still being written waits)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self._rest = b""
-
-    def read(self) -> list[dict[str, Any]]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:  # the generator has not opened it yet
-            return []
-        if not chunk:
-            return []
-        self.offset += len(chunk)
-        lines = (self._rest + chunk).split(b"\n")
-        self._rest = lines.pop()
-        out = []
-        for line in lines:
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a torn line of a crashed writer: the analysis skips it too
-                continue
-        return out
 
 
 class Evidence:
@@ -76,7 +47,7 @@ class Evidence:
     def __init__(self, history: Path | None, probes: Iterable[str]) -> None:
         # the analysis builds its windows from the load when there is one, else from the probes
         self.basis = "load" if history is not None else "probes"
-        self._tail = HistoryTail(history) if history is not None else None
+        self._tail = Tail(history) if history is not None else None
         self.wins: list[Window] = []
         self.complete_until = 0.0
         """Journal time before which every operation (or sample) has been recorded."""
@@ -143,21 +114,9 @@ class Evidence:
         t = float(op["t_scheduled"])
         if self.t_revert is not None and t >= self.t_revert:
             self._recovery_ops.append(op)
-        w = self._window(t)
-        w.n += 1
-        outcome = op.get("outcome")
-        ok = outcome == "ok"
+        self._window(t).add(op)
+        ok = op.get("outcome") == "ok"
         latency = op.get("latency")
-        if ok:
-            w.ok += 1
-            if latency is not None:
-                w.latencies.append(float(latency))
-        elif outcome == "timeout":
-            w.timeout += 1
-        elif op.get("t_sent") is None:
-            w.unsent += 1
-        else:
-            w.fail += 1
         # an operation due after t_inject is written after the fault's phase mark (one event
         # loop), so t_inject is known by the time such a line is read
         if self.t_inject is None or t < self.t_inject:

@@ -14,7 +14,7 @@ from typing import Any
 
 import psutil
 
-from ..journal import EXPERIMENT, JOURNAL, SUMMARY
+from ..journal import EXPERIMENT, JOURNAL, SUMMARY, Tail
 from ..report import FILES
 
 #: Target fields -> the platform they live on (the Runs page's "platform" column).
@@ -88,23 +88,10 @@ class JournalState:
 
     def read_on(self, path: Path) -> None:
         """Feed the complete lines written since ``offset`` (a torn last line waits)."""
-        try:
-            with open(path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        for line in data[: end + 1].splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                self.feed(rec)
-        self.offset += end + 1
+        tail = Tail(path, self.offset)
+        for rec in tail.read():
+            self.feed(rec)
+        self.offset = tail.offset
 
 
 def runner_alive(pid: int | None, started_at: float | None) -> bool:
