@@ -264,13 +264,16 @@ def own_skew(report: Path, timeout: float = 20.0) -> float:
     before = time.time()
     while True:
         try:
-            data = json.loads(report.read_text())
-            fresh = report.stat().st_mtime >= before
+            # the kernel stamps the file when the service wrote it: true time of that write, so a
+            # reader descheduled on a busy machine does not count its own delay as skew
+            with open(report, "rb") as f:
+                data, written = json.loads(f.read()), os.fstat(f.fileno()).st_mtime
+            fresh = written >= before
         except (OSError, ValueError):
             data, fresh = None, False
         t = time.time()
         if data is not None and fresh:
-            return float(data["own"]) - t
+            return float(data["own"]) - written
         if t - before > timeout:
             raise TimeoutError("the service stopped reporting its clock")
         time.sleep(0.02)
