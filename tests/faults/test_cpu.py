@@ -62,27 +62,33 @@ def test_throttle_slows_a_busy_loop_and_reverts_elsewhere(children: Children, ru
     fault = CpuThrottle(ThrottleParams(cores=0.03), process_target(proc.pid), run_id=run_id)
     CpuThrottle.check()
     fault.inject()
-    assert len(fault_cgroups(run_id)) == 1
-    assert str(cgroups.cgroups_of(proc.pid)["cpu"]).endswith(f"chaoslab-{run_id}-1")
-    time.sleep(0.3)
-    throttled, throttled_cores = counter.rate(2.0)
-    print(
-        f"busy loop: {baseline:.0f} it/s on {baseline_cores:.2f} cores unthrottled, "
-        f"{throttled:.0f} it/s on {throttled_cores:.3f} cores at 0.03 cores "
-        f"({baseline / max(throttled, 1):.1f}x slower)"
-    )
-    # Judged by the CPU time the scheduler charged, not by comparing iteration rates: on a busy
-    # machine the unthrottled loop itself gets a tenth of a core (it was 3.9x, not 5x, faster
-    # beside `stress-ng --cpu 2` and other tests). 0.03 cores is 3 ms per 100 ms period; a
-    # period's quota of slop over the 2 s makes 0.0315.
-    assert throttled_cores <= 0.04
+    reverted = False  # a failed assertion must not leave the fault cgroup behind
+    try:
+        assert len(fault_cgroups(run_id)) == 1
+        assert str(cgroups.cgroups_of(proc.pid)["cpu"]).endswith(f"chaoslab-{run_id}-1")
+        time.sleep(0.3)
+        throttled, throttled_cores = counter.rate(2.0)
+        print(
+            f"busy loop: {baseline:.0f} it/s on {baseline_cores:.2f} cores unthrottled, "
+            f"{throttled:.0f} it/s on {throttled_cores:.3f} cores at 0.03 cores "
+            f"({baseline / max(throttled, 1):.1f}x slower)"
+        )
+        # Judged by the CPU time the scheduler charged, not by comparing iteration rates: on a busy
+        # machine the unthrottled loop itself gets a tenth of a core (it was 3.9x, not 5x, faster
+        # beside `stress-ng --cpu 2` and other tests). 0.03 cores is 3 ms per 100 ms period; a
+        # period's quota of slop over the 2 s makes 0.0315.
+        assert throttled_cores <= 0.04
 
-    revert_elsewhere(fault)
-    assert {k: str(v) for k, v in cgroups.cgroups_of(proc.pid).items()} == before
-    # Back in its own cgroup it gets more than the quota allowed: it got 0.09 to 0.12 cores
-    # unthrottled at load average 10 to 13, twice this bound.
-    _, recovered_cores = counter.rate(2.0)
-    assert recovered_cores > 0.045, recovered_cores
+        revert_elsewhere(fault)
+        reverted = True
+        assert {k: str(v) for k, v in cgroups.cgroups_of(proc.pid).items()} == before
+        # Back in its own cgroup it gets more than the quota allowed: it got 0.09 to 0.12 cores
+        # unthrottled at load average 10 to 13, twice this bound.
+        _, recovered_cores = counter.rate(2.0)
+        assert recovered_cores > 0.045, recovered_cores
+    finally:
+        if not reverted:
+            fault.revert()
     audit(run_id)
 
 
