@@ -56,7 +56,7 @@ def _probe_metrics(run: RunData) -> tuple[dict[str, Any], dict[str, list[list[An
     metrics: dict[str, Any] = {}
     lanes: dict[str, list[list[Any]]] = {}
     for name in run.probes:
-        samples = [s for s in run.samples() if s.get("probe") == name]
+        samples = [s for s in run.samples if s.get("probe") == name]
         lanes[name] = [[s["t"], bool(s.get("ok")), s.get("error")] for s in samples]
         groups: dict[str, list[SampleRecord]] = {"": samples, **{p: [] for p in PHASES}}
         for s in samples:
@@ -190,14 +190,12 @@ def analyze(run_dir: Path) -> dict[str, Any]:
         wins = windows.op_windows(run.ops, ph.t_end)
         tol = windows.learn_tolerance(metrics.get("availability.baseline"), metrics.get("latency.p99.baseline"))
         basis = "load"
-        points = instants.op_points(run.ops, tol)
     else:
-        samples = run.samples()
+        samples = run.samples
         wins = windows.sample_windows(samples, ph.t_end)
         base = [s for s in samples if ph.of(float(s["t"])) == "baseline"]
         tol = windows.learn_tolerance(sum(bool(s.get("ok")) for s in base) / len(base) if base else None, None)
         basis = "probes"
-        points = instants.sample_points(samples)
     windows.judge(wins, tol)
     rec = None
     recovery_keys = ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset",
@@ -215,7 +213,8 @@ def analyze(run_dir: Path) -> dict[str, Any]:
             for k in ("time_to_recovery", "time_to_recovery.from_impact", "time_to_recovery.exact"):
                 metrics[k] = 0.0
             missing["impact_onset"] = missing["impact_onset.exact"] = "no impact was measured"
-        else:
+        else:  # only an impact has instants to locate: the points are built for it alone
+            points = instants.op_points(run.ops, tol) if run.ops else instants.sample_points(run.samples)
             _recovery_metrics(metrics, missing, rec, instants.exact(points, tol, ph.t_inject, rec, ph.t_end), ph)
 
     detection, detected_by = _detection(run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class RunData:
     def wants_verify(self) -> bool:
         return bool(self.experiment.get("verify")) or self.verify is not None
 
+    @cached_property
     def samples(self) -> list[SampleRecord]:
         """Probe samples of the run proper (not those taken during the final read)."""
         end = self.phases.t_end
