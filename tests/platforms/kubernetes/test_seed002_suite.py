@@ -104,7 +104,7 @@ def test_seed_example_runs_unchanged_on_the_cluster_controller_played_by_test(
     stress, partition = made
     assert stress["spec"]["stressors"]["memory"]["size"] == "512MB"
     # Chaos Mesh would end each fault itself 30 s after its step, were the runner to die.
-    assert stress["spec"]["duration"] == "90000ms" and partition["spec"]["duration"] == "75000ms"
+    assert stress["spec"]["duration"] == "90s" and partition["spec"]["duration"] == "75s"
     assert sorted(stress["spec"]["selector"]["pods"][namespace]) == sorted(
         p["metadata"]["name"] for p in crds.pods(namespace, sel)
     )
