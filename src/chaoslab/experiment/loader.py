@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from .. import faults
 from ..errors import InputError
-from ..registry import suggest
+from ..registry import did_you_mean
 from ..source import Document, InputErrors, load_document
 from . import ctk
 from .model import Experiment, Step
@@ -63,10 +63,10 @@ def load_experiment_document(path: str | Path, variables: Mapping[str, str] | No
 
 
 def _ref_error(doc: Document, loc: tuple[str | int, ...], name: str, known: Mapping[str, Any], what: str) -> InputError:
-    hint = suggest(name, known, cutoff=0.5)
+    hint = did_you_mean(name, known, cutoff=0.5)
     text = f"{what} {name!r} is not defined"
     if hint:
-        text += f" (did you mean {hint!r}?)"
+        text += f" ({hint})"
     else:
         text += f" (defined: {', '.join(known)})" if known else " (none defined)"
     return doc.error(loc, text)
@@ -125,9 +125,9 @@ def _check_steps(exp: Experiment, doc: Document) -> list[InputError]:
         extras = step.extras
         for key in [k for k in extras if k not in own]:
             known = own | set(Step.model_fields)
-            hint = suggest(key, known)
+            hint = did_you_mean(key, known)
             text = f"unknown field {key!r} for {step.fault}"
-            text += f" (did you mean {hint!r}?)" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
+            text += f" ({hint})" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
             errors.append(doc.error(("method", i, key), text, key=True))
             del extras[key]
         try:
