@@ -275,7 +275,7 @@ def _unit(field: Any) -> str | None:
     return unit if isinstance(unit, str) else None
 
 
-def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault[Any]]:
+def _generated(toxic: type[toxics.Toxic[Any]]) -> type[ToxicFault[Any]]:
     fields: dict[str, Any] = {}
     units: dict[str, str | None] = {}
     for key, field in toxic.Attributes.model_fields.items():
