@@ -81,9 +81,9 @@ def _check_references(exp: Experiment, doc: Document) -> list[InputError]:
         if sc.probe not in exp.probes:
             errors.append(_ref_error(doc, ("stop_conditions", i, "probe"), sc.probe, exp.probes, "probe"))
     for name, probe in exp.probes.items():
-        if probe.process and probe.process.target and probe.process.target not in exp.targets:
+        if probe.kind == "process" and probe.spec.target and probe.spec.target not in exp.targets:
             errors.append(
-                _ref_error(doc, ("probes", name, "process", "target"), probe.process.target, exp.targets, "target")
+                _ref_error(doc, ("probes", name, "process", "target"), probe.spec.target, exp.targets, "target")
             )
     method_end = exp.baseline_max + exp.planned_end()  # max_duration counts from the baseline's start
     if exp.max_duration < method_end:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import psutil
+from pydantic import Field, model_validator
 
 from ..targets import find_processes
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import NoExpect, Probe, ProbeModel, Sample, Stopwatch
 
 
-class ProcessProbe(Probe):
+class ProcessProbeSpec(ProbeModel):
+    target: str | None = Field(None, description="A target name; alive when all its processes are.")
+    pattern: str | None = Field(None, description="Alive when a process command line matches.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ProcessProbeSpec:
+        if (self.target is None) == (self.pattern is None):
+            raise ValueError("a process probe needs exactly one of target, pattern")
+        return self
+
+
+@register
+class ProcessProbe(Probe[ProcessProbeSpec, NoExpect]):
     kind = "process"
 
     async def sample(self) -> Sample:
