@@ -74,7 +74,8 @@ def _optional(spec: Any) -> tuple[Any, None]:
 
 
 # One optional key per registered probe kind, so a kind's spec lives in its own module
-# (probes/<kind>.py) and adding a kind touches nothing here.
+# (probes/<kind>.py) and adding a kind touches nothing here. The type checker sees the keys
+# every probe has; a kind's own key is read through ``spec`` (typed by its probe class).
 if TYPE_CHECKING:
     ProbeSpec = ProbeSpecBase
 else:

@@ -36,7 +36,7 @@ class ContainerProbe(Probe[ContainerProbeSpec, ContainerExpect]):
     def _refs(self) -> list[str] | str:
         if self.spec.name is not None:
             return [str(self.spec.name)]
-        target = self.context.targets.get(self.spec.target)
+        target = self.context.targets.get(self.spec.target or "")  # the spec has a target: it has no name
         if target is None:
             return f"target {self.spec.target!r} is not resolved"
         containers = target.extra.get("containers") if hasattr(target, "extra") else None

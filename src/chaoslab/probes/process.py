@@ -31,7 +31,7 @@ class ProcessProbe(Probe[ProcessProbeSpec, NoExpect]):
             pids = find_processes(self.spec.pattern)
             ok = bool(pids)
             return Sample(ok, len(pids), watch.elapsed(), None if ok else f"no process matches {self.spec.pattern!r}")
-        target = self.context.targets.get(self.spec.target)
+        target = self.context.targets.get(self.spec.target or "")  # the spec has a target: it has no pattern
         if target is None:
             return Sample(False, None, watch.elapsed(), f"target {self.spec.target!r} is not resolved")
         for ref in target.processes:
