@@ -3,53 +3,52 @@ so ``chaoslab --help`` imports almost nothing."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
 import click
 
-# name -> (module:attribute, one-line help shown by --help without importing the module)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("chaoslab.commands:run", "Run an experiment: inject, observe, revert, verdict."),
-    "validate": ("chaoslab.commands:validate", "Check experiment files; one line per error, exit 2."),
-    "suite": ("chaoslab.commands:suite_cmd", "Run several experiments in order, one combined report."),
-    "schema": ("chaoslab.commands:schema", "Print the JSON Schema of the experiment format."),
-    "faults": ("chaoslab.commands:faults_cmd", "List the fault types and their parameters."),
-    "recover": ("chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger)."),
-    "halt": ("chaoslab.commands:halt_cmd", "Stop every running experiment on this machine."),
-    "report": ("chaoslab.commands:report", "Re-render the reports of a run directory."),
-    "doctor": ("chaoslab.doctor:doctor", "What this machine can do, fault by fault."),
-    "stack": ("chaoslab.stack.cli:stack", "Run a system under test as supervised local processes."),
-    "proxy": ("chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy."),
-    "hosts": ("chaoslab.hosts_cli:hosts", "Test hosts in network namespaces."),
-    "exporter": ("chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics."),
-    "profile": ("chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy)."),
-    "demo": ("chaoslab.demo:demo", "Run the demo: a service, faults, reports."),
-    "discover": ("chaoslab.discover.cli:discover_cmd", "What a Compose project, stack or namespace holds."),
-    "init": ("chaoslab.discover.cli:init_cmd", "Write a suite of experiments for a discovered system."),
-    "serve": ("chaoslab.serve.command:serve", "The web console: watch, stop, compare and start runs."),
-    "import": ("chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML."),
-}
+from .registry import Registry
+
+# Named lazily with the one line --help shows, so --help imports none of them.
+COMMANDS: Registry[click.Command] = Registry("command")
+COMMANDS.lazy("run", "chaoslab.commands:run", "Run an experiment: inject, observe, revert, verdict.")
+COMMANDS.lazy("validate", "chaoslab.commands:validate", "Check experiment files; one line per error, exit 2.")
+COMMANDS.lazy("suite", "chaoslab.commands:suite_cmd", "Run several experiments in order, one combined report.")
+COMMANDS.lazy("schema", "chaoslab.commands:schema", "Print the JSON Schema of the experiment format.")
+COMMANDS.lazy("faults", "chaoslab.commands:faults_cmd", "List the fault types and their parameters.")
+COMMANDS.lazy("recover", "chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger).")
+COMMANDS.lazy("halt", "chaoslab.commands:halt_cmd", "Stop every running experiment on this machine.")
+COMMANDS.lazy("report", "chaoslab.commands:report", "Re-render the reports of a run directory.")
+COMMANDS.lazy("doctor", "chaoslab.doctor:doctor", "What this machine can do, fault by fault.")
+COMMANDS.lazy("stack", "chaoslab.stack.cli:stack", "Run a system under test as supervised local processes.")
+COMMANDS.lazy("proxy", "chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy.")
+COMMANDS.lazy("hosts", "chaoslab.hosts_cli:hosts", "Test hosts in network namespaces.")
+COMMANDS.lazy("exporter", "chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics.")
+COMMANDS.lazy("profile", "chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy).")
+COMMANDS.lazy("demo", "chaoslab.demo:demo", "Run the demo: a service, faults, reports.")
+COMMANDS.lazy("discover", "chaoslab.discover.cli:discover_cmd", "What a Compose project, stack or namespace holds.")
+COMMANDS.lazy("init", "chaoslab.discover.cli:init_cmd", "Write a suite of experiments for a discovered system.")
+COMMANDS.lazy("serve", "chaoslab.serve.command:serve", "The web console: watch, stop, compare and start runs.")
+COMMANDS.lazy("import", "chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML.")
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return COMMANDS.names()
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        module, _, attr = COMMANDS[cmd_name][0].partition(":")
         try:
-            cmd = getattr(importlib.import_module(module), attr)
+            cmd = COMMANDS.get(cmd_name)
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"the {cmd_name!r} command is not available: {exc}") from None
         assert isinstance(cmd, click.Command)
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS.summary(name)) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

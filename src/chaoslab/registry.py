@@ -1,17 +1,22 @@
-"""One registry for everything chaoslab looks up by name: faults, toxics, probes, stack kinds.
+"""One registry for everything chaoslab looks up by name: faults, toxics, probe kinds, stack
+kinds, report formats, observers and the CLI's commands.
 
 A leaf module (imports only the standard library) so every family can use it without cycles.
-Entries may be registered eagerly (``register``) or named lazily as ``"module:attr"`` (``lazy``)
+Entries may be registered eagerly (``add``) or named lazily as ``"module:attr"`` (``lazy``)
 so that ``chaoslab --help`` does not import every family; a ``loader`` callable can also import
 the modules that register themselves, on the first look-up.
+
+The did-you-mean hint for a mistyped name is worded here, once, for every message that offers
+one (the registries', the experiment loader's, the input errors of ``source``).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import typing
 from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -22,12 +27,32 @@ def suggest(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> str | No
     return hint[0] if hint else None
 
 
+def did_you_mean(name: str, known: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """``did you mean 'y'?`` for the closest known name, or None when nothing is close enough."""
+    hint = suggest(name, known, cutoff=cutoff)
+    return f"did you mean {hint!r}?" if hint else None
+
+
 def unknown_message(kind: str, name: str, known: Iterable[str]) -> str:
     """``unknown fault 'x' (did you mean 'y'?)``, or the list of known names when none is close."""
     known = sorted(known)
-    hint = suggest(name, known, cutoff=0.5)
-    text = f"unknown {kind} {name!r}"
-    return text + (f" (did you mean {hint!r}?)" if hint else f" (known: {', '.join(known)})")
+    hint = did_you_mean(name, known, cutoff=0.5)
+    return f"unknown {kind} {name!r} ({hint or 'known: ' + ', '.join(known)})"
+
+
+def type_arguments(cls: type) -> tuple[Any, ...]:
+    """The type arguments ``cls`` gives its generic base in its own class statement:
+    ``class Kill(Fault[KillParams])`` -> ``(KillParams,)``.
+
+    Empty when the statement names none, or only type variables (an intermediate generic
+    class such as ``class CgroupFault(Fault[P])``): such a class inherits its base's models.
+    Read from the class's own ``__orig_bases__``, never an inherited one.
+    """
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        args = typing.get_args(base)
+        if args and not any(isinstance(a, TypeVar) for a in args):
+            return args
+    return ()
 
 
 class Registry(Generic[T]):
@@ -37,6 +62,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._lazy: dict[str, str] = {}
+        self._order: dict[str, None] = {}
+        self._summaries: dict[str, str] = {}
         self._loader = loader
         self._loaded = loader is None
 
@@ -45,11 +72,19 @@ class Registry(Generic[T]):
         if name in self._items and self._items[name] is not item:
             raise RuntimeError(f"{self.kind} {name!r} registered twice")
         self._items[name] = item
+        self._order.setdefault(name)
         return item
 
-    def lazy(self, name: str, path: str) -> None:
-        """Register ``module:attr``, imported on the first ``get(name)``."""
+    def lazy(self, name: str, path: str, summary: str = "") -> None:
+        """Register ``module:attr``, imported on the first ``get(name)``; ``summary`` is a line
+        about it that can be shown without importing it (``chaoslab --help``)."""
         self._lazy[name] = path
+        self._order.setdefault(name)
+        if summary:
+            self._summaries[name] = summary
+
+    def summary(self, name: str) -> str:
+        return self._summaries.get(name, "")
 
     def _load(self) -> None:
         if not self._loaded:
@@ -76,8 +111,15 @@ class Registry(Generic[T]):
         return name in self._items or name in self._lazy
 
     def names(self) -> list[str]:
+        """Every name, sorted (the order of catalogs and of error messages)."""
         self._load()
         return sorted({*self._items, *self._lazy})
+
+    def registered(self) -> list[str]:
+        """Every name in the order it was registered, for lists whose order is chosen by hand
+        (the report formats' files: Markdown first)."""
+        self._load()
+        return list(self._order)
 
     def items(self) -> dict[str, T]:
         """Every entry, by name (imports the lazy ones)."""

@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
-from .registry import suggest
+from .registry import did_you_mean, suggest
 from .units import shown
 
 Loc = tuple[str | int, ...]
@@ -373,10 +373,10 @@ def _message(err: Any, model: type[BaseModel], raw_loc: Loc) -> str:
     if kind == "extra_forbidden":
         name = str(raw_loc[-1])
         known = sorted(_fields_at(model, raw_loc[:-1]))
-        hint = _suggestions(name, set(known))
+        hint = did_you_mean(name, known)
         text = f"unknown field {name!r}"
         if hint:
-            text += f" (did you mean {hint[0]!r}?)"
+            text += f" ({hint})"
         elif known:
             text += f" (expected one of: {', '.join(known)})"
         return text

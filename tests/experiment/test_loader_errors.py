@@ -103,7 +103,7 @@ CASES: list[tuple[str, str, int, str, str]] = [
         "title: t\nprobes:\n  p: {every: 1s}\nmethod:\n  - {fault: process.kill, target: a}\ntargets: {a: {pid: 9}}\n",
         3,
         "probes.p",
-        "exactly one of http",
+        "exactly one of command, container, http",
     ),
     (
         "unknown probe expectation",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaoslab.observe import from_experiment
+from chaoslab.observe import OBSERVERS, ObserveSpec, from_experiment
 from chaoslab.observe.ebpf import EbpfTracer, Tally, records
 from chaoslab.observe.profile import PhaseProfiler
 
@@ -16,6 +16,10 @@ def test_builds_the_observers_asked_for() -> None:
     )
     assert isinstance(obs[0], EbpfTracer) and obs[0].tracers == ["retransmits", "oom_kills"]
     assert isinstance(obs[1], PhaseProfiler) and obs[1].spec.phases == ["baseline", "fault"]
+
+
+def test_every_key_of_the_section_has_its_observer() -> None:
+    assert OBSERVERS.names() == sorted(ObserveSpec.model_fields)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import suggest
+from ..registry import did_you_mean
 from ..units import format_duration
 
 PHASES = ("baseline", "fault", "recovery")
@@ -107,8 +107,8 @@ def validate_metric_name(
         if has_verify is False and name in _NEEDS_VERIFY:
             raise ValueError(f"hypothesis key {name!r} needs a verify: step (the final read of what the system holds)")
         return
-    close = suggest(name, names)
-    hint = f"; did you mean {close!r}?" if close else ""
+    close = did_you_mean(name, names)
+    hint = f"; {close}" if close else ""
     if name.startswith("probe.") and name.split(".")[1:2] and name.split(".")[1] not in probes:
         known = ", ".join(probes) or "none"
         raise ValueError(f"unknown probe {name.split('.')[1]!r} in hypothesis key {name!r} (probes: {known}){hint}")

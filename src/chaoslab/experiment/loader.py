@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from .. import faults
 from ..errors import InputError
-from ..registry import suggest
+from ..registry import did_you_mean
 from ..source import Document, InputErrors, load_document
 from . import ctk
 from .model import Experiment, Step
@@ -63,10 +63,10 @@ def load_experiment_document(path: str | Path, variables: Mapping[str, str] | No
 
 
 def _ref_error(doc: Document, loc: tuple[str | int, ...], name: str, known: Mapping[str, Any], what: str) -> InputError:
-    hint = suggest(name, known, cutoff=0.5)
+    hint = did_you_mean(name, known, cutoff=0.5)
     text = f"{what} {name!r} is not defined"
     if hint:
-        text += f" (did you mean {hint!r}?)"
+        text += f" ({hint})"
     else:
         text += f" (defined: {', '.join(known)})" if known else " (none defined)"
     return doc.error(loc, text)
@@ -81,9 +81,9 @@ def _check_references(exp: Experiment, doc: Document) -> list[InputError]:
         if sc.probe not in exp.probes:
             errors.append(_ref_error(doc, ("stop_conditions", i, "probe"), sc.probe, exp.probes, "probe"))
     for name, probe in exp.probes.items():
-        if probe.process and probe.process.target and probe.process.target not in exp.targets:
+        if probe.kind == "process" and probe.spec.target and probe.spec.target not in exp.targets:
             errors.append(
-                _ref_error(doc, ("probes", name, "process", "target"), probe.process.target, exp.targets, "target")
+                _ref_error(doc, ("probes", name, "process", "target"), probe.spec.target, exp.targets, "target")
             )
     method_end = exp.baseline_max + exp.planned_end()  # max_duration counts from the baseline's start
     if exp.max_duration < method_end:
@@ -125,9 +125,9 @@ def _check_steps(exp: Experiment, doc: Document) -> list[InputError]:
         extras = step.extras
         for key in [k for k in extras if k not in own]:
             known = own | set(Step.model_fields)
-            hint = suggest(key, known)
+            hint = did_you_mean(key, known)
             text = f"unknown field {key!r} for {step.fault}"
-            text += f" (did you mean {hint!r}?)" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
+            text += f" ({hint})" if hint else f" (its parameters: {', '.join(sorted(own)) or 'none'})"
             errors.append(doc.error(("method", i, key), text, key=True))
             del extras[key]
         try:

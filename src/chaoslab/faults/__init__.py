@@ -1,37 +1,29 @@
 """Fault registry: each family module registers its classes with ``@register``.
 
-Adding a fault touches one file (its family module). Adding a family adds one line to
-``FAMILIES``. Family modules are imported on first look-up, so ``chaoslab --help`` stays fast.
+Every module of this package is a family and is found by listing the package, as the proxy's
+toxics are: adding a fault touches one file (its family module, or a new module for a new
+family) and nothing lists them. Helpers shared by several families start with ``_``;
+``base`` and ``settings`` register nothing. Families are imported on the first look-up, so
+``chaoslab --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, TypeVar
 
 from ..registry import Registry, unknown_message
 from .base import Fault, FaultParams, NoParams
 
-FAMILIES = (
-    "chaoslab.faults.process",
-    "chaoslab.faults.proxy",
-    "chaoslab.faults.netfilter",
-    "chaoslab.faults.tc",
-    "chaoslab.faults.cpu",
-    "chaoslab.faults.memory",
-    "chaoslab.faults.disk",
-    "chaoslab.faults.limits",
-    "chaoslab.faults.postgres",
-    "chaoslab.faults.clock",
-    "chaoslab.faults.actions",
-    "chaoslab.faults.kubernetes",
-    "chaoslab.faults.chaosmesh",
-    "chaoslab.faults.container",
-)
+
+def families() -> list[str]:
+    """The family modules of this package (every module whose name does not start with ``_``)."""
+    return [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
 
 
 def _load_families(skip_broken: bool = False) -> None:
-    for module in FAMILIES:
+    for module in families():
         try:
             importlib.import_module(module)
         except Exception:
@@ -59,4 +51,4 @@ def all_faults(*, skip_broken: bool = False) -> dict[str, type[Fault[Any]]]:
     return REGISTRY.items()
 
 
-__all__ = ["REGISTRY", "Fault", "FaultParams", "NoParams", "all_faults", "get", "register", "unknown_message"]
+__all__ = ["REGISTRY", "Fault", "FaultParams", "NoParams", "all_faults", "families", "get", "register", "unknown_message"]

@@ -33,7 +33,6 @@ class CommandParams(FaultParams):
 class CommandRun(_Action[CommandParams]):
     name = "command.run"
     summary = "Run a command once at this point of the timeline (a Chaos Toolkit process action)."
-    Params = CommandParams
 
     def inject(self) -> None:
         p = self.params
@@ -60,7 +59,6 @@ class HttpParams(FaultParams):
 class HttpRequest(_Action[HttpParams]):
     name = "http.request"
     summary = "Send one HTTP request at this point of the timeline (a Chaos Toolkit http action)."
-    Params = HttpParams
 
     def inject(self) -> None:
         p = self.params
@@ -83,7 +81,6 @@ class PythonParams(FaultParams):
 class PythonCall(_Action[PythonParams]):
     name = "python.call"
     summary = "Call a Python function once at this point of the timeline (a Chaos Toolkit python action)."
-    Params = PythonParams
 
     def inject(self) -> None:
         module, _, func = self.params.function.partition(":")

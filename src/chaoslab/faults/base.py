@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..registry import type_arguments
 from ..targets import ResolvedTarget
 
 
@@ -48,7 +49,8 @@ class Fault(ABC, Generic[P]):
     summary: ClassVar[str] = ""
     """One line for the fault catalog and ``chaoslab faults``."""
     Params: ClassVar[type[BaseModel]] = NoParams
-    """The model ``P`` itself (a ClassVar cannot name a type variable): validates the step's keys."""
+    """The model ``P`` itself, taken from the class statement (``Fault[KillParams]``) when the
+    class is defined: validates the step's keys. (A ClassVar cannot name a type variable.)"""
     target_kinds: ClassVar[frozenset[str] | None] = frozenset({"process"})
     """Kinds of target accepted (see ``TargetSpec.kind``); ``None`` means no target."""
     target_optional: ClassVar[bool] = False
@@ -57,6 +59,12 @@ class Fault(ABC, Generic[P]):
     """False for instantaneous faults (kill): nothing to revert, no ledger entry."""
     needs_duration: ClassVar[bool | None] = None
     """Whether a step must give ``duration``; defaults to ``reversible``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        args = type_arguments(cls)
+        if args:
+            cls.Params = args[0]
 
     @classmethod
     def requires_duration(cls) -> bool:
@@ -126,5 +134,7 @@ class Fault(ABC, Generic[P]):
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Fault[Any]:
         target = ResolvedTarget.from_dict(record["target"]) if record.get("target") else None
-        params = cast(P, cls.Params.model_validate(record.get("params") or {}))
+        # ``Params`` is ``P`` by construction (``__init_subclass__``); typed Any because a
+        # ClassVar cannot say so.
+        params: Any = cls.Params.model_validate(record.get("params") or {})
         return cls(params, target, run_id=record.get("run_id", ""), state=dict(record.get("state") or {}))

@@ -160,7 +160,6 @@ class ContainerKillParams(MeshParams):
 class ContainerKill(_Mesh[ContainerKillParams]):
     name = "chaosmesh.container_kill"
     summary = "Chaos Mesh PodChaos container-kill on the target's pods."
-    Params = ContainerKillParams
     kind = "PodChaos"
 
     def body(self) -> dict[str, Any]:
@@ -237,7 +236,6 @@ class DelayParams(_NetParams):
 class NetworkDelay(_Net[DelayParams]):
     name = "chaosmesh.network_delay"
     summary = "Chaos Mesh NetworkChaos delay on the target's pods."
-    Params = DelayParams
     action = "delay"
 
     def net(self) -> dict[str, Any]:
@@ -260,7 +258,6 @@ class LossParams(_NetParams):
 class NetworkLoss(_Net[LossParams]):
     name = "chaosmesh.network_loss"
     summary = "Chaos Mesh NetworkChaos loss on the target's pods."
-    Params = LossParams
     action = "loss"
 
     def net(self) -> dict[str, Any]:
@@ -277,7 +274,6 @@ class PartitionParams(_NetParams):
 class NetworkPartition(_Net[PartitionParams]):
     name = "chaosmesh.network_partition"
     summary = "Chaos Mesh NetworkChaos partition between the target's pods and `peer` (default: the namespace's pods)."
-    Params = PartitionParams
     action = "partition"
 
     def net(self) -> dict[str, Any]:
@@ -310,7 +306,6 @@ class BandwidthParams(_NetParams):
 class NetworkBandwidth(_Net[BandwidthParams]):
     name = "chaosmesh.network_bandwidth"
     summary = "Chaos Mesh NetworkChaos bandwidth limit on the target's pods."
-    Params = BandwidthParams
     action = "bandwidth"
 
     def net(self) -> dict[str, Any]:
@@ -328,7 +323,6 @@ class StressCpuParams(ContainerParams):
 class StressCpu(_Mesh[StressCpuParams]):
     name = "chaosmesh.stress_cpu"
     summary = "Chaos Mesh StressChaos CPU stressors in the target's pods."
-    Params = StressCpuParams
     kind = "StressChaos"
 
     def body(self) -> dict[str, Any]:
@@ -350,7 +344,6 @@ class StressMemoryParams(ContainerParams):
 class StressMemory(_Mesh[StressMemoryParams]):
     name = "chaosmesh.stress_memory"
     summary = "Chaos Mesh StressChaos memory stressors in the target's pods."
-    Params = StressMemoryParams
     kind = "StressChaos"
 
     def body(self) -> dict[str, Any]:
@@ -385,7 +378,6 @@ class IoParams(ContainerParams):
 class IoChaos(_Mesh[IoParams]):
     name = "chaosmesh.io"
     summary = "Chaos Mesh IOChaos latency or errors on a volume of the target's pods."
-    Params = IoParams
     kind = "IOChaos"
 
     def body(self) -> dict[str, Any]:
@@ -425,7 +417,6 @@ class TimeParams(ContainerParams):
 class TimeShift(_Mesh[TimeParams]):
     name = "chaosmesh.time"
     summary = "Chaos Mesh TimeChaos: shift the clocks of the target's pods."
-    Params = TimeParams
     kind = "TimeChaos"
 
     def body(self) -> dict[str, Any]:

@@ -163,7 +163,6 @@ class ClockSkew(_ClockFault[SkewParams]):
     name = "clock.skew"
     summary = ("Move the target's own clock by an offset (libfaketime; a service starts with clock: controllable, "
                "a container with the preload in its environment).")
-    Params = SkewParams
 
     def value(self) -> Any:
         return self.params.offset
@@ -173,7 +172,6 @@ class ClockSkew(_ClockFault[SkewParams]):
 class ClockDrift(_ClockFault[DriftParams]):
     name = "clock.drift"
     summary = "Make the target's own clock run fast or slow from the injection on (libfaketime)."
-    Params = DriftParams
 
     @property
     def interval(self) -> float | None:

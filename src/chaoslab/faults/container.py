@@ -83,7 +83,6 @@ class KillParams(FaultParams):
 class ContainerKill(ContainerFault[KillParams]):
     name = "container.kill"
     summary = "Send a signal (SIGKILL by default) to the containers' main process via Docker; its restart policy applies."
-    Params = KillParams
     reversible = False
 
     def inject(self) -> None:
@@ -114,7 +113,6 @@ class ContainerStop(ContainerFault[StopParams]):
 
     name = "container.stop"
     summary = "Stop the containers (SIGTERM, SIGKILL after `timeout`); start them again on revert."
-    Params = StopParams
 
     STOP_GRACE = 5.0
     """Beyond the timeout, how long Docker may take to see the SIGKILLed process exit."""
@@ -156,7 +154,6 @@ class RestartParams(FaultParams):
 class ContainerRestart(ContainerFault[RestartParams]):
     name = "container.restart"
     summary = "Restart the containers (docker restart, with the stop timeout)."
-    Params = RestartParams
     reversible = False
 
     def inject(self) -> None:
@@ -200,7 +197,6 @@ class RemoveParams(FaultParams):
 class ContainerRemove(ContainerFault[RemoveParams]):
     name = "container.remove"
     summary = "Remove the containers (forced); only with allow_remove: true. Compose or an orchestrator may recreate them."
-    Params = RemoveParams
     reversible = False
 
     def inject(self) -> None:

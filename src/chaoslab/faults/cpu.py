@@ -25,7 +25,6 @@ class ThrottleParams(FaultParams):
 class CpuThrottle(CgroupFault[ThrottleParams]):
     name = "cpu.throttle"
     summary = "Limit the target's CPU time with a cgroup quota (cores)."
-    Params = ThrottleParams
     controller = "cpu"
 
     def setting(self, group: Group) -> Setting:
@@ -67,7 +66,6 @@ while True:
 class CpuStress(HogFault[StressParams]):
     name = "cpu.stress"
     summary = "Run N busy workers at P% load, in the target's cgroup or system-wide."
-    Params = StressParams
     controller = "cpu"
 
     def _workers(self) -> int:

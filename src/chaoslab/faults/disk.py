@@ -48,7 +48,6 @@ class DiskFill(Fault[FillParams]):
 
     name = "disk.fill"
     summary = "Fill the filesystem of a path to X% (always leaving a safety margin); removed on revert."
-    Params = FillParams
     target_kinds = frozenset({"path"}) | CONTAINER_KINDS
 
     def inject(self) -> None:
@@ -186,7 +185,6 @@ class DiskIoThrottle(CgroupFault[IoThrottleParams]):
 
     name = "disk.io_throttle"
     summary = "Throttle the target's reads/writes (bytes or IOs per second) on the disk behind a path."
-    Params = IoThrottleParams
     controller = "blkio"
 
     def _device(self) -> str:
@@ -273,7 +271,6 @@ class IoStress(Fault[IoStressParams]):
 
     name = "io.stress"
     summary = "Run IO workers that keep writing under a path (stress-ng --hdd)."
-    Params = IoStressParams
     target_kinds = frozenset({"path"}) | CONTAINER_KINDS
 
     @classmethod

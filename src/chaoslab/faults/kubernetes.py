@@ -68,13 +68,14 @@ class _PodDelete(K8sFault[P]):
 
     target_kinds = POD
     reversible = False
-    grace: int | None = None
 
     def _grace(self) -> int:
-        if self.grace is not None:
-            return self.grace
-        assert isinstance(self.params, DeleteParams)
-        return round(float(self.params.grace_period))
+        """Seconds each pod gets to stop (pod.kill: none)."""
+        return 0
+
+    def _await(self) -> float:
+        """How long to wait for the controller's replacements (0: do not wait)."""
+        return 0.0
 
     def inject(self) -> None:
         client = _client(self.target)
@@ -88,7 +89,7 @@ class _PodDelete(K8sFault[P]):
             raise FaultError(f"{self.name}: none of the target's pods exists any more")
         self.state["deleted"] = deleted
         self.state["at"] = time.time()
-        wait = float(self.params.await_replacement) if isinstance(self.params, DeleteParams) else 0.0
+        wait = self._await()
         if wait > 0:
             self._await_replacement(client, ns, {d["uid"] for d in deleted}, wait)
 
@@ -112,14 +113,18 @@ class _PodDelete(K8sFault[P]):
 class PodDelete(_PodDelete[DeleteParams]):
     name = "pod.delete"
     summary = "Delete the target's pods through the API with a grace period (the controller replaces them)."
-    Params = DeleteParams
+
+    def _grace(self) -> int:
+        return round(float(self.params.grace_period))
+
+    def _await(self) -> float:
+        return float(self.params.await_replacement)
 
 
 @register
 class PodKill(_PodDelete[NoParams]):
     name = "pod.kill"
     summary = "Delete the target's pods with grace period 0 (containers get SIGKILL at once)."
-    grace = 0
 
 
 class CrashloopParams(FaultParams):
@@ -137,7 +142,6 @@ class CrashloopParams(FaultParams):
 class PodCrashloop(K8sFault[CrashloopParams]):
     name = "pod.crashloop"
     summary = "Kill the selector's pods (grace 0) now and again every `every` seconds for the duration."
-    Params = CrashloopParams
     target_kinds = POD
 
     @property
@@ -185,7 +189,6 @@ def _deployment(fault: Fault[Any]) -> tuple[Any, str, dict[str, Any]]:
 class DeploymentScale(K8sFault[ScaleParams]):
     name = "deployment.scale"
     summary = "Scale a deployment to `replicas`; revert restores the replica count it had before."
-    Params = ScaleParams
     target_kinds = frozenset({"deployment"})
 
     def inject(self) -> None:
@@ -276,7 +279,6 @@ class DrainParams(FaultParams):
 class NodeDrain(_NodeFault[DrainParams]):
     name = "node.drain"
     summary = "Cordon a node and evict its pods through the eviction API (PodDisruptionBudgets are honoured); revert uncordons."
-    Params = DrainParams
 
     def inject(self) -> None:
         client, name, _ = self.cordon()
@@ -370,7 +372,6 @@ def parse_labels(selector: str) -> dict[str, str]:
 class PolicyPartition(K8sFault[PartitionParams]):
     name = "network.policy_partition"
     summary = "Deny traffic both ways between the target's pods and `peer` with NetworkPolicies; revert deletes them."
-    Params = PartitionParams
     target_kinds = POD
 
     def inject(self) -> None:

@@ -28,7 +28,6 @@ class PidsParams(FaultParams):
 class PidsLimit(CgroupFault[PidsParams]):
     name = "pids.limit"
     summary = "Cap the target's number of tasks (cgroup pids.max): fork and thread creation fail."
-    Params = PidsParams
     controller = "pids"
 
     def setting(self, group: Group) -> Setting:
@@ -99,7 +98,6 @@ class ProcessRlimit(Fault[RlimitParams]):
 
     name = "process.rlimit"
     summary = "Lower a resource limit (e.g. open files) of the running target processes."
-    Params = RlimitParams
     target_kinds = frozenset({"pid", "process", "service"})
 
     @classmethod
@@ -108,7 +106,6 @@ class ProcessRlimit(Fault[RlimitParams]):
 
     def _wanted(self, before: Any) -> list[int]:
         """The limits this fault puts in force, given the ones in force before it."""
-        assert isinstance(self.params, RlimitParams)
         hard = self.params.hard if self.params.hard is not None else int(before[1])
         soft = self.params.soft if hard == resource.RLIM_INFINITY else min(self.params.soft, hard)
         return [soft, hard]
@@ -138,7 +135,6 @@ class ProcessRlimit(Fault[RlimitParams]):
     def _refuse_irreversible(self, refs: list[ProcessRef]) -> None:
         """A hard limit lowered without CAP_SYS_RESOURCE can never be raised back: refuse before
         anything changes rather than leave it for a revert that must fail."""
-        assert isinstance(self.params, RlimitParams)
         if self.params.hard is None or _has_sys_resource():
             return
         for r in refs:

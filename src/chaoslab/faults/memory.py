@@ -31,7 +31,6 @@ class MemoryLimit(CgroupFault[LimitParams]):
 
     name = "memory.limit"
     summary = "Limit the target's memory with a cgroup; going above it gets a real OOM kill."
-    Params = LimitParams
     controller = "memory"
 
     def setting(self, group: Group) -> Setting:
@@ -39,7 +38,6 @@ class MemoryLimit(CgroupFault[LimitParams]):
         return CgroupFiles(d, ("memory.limit_in_bytes",) if version == 1 else ("memory.max",))
 
     def value(self, group: Group) -> Any:
-        assert isinstance(self.params, LimitParams)
         return [str(self.params.limit)]
 
     def apply(self, group: Group) -> None:
@@ -49,7 +47,6 @@ class MemoryLimit(CgroupFault[LimitParams]):
     def refused(self, group: Group, exc: OSError) -> str | None:
         if exc.errno != errno.EBUSY:
             return None
-        assert isinstance(self.params, LimitParams)
         return (f"{self.name}: {self.params.limit} bytes is below what the kernel can reclaim from the "
                 f"target's {group.memory_usage()} bytes in use (cgroup v1 refuses such a limit; v2 would OOM-kill)")
 
@@ -84,7 +81,6 @@ while True:
 class MemoryStress(HogFault[StressParams]):
     name = "memory.stress"
     summary = "Allocate and hold X bytes, in the target's cgroup or system-wide."
-    Params = StressParams
     controller = "memory"
 
     def stress_ng_argv(self) -> list[str]:

@@ -174,7 +174,6 @@ class NetfilterFault(Fault[NP]):
 class NetworkPartition(NetfilterFault[NetParams]):
     name = "network.partition"
     summary = "Drop traffic between a target and its peers (address/port, one or both directions)."
-    Params = NetParams
 
 
 class LossParams(NetParams):
@@ -185,7 +184,6 @@ class LossParams(NetParams):
 class NetworkLoss(NetfilterFault[LossParams]):
     name = "network.loss"
     summary = "Drop a random percentage of the target's packets (nftables numgen)."
-    Params = LossParams
 
     def action(self) -> str:
         # numgen draws 0..9999 per packet: 0.01% resolution.

@@ -39,7 +39,6 @@ class ExhaustParams(FaultParams):
 class PostgresExhaustConnections(Fault[ExhaustParams]):
     name = "postgres.exhaust_connections"
     summary = "Hold idle connections until PostgreSQL reaches max_connections; released on revert."
-    Params = ExhaustParams
     target_kinds = None
 
     @classmethod

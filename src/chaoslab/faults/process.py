@@ -102,7 +102,6 @@ def parse_signal(value: str | int) -> signal.Signals:
 class Signal(_Instant[SignalParams]):
     name = "process.signal"
     summary = "Send any signal to the target's processes."
-    Params = SignalParams
 
     def inject(self) -> None:
         sig = parse_signal(self.params.signal)
@@ -117,7 +116,6 @@ class TerminateParams(FaultParams):
 class Terminate(_Instant[TerminateParams]):
     name = "process.terminate"
     summary = "SIGTERM the target's processes, SIGKILL those still alive after a grace period."
-    Params = TerminateParams
 
     def inject(self) -> None:
         refs = _require_live(self)
@@ -150,7 +148,6 @@ class PauseParams(FaultParams):
 class Pause(Fault[PauseParams]):
     name = "process.pause"
     summary = "Pause the target (SIGSTOP, or the cgroup freezer when it has its own cgroup); resume on revert."
-    Params = PauseParams
     target_kinds = PROCESS_TARGETS
 
     def _freezer_dirs(self) -> dict[str, str] | None:
@@ -270,7 +267,6 @@ class CrashloopParams(FaultParams):
 class Crashloop(Fault[CrashloopParams]):
     name = "process.crashloop"
     summary = "Kill the target now and again every `interval` for the duration (it restarts by its policy)."
-    Params = CrashloopParams
     target_kinds = PROCESS_TARGETS
     reversible = False
     needs_duration = True

@@ -102,7 +102,6 @@ class LatencyParams(ToxicParams):
 class NetworkLatency(ToxicFault[LatencyParams]):
     name = "network.latency"
     summary = "Delay the data of a proxied link by latency ± jitter."
-    Params = LatencyParams
     toxic_type = "latency"
 
     def attributes(self) -> dict[str, Any]:
@@ -118,7 +117,6 @@ class BandwidthParams(ToxicParams):
 class NetworkBandwidth(ToxicFault[BandwidthParams]):
     name = "network.bandwidth"
     summary = "Limit the throughput of a proxied link."
-    Params = BandwidthParams
     toxic_type = "bandwidth"
 
     def attributes(self) -> dict[str, Any]:
@@ -135,7 +133,6 @@ class TimeoutParams(ToxicParams):
 class _TimeoutToxicFault(ToxicFault[TimeoutParams]):
     """Toxics whose one attribute is ``timeout`` (ms): timeout and reset_peer."""
 
-    Params = TimeoutParams
 
     def attributes(self) -> dict[str, Any]:
         p = self.params
@@ -164,7 +161,6 @@ class SlowCloseParams(ToxicParams):
 class NetworkSlowClose(ToxicFault[SlowCloseParams]):
     name = "network.slow_close"
     summary = "Delay the closing of connections on a proxied link."
-    Params = SlowCloseParams
     toxic_type = "slow_close"
 
     def attributes(self) -> dict[str, Any]:
@@ -182,7 +178,6 @@ class SlicerParams(ToxicParams):
 class NetworkSlicer(ToxicFault[SlicerParams]):
     name = "network.slicer"
     summary = "Cut the data of a proxied link into small, delayed slices."
-    Params = SlicerParams
     toxic_type = "slicer"
 
     def attributes(self) -> dict[str, Any]:
@@ -198,7 +193,6 @@ class LimitDataParams(ToxicParams):
 class NetworkLimitData(ToxicFault[LimitDataParams]):
     name = "network.limit_data"
     summary = "Close connections of a proxied link after a number of bytes."
-    Params = LimitDataParams
     toxic_type = "limit_data"
 
     def attributes(self) -> dict[str, Any]:
@@ -216,7 +210,6 @@ class NetworkDown(Fault[DownParams]):
 
     name = "network.down"
     summary = "Take a proxied link down (listener and connections closed)."
-    Params = DownParams
     target_kinds = frozenset({"proxy"})
 
     def _client_and_link(self) -> tuple[ProxyClient, str]:
@@ -282,7 +275,7 @@ def _unit(field: Any) -> str | None:
     return unit if isinstance(unit, str) else None
 
 
-def _generated(toxic: type[toxics.Toxic]) -> type[ToxicFault[Any]]:
+def _generated(toxic: type[toxics.Toxic[Any]]) -> type[ToxicFault[Any]]:
     fields: dict[str, Any] = {}
     units: dict[str, str | None] = {}
     for key, field in toxic.Attributes.model_fields.items():

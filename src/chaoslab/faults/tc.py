@@ -126,7 +126,6 @@ class TbfParams(TcParams):
 class TbfBandwidth(TcFault[TbfParams]):
     name = "network.bandwidth.tc"
     summary = "Limit what a test host sends to a rate (tc tbf on its interface)."
-    Params = TbfParams
     kind = "tbf"
 
     def qdisc_args(self) -> list[str]:
@@ -145,7 +144,6 @@ class NetemParams(TcParams):
 class NetemLatency(TcFault[NetemParams]):
     name = "network.latency.netem"
     summary = "Delay what a test host sends (tc netem); where the kernel lacks netem use network.latency."
-    Params = NetemParams
     kind = "netem"
 
     @classmethod

@@ -63,5 +63,6 @@ def parse_observe(observe: dict[str, Any]) -> ObserveSpec:
         if err["type"] == "literal_error" and err["loc"][:1] == ("ebpf",):
             msg = f"unknown tracer {err['input']!r} (known: {', '.join(TRACERS)})"
         elif err["type"] == "extra_forbidden":
-            msg = "unknown field (known: ebpf, profile)" if len(err["loc"]) == 1 else "unknown field"
+            known = ", ".join(ObserveSpec.model_fields)
+            msg = f"unknown field (known: {known})" if len(err["loc"]) == 1 else "unknown field"
         raise ValueError(f"{where}: {msg}") from None

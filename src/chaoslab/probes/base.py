@@ -1,13 +1,21 @@
-"""What every probe is: a small class that takes one sample, registered by kind name."""
+"""What every probe is: a small class that takes one sample, registered by kind name.
+
+A probe kind is one module: the model of its own key in the experiment file (its spec), the
+model of its ``expect:``, and the class that samples, named together in the class statement
+(``class HttpProbe(Probe[HttpProbeSpec, HttpExpect])``). The experiment model builds its
+``probes:`` entries from the registered kinds, so nothing else lists them.
+"""
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from ..registry import type_arguments
 
 
 @dataclass
@@ -21,15 +29,38 @@ class Sample:
         return {"ok": self.ok, "value": self.value, "latency": self.latency, "error": self.error}
 
 
-class NoExpect(BaseModel):
+class ProbeModel(BaseModel):
+    """Base for a probe kind's spec and expectations: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Probe(ABC):
-    kind: ClassVar[str]
-    Expect: ClassVar[type[BaseModel]] = NoExpect
+class NoExpect(ProbeModel):
+    pass
 
-    def __init__(self, name: str, spec: Any, expect: BaseModel, timeout: float, context: ProbeContext) -> None:
+
+S = TypeVar("S")
+"""What the probe's key holds: a pydantic model (``http: {url: ...}``), or an annotated type
+(``python: module:function`` is an ``Annotated[str, Field(pattern=...)]``)."""
+E = TypeVar("E", bound=BaseModel)
+"""The model of the probe's ``expect:`` (``NoExpect`` for kinds that take none)."""
+
+
+class Probe(ABC, Generic[S, E]):
+    kind: ClassVar[str]
+    """Registered name, and the probe's key in the experiment file."""
+    Spec: ClassVar[Any]
+    """The type ``S`` itself, taken from the class statement when the class is defined."""
+    Expect: ClassVar[type[BaseModel]] = NoExpect
+    """The model ``E`` itself, likewise. (A ClassVar cannot name a type variable.)"""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        args = type_arguments(cls)
+        if args:
+            cls.Spec, cls.Expect = args
+
+    def __init__(self, name: str, spec: S, expect: E, timeout: float, context: ProbeContext) -> None:
         self.name = name
         self.spec = spec
         self.expect = expect

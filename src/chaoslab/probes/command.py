@@ -6,23 +6,27 @@ import asyncio
 import os
 import signal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import Probe, ProbeModel, Sample, Stopwatch
 
 
-class CommandExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class CommandProbeSpec(ProbeModel):
+    argv: list[str] = Field(..., min_length=1, description="Program and arguments; never run through a shell.")
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class CommandExpect(ProbeModel):
     exit_code: int | None = 0
     stdout_contains: str | None = None
 
 
-class CommandProbe(Probe):
+@register
+class CommandProbe(Probe[CommandProbeSpec, CommandExpect]):
     kind = "command"
-    Expect = CommandExpect
 
     async def sample(self) -> Sample:
-        assert isinstance(self.expect, CommandExpect)
         watch = Stopwatch()
         env = {**os.environ, **self.spec.env}
         try:

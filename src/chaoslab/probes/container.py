@@ -6,9 +6,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import Probe, ProbeModel, Sample, Stopwatch
+
+
+class ContainerProbeSpec(ProbeModel):
+    target: str | None = Field(None, description="A container/compose target name; every container of it is checked.")
+    name: str | None = Field(None, description="A container name or id, looked up at each sample.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ContainerProbeSpec:
+        if (self.target is None) == (self.name is None):
+            raise ValueError("a container probe needs exactly one of target, name")
+        return self
 
 
 class ContainerExpect(BaseModel):
@@ -17,14 +29,14 @@ class ContainerExpect(BaseModel):
     max_restarts: int | None = Field(None, ge=0, description="Failing once Docker restarted it more often than this.")
 
 
-class ContainerProbe(Probe):
+@register
+class ContainerProbe(Probe[ContainerProbeSpec, ContainerExpect]):
     kind = "container"
-    Expect = ContainerExpect
 
     def _refs(self) -> list[str] | str:
         if self.spec.name is not None:
             return [str(self.spec.name)]
-        target = self.context.targets.get(self.spec.target)
+        target = self.context.targets.get(self.spec.target or "")  # the spec has a target: it has no name
         if target is None:
             return f"target {self.spec.target!r} is not resolved"
         containers = target.extra.get("containers") if hasattr(target, "extra") else None
@@ -37,7 +49,6 @@ class ContainerProbe(Probe):
         from ..platforms import docker
 
         watch = Stopwatch()
-        assert isinstance(self.expect, ContainerExpect)
         restarts = 0
         for ref in refs:
             c = docker.get(ref)

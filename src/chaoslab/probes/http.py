@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from .. import jsonpath
 from ..units import Duration
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import Probe, ProbeModel, Sample, Stopwatch
 
 
-class HttpExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class HttpProbeSpec(ProbeModel):
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+
+
+class HttpExpect(ProbeModel):
     status: list[int] | int | None = Field(None, description="Accepted status codes (default: 2xx).")
     max_latency: Duration | None = None
     json_: dict[str, Any] | None = Field(None, alias="json", description="JSON path -> expected value.")
@@ -27,9 +34,9 @@ class HttpExpect(BaseModel):
         return v
 
 
-class HttpProbe(Probe):
+@register
+class HttpProbe(Probe[HttpProbeSpec, HttpExpect]):
     kind = "http"
-    Expect = HttpExpect
     _client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
@@ -40,7 +47,7 @@ class HttpProbe(Probe):
             await self._client.aclose()
 
     async def sample(self) -> Sample:
-        assert self._client is not None and isinstance(self.expect, HttpExpect)
+        assert self._client is not None
         spec = self.spec
         watch = Stopwatch()
         try:
@@ -55,7 +62,6 @@ class HttpProbe(Probe):
         return self.judge(resp.status_code, resp.text, latency)
 
     def judge(self, status: int, text: str, latency: float) -> Sample:
-        assert isinstance(self.expect, HttpExpect)
         exp = self.expect
         allowed = [exp.status] if isinstance(exp.status, int) else exp.status
         if allowed is None and not 200 <= status < 300:

@@ -15,7 +15,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..platforms import kubernetes as k8s
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import Probe, ProbeModel, Sample, Stopwatch
+
+
+class PodsProbeSpec(ProbeModel):
+    namespace: str = Field("default", min_length=1)
+    selector: str = Field("", description="A label selector (key=value,...); empty: every pod of the namespace.")
+    kubeconfig: str | None = Field(None, description="Default: $KUBECONFIG, else ~/.kube/config.")
+    context: str | None = None
 
 
 class PodsExpect(BaseModel):
@@ -24,16 +32,15 @@ class PodsExpect(BaseModel):
         None, ge=0, description="Ready pods needed; default: as many as the first sample found.")
 
 
-class PodsProbe(Probe):
+@register
+class PodsProbe(Probe[PodsProbeSpec, PodsExpect]):
     kind = "pods"
-    Expect = PodsExpect
 
     _api: Any = None
     _want: int | None = None
 
     async def start(self) -> None:
         self._api = k8s.core(k8s.api_client(k8s.kubeconfig_path(self.spec.kubeconfig), self.spec.context))
-        assert isinstance(self.expect, PodsExpect)
         self._want = self.expect.min_ready
 
     def _check(self) -> Sample:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import psutil
+from pydantic import Field, model_validator
 
 from ..targets import find_processes
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import NoExpect, Probe, ProbeModel, Sample, Stopwatch
 
 
-class ProcessProbe(Probe):
+class ProcessProbeSpec(ProbeModel):
+    target: str | None = Field(None, description="A target name; alive when all its processes are.")
+    pattern: str | None = Field(None, description="Alive when a process command line matches.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ProcessProbeSpec:
+        if (self.target is None) == (self.pattern is None):
+            raise ValueError("a process probe needs exactly one of target, pattern")
+        return self
+
+
+@register
+class ProcessProbe(Probe[ProcessProbeSpec, NoExpect]):
     kind = "process"
 
     async def sample(self) -> Sample:
@@ -17,7 +31,7 @@ class ProcessProbe(Probe):
             pids = find_processes(self.spec.pattern)
             ok = bool(pids)
             return Sample(ok, len(pids), watch.elapsed(), None if ok else f"no process matches {self.spec.pattern!r}")
-        target = self.context.targets.get(self.spec.target)
+        target = self.context.targets.get(self.spec.target or "")  # the spec has a target: it has no pattern
         if target is None:
             return Sample(False, None, watch.elapsed(), f"target {self.spec.target!r} is not resolved")
         for ref in target.processes:

@@ -27,14 +27,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..units import Duration
-from .base import Probe, Sample, Stopwatch
+from . import register
+from .base import Probe, ProbeModel, Sample, Stopwatch
 
 Reduce = Literal["last", "max", "min", "avg", "sum"]
 
 
-class PrometheusProbeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
+class PrometheusProbeSpec(ProbeModel):
     url: str = Field("http://127.0.0.1:9090", description="Base URL of the Prometheus HTTP API.")
     query: str = Field(..., min_length=1, description="PromQL expression.")
     range: Duration | None = Field(None, description="Query the last RANGE (query_range) instead of now.")
@@ -70,8 +69,7 @@ class BaselineTolerance(BaseModel):
         return self
 
 
-class PrometheusExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class PrometheusExpect(ProbeModel):
     min: float | None = None
     max: float | None = None
     baseline: BaselineTolerance | None = None
@@ -124,9 +122,9 @@ def value_of(data: dict[str, Any], spec: PrometheusProbeSpec) -> float | None:
     return _reduce(per_series, spec.aggregate)
 
 
-class PrometheusProbe(Probe):
+@register
+class PrometheusProbe(Probe[PrometheusProbeSpec, PrometheusExpect]):
     kind = "prometheus"
-    Expect = PrometheusExpect
     _client: httpx.AsyncClient | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -143,7 +141,7 @@ class PrometheusProbe(Probe):
 
     async def query(self) -> float | None:
         assert self._client is not None
-        spec: PrometheusProbeSpec = self.spec
+        spec = self.spec
         now = time.time()
         if spec.range is None:
             resp = await self._client.get("/api/v1/query", params={"query": spec.query, "time": f"{now:.3f}"})
@@ -172,7 +170,6 @@ class PrometheusProbe(Probe):
         return self.judge(value, watch.elapsed())
 
     def judge(self, value: float | None, latency: float) -> Sample:
-        assert isinstance(self.expect, PrometheusExpect)
         exp = self.expect
         if value is None:
             if self.spec.empty == "fail":

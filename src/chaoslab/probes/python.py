@@ -6,9 +6,15 @@ import asyncio
 import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from .base import Probe, Sample, Stopwatch
+from pydantic import Field
+
+from . import register
+from .base import NoExpect, Probe, Sample, Stopwatch
+
+PythonRef = Annotated[str, Field(pattern=r"^[\w.]+:[\w]+$", description="module:function returning truthy/raising")]
+"""The spec of a python probe is a bare string: ``python: mymodule:check``."""
 
 
 def load_callable(ref: str) -> Callable[..., Any]:
@@ -33,7 +39,8 @@ def _contained(fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
-class PythonProbe(Probe):
+@register
+class PythonProbe(Probe[PythonRef, NoExpect]):
     kind = "python"
     _fn: Callable[..., Any] | None = None
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-from .base import Probe, Sample, Stopwatch
+from pydantic import Field
+
+from . import register
+from .base import NoExpect, Probe, ProbeModel, Sample, Stopwatch
 
 
-class TcpProbe(Probe):
+class TcpProbeSpec(ProbeModel):
+    host: str = "127.0.0.1"
+    port: int = Field(..., ge=1, le=65535)
+
+
+@register
+class TcpProbe(Probe[TcpProbeSpec, NoExpect]):
     kind = "tcp"
 
     async def sample(self) -> Sample:

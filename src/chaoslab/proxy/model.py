@@ -137,7 +137,7 @@ class ToxicSpec:
     stream: str
     """``upstream`` or ``downstream``: the direction the toxic acts on."""
     toxicity: float
-    toxic: Toxic
+    toxic: Toxic[Any]
     stream_text: str = ""
     """The stream as the client wrote it (``UpStream``), returned as sent, as Toxiproxy does."""
 
@@ -160,7 +160,7 @@ def _toxicity(value: Any) -> float:
     return float(value)
 
 
-def _attributes(cls: type[Toxic], data: Any, base: dict[str, Any] | None = None) -> Any:
+def _attributes(cls: type[Toxic[Any]], data: Any, base: dict[str, Any] | None = None) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):

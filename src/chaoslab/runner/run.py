@@ -307,9 +307,9 @@ class Run:
         from ..probes.command import CommandExpect, CommandProbe
         from ..probes.http import HttpExpect, HttpProbe
 
-        probe: Probe
+        probe: Probe[Any, Any]
         if rb.command:
-            from ..experiment.model import CommandProbeSpec
+            from ..probes.command import CommandProbeSpec
 
             probe = CommandProbe(f"rollback[{index}]", CommandProbeSpec(argv=rb.command), CommandExpect(),
                                  rb.timeout, ProbeContext({}))

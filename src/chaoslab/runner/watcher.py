@@ -90,7 +90,7 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 0.1)
 
-    async def _probe_loop(self, probe: Probe, every: float) -> None:
+    async def _probe_loop(self, probe: Probe[Any, Any], every: float) -> None:
         c = self.control
         try:
             await probe.start()

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import httptools
 from pydantic import StringConstraints
 
-from .base import Emit, Toxic, ToxicContext
+from .base import A, Emit, Toxic, ToxicContext
 
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]*$"
 """RFC 9110's token: what a header name may be."""
@@ -187,7 +187,7 @@ def encode_end(head: Head) -> bytes:
     return b"0\r\n\r\n" if head.chunked else b""
 
 
-class HttpToxic(Toxic):
+class HttpToxic(Toxic[A]):
     """Base of the ``http_*`` toxics: one framer per connection and direction, and a hook per
     message event. ``on_event`` returns the bytes to hand on for the event (default: as parsed)."""
 
@@ -242,7 +242,7 @@ def pass_through(framer: HttpFramer, event: Event) -> bytes:
     return bytes(value)
 
 
-def draw(toxic: Toxic, seed: int | None) -> random.Random:
+def draw(toxic: Toxic[Any], seed: int | None) -> random.Random:
     """The toxic's generator, shared by its connections: the k-th message through the toxic gets
     the k-th draw, so a seeded run repeats its decisions whatever the connections."""
     rng = toxic.__dict__.get("_rng")

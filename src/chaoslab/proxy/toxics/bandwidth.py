@@ -15,13 +15,11 @@ class BandwidthAttributes(Attributes):
 
 
 @register
-class Bandwidth(Toxic):
+class Bandwidth(Toxic[BandwidthAttributes]):
     type = "bandwidth"
-    Attributes = BandwidthAttributes
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, BandwidthAttributes)
         if attrs.rate <= 0:
             await emit(data, t)
             return

@@ -13,9 +13,11 @@ import asyncio
 import builtins
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ...registry import type_arguments
 
 Emit = Callable[[bytes, float], Awaitable[None]]
 """Pass ``data`` (which arrived at ``time.monotonic()`` ``t``) to the next toxic of the chain."""
@@ -45,6 +47,10 @@ class ToxicAttributes(BaseModel):
 
 Attributes = ToxicAttributes
 
+A = TypeVar("A", bound=ToxicAttributes)
+"""A toxic's attribute model: ``class Latency(Toxic[LatencyAttributes])`` makes ``self.attributes``
+a ``LatencyAttributes``."""
+
 
 class LinkControl(Protocol):
     """What a toxic may do to the connection it runs on."""
@@ -59,7 +65,7 @@ class LinkControl(Protocol):
 class ToxicContext:
     """One toxic active on one direction of one connection."""
 
-    def __init__(self, toxic: Toxic, link: LinkControl, direction: str = "downstream") -> None:
+    def __init__(self, toxic: Toxic[Any], link: LinkControl, direction: str = "downstream") -> None:
         self.toxic = toxic
         self.link = link
         self.direction = direction
@@ -129,16 +135,25 @@ def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
         fut.set_result(value)
 
 
-class Toxic:
-    """Base class: a toxic with no effect. Subclasses set ``type``, ``Attributes`` and override hooks."""
+class Toxic(Generic[A]):
+    """Base class: a toxic with no effect. Subclasses set ``type``, name their attribute model as
+    the generic argument (``Toxic[LatencyAttributes]``) and override hooks."""
 
     Attributes: ClassVar[builtins.type[ToxicAttributes]] = ToxicAttributes
+    """The model ``A`` itself, taken from the class statement when the class is defined: validates
+    the attributes the API receives. (A ClassVar cannot name a type variable.)"""
     type: ClassVar[str]
     streams: ClassVar[tuple[str, ...]] = ("upstream", "downstream")
     """The directions the toxic can act on (``http_status`` writes responses: downstream only)."""
 
-    def __init__(self, attributes: BaseModel) -> None:
-        self.attributes = attributes
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        args = type_arguments(cls)
+        if args:
+            cls.Attributes = args[0]
+
+    def __init__(self, attributes: A) -> None:
+        self.attributes: A = attributes
 
     def start(self, ctx: ToxicContext) -> None:
         """The toxic became active on a link (connection start, or toxic added to a live one)."""

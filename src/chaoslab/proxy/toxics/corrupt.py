@@ -34,20 +34,17 @@ def _gap(rng: random.Random, p: float) -> int:
 
 
 @register
-class Corrupt(Toxic):
+class Corrupt(Toxic[CorruptAttributes]):
     type = "corrupt"
-    Attributes = CorruptAttributes
 
     def start(self, ctx: ToxicContext) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, CorruptAttributes)
         if "rng" not in ctx.state:  # an update keeps the position in the stream
             ctx.state["rng"] = random.Random(attrs.seed)
             ctx.state["skip"] = None
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, CorruptAttributes)
         p = attrs.probability
         if p <= 0.0 or not data:
             await emit(data, t)

@@ -27,14 +27,12 @@ class HttpAbortAttributes(Attributes):
 
 
 @register
-class HttpAbort(HttpToxic):
+class HttpAbort(HttpToxic[HttpAbortAttributes]):
     type = "http_abort"
-    Attributes = HttpAbortAttributes
 
     async def on_event(self, ctx: ToxicContext, framer: HttpFramer, event: Event, pending: bytearray,
                        emit: Emit, t: float) -> bytes:
         attrs = self.attributes
-        assert isinstance(attrs, HttpAbortAttributes)
         kind, value = event
         if ctx.state.get("aborted"):
             return b""

@@ -21,14 +21,12 @@ class HttpHeaderAttributes(Attributes):
 
 
 @register
-class HttpHeader(HttpToxic):
+class HttpHeader(HttpToxic[HttpHeaderAttributes]):
     type = "http_header"
-    Attributes = HttpHeaderAttributes
 
     async def on_event(self, ctx: ToxicContext, framer: HttpFramer, event: Event, pending: bytearray,
                        emit: Emit, t: float) -> bytes:
         attrs = self.attributes
-        assert isinstance(attrs, HttpHeaderAttributes)
         kind, head = event
         if kind == "head" and attrs.header:
             if attrs.value is None:

@@ -25,14 +25,12 @@ class HttpLatencyAttributes(Attributes):
 
 
 @register
-class HttpLatency(HttpToxic):
+class HttpLatency(HttpToxic[HttpLatencyAttributes]):
     type = "http_latency"
-    Attributes = HttpLatencyAttributes
 
     async def on_event(self, ctx: ToxicContext, framer: HttpFramer, event: Event, pending: bytearray,
                        emit: Emit, t: float) -> bytes:
         attrs = self.attributes
-        assert isinstance(attrs, HttpLatencyAttributes)
         kind, value = event
         if kind == "head":
             await self.flush(pending, emit, t)  # the end of the previous message is not held back

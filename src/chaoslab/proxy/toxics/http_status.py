@@ -27,15 +27,13 @@ class HttpStatusAttributes(Attributes):
 
 
 @register
-class HttpStatus(HttpToxic):
+class HttpStatus(HttpToxic[HttpStatusAttributes]):
     type = "http_status"
-    Attributes = HttpStatusAttributes
     streams = ("downstream",)
 
     async def on_event(self, ctx: ToxicContext, framer: HttpFramer, event: Event, pending: bytearray,
                        emit: Emit, t: float) -> bytes:
         attrs = self.attributes
-        assert isinstance(attrs, HttpStatusAttributes)
         kind, value = event
         if kind == "head" and value.status >= 200 and draw(self, attrs.seed).random() < attrs.share:
             ctx.state["swallowing"] = True

@@ -14,13 +14,11 @@ class LatencyAttributes(Attributes):
 
 
 @register
-class Latency(Toxic):
+class Latency(Toxic[LatencyAttributes]):
     type = "latency"
-    Attributes = LatencyAttributes
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, LatencyAttributes)
         delay_ms = float(attrs.latency)
         if attrs.jitter:
             delay_ms += random.uniform(-attrs.jitter, attrs.jitter)

@@ -14,13 +14,11 @@ class LimitDataAttributes(Attributes):
 
 
 @register
-class LimitData(Toxic):
+class LimitData(Toxic[LimitDataAttributes]):
     type = "limit_data"
-    Attributes = LimitDataAttributes
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, LimitDataAttributes)
         sent = int(ctx.state.get("sent", 0))
         remaining = max(attrs.bytes - sent, 0)
         if remaining < len(data):

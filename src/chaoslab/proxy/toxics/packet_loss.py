@@ -25,9 +25,8 @@ class PacketLossAttributes(Attributes):
 
 
 @register
-class PacketLoss(Toxic):
+class PacketLoss(Toxic[PacketLossAttributes]):
     type = "packet_loss"
-    Attributes = PacketLossAttributes
 
     def start(self, ctx: ToxicContext) -> None:
         # One generator per connection and direction: connections do not share a drop history.
@@ -36,7 +35,6 @@ class PacketLoss(Toxic):
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, PacketLossAttributes)
         p = attrs.loss_rate
         if ctx.state["dropped"]:
             p = min(1.0, p + attrs.correlation)

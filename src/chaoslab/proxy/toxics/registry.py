@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ...registry import Registry
 from .base import Toxic
 
-REGISTRY: Registry[type[Toxic]] = Registry("toxic")
-T = TypeVar("T", bound=type[Toxic])
+REGISTRY: Registry[type[Toxic[Any]]] = Registry("toxic")
+T = TypeVar("T", bound=type[Toxic[Any]])
 
 
 def register(cls: T) -> T:
@@ -16,7 +16,7 @@ def register(cls: T) -> T:
     return cls
 
 
-def get(type_name: str) -> type[Toxic] | None:
+def get(type_name: str) -> type[Toxic[Any]] | None:
     return REGISTRY.find(type_name)
 
 

@@ -11,13 +11,11 @@ class ResetPeerAttributes(Attributes):
 
 
 @register
-class ResetPeer(Toxic):
+class ResetPeer(Toxic[ResetPeerAttributes]):
     type = "reset_peer"
-    Attributes = ResetPeerAttributes
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, ResetPeerAttributes)
         if ctx.state.get("armed"):
             return
         ctx.state["armed"] = True

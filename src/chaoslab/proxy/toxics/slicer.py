@@ -45,13 +45,11 @@ def offsets(size: int, average: int, variation: int) -> list[int]:
 
 
 @register
-class Slicer(Toxic):
+class Slicer(Toxic[SlicerAttributes]):
     type = "slicer"
-    Attributes = SlicerAttributes
 
     async def pipe(self, ctx: ToxicContext, data: bytes, t: float, emit: Emit) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, SlicerAttributes)
         cuts = offsets(len(data), attrs.average_size, attrs.size_variation)
         for i in range(1, len(cuts)):
             await emit(data[cuts[i - 1] : cuts[i]], t)

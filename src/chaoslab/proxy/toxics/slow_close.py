@@ -11,11 +11,9 @@ class SlowCloseAttributes(Attributes):
 
 
 @register
-class SlowClose(Toxic):
+class SlowClose(Toxic[SlowCloseAttributes]):
     type = "slow_close"
-    Attributes = SlowCloseAttributes
 
     async def before_close(self, ctx: ToxicContext) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, SlowCloseAttributes)
         await ctx.sleep(attrs.delay / 1000.0)

@@ -14,9 +14,8 @@ class TimeoutAttributes(Attributes):
 
 
 @register
-class Timeout(Toxic):
+class Timeout(Toxic[TimeoutAttributes]):
     type = "timeout"
-    Attributes = TimeoutAttributes
 
     def start(self, ctx: ToxicContext) -> None:
         self._arm(ctx)
@@ -30,7 +29,6 @@ class Timeout(Toxic):
 
     def _arm(self, ctx: ToxicContext) -> None:
         attrs = self.attributes
-        assert isinstance(attrs, TimeoutAttributes)
         previous = ctx.state.pop("timer", None)
         if previous is not None:
             previous.cancel()
