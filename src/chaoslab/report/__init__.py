@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from ..analysis import analyze
+from ..analysis.model import Analysis
 from . import html, junit, markdown
 
 FILES = {"md": "report.md", "html": "report.html", "junit": "junit.xml", "json": "analysis.json"}
 
 
-def render(fmt: str, analysis: dict[str, Any]) -> str:
+def render(fmt: str, analysis: Analysis) -> str:
     if fmt == "md":
         return markdown.render(analysis)
     if fmt == "html":
@@ -21,14 +21,14 @@ def render(fmt: str, analysis: dict[str, Any]) -> str:
     if fmt == "junit":
         return junit.render(analysis)
     if fmt == "json":
-        return json.dumps(analysis, indent=2, default=str) + "\n"
+        return json.dumps(analysis.to_json(), indent=2, default=str) + "\n"
     raise ValueError(f"unknown report format {fmt!r} (choose from {', '.join(FILES)})")
 
 
 def write_reports(
     run_dir: Path,
     formats: Iterable[str] = ("md", "html", "junit", "json"),
-    analysis: dict[str, Any] | None = None,
+    analysis: Analysis | None = None,
 ) -> list[Path]:
     """Write each report into the run directory; returns the paths written."""
     formats = list(formats)
