@@ -15,6 +15,7 @@ from . import instants, windows
 from .figures import Figures
 from .phases import Phases
 from .rundata import RunData
+from .windows import Recovery, Tolerance, Window
 
 #: The figures of this step, in the order analysis.json has always listed them.
 KEYS = ("time_to_recovery", "time_to_recovery.from_impact", "impact_onset", "time_to_recovery.exact",
@@ -24,11 +25,11 @@ _TTR = ("time_to_recovery", "time_to_recovery.from_impact", "time_to_recovery.ex
 
 @dataclass
 class SteadyState:
-    windows: list[windows.Window]
-    tolerance: windows.Tolerance
+    windows: list[Window]
+    tolerance: Tolerance
     basis: str
     """``load`` or ``probes``: what the windows count."""
-    recovery: windows.Recovery | None
+    recovery: Recovery | None
     """The window rule's answer; None when no fault was injected or nothing was measured."""
 
     @property
@@ -79,7 +80,7 @@ def recovery_figures(run: RunData, steady: SteadyState) -> Figures:
     return out
 
 
-def _located(out: Figures, rec: windows.Recovery, exact: instants.Instants, ph: Phases) -> None:
+def _located(out: Figures, rec: Recovery, exact: instants.Instants, ph: Phases) -> None:
     assert ph.t_inject is not None
     metrics, missing = out.values, out.missing
     onset = max(rec.impact_onset or 0.0, ph.t_inject)
