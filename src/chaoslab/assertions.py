@@ -10,16 +10,17 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .analysis.dataloss import check
+from .analysis.model import Analysis
 
 
 class Recorded(Protocol):
-    analysis: dict[str, Any] | None
+    analysis: Analysis | None
     run_dir: Any
 
-    def finish(self) -> dict[str, Any] | None: ...
+    def finish(self) -> Analysis | None: ...
 
 
-def _analysis(history: Recorded) -> dict[str, Any]:
+def _analysis(history: Recorded) -> Analysis:
     analysis = history.analysis if history.analysis is not None else history.finish()
     if analysis is None:
         raise AssertionError("the chaos session recorded nothing to analyse")
@@ -27,7 +28,7 @@ def _analysis(history: Recorded) -> dict[str, Any]:
 
 
 def _metric(history: Recorded, name: str) -> Any:
-    return _analysis(history).get("metrics", {}).get(name)
+    return _analysis(history).metrics.get(name)
 
 
 def _fmt(v: Any) -> str:

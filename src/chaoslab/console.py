@@ -13,6 +13,7 @@ from typing import Any
 from .experiment.model import Experiment
 from .records import LoadRecord, Record
 from .units import format_duration
+from .verdict import RunResult
 
 STILL_FAILING_EVERY = 10.0
 """While a probe is failing, a count of its samples is printed this often (record time)."""
@@ -130,16 +131,15 @@ class PlainConsole:
             ep.window_failed = ep.window_total = 0
             ep.window_start = t
 
-    def verdict(self, result: Any) -> None:
+    def verdict(self, result: RunResult) -> None:
         line = f"verdict: {result.outcome.upper()} (exit {result.exit_code})"
         if result.reason:
             line += f" - {result.reason}"
         if result.run_dir is not None:
             line += f"\nrun directory: {result.run_dir}"
-        analysis = result.analysis or {}
-        for h in analysis.get("hypothesis", []):
-            mark = "PASS" if h.get("passed") else "FAIL"
-            line += f"\n  {mark} {h.get('name')} = {_value(h.get('value'))} ({_bound(h.get('bound'))})"
+        for h in result.analysis.judgement.assertions if result.analysis is not None else []:
+            mark = "PASS" if h.passed else "FAIL"
+            line += f"\n  {mark} {h.name} = {_value(h.value)} ({_bound(h.bound)})"
         print(line, flush=True)
 
 

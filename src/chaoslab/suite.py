@@ -184,7 +184,7 @@ def run_suite(loaded: LoadedSuite, runs_root: Path, options: RunOptions | None =
         opts = RunOptions(**{**opts.__dict__, "run_root": suite_dir, "listeners": list(opts.listeners)})
         t0 = time.monotonic()
         result: RunResult = run_experiment(exp, opts)
-        metrics = (result.analysis or {}).get("metrics", {})
+        metrics = result.analysis.metrics if result.analysis is not None else {}
         rows.append(Row(name, entry.path, result.outcome, result.exit_code, result.reason,
                         str(result.run_dir) if result.run_dir else None,
                         {k: metrics.get(k) for k in KEY_METRICS}, time.monotonic() - t0))

@@ -3,8 +3,9 @@
 ``chaoslab run`` (after the runner closed the journal), the pytest plugin's ``ChaosSession`` and
 ``chaoslab report`` all end here, so a run's outcome is decided in one place and from the run
 directory alone: the journal's ``abort`` records and its ``end`` record (the runner's own
-failures), and the analysis (valid, held). An old run therefore re-renders with the outcome it
-had, and ``analysis.json`` carries the same outcome as ``summary.json``.
+failures), and the analysis (valid, held). The outcome is part of the analysis
+(analysis/outcome.py), so an old run re-renders with the outcome it had, and ``analysis.json``
+carries the same outcome as ``summary.json``. The run directory is read once.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .analysis import analyze
-from .errors import ExitCode
+from .analysis.analyze import analyze_run
+from .analysis.model import Analysis
+from .analysis.outcome import Verdict, decide
+from .analysis.rundata import load_run
 from .journal import SUMMARY, read_journal, write_json
-from .records import Record
 from .report import write_reports
 
 
@@ -28,64 +29,34 @@ class RunResult:
     """held | violated | aborted | error | invalid (| dry-run, when nothing ran)."""
     reason: str | None = None
     run_dir: Path | None = None
-    analysis: dict[str, Any] | None = None
+    analysis: Analysis | None = None
     reports: list[Path] = field(default_factory=list)
     """The report files written."""
 
 
-def decide(journal: list[Record], analysis: dict[str, Any] | None, errors: Iterable[str] = ()) -> RunResult:
-    """The outcome and exit code of a run: an abort first (its code), then the runner's failures
-    (exit 4), then a violated hypothesis (exit 1; on an invalid run only when lost or poisoned data
-    failed it, analysis/names.py LAG_PROOF), then an invalid run (exit 4), then held (exit 0).
-
-    ``errors`` are failures found after the journal closed (the analysis itself failing).
-    """
-    abort = next((r for r in journal if r["type"] == "abort"), None)
-    found = [e for r in journal if r["type"] == "end" for e in r.get("errors", [])] + list(errors)
-    if abort is not None:
-        code = ExitCode(abort.get("exit_code", ExitCode.ABORTED))
-        outcome = "aborted" if code == ExitCode.ABORTED else "error"
-        reason: str | None = str(abort.get("reason"))
-        if found:
-            reason = f"{reason}; " + "; ".join(found)
-            if any("could not revert" in e for e in found):
-                code = ExitCode.COULD_NOT_RUN
-        return RunResult(code, outcome, reason)
-    if found:
-        return RunResult(ExitCode.COULD_NOT_RUN, "error", "; ".join(found))
-    if analysis is not None and analysis.get("held") is False:  # an invalid run too, on data it lost
-        failed = [h["name"] for h in analysis.get("hypothesis", []) if not h.get("passed")]
-        return RunResult(ExitCode.VIOLATED, "violated", "hypothesis violated: " + ", ".join(failed))
-    if analysis is not None and analysis.get("valid") is False:
-        return RunResult(ExitCode.COULD_NOT_RUN, "invalid", str(analysis.get("invalid_reason") or "invalid run"))
-    return RunResult(ExitCode.HELD, "held")
-
-
 def conclude(run_dir: Path, formats: Iterable[str] = ("md", "html", "junit", "json")) -> RunResult:
     """Analyse the closed run directory, decide its verdict, write summary.json and the reports."""
-    journal = read_journal(run_dir)
-    analysis: dict[str, Any] | None = None
-    late: list[str] = []
+    journal = read_journal(run_dir)  # read first, and alone: a run whose analysis fails still has an outcome
+    analysis: Analysis | None = None
+    verdict: Verdict
     try:
-        analysis = analyze(run_dir)
+        analysis = analyze_run(load_run(run_dir, journal))
+        verdict = analysis.verdict
     except Exception as exc:
-        late.append(f"analysis failed: {type(exc).__name__}: {exc}")
-    result = decide(journal, analysis, late)
-    result.run_dir, result.analysis = run_dir, analysis
-    if analysis is not None:
-        analysis["outcome"] = result.outcome
+        verdict = decide(journal, errors=[f"analysis failed: {type(exc).__name__}: {exc}"])
+    result = RunResult(verdict.exit_code, verdict.outcome, verdict.reason, run_dir, analysis)
     start = next((r for r in journal if r["type"] == "run"), None)
-    phases = (analysis or {}).get("phases") or {}
+    document = analysis.to_json() if analysis is not None else None
     write_json(run_dir, SUMMARY, {
         "run_id": start.get("run_id") if start else None,
         "title": start.get("title") if start else None,
         "outcome": result.outcome,
         "exit_code": int(result.exit_code),
         "reason": result.reason,
-        "t_inject": phases.get("t_inject"),
-        "t_revert": phases.get("t_revert"),
+        "t_inject": analysis.phases.t_inject if analysis is not None else None,
+        "t_revert": analysis.phases.t_revert if analysis is not None else None,
         "started_at": start.get("started_at") if start else None,
-        "analysis": analysis,
+        "analysis": document,
     })
     formats = list(formats)
     if formats:

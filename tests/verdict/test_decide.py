@@ -1,4 +1,7 @@
-"""The verdict mapping: what a journal and its analysis mean as an outcome and an exit code."""
+"""The verdict mapping: what a journal and its analysis mean as an outcome and an exit code.
+
+The analysis is given as the fields of analysis.json the rule reads (valid, held, hypothesis,
+invalid_reason), turned into the typed parts ``decide`` takes."""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from chaoslab.analysis.hypothesis import Assertion, Judgement
+from chaoslab.analysis.outcome import Verdict
+from chaoslab.analysis.outcome import decide as decide_typed
 from chaoslab.errors import ExitCode
 from chaoslab.records import Record
-from chaoslab.verdict import decide
 
 HELD: dict[str, Any] = {
     "valid": True,
@@ -28,6 +33,17 @@ INVALID: dict[str, Any] = {
     "held": None,
     "invalid_reason": "the load generator fell behind",
 }
+
+
+def decide(records: list[Record], analysis: dict[str, Any] | None, late: list[str] | None = None) -> Verdict:
+    if analysis is None:
+        return decide_typed(records, errors=late or [])
+    judgement = Judgement(
+        [Assertion(h["name"], None, {}, "", h["passed"]) for h in analysis.get("hypothesis", [])],
+        analysis["held"],
+    )
+    invalid = str(analysis["invalid_reason"]) if analysis["valid"] is False else None
+    return decide_typed(records, judgement, invalid, late or [])
 
 
 def journal(*extra: Record, errors: list[str] | None = None) -> list[Record]:

@@ -7,6 +7,7 @@ Reads only journal records (``event``/``source: ebpf``), so old runs re-render t
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from ..records import Record, events
@@ -125,3 +126,22 @@ def ebpf_series(records: list[Record]) -> dict[str, list[tuple[float, float]]]:
         elif "count" in rec and kind != "tracer":
             sums[kind][t] += float(rec["count"])
     return {k: sorted(v.items()) for k, v in sorted(sums.items())}
+
+
+@dataclass(frozen=True)
+class EbpfView:
+    """What the eBPF tracer recorded, as the analysis tells it."""
+
+    findings: list[str]
+    series: dict[str, list[tuple[float, float]]]
+    by_phase: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"findings": self.findings, "series": self.series, "by_phase": self.by_phase}
+
+
+def ebpf_view(records: list[Record]) -> EbpfView | None:
+    """None when the run has no eBPF record."""
+    if not events(records, "ebpf"):
+        return None
+    return EbpfView(ebpf_findings(records), ebpf_series(records), phase_counts(records))

@@ -2,15 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from ..units import format_duration
 from .containerevents import container_findings
 from .cost import summary as cost_summary
+from .dataloss import DataLoss
+from .detection import Detection
+from .ebpf import EbpfView
 from .flamegraphs import flamegraph_findings
+from .hypothesis import Judgement
 from .names import format_value
+from .phases import Phases
 from .poison import findings as poison_findings
+from .recovery import SteadyState
 from .stackevents import stack_findings
+from .validity import Validity
+
+
+class Parts(Protocol):
+    """What the findings are told from: the parts of an ``Analysis`` (model.py)."""
+
+    @property
+    def phases(self) -> Phases: ...
+    @property
+    def validity(self) -> Validity: ...
+    @property
+    def judgement(self) -> Judgement: ...
+    @property
+    def aborts(self) -> list[dict[str, Any]]: ...
+    @property
+    def metrics(self) -> dict[str, Any]: ...
+    @property
+    def missing(self) -> dict[str, str]: ...
+    @property
+    def detection(self) -> Detection: ...
+    @property
+    def steady(self) -> SteadyState: ...
+    @property
+    def probes(self) -> dict[str, list[list[Any]]]: ...
+    @property
+    def stack_events(self) -> list[dict[str, Any]]: ...
+    @property
+    def container_events(self) -> list[dict[str, Any]]: ...
+    @property
+    def ebpf(self) -> EbpfView | None: ...
+    @property
+    def flamegraphs(self) -> list[dict[str, Any]]: ...
+    @property
+    def data_loss(self) -> DataLoss: ...
+    @property
+    def poison(self) -> dict[str, Any] | None: ...
 
 
 def _pct(v: float | None) -> str:
@@ -21,59 +63,61 @@ def _dur(v: float | None) -> str:
     return "n/a" if v is None else format_duration(v)
 
 
-def findings(a: dict[str, Any]) -> list[str]:
+def findings(a: Parts) -> list[str]:
     out: list[str] = []
-    if not a["valid"] and a.get("held") is False:
-        out.append(f"The load was not sent at its rate ({a['invalid_reason']}): rates, latencies and recovery "
+    valid, held = a.validity.valid, a.judgement.held
+    if not valid and held is False:
+        out.append(f"The load was not sent at its rate ({a.validity.invalid_reason}): rates, latencies and recovery "
                    "are unreliable, but the data checks that failed do not depend on the rate.")
-    elif not a["valid"]:
-        out.append(f"This run is INVALID: {a['invalid_reason']}.")
-    if not a["phases"]["complete"]:
+    elif not valid:
+        out.append(f"This run is INVALID: {a.validity.invalid_reason}.")
+    if not a.phases.complete:
         out.append("The journal has no end record: the run crashed or was killed; figures cover what was recorded.")
-    for rec in a["aborts"]:
+    for rec in a.aborts:
         out.append(f"The run was stopped early: {rec.get('reason') or rec.get('condition')}.")
-    out += _fault_findings(a) if a["phases"]["t_inject"] is not None else [
+    t_inject = a.phases.t_inject
+    out += _fault_findings(a) if t_inject is not None else [
         "No fault was injected, so there is no fault behaviour to judge."
     ]
-    out += stack_findings(a.get("stack_events") or [], a["phases"]["t_inject"])
-    out += container_findings(a.get("container_events") or [], a["phases"]["t_inject"])
-    out += (a.get("ebpf") or {}).get("findings", [])
-    out += flamegraph_findings(a.get("flamegraphs") or [])
-    loss = a["data_loss"]
-    if loss["status"] == "checked":
-        if loss["lost"]:
-            out.append(f"{len(loss['lost'])} acknowledged write(s) were LOST: {_ids(loss['lost'])}.")
+    out += stack_findings(a.stack_events, t_inject)
+    out += container_findings(a.container_events, t_inject)
+    out += a.ebpf.findings if a.ebpf is not None else []
+    out += flamegraph_findings(a.flamegraphs)
+    loss = a.data_loss
+    if loss.status == "checked":
+        if loss.lost:
+            out.append(f"{len(loss.lost)} acknowledged write(s) were LOST: {_ids(loss.lost)}.")
         else:
-            out.append(f"No acknowledged write was lost ({loss['acknowledged']} acknowledged, {loss['final']} read back).")
-        if loss["resurrected"]:
-            out.append(f"{len(loss['resurrected'])} write(s) reported as failed are present anyway: {_ids(loss['resurrected'])}.")
-        if loss["unexpected"]:
-            out.append(f"{len(loss['unexpected'])} write(s) present were never attempted: {_ids(loss['unexpected'])}.")
-        if loss["duplicates"]:
-            out.append(f"{len(loss['duplicates'])} write(s) are stored more than once: {_ids(loss['duplicates'])}.")
-        if loss["recovered_from_timeout"]:
-            out.append(f"{len(loss['recovered_from_timeout'])} write(s) that timed out were applied anyway (allowed).")
-    elif loss["status"] == "unknown":
-        out.append(f"Data loss is UNKNOWN: {loss['reason']}.")
-    out += poison_findings(a.get("poison"))
-    for v in a["hypothesis"]:
-        if not v["passed"]:
-            shown = v.get("note") or format_value(v["name"], v["value"])
-            out.append(f"Hypothesis violated: {v['name']} = {shown}, expected {v['bound_text']}.")
-    if (watching := cost_summary(a["metrics"])) is not None:
+            out.append(f"No acknowledged write was lost ({loss.acknowledged} acknowledged, {loss.final} read back).")
+        if loss.resurrected:
+            out.append(f"{len(loss.resurrected)} write(s) reported as failed are present anyway: {_ids(loss.resurrected)}.")
+        if loss.unexpected:
+            out.append(f"{len(loss.unexpected)} write(s) present were never attempted: {_ids(loss.unexpected)}.")
+        if loss.duplicates:
+            out.append(f"{len(loss.duplicates)} write(s) are stored more than once: {_ids(loss.duplicates)}.")
+        if loss.recovered_from_timeout:
+            out.append(f"{len(loss.recovered_from_timeout)} write(s) that timed out were applied anyway (allowed).")
+    elif loss.status == "unknown":
+        out.append(f"Data loss is UNKNOWN: {loss.reason}.")
+    out += poison_findings(a.poison)
+    for v in a.judgement.assertions:
+        if not v.passed:
+            shown = v.note or format_value(v.name, v.value)
+            out.append(f"Hypothesis violated: {v.name} = {shown}, expected {v.bound_text}.")
+    if (watching := cost_summary(a.metrics)) is not None:
         out.append(watching)
     return out
 
 
-def _fault_findings(a: dict[str, Any]) -> list[str]:
-    m: dict[str, Any] = a["metrics"]
-    miss: dict[str, str] = a["missing"]
+def _fault_findings(a: Parts) -> list[str]:
+    m = a.metrics
+    miss = a.missing
     out: list[str] = []
     if m.get("detection_time") is not None:
-        out.append(f"The system detected the fault after {_dur(m['detection_time'])} ({a['detected_by']}).")
+        out.append(f"The system detected the fault after {_dur(m['detection_time'])} ({a.detection.by}).")
     else:
         out.append("The system never signalled the fault: no signal probe failed and no detect event was seen.")
-    if not a["impacted"]:
+    if not a.steady.impacted:
         out.append("The fault had no measurable impact: every window stayed within the baseline's steady state.")
     elif m.get("time_to_recovery") is not None:
         out.append(
@@ -91,7 +135,7 @@ def _fault_findings(a: dict[str, Any]) -> list[str]:
             f"during the fault, {_pct(m.get('availability.recovery'))} in recovery "
             f"(timeouts {_pct(m.get('timeout_rate.fault'))} of fault-phase operations)."
         )
-    for name in a["probes"]:
+    for name in a.probes:
         fault = m.get(f"probe.{name}.availability.fault")
         if fault is not None and fault < 1.0:
             out.append(

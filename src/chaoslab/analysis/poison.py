@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from ..journal import write_id
+from .figures import Figures
 
 CHECKED, UNKNOWN = "checked", "unknown"
 COUNTS = ("sent", "rejected", "acknowledged", "dead_lettered", "stored_as_valid", "lost", "unresolved")
@@ -118,6 +119,12 @@ def metrics(result: dict[str, Any] | None, missing: dict[str, str]) -> dict[str,
     }
     if out["poison_lost"] is None:
         missing["poison_lost"] = str(result["reason"])
+    return out
+
+
+def figures(result: dict[str, Any] | None) -> Figures:
+    out = Figures()
+    out.values = metrics(result, out.missing)
     return out
 
 

@@ -1,4 +1,8 @@
-"""Everything analysis needs, read from a run directory and nothing else (GUIDE §2)."""
+"""Everything analysis needs, read from a run directory and nothing else (GUIDE §2).
+
+A run is read once, into one ``RunData``, and every step of the analysis (and the verdict) is
+given it: no step opens a file of the run directory again.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,16 @@ class RunData:
         end = self.phases.t_end
         return [r for r in self.journal if r["type"] == "sample" and r["t"] <= end]
 
+    @cached_property
+    def _samples_by_probe(self) -> dict[str, list[SampleRecord]]:
+        out: dict[str, list[SampleRecord]] = {}
+        for s in self.samples:
+            out.setdefault(s["probe"], []).append(s)
+        return out
+
+    def samples_of(self, probe: str) -> list[SampleRecord]:
+        """One probe's samples of the run proper, in the journal's order."""
+        return self._samples_by_probe.get(probe, [])
 
 def _read_json(path: Path) -> Any:
     try:
@@ -57,13 +71,17 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read a run directory, tolerating every file being absent or cut short by a crash."""
+def load_run(run_dir: Path, journal: list[Record] | None = None) -> RunData:
+    """Read a run directory, tolerating every file being absent or cut short by a crash.
+
+    ``journal``: its records when the caller has read them already (the verdict reads the journal
+    first, so that a run whose analysis fails still gets an outcome), so they are read once."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a run directory")
     doc = _read_json(run_dir / EXPERIMENT) or {}
     experiment: dict[str, Any] = doc.get("experiment", doc) if isinstance(doc, dict) else {}
-    journal = read_journal(run_dir)
+    if journal is None:
+        journal = read_journal(run_dir)
     meta: dict[str, Any] | None = None
     ops: list[dict[str, Any]] = []
     for rec in read_lines(run_dir / HISTORY):

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+from .figures import Figures
 
 WEIGHTS = {"availability": 0.4, "latency": 0.2, "recovery": 0.25, "detection": 0.15}
 HORIZON = 60.0
@@ -41,3 +44,21 @@ def resilience(metrics: dict[str, Any], impacted: bool) -> tuple[float | None, d
     }
     score = 100.0 * sum(WEIGHTS[k] * v for k, v in parts.items())
     return round(score, 1), {k: round(v, 3) for k, v in parts.items()}
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float | None
+    """0..100; None when the run never measured availability under a fault."""
+    parts: dict[str, float] = field(default_factory=dict)
+
+    def figures(self) -> Figures:
+        out = Figures({"resilience_score": self.value})
+        if self.value is None:
+            out.missing["resilience_score"] = "no availability was measured under fault"
+        return out
+
+
+def score(metrics: dict[str, Any], impacted: bool) -> Score:
+    """The score of a run from its other figures (``metrics``)."""
+    return Score(*resilience(metrics, impacted))

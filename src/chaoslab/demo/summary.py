@@ -7,12 +7,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..analysis.flamegraphs import flamegraph_findings
 from ..journal import read_journal
 from ..report.markdown import recommendations
 from ..units import format_duration
+from ..verdict import RunResult
 
 
 @dataclass
@@ -50,34 +50,34 @@ def probe_means(run_dir: Path, probes: list[str]) -> dict[str, dict[str, float]]
     return {p: {ph: math.fsum(v) / len(v) for ph, v in per.items() if v} for p, per in values.items()}
 
 
-def experiment_outcome(title: str, result: Any, prom: dict[str, str]) -> Outcome:
+def experiment_outcome(title: str, result: RunResult, prom: dict[str, str]) -> Outcome:
     """``prom``: probe name -> how to show its value ("orders/s", "s")."""
     out = Outcome(title, exit_code=result.exit_code, outcome=result.outcome)
-    a = result.analysis or {}
+    a = result.analysis
     if result.run_dir is not None:
         out.report = Path(result.run_dir) / "report.html"
-    if not a:
+    if a is None:
         out.lines.append(f"No verdict: {result.reason or 'the run did not finish'}.")
         return out
-    m = a["metrics"]
-    out.valid = bool(a.get("valid", True))
-    if not out.valid and a.get("held") is not False:
-        out.lines.append(f"No verdict: the run is INVALID (exit {result.exit_code}): {a.get('invalid_reason')}; "
+    m = a.metrics
+    out.valid = a.valid
+    if not out.valid and a.held is not False:
+        out.lines.append(f"No verdict: the run is INVALID (exit {result.exit_code}): {a.validity.invalid_reason}; "
                          "the figures below are what was measured.")
     else:
-        held = "held" if a.get("held") else "was VIOLATED"
+        held = "held" if a.held else "was VIOLATED"
         out.lines.append(f"The hypothesis {held} ({result.outcome.upper()}, exit {result.exit_code}).")
-    for v in a.get("hypothesis") or []:
-        if not v.get("passed"):
-            out.lines.append(f"  failed: {v['name']} = {v.get('value')} (bound {v.get('bound')})")
+    for v in a.judgement.assertions:
+        if not v.passed:
+            out.lines.append(f"  failed: {v.name} = {v.value} (bound {v.bound})")
     out.lines.append(
         f"Detection {_dur(m.get('detection_time'))}, recovery {_dur(m.get('time_to_recovery'))}; "
         f"errors {_pct(m.get('error_rate.baseline'))} in baseline, {_pct(m.get('error_rate.fault'))} under the fault; "
         f"p99 {_dur(m.get('latency.p99.baseline'))} -> {_dur(m.get('latency.p99.fault'))}.")
-    loss = a.get("data_loss") or {}
-    if loss.get("status") == "checked":
-        out.lines.append(f"Data: {loss['acknowledged']} orders acknowledged, {len(loss['lost'])} lost, "
-                         f"{len(loss['duplicates'])} stored twice.")
+    loss = a.data_loss
+    if loss.status == "checked":
+        out.lines.append(f"Data: {loss.acknowledged} orders acknowledged, {len(loss.lost)} lost, "
+                         f"{len(loss.duplicates)} stored twice.")
     if prom and result.run_dir is not None:
         means = probe_means(Path(result.run_dir), list(prom))
         for probe, unit in prom.items():
@@ -87,11 +87,11 @@ def experiment_outcome(title: str, result: Any, prom: dict[str, str]) -> Outcome
                 out.lines.append(f"Prometheus {probe}: {shown}.")
             else:
                 out.lines.append(f"Prometheus {probe}: no answer (is the stack's Prometheus up?).")
-    ebpf = (a.get("ebpf") or {}).get("findings") or []
-    skipped = [f for f in a.get("findings", []) if f.startswith("eBPF tracing was skipped")]
+    ebpf = a.ebpf.findings if a.ebpf is not None else []
+    skipped = [f for f in a.findings if f.startswith("eBPF tracing was skipped")]
     for line in ebpf or skipped or ["eBPF: nothing recorded."]:
         out.lines.append(f"eBPF: {line}" if not line.startswith("eBPF") else line)
-    out.lines += flamegraph_findings(a.get("flamegraphs") or [])
+    out.lines += flamegraph_findings(a.flamegraphs)
     out.lines += [f"Recommendation: {r}" for r in recommendations(a)]
     return out
 

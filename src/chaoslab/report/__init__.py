@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..analysis import analyze
+from ..analysis.model import Analysis
 from ..registry import Registry
 from . import html, junit, markdown
 
@@ -18,11 +18,11 @@ class Format:
     """A report format: the file it is written to in the run directory, and its renderer."""
 
     file: str
-    render: Callable[[dict[str, Any]], str]
+    render: Callable[[Analysis], str]
 
 
-def _json(analysis: dict[str, Any]) -> str:
-    return json.dumps(analysis, indent=2, default=str) + "\n"
+def _json(analysis: Analysis) -> str:
+    return json.dumps(analysis.to_json(), indent=2, default=str) + "\n"
 
 
 FORMATS: Registry[Format] = Registry("report format")
@@ -42,14 +42,14 @@ def _format(name: str) -> Format:
         raise ValueError(exc.args[0]) from None
 
 
-def render(fmt: str, analysis: dict[str, Any]) -> str:
+def render(fmt: str, analysis: Analysis) -> str:
     return _format(fmt).render(analysis)
 
 
 def write_reports(
     run_dir: Path,
     formats: Iterable[str] = ("md", "html", "junit", "json"),
-    analysis: dict[str, Any] | None = None,
+    analysis: Analysis | None = None,
 ) -> list[Path]:
     """Write each report into the run directory; returns the paths written."""
     formats = list(formats)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
-from ..analysis.names import PHASES
+from ..analysis.hypothesis import bound_text
+from ..analysis.model import Analysis
+from ..analysis.names import PHASES, format_value
 from . import charts
-from . import format as fmt
 from .markdown import recommendations
 
 _CSS = """
@@ -38,12 +38,12 @@ def _ms(v: float) -> str:
     return f"{v * 1000:.3g} ms" if v < 1 else f"{v:.3g} s"
 
 
-def _charts(a: dict[str, Any]) -> list[str]:
-    wins = a["windows"]
-    t_end = a["phases"]["t_end"]
-    faults = [(f["start"], f["end"]) for f in a["faults"]]
+def _charts(a: Analysis) -> list[str]:
+    wins = [w.to_dict() for w in a.steady.windows]
+    t_end = a.phases.t_end
+    faults = [(f["start"], f["end"]) for f in a.faults]
     out: list[str] = []
-    if a["metrics"].get("operations"):
+    if a.metrics.get("operations"):
         # a sliver of a window at the very end (the load stopping) says nothing about rates
         mid = [(w["t"] + 0.5, w) for w in wins if w.get("span", 1.0) >= 0.5]
         out.append(charts.line_chart(
@@ -70,9 +70,9 @@ def _charts(a: dict[str, Any]) -> list[str]:
             ],
             t_end, faults, _ms,
         ))
-    if a["probes"]:
-        out.append(charts.lanes(a["probes"], t_end, faults))
-    series = (a.get("ebpf") or {}).get("series") or {}
+    if a.probes:
+        out.append(charts.lanes(a.probes, t_end, faults))
+    series = a.ebpf.series if a.ebpf is not None else {}
     palette = ("#2f6fb3", "#d43d3d", "#b36b00", "#8e44ad", "#1e8449", "#555")
     counted = [(k, v) for k, v in series.items() if not k.endswith("_avg_us")]
     if counted:
@@ -93,55 +93,55 @@ def _charts(a: dict[str, Any]) -> list[str]:
     return out
 
 
-def _kpis(a: dict[str, Any]) -> str:
+def _kpis(a: Analysis) -> str:
     tiles = []
-    m = a["metrics"]
+    m = a.metrics
     for key, label in _KPIS:
         value = m.get(key)
         if key == "availability.fault" and value is None:  # no load: what the probes saw
-            probe_avail = [m.get(f"probe.{p}.availability.fault") for p in a["probes"]]
+            probe_avail = [m.get(f"probe.{p}.availability.fault") for p in a.probes]
             known = [v for v in probe_avail if v is not None]
             if known:
                 value, label = sum(known) / len(known), "probe availability under fault"
         if value is None:
-            why = a["missing"].get(key, "n/a")
+            why = a.missing.get(key, "n/a")
             shown = "undetected" if why == "undetected" else "UNKNOWN" if "UNKNOWN" in why else "n/a"
             if "NOT CHECKED" in why:
                 shown = "not checked"
             if key == "time_to_recovery" and why.startswith("not recovered"):
                 shown = "never"
         else:
-            shown = fmt.value(key, value)
+            shown = format_value(key, value)
         tiles.append(f"<div class=kpi><b>{escape(shown)}</b><span>{label}</span></div>")
     return "<div class=kpis>" + "".join(tiles) + "</div>"
 
 
-def render(a: dict[str, Any]) -> str:
-    m = a["metrics"]
-    verdict = fmt.verdict(a)
+def render(a: Analysis) -> str:
+    m = a.metrics
+    verdict = a.verdict_word
     score = m.get("resilience_score")
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>{escape(str(a.get('title') or 'chaoslab run'))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{escape(str(a.get('title') or 'chaoslab run'))}</h1>",
+        f"<title>{escape(str(a.title or 'chaoslab run'))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(str(a.title or 'chaoslab run'))}</h1>",
         f"<p><span class='badge {verdict.split()[0]}'>{verdict}</span>"
         + (f" &nbsp;resilience score <b>{score:g}</b>/100" if score is not None else "")
-        + f" &nbsp;<span class=muted>{escape(a['run_dir'])}</span></p>",
+        + f" &nbsp;<span class=muted>{escape(str(a.run_dir))}</span></p>",
     ]
-    if a.get("description"):
-        parts.append(f"<p>{escape(str(a['description']))}</p>")
+    if a.description:
+        parts.append(f"<p>{escape(str(a.description))}</p>")
     parts.append(_kpis(a))
-    parts.append("<h2>Key findings</h2><ul>" + "".join(f"<li>{escape(f)}</li>" for f in a["findings"]) + "</ul>")
+    parts.append("<h2>Key findings</h2><ul>" + "".join(f"<li>{escape(f)}</li>" for f in a.findings) + "</ul>")
     recs = recommendations(a)
     if recs:
         parts.append("<h2>Recommendations</h2><ul>" + "".join(f"<li>{escape(r)}</li>" for r in recs) + "</ul>")
-    if a["hypothesis"]:
+    if a.judgement.assertions:
         rows = "".join(
-            f"<tr><td><code>{escape(v['name'])}</code></td>"
-            f"<td>{escape(fmt.value(v['name'], v['value']) if v['value'] is not None else 'n/a (' + str(v.get('note')) + ')')}</td>"
-            f"<td>{escape(fmt.bound(v['name'], v['bound']))}</td>"
-            f"<td class={'pass' if v['passed'] else 'fail'}>{'pass' if v['passed'] else 'FAIL'}</td></tr>"
-            for v in a["hypothesis"]
+            f"<tr><td><code>{escape(v.name)}</code></td>"
+            f"<td>{escape(format_value(v.name, v.value) if v.value is not None else 'n/a (' + str(v.note) + ')')}</td>"
+            f"<td>{escape(bound_text(v.name, v.bound))}</td>"
+            f"<td class={'pass' if v.passed else 'fail'}>{'pass' if v.passed else 'FAIL'}</td></tr>"
+            for v in a.judgement.assertions
         )
         parts.append("<h2>Hypothesis</h2><table><tr><th>assertion</th><th>measured</th><th>bound</th><th>result</th></tr>" + rows + "</table>")
     parts.append("<h2>Timeline</h2>" + "".join(_charts(a)))
@@ -151,9 +151,9 @@ def render(a: dict[str, Any]) -> str:
         head = "".join(f"<th>{p}</th>" for p in PHASES)
         rows = ""
         for row in ("availability", "error_rate", "timeout_rate", "throughput", "latency.p50", "latency.p95", "latency.p99", "latency.max"):
-            rows += f"<tr><td>{row}</td>" + "".join(f"<td>{escape(fmt.value(row, m.get(f'{row}.{p}')))}</td>" for p in PHASES) + "</tr>"
+            rows += f"<tr><td>{row}</td>" + "".join(f"<td>{escape(format_value(row, m.get(f'{row}.{p}')))}</td>" for p in PHASES) + "</tr>"
         parts.append(f"<h2>Per phase</h2><table><tr><th>metric</th>{head}</tr>{rows}</table>")
-    loss = a["data_loss"]
+    loss = a.data_loss.to_dict()
     parts.append(f"<h2>Data loss</h2><p>Status: <b>{escape(loss['status'].replace('_', ' ').upper())}</b>"
                  + (f" — {escape(str(loss['reason']))}" if loss["reason"] else "") + "</p>")
     if loss["status"] == "checked":
@@ -165,12 +165,12 @@ def render(a: dict[str, Any]) -> str:
         )
         parts.append(f"<p>Acknowledged {loss['acknowledged']}, attempted {loss['attempted']}, read back {loss['final']}.</p>"
                      f"<table><tr><th>class</th><th>count</th><th>ids</th></tr>{rows}</table>")
-    if a.get("flamegraphs"):
+    if a.flamegraphs:
         items = "".join(
             f"<li><a href='{escape(str(fg.get('path')))}'>{escape(str(fg.get('phase')))} phase</a>"
             + (" — " + escape(", ".join(f"{h['function']} {h['share']:.0%}" for h in fg.get("hot", [])[:3])) if fg.get("hot") else "")
             + "</li>"
-            for fg in a["flamegraphs"]
+            for fg in a.flamegraphs
         )
         # Each phase's flamegraph drawn inline too (py-spy's SVG beside the report), so the
         # report shows where the time went without a click; the link opens the zoomable one.
@@ -178,18 +178,17 @@ def render(a: dict[str, Any]) -> str:
             f"<figure><figcaption>{escape(str(fg.get('phase')))} phase</figcaption>"
             f"<img src='{escape(str(fg.get('path')))}' alt='flamegraph of the {escape(str(fg.get('phase')))} phase' "
             "style='width:100%;border:1px solid #ddd'></figure>"
-            for fg in a["flamegraphs"]
+            for fg in a.flamegraphs
         )
         parts.append(f"<h2>CPU flamegraphs</h2><ul>{items}</ul>{pictures}")
-    ebpf = a.get("ebpf") or {}
-    if ebpf.get("findings"):
-        parts.append("<h2>Kernel view (eBPF)</h2><ul>" + "".join(f"<li>{escape(f)}</li>" for f in ebpf["findings"]) + "</ul>"
+    if a.ebpf is not None and a.ebpf.findings:
+        parts.append("<h2>Kernel view (eBPF)</h2><ul>" + "".join(f"<li>{escape(f)}</li>" for f in a.ebpf.findings) + "</ul>"
                      "<p class=muted>bpftrace on tracepoints; charts in the timeline above.</p>")
-    if a.get("stack_events"):
+    if a.stack_events:
         rows = "".join(
             f"<tr><td>{ev['t']:.2f} s</td><td>{escape(str(ev.get('service')))}</td><td>{escape(str(ev.get('kind')))}</td>"
             f"<td>{escape(str(ev.get('message', '')))}</td></tr>"
-            for ev in a["stack_events"]
+            for ev in a.stack_events
         )
         parts.append(f"<h2>Stack events</h2><table><tr><th>t</th><th>service</th><th>event</th><th>what</th></tr>{rows}</table>")
     parts.append("</body></html>\n")

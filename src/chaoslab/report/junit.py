@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
 
-from . import format as fmt
+from ..analysis.hypothesis import bound_text
+from ..analysis.model import Analysis
+from ..analysis.names import format_value
 
 
-def render(a: dict[str, Any]) -> str:
-    cases = a["hypothesis"]
+def render(a: Analysis) -> str:
+    cases = a.judgement.assertions
     suite = ET.Element(
         "testsuite",
-        name=f"chaoslab: {a.get('title') or 'run'}",
+        name=f"chaoslab: {a.title or 'run'}",
         tests=str(max(1, len(cases))),
-        failures=str(sum(1 for c in cases if not c["passed"])),
-        errors="0" if a["valid"] else "1",
-        time=f"{a['phases']['t_end']:.3f}",
+        failures=str(sum(1 for c in cases if not c.passed)),
+        errors="0" if a.valid else "1",
+        time=f"{a.phases.t_end:.3f}",
     )
-    if not a["valid"]:
+    if not a.valid:
         case = ET.SubElement(suite, "testcase", classname="chaoslab.run", name="validity")
-        ET.SubElement(case, "error", message=str(a["invalid_reason"]))
+        ET.SubElement(case, "error", message=str(a.validity.invalid_reason))
     for c in cases:
-        case = ET.SubElement(suite, "testcase", classname="chaoslab.hypothesis", name=c["name"])
-        measured = fmt.value(c["name"], c["value"]) if c["value"] is not None else f"n/a ({c.get('note')})"
-        if not c["passed"]:
-            failure = ET.SubElement(case, "failure", message=f"{c['name']} = {measured}, expected {fmt.bound(c['name'], c['bound'])}")
-            failure.text = "\n".join(a["findings"])
+        case = ET.SubElement(suite, "testcase", classname="chaoslab.hypothesis", name=c.name)
+        measured = format_value(c.name, c.value) if c.value is not None else f"n/a ({c.note})"
+        bound = bound_text(c.name, c.bound)
+        if not c.passed:
+            failure = ET.SubElement(case, "failure", message=f"{c.name} = {measured}, expected {bound}")
+            failure.text = "\n".join(a.findings)
         else:
-            ET.SubElement(case, "system-out").text = f"{c['name']} = {measured} ({fmt.bound(c['name'], c['bound'])})"
-    if not cases and a["valid"]:
+            ET.SubElement(case, "system-out").text = f"{c.name} = {measured} ({bound})"
+    if not cases and a.valid:
         case = ET.SubElement(suite, "testcase", classname="chaoslab.run", name="run")
         ET.SubElement(case, "skipped", message="the experiment has no hypothesis")
     ET.indent(suite)

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import stability
-from ..analysis.analyze import phase_metrics
 from ..analysis.hypothesis import judge as judge_bound
 from ..analysis.instants import WIDTH
 from ..analysis.latency import add, histogram, p99
 from ..analysis.phases import Phases
+from ..analysis.rates import phase_metrics
 from ..analysis.windows import (
     RECOVERED_AFTER,
     Recovery,
@@ -227,7 +227,7 @@ class Evidence:
         samples = [s for s in self._recovery_samples if float(s["t"]) < upto]
         phases = Phases(self.t_inject, self.t_revert, max(upto, self.t_revert), complete=True)
         metrics = phase_metrics(ops, samples, sorted(self._last_sample), phases, self.basis == "load")
-        self._bounds_failing = [n for n in names if not judge_bound(n, metrics.get(n), hypothesis[n], None)["passed"]]
+        self._bounds_failing = [n for n in names if not judge_bound(n, metrics.get(n), hypothesis[n], None).passed]
         return self._bounds_failing
 
     def located(self, rec: Recovery) -> bool:

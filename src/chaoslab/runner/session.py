@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import faults
 from ..analysis import analyze
+from ..analysis.model import Analysis
 from ..analysis.windows import RECOVERED_AFTER
 from ..errors import ChaoslabError
 from ..faults import Fault
@@ -102,7 +103,7 @@ class ChaosSession:
         self.reports = reports
         self.result: RunResult | None = None
         """The verdict, once the session has finished (as ``chaoslab run`` would decide it)."""
-        self.analysis: dict[str, Any] | None = None
+        self.analysis: Analysis | None = None
         self._active = 0
         self._injected = False
         self._last_revert: float | None = None  # session clock, when the last active fault ended
@@ -136,7 +137,7 @@ class ChaosSession:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()
 
-    def finish(self) -> dict[str, Any] | None:
+    def finish(self) -> Analysis | None:
         if self._journal is None:
             return self.analysis
         for handle in self._loads:
@@ -255,7 +256,7 @@ class ChaosSession:
         while True:
             ready = (self._journal is not None and self._active == 0 and self._last_revert is not None
                      and self._now() - self._last_revert >= RECOVERED_AFTER + 1)
-            ttr = analyze(self.run_dir)["metrics"].get("time_to_recovery") if ready else None
+            ttr = analyze(self.run_dir).metrics.get("time_to_recovery") if ready else None
             if ttr is not None and previous is not None:
                 return float(ttr)  # seen twice, 1 s apart: the window that was still filling agrees
             previous = ttr
