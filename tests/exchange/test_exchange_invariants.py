@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from exchange_servers import PgServer
 
-from chaoslab.analysis.names import validate_metric_name
+from chaoslab.experiment.names import validate_metric_name
 from chaoslab.experiment.workload import VerifySpec
 from chaoslab.runner.finalread import final_read
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from ..experiment.names import PHASES
 from ..records import events
 from . import cost, dataloss, poison
 from .containerevents import container_events
@@ -18,7 +19,6 @@ from .ebpf import ebpf_view
 from .figures import Figures
 from .hypothesis import judge_all
 from .model import Analysis
-from .names import PHASES
 from .outcome import decide
 from .phases import fault_intervals
 from .rates import load_figures, probe_figures, probe_lanes

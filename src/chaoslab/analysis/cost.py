@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..experiment.names import PHASES
 from ..records import PhaseRecord, Record, RunRecord
-from .names import PHASES
 
 
 def metrics(journal: list[Record], operations: dict[str, int], first_op: float | None) -> dict[str, float | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..experiment.names import format_value
 from ..units import format_duration
 from .containerevents import container_findings
 from .cost import summary as cost_summary
@@ -12,7 +13,6 @@ from .detection import Detection
 from .ebpf import EbpfView
 from .flamegraphs import flamegraph_findings
 from .hypothesis import Judgement
-from .names import format_value
 from .phases import Phases
 from .poison import findings as poison_findings
 from .recovery import SteadyState

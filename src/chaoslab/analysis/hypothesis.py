@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..experiment.names import format_value, survives_lag
 from ..experiment.workload import Bound
-from .names import format_value, survives_lag
 
 
 def bound_text(name: str, bound: dict[str, Any]) -> str:

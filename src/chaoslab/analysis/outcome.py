@@ -27,7 +27,7 @@ def decide(journal: list[Record], judgement: Judgement | None = None, invalid_re
            errors: Iterable[str] = ()) -> Verdict:
     """The outcome and exit code of a run: an abort first (its code), then the runner's failures
     (exit 4), then a violated hypothesis (exit 1; on an invalid run only when lost or poisoned data
-    failed it, analysis/names.py LAG_PROOF), then an invalid run (exit 4), then held (exit 0).
+    failed it, experiment/names.py LAG_PROOF), then an invalid run (exit 4), then held (exit 0).
 
     ``invalid_reason``: why the run's figures cannot be trusted (None: they can). ``errors`` are
     failures found after the journal closed (the analysis itself failing).

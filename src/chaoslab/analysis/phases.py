@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..experiment.names import PHASES
 from ..records import Record
-from .names import PHASES
 
 
 @dataclass(frozen=True)

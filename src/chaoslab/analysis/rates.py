@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..experiment.names import PHASES
 from ..records import SampleRecord
 from .figures import Figures
 from .latency import percentiles
-from .names import PHASES
 from .phases import Phases
 from .rundata import Probe, RunData
 

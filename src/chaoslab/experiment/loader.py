@@ -151,7 +151,7 @@ def _check_probes(exp: Experiment, doc: Document) -> list[InputError]:
 def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
     if not exp.hypothesis:
         return []
-    from ..analysis.names import validate_metric_name
+    from .names import validate_metric_name
 
     errors: list[InputError] = []
     for key in exp.hypothesis:
@@ -168,7 +168,7 @@ def _check_hypothesis(exp: Experiment, doc: Document) -> list[InputError]:
 def _check_bound_units(doc: Document) -> None:
     """A duration string bounds only a time metric; ``lost_writes: {max: '1s'}`` is a mistake.
     Checked on the raw data, before the model turns the string into seconds."""
-    from ..analysis.names import unit
+    from .names import unit
 
     raw = doc.data.get("hypothesis")
     if not isinstance(raw, dict):

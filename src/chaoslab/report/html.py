@@ -6,7 +6,7 @@ from html import escape
 
 from ..analysis.hypothesis import bound_text
 from ..analysis.model import Analysis
-from ..analysis.names import PHASES, format_value
+from ..experiment.names import PHASES, format_value
 from . import charts
 from .markdown import recommendations
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from ..analysis.hypothesis import bound_text
 from ..analysis.model import Analysis
-from ..analysis.names import format_value
+from ..experiment.names import format_value
 
 
 def render(a: Analysis) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..analysis.hypothesis import bound_text
 from ..analysis.model import Analysis
-from ..analysis.names import PHASES, format_value
+from ..experiment.names import PHASES, format_value
 
 _PHASE_ROWS = ("availability", "error_rate", "timeout_rate", "throughput", "latency.p50", "latency.p95", "latency.p99", "latency.max")
 
