@@ -26,7 +26,6 @@ LAYERS: tuple[frozenset[str], ...] = (
 KNOWN_PACKAGE_TIES = {
     frozenset({"analysis", "experiment"}),  # analysis.hypothesis <-> experiment.loader
     frozenset({"observe", "runner"}),  # observe.runs -> runner.ledger; runner.run -> observe
-    frozenset({"platforms", "targets"}),  # platforms.docker/kubernetes <-> targets
 }
 
 

@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from ..targets import ResolvedTarget
+from ..targets import ResolvedTarget, kinds_able
+from ..targets.base import PROCESSES
 
 
 class NoParams(BaseModel):
@@ -42,6 +43,15 @@ P = TypeVar("P", bound=BaseModel)
 """A fault's parameter model: ``class Kill(Fault[KillParams])`` makes ``self.params`` a ``KillParams``."""
 
 
+class AcceptedKinds:
+    """``Fault.target_kinds``: the kinds whose targets offer every ability the fault ``needs``
+    (``None``: the fault takes no target). Derived, so a new platform's kinds are accepted by
+    every fault its abilities serve, and no fault lists kinds."""
+
+    def __get__(self, obj: object, owner: type[Fault[Any]]) -> frozenset[str] | None:
+        return None if owner.needs is None else kinds_able(owner.needs)
+
+
 class Fault(ABC, Generic[P]):
     name: ClassVar[str]
     """Registered name, e.g. ``process.kill``."""
@@ -49,8 +59,10 @@ class Fault(ABC, Generic[P]):
     """One line for the fault catalog and ``chaoslab faults``."""
     Params: ClassVar[type[BaseModel]] = NoParams
     """The model ``P`` itself (a ClassVar cannot name a type variable): validates the step's keys."""
-    target_kinds: ClassVar[frozenset[str] | None] = frozenset({"process"})
-    """Kinds of target accepted (see ``TargetSpec.kind``); ``None`` means no target."""
+    needs: ClassVar[frozenset[str] | None] = frozenset({PROCESSES})
+    """Abilities the target must offer (chaoslab/targets/base.py); ``None`` means no target."""
+    target_kinds = AcceptedKinds()
+    """Kinds of target accepted (see ``TargetSpec.kind``), from ``needs``; ``None`` means no target."""
     target_optional: ClassVar[bool] = False
     """True when the fault also runs without a target (e.g. ``cpu.stress`` system-wide)."""
     reversible: ClassVar[bool] = True

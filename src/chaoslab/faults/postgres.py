@@ -40,7 +40,7 @@ class PostgresExhaustConnections(Fault[ExhaustParams]):
     name = "postgres.exhaust_connections"
     summary = "Hold idle connections until PostgreSQL reaches max_connections; released on revert."
     Params = ExhaustParams
-    target_kinds = None
+    needs = None
 
     @classmethod
     def check(cls) -> None:
