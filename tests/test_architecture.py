@@ -25,7 +25,6 @@ LAYERS: tuple[frozenset[str], ...] = (
 #: gone but still listed.
 KNOWN_PACKAGE_TIES = {
     frozenset({"observe", "runner"}),  # observe.runs -> runner.ledger; runner.run -> observe
-    frozenset({"platforms", "targets"}),  # platforms.docker/kubernetes <-> targets
 }
 
 

@@ -106,13 +106,13 @@ def _container(session: ChaosSession, target: TargetLike) -> dict[str, Any] | No
     """The container target ``target`` means, if it means one: a ``{container:}``/``{compose:}``
     spec, or (with no stack to look in) the name of a running container or of a Compose service
     (``service_failure("kafka")`` as in a docker-compose project: every replica)."""
-    from .platforms.docker_spec import CONTAINER_KINDS
     from .targets import TargetSpec
+    from .targets.docker import DOCKER_KINDS
 
     if isinstance(target, dict) and ("container" in target or "compose" in target):
         return target
     if isinstance(target, TargetSpec):
-        return target.model_dump(mode="json", exclude_none=True) if target.kind in CONTAINER_KINDS else None
+        return target.model_dump(mode="json", exclude_none=True) if target.kind in DOCKER_KINDS else None
     if isinstance(target, str) and session.stack_file is None:
         from .platforms import docker
 

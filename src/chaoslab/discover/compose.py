@@ -311,7 +311,7 @@ def speaks_http(host: str, port: int, timeout: float = 1.0) -> bool | None:
 def load_project(project: str) -> System:
     """A running Compose project, through the Docker Engine API."""
     from ..platforms.docker import ONEOFF_LABEL
-    from ..platforms.docker_spec import PROJECT_LABEL, SERVICE_LABEL
+    from ..targets.docker import PROJECT_LABEL, SERVICE_LABEL
 
     cl = _client()
     try:

@@ -118,7 +118,7 @@ def _memory(system: System) -> dict[str, int]:
     if system.platform != "compose" or not system.live:
         return {}
     from ..platforms import docker
-    from ..platforms.docker_spec import PROJECT_LABEL, SERVICE_LABEL
+    from ..targets.docker import PROJECT_LABEL, SERVICE_LABEL
 
     out = {}
     for c in docker.client().containers.list(filters={"label": f"{PROJECT_LABEL}={system.name}"}):

@@ -26,12 +26,10 @@ from typing import Any, ClassVar
 from .. import capabilities, cgroups
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS, LOCAL_CONTAINER_KINDS, no_local_container
 from ..targets import ProcessRef
+from ..targets.base import CGROUPS, CONTAINERS
 from .base import Fault, P
 from .settings import HeldSettings, Setting, SettingGone
-
-CGROUP_TARGETS = frozenset({"pid", "process", "service", "cgroup"}) | LOCAL_CONTAINER_KINDS
 
 
 class CgroupFiles(Setting):
@@ -111,9 +109,9 @@ def hierarchy_of(group: Group, controller: str) -> Path:
 class CgroupFault(Fault[P]):
     controller: ClassVar[str]
     """cgroup controller the knob belongs to (v1 name: cpu, memory, pids, blkio)."""
-    target_kinds = CGROUP_TARGETS
-    _pod_api: Any = None
-    """The cluster's core API, for a pod target's ticks (made at the first one)."""
+    needs = frozenset({CGROUPS})
+    _platform_cache: dict[str, Any] | None = None
+    """What the target's platform keeps between ticks (a cluster's API client)."""
 
     @classmethod
     def check(cls) -> None:
@@ -147,7 +145,7 @@ class CgroupFault(Fault[P]):
     def _inject(self) -> None:
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
-        if self.target.kind in LOCAL_CONTAINER_KINDS and not self.target.cgroups:
+        if self.target.can(CONTAINERS) and not self.target.cgroups:
             self._inject_each_container()
             return
         own = self._own_group()
@@ -185,7 +183,7 @@ class CgroupFault(Fault[P]):
         (its original value recorded) before it changes."""
         assert self.target is not None
         groups = []
-        for c in self.target.extra.get("containers") or []:
+        for c in self.target.platform.containers(self.target) or []:
             group = _group_at(c.get("cgroups") or {})
             try:
                 group.directory(self.controller)
@@ -193,7 +191,7 @@ class CgroupFault(Fault[P]):
                 raise FaultError(f"{self.name}: container {c.get('name')} has no {self.controller} cgroup") from None
             groups.append(group)
         if not groups:
-            raise FaultError(f"{self.name}: {no_local_container(self.target)}")
+            raise FaultError(f"{self.name}: {self.target.platform.no_container(self.target)}")
         self.state["each"] = [_saved(g) for g in groups]
         held = HeldSettings(self.state, self.run_id)
         self.checkpoint()
@@ -207,9 +205,7 @@ class CgroupFault(Fault[P]):
     def interval(self) -> float | None:
         if self.target is None:
             return None
-        if self.target.kind in CONTAINER_KINDS:
-            return 0.5
-        return 1.0 if self.target.kind == "pod" and self.target.extra.get("containers") else None
+        return self.target.platform.restart_watch(self.target)
 
     def _groups(self) -> list[tuple[Group, dict[str, Any]]]:
         out = []
@@ -244,18 +240,17 @@ class CgroupFault(Fault[P]):
         """Hold the setting on the cgroup of each container the target's pods (the same uids)
         run now that the fault has not met yet; recorded in ``state["each"]`` before it changes,
         so the revert, or ``chaoslab recover``, restores it."""
-        if self.target is None or self.target.kind != "pod" or "owners" not in self.state:
+        if (self.target is None or not self.target.can(CONTAINERS) or not self.target.platform.replaces_containers
+                or "owners" not in self.state):
             return False
-        from ..platforms import kubernetes as k8s
-
+        platform = self.target.platform
         met = self.state.setdefault("pod_containers", [
             {"id": c["id"], "name": c["name"]} for c in self.target.extra.get("containers") or []])
         known = {str(c["id"]) for c in met}
+        if self._platform_cache is None:
+            self._platform_cache = {}
         try:
-            if self._pod_api is None:  # one client for the fault's life, not one per tick
-                ex = self.target.extra
-                self._pod_api = k8s.core(k8s.api_client(ex.get("kubeconfig"), ex.get("context")))
-            now = k8s.local_containers_now(self.target, self._pod_api)
+            now = platform.containers_now(self.target, self._platform_cache)
         except Exception:  # the API server is away for a moment: try again at the next tick
             return False
         held = HeldSettings(self.state, self.run_id)
@@ -288,18 +283,16 @@ class CgroupFault(Fault[P]):
 
     def _own_group(self) -> Group | None:
         assert self.target is not None
-        if self.target.kind == "cgroup":
-            rel = self.target.cgroups.get("*") or str(self.target.spec.get("cgroup", ""))
-            group = Group(rel, controllers=[self.controller])
+        # Several containers never get here (each one's own cgroup is used, never a fault
+        # cgroup: moving a container's processes out of Docker's cgroup would detach them).
+        own = self.target.platform.own_cgroup(self.target)
+        if isinstance(own, str):  # a named cgroup
+            group = Group(own, controllers=[self.controller])
             if not group.exists():
-                raise FaultError(f"{self.name}: cgroup {rel!r} does not exist")
+                raise FaultError(f"{self.name}: cgroup {own!r} does not exist")
             return group
-        if self.target.kind in LOCAL_CONTAINER_KINDS and not self.target.cgroups:
-            # Several containers: each one's own cgroup, never a fault cgroup (moving a
-            # container's processes out of Docker's cgroup would detach them from it).
-            return None
-        if (self.target.kind == "service" or self.target.kind in LOCAL_CONTAINER_KINDS) and self.target.cgroups:
-            group = _group_at(self.target.cgroups)
+        if own:
+            group = _group_at(own)
             try:
                 group.directory(self.controller)
             except CapabilityError:

@@ -19,7 +19,7 @@ from .base import Fault, FaultParams, P
 
 
 class _Action(Fault[P]):
-    target_kinds = None
+    needs = None
     reversible = False
 
 

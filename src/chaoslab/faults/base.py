@@ -26,7 +26,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ..registry import type_arguments
-from ..targets import ResolvedTarget
+from ..targets import ResolvedTarget, kinds_able
+from ..targets.base import PROCESSES
 
 
 class NoParams(BaseModel):
@@ -43,6 +44,15 @@ P = TypeVar("P", bound=BaseModel)
 """A fault's parameter model: ``class Kill(Fault[KillParams])`` makes ``self.params`` a ``KillParams``."""
 
 
+class AcceptedKinds:
+    """``Fault.target_kinds``: the kinds whose targets offer every ability the fault ``needs``
+    (``None``: the fault takes no target). Derived, so a new platform's kinds are accepted by
+    every fault its abilities serve, and no fault lists kinds."""
+
+    def __get__(self, obj: object, owner: type[Fault[Any]]) -> frozenset[str] | None:
+        return None if owner.needs is None else kinds_able(owner.needs)
+
+
 class Fault(ABC, Generic[P]):
     name: ClassVar[str]
     """Registered name, e.g. ``process.kill``."""
@@ -51,8 +61,10 @@ class Fault(ABC, Generic[P]):
     Params: ClassVar[type[BaseModel]] = NoParams
     """The model ``P`` itself, taken from the class statement (``Fault[KillParams]``) when the
     class is defined: validates the step's keys. (A ClassVar cannot name a type variable.)"""
-    target_kinds: ClassVar[frozenset[str] | None] = frozenset({"process"})
-    """Kinds of target accepted (see ``TargetSpec.kind``); ``None`` means no target."""
+    needs: ClassVar[frozenset[str] | None] = frozenset({PROCESSES})
+    """Abilities the target must offer (chaoslab/targets/base.py); ``None`` means no target."""
+    target_kinds = AcceptedKinds()
+    """Kinds of target accepted (see ``TargetSpec.kind``), from ``needs``; ``None`` means no target."""
     target_optional: ClassVar[bool] = False
     """True when the fault also runs without a target (e.g. ``cpu.stress`` system-wide)."""
     reversible: ClassVar[bool] = True

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 from ..errors import FaultError
 from ..platforms import chaosmesh as cm
 from ..platforms import kubernetes as k8s
+from ..targets.base import PODS
 from ..units import Duration
 from . import _meshrules as rules
 from . import register
@@ -51,7 +52,7 @@ MP = TypeVar("MP", bound=MeshParams)
 
 
 class _Mesh(K8sFault[MP]):
-    target_kinds = frozenset({"pod"})
+    needs = frozenset({PODS})
     kind: ClassVar[str]
 
     def body(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from .. import capabilities, clock
 from ..errors import TargetError
+from ..targets.base import CLOCK
 from ..units import MAX_DURATION, parse_duration, shown
 from . import register
 from .base import Fault, FaultParams, P
@@ -54,7 +55,7 @@ class DriftParams(FaultParams):
 
 
 class _ClockFault(Fault[P]):
-    target_kinds = frozenset({"process", "pid", "service", "container", "compose"})
+    needs = frozenset({CLOCK})
 
     @classmethod
     def check(cls) -> None:
@@ -62,31 +63,7 @@ class _ClockFault(Fault[P]):
 
     def _files(self) -> list[Path]:
         assert self.target is not None
-        files: dict[str, Path] = {}
-        if self.target.kind in ("container", "compose"):
-            return self._container_files()
-        for ref in self.target.processes:
-            path = clock.require_controllable(ref.pid, f"target {self.target.name!r}")
-            files[str(path)] = path
-        return list(files.values())
-
-    def _container_files(self) -> list[Path]:
-        # The offset file is found through the container's mounts, on the host: it stays
-        # writable while the container is stopped, so a revert or recover never depends on it.
-        from ..platforms import docker
-
-        assert self.target is not None
-        files: dict[str, Path] = {}
-        for info in docker.containers_of(self.target):
-            container = docker.get(info.id)
-            if container is None:
-                raise TargetError(f"target {self.target.name!r}: container {info.name} is gone")
-            path = clock.container_offset_file(container.attrs, f"target {self.target.name!r}")
-            if not path.parent.is_dir():
-                raise TargetError(f"target {self.target.name!r}: the offset file's host directory {path.parent} "
-                                  "does not exist")
-            files[str(path)] = path
-        return list(files.values())
+        return self.target.platform.clock_files(self.target)
 
     def inject(self) -> None:
         files = self._files()

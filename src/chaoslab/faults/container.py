@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from .. import capabilities
 from ..errors import FaultError
-from ..platforms.docker_spec import LOCAL_CONTAINER_KINDS, no_local_container
+from ..targets.base import CONTAINERS
 from ..units import Duration
 from . import register
 from .base import Fault, FaultParams, NoParams, P
@@ -29,7 +29,7 @@ def _docker() -> Any:
 
 
 class ContainerFault(Fault[P]):
-    target_kinds = LOCAL_CONTAINER_KINDS
+    needs = frozenset({CONTAINERS})
 
     @classmethod
     def check(cls) -> None:
@@ -39,7 +39,8 @@ class ContainerFault(Fault[P]):
         """The resolved containers, recorded in ``state`` (id and name) before acting."""
         infos = _docker().containers_of(self.target)
         if not infos:
-            raise FaultError(f"{self.name}: {no_local_container(self.target)}")
+            why = self.target.platform.no_container(self.target) if self.target else "no target to act on"
+            raise FaultError(f"{self.name}: {why}")
         self.state["containers"] = [{"id": c.id, "name": c.name, "started_at": c.started_at} for c in infos]
         return list(self.state["containers"])
 

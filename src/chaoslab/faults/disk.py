@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from .. import capabilities
 from ..cgroups import Group
 from ..errors import FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..targets.base import FILESYSTEM
 from ..units import MAX_IOPS, Size
 from . import register
 from ._cgroupfault import CgroupFault
@@ -48,7 +48,7 @@ class DiskFill(Fault[FillParams]):
 
     name = "disk.fill"
     summary = "Fill the filesystem of a path to X% (always leaving a safety margin); removed on revert."
-    target_kinds = frozenset({"path"}) | CONTAINER_KINDS
+    needs = frozenset({FILESYSTEM})
 
     def inject(self) -> None:
         if self.target is None or not self.target.path:
@@ -271,7 +271,7 @@ class IoStress(Fault[IoStressParams]):
 
     name = "io.stress"
     summary = "Run IO workers that keep writing under a path (stress-ng --hdd)."
-    target_kinds = frozenset({"path"}) | CONTAINER_KINDS
+    needs = frozenset({FILESYSTEM})
 
     @classmethod
     def check(cls) -> None:
@@ -288,8 +288,9 @@ class IoStress(Fault[IoStressParams]):
         work.mkdir(exist_ok=True)
         argv = ["stress-ng", "--hdd", str(self.params.workers), "--hdd-bytes", str(self.params.size),
                 "--temp-path", str(work), "--quiet"]
-        # In a container's root filesystem the workers also join its cgroups: its limits apply.
-        dirs = list(self.target.cgroups.values()) if self.target.kind in CONTAINER_KINDS else []
+        # The workers join the target's own cgroups: a container's limits apply to them (a path
+        # has none).
+        dirs = list(self.target.cgroups.values())
         self.state["hog"] = spawn(argv, cgroup_dirs=dirs, startup=0.2, token=token)
         self.checkpoint()
 

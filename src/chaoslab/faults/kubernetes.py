@@ -18,11 +18,12 @@ from pydantic import Field, field_validator
 from ..errors import CapabilityError, FaultError
 from ..platforms import kubernetes as k8s
 from ..targets import ResolvedTarget
+from ..targets.base import DEPLOYMENT, NODE, PODS
 from ..units import Duration
 from . import register
 from .base import Fault, FaultParams, NoParams, P
 
-POD = frozenset({"pod"})
+POD = frozenset({PODS})
 
 
 class K8sFault(Fault[P]):
@@ -66,7 +67,7 @@ class DeleteParams(FaultParams):
 class _PodDelete(K8sFault[P]):
     """Delete the target's pods (each by uid); instantaneous, nothing to revert."""
 
-    target_kinds = POD
+    needs = POD
     reversible = False
 
     def _grace(self) -> int:
@@ -142,7 +143,7 @@ class CrashloopParams(FaultParams):
 class PodCrashloop(K8sFault[CrashloopParams]):
     name = "pod.crashloop"
     summary = "Kill the selector's pods (grace 0) now and again every `every` seconds for the duration."
-    target_kinds = POD
+    needs = POD
 
     @property
     def interval(self) -> float | None:
@@ -189,7 +190,7 @@ def _deployment(fault: Fault[Any]) -> tuple[Any, str, dict[str, Any]]:
 class DeploymentScale(K8sFault[ScaleParams]):
     name = "deployment.scale"
     summary = "Scale a deployment to `replicas`; revert restores the replica count it had before."
-    target_kinds = frozenset({"deployment"})
+    needs = frozenset({DEPLOYMENT})
 
     def inject(self) -> None:
         client, ns, dep = _deployment(self)
@@ -241,7 +242,7 @@ def _set_unschedulable(client: Any, name: str, uid: str, value: bool) -> bool:
 
 
 class _NodeFault(K8sFault[P]):
-    target_kinds = frozenset({"node"})
+    needs = frozenset({NODE})
 
     def cordon(self) -> tuple[Any, str, str]:
         client, name, uid = _node(self)
@@ -372,7 +373,7 @@ def parse_labels(selector: str) -> dict[str, str]:
 class PolicyPartition(K8sFault[PartitionParams]):
     name = "network.policy_partition"
     summary = "Deny traffic both ways between the target's pods and `peer` with NetworkPolicies; revert deletes them."
-    target_kinds = POD
+    needs = POD
 
     def inject(self) -> None:
         from kubernetes import client as kc

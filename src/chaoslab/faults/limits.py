@@ -13,6 +13,7 @@ from .. import capabilities
 from ..cgroups import Group
 from ..errors import FaultError
 from ..targets import ProcessRef
+from ..targets.base import RLIMITS
 from ..units import MAX_COUNT, PID_MAX_LIMIT
 from . import register
 from ._cgroupfault import CgroupFault, CgroupFiles
@@ -98,7 +99,7 @@ class ProcessRlimit(Fault[RlimitParams]):
 
     name = "process.rlimit"
     summary = "Lower a resource limit (e.g. open files) of the running target processes."
-    target_kinds = frozenset({"pid", "process", "service"})
+    needs = frozenset({RLIMITS})
 
     @classmethod
     def check(cls) -> None:

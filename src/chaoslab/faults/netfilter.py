@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from .. import capabilities
 from ..errors import FaultError
 from ..nft import chains_of, drop_chains, netns_exists, nft, table_name
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..targets.base import ADDRESS
 from . import register
 from .base import Fault, FaultParams
 from .settings import HeldSettings, Setting, SettingGone
@@ -98,7 +98,7 @@ NP = TypeVar("NP", bound=NetParams)
 
 
 class NetfilterFault(Fault[NP]):
-    target_kinds = frozenset({"address", "host", "service"}) | CONTAINER_KINDS
+    needs = frozenset({ADDRESS})
 
     @classmethod
     def check(cls) -> None:
@@ -109,27 +109,15 @@ class NetfilterFault(Fault[NP]):
 
     def _endpoints(self) -> tuple[str, str | None, list[str], list[int]]:
         """(target address, its namespace, peer addresses, ports)."""
-        from .. import hosts
-
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
-        netns = None
-        peer_address = hosts.address_of
-        if self.target.kind in CONTAINER_KINDS:
-            from ..platforms import docker
-
-            addr, netns = docker.network_endpoint(self.target, self.name)
-            peer_address = docker.peer_address
-        elif self.target.kind == "host":
-            host = hosts.find(str(self.target.spec.get("host") or self.target.address))
-            addr, netns = host.address, host.netns
-        else:
-            addr = self.target.address or "127.0.0.1"
+        platform = self.target.platform
+        addr, netns = platform.endpoint(self.target, self.name)
         try:
             ipaddress.ip_address(addr)
         except ValueError:
             raise FaultError(f"{self.name}: {addr!r} is not an IP address") from None
-        peers = [peer_address(p) for p in self.params.peers]
+        peers = [platform.peer_address(p) for p in self.params.peers]
         ports = list(self.params.ports or self.target.ports)
         if netns is None and not ports and ipaddress.ip_address(addr).is_loopback:
             # Every local service talks over loopback: an address-wide rule would hit them all.

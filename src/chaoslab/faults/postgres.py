@@ -39,7 +39,7 @@ class ExhaustParams(FaultParams):
 class PostgresExhaustConnections(Fault[ExhaustParams]):
     name = "postgres.exhaust_connections"
     summary = "Hold idle connections until PostgreSQL reaches max_connections; released on revert."
-    target_kinds = None
+    needs = None
 
     @classmethod
     def check(cls) -> None:

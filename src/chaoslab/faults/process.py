@@ -17,8 +17,8 @@ from pydantic import Field, field_validator
 
 from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
-from ..platforms.docker_spec import CONTAINER_KINDS
 from ..targets import ProcessRef, ResolvedTarget
+from ..targets.base import FOLLOWS_RESTARTS, PROCESSES
 from ..units import MAX_SIGNAL, Duration
 from . import register
 from .base import Fault, FaultParams, NoParams, P
@@ -28,8 +28,6 @@ from .settings import HeldSettings, Setting, SettingGone
 SIGNAL_SCHEMA: dict[str, Any] = {
     "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": MAX_SIGNAL}]}
 
-# A pod on a local single-node cluster resolves to its containers' main processes.
-PROCESS_TARGETS = frozenset({"pid", "process", "service", "pod"}) | CONTAINER_KINDS
 
 
 def _signal(ref: ProcessRef, sig: int) -> bool:
@@ -60,7 +58,7 @@ def _require_live(fault: Fault[Any]) -> list[ProcessRef]:
 class _Instant(Fault[P]):
     """Faults that act once and have nothing to revert."""
 
-    target_kinds = PROCESS_TARGETS
+    needs = frozenset({PROCESSES})
     reversible = False
     signum: ClassVar[int] = signal.SIGKILL
 
@@ -148,7 +146,7 @@ class PauseParams(FaultParams):
 class Pause(Fault[PauseParams]):
     name = "process.pause"
     summary = "Pause the target (SIGSTOP, or the cgroup freezer when it has its own cgroup); resume on revert."
-    target_kinds = PROCESS_TARGETS
+    needs = frozenset({PROCESSES})
 
     def _freezer_dirs(self) -> dict[str, str] | None:
         assert self.target is not None
@@ -267,7 +265,7 @@ class CrashloopParams(FaultParams):
 class Crashloop(Fault[CrashloopParams]):
     name = "process.crashloop"
     summary = "Kill the target now and again every `interval` for the duration (it restarts by its policy)."
-    target_kinds = PROCESS_TARGETS
+    needs = frozenset({PROCESSES})
     reversible = False
     needs_duration = True
 
@@ -285,7 +283,7 @@ class Crashloop(Fault[CrashloopParams]):
 
     def tick(self) -> None:
         # A restarted service has a new pid: look the target up again before each kill.
-        if self.target is not None and (self.target.kind in ("service", "process") or self.target.kind in CONTAINER_KINDS):
+        if self.target is not None and self.target.can(FOLLOWS_RESTARTS):
             try:
                 self.target = self.target.refresh()
             except Exception:  # the service is between restarts: nothing to kill this time

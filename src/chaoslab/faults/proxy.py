@@ -19,6 +19,7 @@ from pydantic import Field, create_model
 from ..errors import FaultError, ProxyApiError
 from ..proxy import toxics
 from ..proxy.client import DEFAULT_API, ProxyClient
+from ..targets.base import PROXY
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
@@ -38,7 +39,7 @@ TP = TypeVar("TP", bound=ToxicParams)
 class ToxicFault(Fault[TP]):
     """Base: one toxic of ``toxic_type`` with ``attributes()`` on the target link."""
 
-    target_kinds = frozenset({"proxy"})
+    needs = frozenset({PROXY})
     toxic_type: ClassVar[str]
 
     def attributes(self) -> dict[str, Any]:
@@ -210,7 +211,7 @@ class NetworkDown(Fault[DownParams]):
 
     name = "network.down"
     summary = "Take a proxied link down (listener and connections closed)."
-    target_kinds = frozenset({"proxy"})
+    needs = frozenset({PROXY})
 
     def _client_and_link(self) -> tuple[ProxyClient, str]:
         if self.target is None or not self.target.proxy:

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from .. import capabilities
 from ..errors import FaultError
 from ..nft import netns_exists, netns_prefix
-from ..platforms.docker_spec import CONTAINER_KINDS
+from ..targets.base import NETNS
 from ..units import Duration, Size
 from . import register
 from .base import Fault, FaultParams
@@ -67,7 +67,7 @@ TCP = TypeVar("TCP", bound=TcParams)
 
 
 class TcFault(Fault[TCP]):
-    target_kinds = frozenset({"host"}) | CONTAINER_KINDS
+    needs = frozenset({NETNS})
     kind: ClassVar[str]
 
     @classmethod
@@ -78,18 +78,9 @@ class TcFault(Fault[TCP]):
         raise NotImplementedError
 
     def inject(self) -> None:
-        from .. import hosts
-
         if self.target is None:
             raise FaultError(f"{self.name} needs a host target")
-        if self.target.kind in CONTAINER_KINDS:
-            from ..platforms import docker
-
-            _, netns = docker.network_endpoint(self.target, self.name)
-            where = self.target.name
-        else:
-            host = hosts.find(str(self.target.spec.get("host") or self.target.address))
-            netns, where = host.netns, host.name
+        netns, where = self.target.platform.netns(self.target, self.name)
         dev = self.params.interface
         current = root_qdisc(dev, netns)
         if current is None:

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ..errors import CapabilityError, TargetError
-from ..targets import ProcessRef, ResolvedTarget, TargetSpec, parse_mode
-from .docker_spec import (
-    PROJECT_LABEL,
-    SERVICE_LABEL,
-    ComposeSelector,
-    ContainerSelector,
-)
+from ..errors import CapabilityError, FaultError, TargetError
+from ..targets import EventRecorder as _Recorder
+from ..targets import Platform, ProcessRef, ResolvedTarget, TargetSpec, parse_mode
+from ..targets.docker import PROJECT_LABEL, SERVICE_LABEL, ComposeSelector, ContainerSelector
 
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 
@@ -324,11 +322,14 @@ def parse_events(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class EventRecorder:
+class EventRecorder(_Recorder):
     """Docker's events of some containers for the length of a run. The daemon remembers only its
     last few hundred events, all containers together, so on a busy machine a query at the end
     alone could miss some: this streams them while the run goes on, and merges a last query
     (for what was still in flight) when it stops."""
+
+    source = "docker"
+    label = "container events"
 
     def __init__(self, refs: list[str], since: float) -> None:
         self.refs, self.since = refs, since
@@ -383,8 +384,6 @@ def doctor_report() -> dict[str, Any]:
 
 def network_endpoint(target: ResolvedTarget, fault: str) -> tuple[str, str]:
     """(address, network namespace file) of a one-container target, for nft and tc inside it."""
-    from ..errors import FaultError
-
     infos = containers_of(target)
     if len(infos) != 1:
         raise FaultError(f"{fault}: acts inside one container's network namespace at a time "
@@ -422,15 +421,98 @@ def compose_projects_of(service: str) -> list[str]:
     return sorted({str((c.get("Labels") or {}).get(PROJECT_LABEL)) for c in found if (c.get("Labels") or {}).get(PROJECT_LABEL)})
 
 
-def resolve_target(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
-    """The platform entry ``targets.resolve`` calls for container and compose targets."""
-    return resolve(base.name, spec)
+def container_refs(containers: Iterable[dict[str, Any]]) -> set[str]:
+    """By id and by name: a container recreated under the same name is reported too."""
+    return {ref for c in containers for ref in (c["id"], c["name"])}
 
 
-def describe(target: ResolvedTarget) -> str:
+def _refs_of(targets: Iterable[ResolvedTarget]) -> list[str]:
+    # every target's local containers: a pod's on a local single-node cluster too
+    return sorted(container_refs(c for t in targets for c in t.extra.get("containers") or []))
+
+
+def describe(target: ResolvedTarget) -> str | None:
     containers = target.extra.get("containers") or []
+    if not target.extra:
+        return None
     if not containers:
         return target.name
     shown = ", ".join(f"{c['name']} {c['id'][:12]} pid {c['pid']}" for c in containers[:5])
     more = f" +{len(containers) - 5}" if len(containers) > 5 else ""
     return f"{target.name} (container {shown}{more})"
+
+
+def join_container(target: ResolvedTarget, no_container: str) -> list[str]:
+    """Every cgroup of the target's one container: a process joining them is one of its own, so
+    Docker's CPU, memory, pids and blkio limits apply to it as to the container's (Pumba's
+    stress sidecar)."""
+    if not target.cgroups and not target.extra.get("containers"):
+        raise FaultError(no_container)
+    if not target.cgroups:
+        raise FaultError(f"a hog joins one container at a time ({target.describe()}); use mode: one")
+    return list(target.cgroups.values())
+
+
+class DockerPlatform(Platform):
+    """Containers and Compose services: what faults act on is recorded per container in
+    ``extra["containers"]`` (``ContainerInfo``), and with one container its cgroups, root
+    filesystem, address and ports are the target's own."""
+
+    name = "docker"
+    events_label = "container events"
+
+    def resolve(self, base: ResolvedTarget, spec: TargetSpec, stack_file: str | None) -> ResolvedTarget:
+        return resolve(base.name, spec)
+
+    def describe(self, target: ResolvedTarget) -> str | None:
+        return describe(target)
+
+    def endpoint(self, target: ResolvedTarget, fault: str) -> tuple[str, str | None]:
+        return network_endpoint(target, fault)
+
+    def peer_address(self, ref: str) -> str:
+        return peer_address(ref)
+
+    def netns(self, target: ResolvedTarget, fault: str) -> tuple[str | None, str]:
+        _, netns = network_endpoint(target, fault)
+        return netns, target.name
+
+    def clock_files(self, target: ResolvedTarget) -> list[Path]:
+        # The offset file is found through the container's mounts, on the host: it stays
+        # writable while the container is stopped, so a revert or recover never depends on it.
+        from .. import clock
+
+        files: dict[str, Path] = {}
+        for info in containers_of(target):
+            container = get(info.id)
+            if container is None:
+                raise TargetError(f"target {target.name!r}: container {info.name} is gone")
+            path = clock.container_offset_file(container.attrs, f"target {target.name!r}")
+            if not path.parent.is_dir():
+                raise TargetError(f"target {target.name!r}: the offset file's host directory {path.parent} "
+                                  "does not exist")
+            files[str(path)] = path
+        return list(files.values())
+
+    def own_cgroup(self, target: ResolvedTarget) -> str | dict[str, str] | None:
+        # one container: its own cgroup (several: each one's, see containers())
+        return dict(target.cgroups) or None
+
+    def join_cgroups(self, target: ResolvedTarget, controller: str) -> list[str]:
+        return join_container(target, self.no_container(target))
+
+    def containers(self, target: ResolvedTarget) -> list[dict[str, Any]] | None:
+        return list(target.extra.get("containers") or [])
+
+    def restart_watch(self, target: ResolvedTarget) -> float | None:
+        return 0.5  # Docker makes a container's cgroup anew at each (re)start
+
+    def event_recorder(self, targets: list[ResolvedTarget], since: float) -> EventRecorder | None:
+        refs = _refs_of(targets)
+        return EventRecorder(refs, since) if refs else None
+
+    def events(self, targets: list[ResolvedTarget], since: float, until: float) -> list[dict[str, Any]]:
+        return events(since, until, _refs_of(targets))
+
+
+PLATFORM = DockerPlatform()

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TargetError
+from ..targets import Platform
+from ..targets.base import CONTAINERS
 
 if TYPE_CHECKING:
     from ..targets import ResolvedTarget, TargetSpec
@@ -224,9 +226,11 @@ def resolve(base: ResolvedTarget, spec: TargetSpec) -> ResolvedTarget:
     return base
 
 
-def describe(target: ResolvedTarget) -> str:
+def describe(target: ResolvedTarget) -> str | None:
     """What ``--dry-run`` prints for a resolved Kubernetes target."""
     ex = target.extra
+    if not ex:
+        return None
     if "pods" in ex and target.kind == "pod":
         pods = ", ".join(f"{p['name']} (uid {p['uid'][:8]})" for p in ex["pods"])
         return f"{target.name}: pods in {ex['namespace']} [{pods}] (seed {ex['seed']})"
@@ -238,5 +242,46 @@ def describe(target: ResolvedTarget) -> str:
     return target.name
 
 
-resolve_target = resolve
-"""The platform entry ``targets.resolve`` calls for pod, deployment and node targets."""
+class KubernetesPlatform(Platform):
+    """Pods, deployments and nodes, through the cluster's API. A pod's containers that run in
+    the local dockerd are local containers as a Docker target has them (``extra["containers"]``):
+    processes, cgroups and Docker's container actions apply to them."""
+
+    name = "kubernetes"
+    replaces_containers = True  # the kubelet starts a new container (new id, new cgroup) after a crash
+
+    def resolve(self, base: ResolvedTarget, spec: TargetSpec, stack_file: str | None) -> ResolvedTarget:
+        return resolve(base, spec)
+
+    def describe(self, target: ResolvedTarget) -> str | None:
+        return describe(target)
+
+    def own_cgroup(self, target: ResolvedTarget) -> str | dict[str, str] | None:
+        return dict(target.cgroups) or None  # one local container: its own cgroup
+
+    def containers(self, target: ResolvedTarget) -> list[dict[str, Any]] | None:
+        return list(target.extra.get("containers") or []) if target.can(CONTAINERS) else None
+
+    def no_container(self, target: ResolvedTarget | None) -> str:
+        what = target.describe() if target is not None else "no target"
+        return (f"{what}: no container of these pods runs in the local dockerd (chaoslab runs off the "
+                "node, or the runtime is not Docker); the pod.* and chaosmesh.* faults act through the cluster")
+
+    def join_cgroups(self, target: ResolvedTarget, controller: str) -> list[str]:
+        if not target.can(CONTAINERS):  # a deployment, a node: no container of ours to join
+            return super().join_cgroups(target, controller)
+        from . import docker
+
+        return docker.join_container(target, self.no_container(target))
+
+    def restart_watch(self, target: ResolvedTarget) -> float | None:
+        return 1.0 if target.extra.get("containers") else None
+
+    def containers_now(self, target: ResolvedTarget, cache: dict[str, Any]) -> list[Any]:
+        if "api" not in cache:  # one client for the fault's life, not one per tick
+            ex = target.extra
+            cache["api"] = core(api_client(ex.get("kubeconfig"), ex.get("context")))
+        return local_containers_now(target, cache["api"])
+
+
+PLATFORM = KubernetesPlatform()

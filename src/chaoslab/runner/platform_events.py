@@ -1,12 +1,14 @@
-"""What the platform itself saw during a run (the stack's supervisor, Docker), as journal
-``event`` records on the run's clock. Shared by the runner and the programmatic session."""
+"""What the platforms themselves saw during a run (the stack's supervisor, Docker), as journal
+``event`` records on the run's clock. Shared by the runner and the programmatic session, which
+ask every platform (targets.PLATFORMS) for its recorder instead of knowing any one of them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..records import Record, record
+from ..targets import EventRecorder, ResolvedTarget, platforms
 
 
 def as_records(events: Iterable[dict[str, Any]], wall0: float, source: str) -> list[Record]:
@@ -18,6 +20,44 @@ def as_records(events: Iterable[dict[str, Any]], wall0: float, source: str) -> l
     return out
 
 
-def container_refs(containers: Iterable[dict[str, Any]]) -> set[str]:
-    """By id and by name: a container recreated under the same name is reported too."""
-    return {ref for c in containers for ref in (c["id"], c["name"])}
+OnError = Callable[[str, BaseException], None]
+"""Told (what, error) when a platform's events cannot be had: the run's own records still stand."""
+
+
+def start_recorders(targets: list[ResolvedTarget], since: float, on_error: OnError) -> list[EventRecorder]:
+    """Each platform's recorder of its events about ``targets``, started (platforms with none
+    to record give none)."""
+    out = []
+    for platform in platforms():
+        try:
+            recorder = platform.event_recorder(targets, since)
+            if recorder is not None:
+                out.append(recorder.start())
+        except Exception as exc:
+            on_error(platform.events_label, exc)
+    return out
+
+
+def stop_recorders(recorders: list[EventRecorder], until: float, wall0: float, on_error: OnError) -> list[Record]:
+    out: list[Record] = []
+    for recorder in recorders:
+        try:
+            events = recorder.stop(until)
+        except Exception as exc:  # the daemon went away
+            on_error(recorder.label, exc)
+            continue
+        out += as_records(events, wall0, recorder.source)
+    return out
+
+
+def events_between(targets: list[ResolvedTarget], since: float, until: float, on_error: OnError) -> list[Record]:
+    """Every platform's events about ``targets`` in one query each (the session's way)."""
+    out: list[Record] = []
+    for platform in platforms():
+        try:
+            events = platform.events(targets, since, until)
+        except Exception as exc:
+            on_error(platform.events_label, exc)
+            continue
+        out += as_records(events, since, platform.name)
+    return out

@@ -31,14 +31,14 @@ from ..journal import EXPERIMENT, HISTORY, Clock, Journal
 from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext
 from ..records import Record, RollbackRecord, record
-from ..targets import ResolvedTarget, resolve
+from ..targets import EventRecorder, ResolvedTarget, resolve
 from ..verdict import RunResult, conclude
 from . import halt as halt_flag
 from .control import Control
 from .evidence import Evidence
 from .ledger import Ledger, ledger_root, refuse_dead_runs
 from .plan import describe_plan, plan
-from .platform_events import as_records, container_refs
+from .platform_events import as_records, start_recorders, stop_recorders
 from .timeline import Timeline
 from .watcher import Watcher
 
@@ -80,7 +80,7 @@ class Run:
         self.evidence: Evidence | None = None
         self.signals: list[int] = []
         self.observers: list[Observer] = []
-        self._docker_events: Any = None
+        self._recorders: list[EventRecorder] = []
 
     # -- emission -------------------------------------------------------------------------
     def emit(self, rec: Record) -> None:
@@ -168,7 +168,7 @@ class Run:
                        "started_at": self.clock.wall0, "experiment": str(self.loaded.path), "pid": os.getpid(),
                        "process_started_at": psutil.Process().create_time()})
             await self._start_observers()
-            self._watch_containers()
+            self._watch_platforms()
             await watcher.prepare()
             self.control.t_base = self.clock.now()
             self._phase("baseline")
@@ -241,7 +241,7 @@ class Run:
         await watcher.stop()
         await self._stop_observers()
         self._copy_stack_events()
-        self._copy_container_events()
+        self._copy_platform_events()
         if self.exp.verify is not None and not self.signals and halt_flag.halted() is None:
             from .finalread import final_read
 
@@ -279,29 +279,18 @@ class Run:
             for rec in as_records(events, self.clock.wall0, "stack"):
                 self.emit(rec)
 
-    def _watch_containers(self) -> None:
-        """Record Docker's events of the targeted containers from now on (see EventRecorder)."""
-        refs = sorted(container_refs(c for t in self.targets.values() for c in t.extra.get("containers") or []))
-        if not refs:
-            return
-        from ..platforms import docker
+    def _watch_platforms(self) -> None:
+        """Record the platforms' own events about the targets from now on (Docker's die, start,
+        restart, oom, health events of the targeted containers)."""
+        self._recorders = start_recorders(list(self.targets.values()), self.clock.wall0, self._platform_error)
 
-        try:
-            self._docker_events = docker.EventRecorder(refs, self.clock.wall0).start()
-        except Exception as exc:
-            self._error("container events", f"{type(exc).__name__}: {exc}")
-
-    def _copy_container_events(self) -> None:
-        """Docker's die/start/restart/oom/health events of the targeted containers, on the run's clock."""
-        if self._docker_events is None:
-            return
-        try:
-            events = self._docker_events.stop(time.time())
-        except Exception as exc:  # the daemon went away: the run's own records still stand
-            self._error("container events", f"{type(exc).__name__}: {exc}")
-            return
-        for rec in as_records(events, self.clock.wall0, "docker"):
+    def _copy_platform_events(self) -> None:
+        """What the platforms saw during the run, on the run's clock."""
+        for rec in stop_recorders(self._recorders, time.time(), self.clock.wall0, self._platform_error):
             self.emit(rec)
+
+    def _platform_error(self, what: str, exc: BaseException) -> None:
+        self._error(what, f"{type(exc).__name__}: {exc}")
 
     async def _rollback(self, index: int, rb: Any) -> None:
         from ..probes.command import CommandExpect, CommandProbe

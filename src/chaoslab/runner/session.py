@@ -36,7 +36,7 @@ from ..targets import ResolvedTarget, TargetSpec, resolve
 from ..verdict import RunResult, conclude
 from . import actuate
 from .ledger import Ledger, refuse_dead_runs
-from .platform_events import as_records, container_refs
+from .platform_events import events_between
 from .run import new_run_id
 
 TargetLike = ResolvedTarget | TargetSpec | dict[str, Any] | int | str | None
@@ -113,7 +113,7 @@ class ChaosSession:
         self._journal: Journal | None = None
         self._ledger = Ledger(self.run_id, ledger_root)
         self._ledger_root = ledger_root
-        self._containers: set[str] = set()
+        self._targets: list[ResolvedTarget] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def __enter__(self) -> ChaosSession:
@@ -145,7 +145,7 @@ class ChaosSession:
             self._stopped_cpu += handle.generator.worker_cpu()
         self._loads.clear()
         journal, self._journal = self._journal, None
-        self._copy_container_events(journal)
+        self._copy_platform_events(journal)
         self._phase(journal, "end")
         journal.append({"type": "end", "t": self._now(), "errors": []})  # a failed revert raised to the caller
         experiment: dict[str, Any] = {"title": self.title, "method": [], "probes": {}, "load": self._load_spec}
@@ -157,19 +157,16 @@ class ChaosSession:
         self.analysis = self.result.analysis
         return self.analysis
 
-    def _copy_container_events(self, journal: Journal) -> None:
-        """Docker's events of the containers the session's faults touched (as the runner does)."""
-        if not self._containers:
+    def _copy_platform_events(self, journal: Journal) -> None:
+        """What the platforms saw of the targets the session's faults touched (Docker's events
+        of their containers), as the runner records it."""
+        if not self._targets:
             return
-        from ..platforms import docker
 
-        try:
-            events = docker.events(self.clock.wall0, time.time(), sorted(self._containers))
-        except Exception as exc:  # the daemon went away: the session's own records still stand
-            journal.append({"type": "error", "t": self._now(), "what": "container events",
-                            "error": f"{type(exc).__name__}: {exc}"})
-            return
-        for rec in as_records(events, self.clock.wall0, "docker"):
+        def error(what: str, exc: BaseException) -> None:  # the session's own records still stand
+            journal.append({"type": "error", "t": self._now(), "what": what, "error": f"{type(exc).__name__}: {exc}"})
+
+        for rec in events_between(self._targets, self.clock.wall0, time.time(), error):
             journal.append(rec)
 
     # -- faults -------------------------------------------------------------------------
@@ -197,7 +194,7 @@ class ChaosSession:
         fault = cls(cls.Params.model_validate(params), self.resolve(target), run_id=self.run_id)
         fault.planned_duration = duration
         if fault.target is not None:
-            self._containers.update(container_refs(fault.target.extra.get("containers") or []))
+            self._targets.append(fault.target)
         if self.dry_run:
             line = f"would inject {fault.describe()}" + (f" for {duration:g}s" if duration else "")
             self.plan.append(line)
