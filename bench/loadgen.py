@@ -38,7 +38,7 @@ from typing import Any
 import uvloop
 
 from chaoslab.experiment.workload import LoadSpec
-from chaoslab.journal import Clock
+from chaoslab.journal import RunClock
 from chaoslab.load import LoadGenerator
 
 LAG_P99_MAX = 0.005
@@ -111,7 +111,7 @@ def run_wrk(url: str, seconds: int, connections: int = 64) -> float:
 async def _generate(url: str, rate: float, seconds: float, history: Path, workers: int = 1) -> dict[str, Any]:
     spec = LoadSpec.model_validate({"workers": workers, "http": {"url": url, "rate": rate, "timeout": "2s",
                                                                  "concurrency": 1024, "max_lag": 1.0}})
-    gen = LoadGenerator(spec, Clock(), history)
+    gen = LoadGenerator(spec, RunClock(), history)
     stop = asyncio.Event()
     await gen.prepare(stop)  # worker processes start before the clock of the measurement does
     cpu0 = time.process_time() + gen.worker_cpu()

@@ -42,7 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "pipeline")]  # the tests' priva
 from pipeline_stack import Pipeline, pipeline_stack  # noqa: E402
 
 from chaoslab.experiment.workload import LoadSpec  # noqa: E402
-from chaoslab.journal import Clock  # noqa: E402
+from chaoslab.journal import RunClock  # noqa: E402
 from chaoslab.load import LoadGenerator  # noqa: E402
 
 P99_BUDGET = 1.0
@@ -77,7 +77,7 @@ async def step(p: Pipeline, rate: float, seconds: float, hist: Path) -> dict[str
     spec = LoadSpec.model_validate({"http": {
         "url": p.gateway + "/logs", "method": "POST", "rate": rate, "timeout": 5, "body": BODY,
         "ack": {"status": [201], "id": "$.id"}, "concurrency": 5000, "connections": 256}})
-    gen = LoadGenerator(spec, Clock(), hist)
+    gen = LoadGenerator(spec, RunClock(), hist)
     stop = asyncio.Event()
     task = asyncio.create_task(gen.run(stop))
     await asyncio.sleep(seconds)

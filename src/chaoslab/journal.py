@@ -33,8 +33,9 @@ EXPERIMENT = "experiment.json"
 VERIFY = "verify.json"
 
 
-class Clock:
-    """The run's single monotonic timeline."""
+class RunClock:
+    """The run's single monotonic timeline (not a process clock: see system/faketime.py; nor the
+    clock faults: faults/clock.py)."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -84,10 +85,10 @@ class JsonLines:
 
 
 class Journal:
-    def __init__(self, run_dir: Path, clock: Clock | None = None) -> None:
+    def __init__(self, run_dir: Path, clock: RunClock | None = None) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = clock or Clock()
+        self.clock = clock or RunClock()
         self._lines = JsonLines(run_dir / JOURNAL)
 
     def write(self, type_: str, *, t: float | None = None, **fields: Any) -> None:

@@ -17,7 +17,7 @@ import aiohttp
 
 from chaoslab.analysis import analyze
 from chaoslab.experiment.workload import LoadSpec, VerifySpec
-from chaoslab.journal import HISTORY, Clock, Journal
+from chaoslab.journal import HISTORY, Journal, RunClock
 from chaoslab.load import LoadGenerator
 from chaoslab.runner.finalread import final_read
 
@@ -73,7 +73,7 @@ async def _probe(base: str, journal: Journal, every: float) -> None:
             await asyncio.sleep(max(0.0, t + every - journal.clock.now()))
 
 
-async def _until(clock: Clock, t: float) -> None:
+async def _until(clock: RunClock, t: float) -> None:
     await asyncio.sleep(max(0.0, t - clock.now()))
 
 
@@ -91,7 +91,7 @@ async def scenario(
     hypothesis: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Run baseline -> inject (a /control call) -> revert after ``hold`` -> recovery; analyse."""
-    clock = Clock()
+    clock = RunClock()
     journal = Journal(run_dir, clock)
     experiment = {
         "title": "ground truth",

@@ -14,7 +14,7 @@ from loadtruth_harness import control, truth_service
 
 from chaoslab.analysis.latency import percentiles
 from chaoslab.experiment.workload import LoadSpec
-from chaoslab.journal import Clock
+from chaoslab.journal import RunClock
 from chaoslab.load import LoadGenerator
 from chaoslab.load.pacing import due
 from chaoslab.load.template import render
@@ -28,7 +28,7 @@ def _history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 async def _drive(
     spec: dict[str, Any], path: Path, seconds: float, before: Any = None
 ) -> tuple[LoadGenerator, float]:
-    gen = LoadGenerator(LoadSpec.model_validate(spec), Clock(), path)
+    gen = LoadGenerator(LoadSpec.model_validate(spec), RunClock(), path)
     stop = asyncio.Event()
     task = asyncio.create_task(gen.run(stop))
     if before is not None:
@@ -160,12 +160,12 @@ def test_user_mistakes_are_one_line_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot import nosuch_module_h3:f"):
         LoadGenerator(
             LoadSpec.model_validate({"python": {"python": "nosuch_module_h3:f"}}),
-            Clock(),
+            RunClock(),
             tmp_path / "h",
         )
     with pytest.raises(InputError, match=r"load\.http\.url: unsupported URL"):
         LoadGenerator(
-            LoadSpec.model_validate({"http": {"url": "http://"}}), Clock(), tmp_path / "h"
+            LoadSpec.model_validate({"http": {"url": "http://"}}), RunClock(), tmp_path / "h"
         )
 
 

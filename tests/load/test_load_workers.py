@@ -252,12 +252,12 @@ def test_no_worker_outlives_a_sigkilled_runner(tmp_path: Path) -> None:
 
 def test_a_worker_that_dies_mid_run_fails_the_load(tmp_path: Path) -> None:
     from chaoslab.errors import ChaoslabError
-    from chaoslab.journal import Clock
+    from chaoslab.journal import RunClock
     from chaoslab.load import LoadGenerator
 
     async def go(base: str) -> tuple[int, BaseException | None]:
         spec = LoadSpec.model_validate({"workers": 2, "http": {"url": f"{base}/hello", "rate": "100/s"}})
-        gen = LoadGenerator(spec, Clock(), tmp_path / HISTORY)
+        gen = LoadGenerator(spec, RunClock(), tmp_path / HISTORY)
         stop = asyncio.Event()
         await gen.prepare(stop)
         task = asyncio.create_task(gen.run(stop))

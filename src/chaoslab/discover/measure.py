@@ -97,11 +97,11 @@ async def _sample(name: str, spec: Any, every: float, seconds: float, out: Probe
 
 async def _load(url: str, seconds: float, history: Path) -> LoadFigures:
     from ..experiment.workload import LoadSpec
-    from ..journal import Clock
+    from ..journal import RunClock
     from ..load.generator import LoadGenerator
 
     spec = LoadSpec.model_validate({"http": {"url": url, "method": "GET", "rate": "20/s", "timeout": "2s"}})
-    gen = LoadGenerator(spec, Clock(), history)
+    gen = LoadGenerator(spec, RunClock(), history)
     stop = asyncio.Event()
     task = asyncio.create_task(gen.run(stop))
     await asyncio.sleep(seconds)

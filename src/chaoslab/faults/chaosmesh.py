@@ -395,16 +395,16 @@ class IoChaos(_Mesh[IoParams]):
 
 # -- TimeChaos -----------------------------------------------------------------------------
 
-Clock = Literal["CLOCK_REALTIME", "CLOCK_MONOTONIC", "CLOCK_BOOTTIME"]
+ClockId = Literal["CLOCK_REALTIME", "CLOCK_MONOTONIC", "CLOCK_BOOTTIME"]
 
 
-def _realtime() -> list[Clock]:
+def _realtime() -> list[ClockId]:
     return ["CLOCK_REALTIME"]
 
 
 class TimeParams(ContainerParams):
     offset: str = Field(..., description="Clock shift as a Go duration, e.g. -10m, 2h30m, +300ms.")
-    clocks: list[Clock] = Field(default_factory=_realtime)
+    clocks: list[ClockId] = Field(default_factory=_realtime)
 
     @field_validator("offset")
     @classmethod

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..experiment.workload import HttpLoad, LoadSpec
-from ..journal import Clock
+from ..journal import RunClock
 from .driver import Cancel, Driver, Result
 from .history import History, Operation
 from .pacing import due
@@ -83,7 +83,7 @@ class LoadGenerator:
     ``share=(i, n)`` and ``run_token`` are for a worker process: it sends operations k = i mod n.
     """
 
-    def __init__(self, spec: LoadSpec, clock: Clock, history_path: Path, *,
+    def __init__(self, spec: LoadSpec, clock: RunClock, history_path: Path, *,
                  share: tuple[int, int] | None = None, run_token: str | None = None) -> None:
         self.spec = spec
         self.work = spec.workload

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..experiment.workload import LoadSpec
-from ..journal import Clock
+from ..journal import RunClock
 from .generator import LoadGenerator, settle_gc
 from .workers import STATS_EVERY
 
@@ -64,7 +64,7 @@ async def _serve() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     config = json.loads(await reader.readline())
-    clock = Clock()
+    clock = RunClock()
     clock.t0 = float(config["t0"])  # the parent's: CLOCK_MONOTONIC is the same clock in every process
     i, n = config["share"]
     gen = LoadGenerator(LoadSpec.model_validate(config["spec"]), clock, Path(config["history"]),

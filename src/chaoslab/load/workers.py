@@ -3,7 +3,7 @@
 One Python process tops out well below what a load-generating thread written in C sends
 (bench/loadgen.py), so the schedule is split: worker i of N sends operations k = i mod N, each
 due at t0 + k/R on the run's clock (CLOCK_MONOTONIC is one clock for every process, so the
-parent's ``Clock.t0`` is handed over and due times, latencies and the lag stay exact). Every
+parent's ``RunClock.t0`` is handed over and due times, latencies and the lag stay exact). Every
 worker appends whole lines to the one history file (history.py says why they do not interleave).
 
 The exchange with a worker is lines on its stdin and stdout:
@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ChaoslabError
 from ..experiment.workload import HttpLoad, LoadSpec
-from ..journal import Clock
+from ..journal import RunClock
 
 #: How often a worker reports its counters (the console shows them once a second).
 STATS_EVERY = 0.25
@@ -107,7 +107,7 @@ class WorkerPool:
     #: Seconds between the go and the first due time, so each worker has read its go by then.
     GO_MARGIN = 0.02
 
-    def __init__(self, spec: LoadSpec, n: int, clock: Clock, history: Path, run_token: str) -> None:
+    def __init__(self, spec: LoadSpec, n: int, clock: RunClock, history: Path, run_token: str) -> None:
         self.spec = spec
         self.n = n
         self.clock = clock

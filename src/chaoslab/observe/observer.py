@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..journal import Clock
+    from ..journal import RunClock
     from ..targets import ResolvedTarget
 
 
@@ -21,7 +21,7 @@ class ObserverContext:
 
     run_id: str
     run_dir: Path
-    clock: Clock
+    clock: RunClock
     experiment: Any
     targets: dict[str, ResolvedTarget]
     emit: Callable[..., None]

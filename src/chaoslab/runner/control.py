@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ExitCode
-from ..journal import Clock
+from ..journal import RunClock
 from ..records import PhaseName, Record
 
 Emit = Callable[[Record], None]
@@ -20,7 +20,7 @@ Emit = Callable[[Record], None]
 
 @dataclass
 class Control:
-    clock: Clock
+    clock: RunClock
     emit: Emit
     t_base: float = 0.0
     """Journal time of the baseline's start: step offsets, recovery and max_duration count from it

@@ -27,7 +27,7 @@ import psutil
 
 from ..errors import CapabilityError, ChaoslabError, ExitCode, LedgerError, TargetError
 from ..experiment.loader import LoadedExperiment
-from ..journal import EXPERIMENT, HISTORY, Clock, Journal
+from ..journal import EXPERIMENT, HISTORY, Journal, RunClock
 from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext
 from ..records import Record, RollbackRecord, record
@@ -73,7 +73,7 @@ class Run:
         self.unresolved: dict[str, str] = {}
         self.errors: list[str] = []
         self.journal: Journal | None = None
-        self.clock = Clock()
+        self.clock = RunClock()
         self.control = Control(self.clock, self.emit)
         self.run_dir: Path | None = None
         self.timeline: Timeline | None = None

@@ -30,7 +30,7 @@ from ..analysis.model import Analysis
 from ..analysis.windows import RECOVERED_AFTER
 from ..errors import ChaoslabError
 from ..faults import Fault
-from ..journal import EXPERIMENT, HISTORY, Clock, Journal
+from ..journal import EXPERIMENT, HISTORY, Journal, RunClock
 from ..records import PhaseName
 from ..targets import ResolvedTarget, TargetSpec, resolve
 from ..verdict import RunResult, conclude
@@ -49,7 +49,7 @@ class DryRun(Exception):
 class LoadHandle:
     """An open-model load generator running in a thread of its own, on the session's clock."""
 
-    def __init__(self, spec: Any, clock: Clock, history: Path) -> None:
+    def __init__(self, spec: Any, clock: RunClock, history: Path) -> None:
         from ..load import LoadGenerator
 
         self.generator = LoadGenerator(spec, clock, history)
@@ -98,7 +98,7 @@ class ChaosSession:
         self.run_dir = run_dir
         self.stack_file = stack_file
         self.dry_run = dry_run
-        self.clock = Clock()
+        self.clock = RunClock()
         self.plan: list[str] = []
         self.reports = reports
         self.result: RunResult | None = None
