@@ -26,7 +26,7 @@ k8s: setup
 	bash scripts/k8s.sh build
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src systems tests bench examples
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -33,10 +33,31 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
+# The reference exchange and pipeline lived in src/exchange and src/pipeline until issue 26 made
+# them distributions of their own (systems/): a checkout from before keeps their untracked
+# __pycache__ directories, which Python would import as empty namespace packages.
+for old in src/exchange src/pipeline; do
+  if [ -d "$old" ] && [ -z "$(find "$old" -name '*.py' -print -quit)" ]; then
+    rm -rf "$old"
+  fi
+done
+# chaoslab, and the reference systems the demo and the tests attack as distributions of their
+# own (chaoslab's wheel holds chaoslab alone), all editable. Reinstalling over an older editable
+# install replaces it: pip uninstalls the old one first.
 stamp=.venv/.chaoslab-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+projects=(pyproject.toml systems/exchange/pyproject.toml systems/pipeline/pyproject.toml)
+stale=0
+[ -f "$stamp" ] || stale=1
+for f in "${projects[@]}"; do
+  if [ "$f" -nt "$stamp" ]; then stale=1; fi
+done
+# a venv made before the systems were distributions has a fresh stamp but not them
+if ! .venv/bin/python -c 'import importlib.metadata as m; [m.version(d) for d in ("chaoslab-exchange", "chaoslab-pipeline")]' 2>/dev/null; then
+  stale=1
+fi
+if [ "$stale" = 1 ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,exchange,pipeline,kubernetes]'
+  .venv/bin/pip install -q -e '.[dev,kubernetes]' -e systems/exchange -e systems/pipeline
   touch "$stamp"
 fi
 

@@ -27,10 +27,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import VERDICT_CODES, ExitCode, InputError
+from .experiment import seed002 as _seed002
 from .experiment.loader import LoadedExperiment, load_experiment
 from .experiment.model import ProbeSpec
 from .experiment.overlay import Overlay
-from .platforms import seed002 as _seed002
 from .runner.run import RunOptions, new_run_id, run_experiment
 from .source import InputErrors, load_document
 from .units import Duration

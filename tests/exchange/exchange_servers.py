@@ -29,6 +29,14 @@ from tests.conftest import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 REPO = Path(__file__).resolve().parents[2]
+#: The exchange's processes run this checkout's copy (systems/exchange), whatever the venv's
+#: editable install of chaoslab-exchange points at, as examples/exchange/stack.yaml does.
+EXCHANGE_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO / "systems" / "exchange" / "src"), os.environ.get("PYTHONPATH")])
+    ),
+}
 
 
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
@@ -221,7 +229,7 @@ class ApiServer(Proc):
         self.argv = [
             sys.executable,
             "-m",
-            "exchange.api",
+            "chaoslab_exchange.api",
             "--port",
             str(self.port),
             "--pg-dsn",
@@ -242,7 +250,7 @@ class ApiServer(Proc):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        self._spawn(self.argv, self.base / "api.log", cwd=str(REPO))
+        self._spawn(self.argv, self.base / "api.log", cwd=str(REPO), env=EXCHANGE_ENV)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.engine import ZERO, MatchingEngine, Order, OrderStatus, OrderType, Side
+from chaoslab_exchange.engine import ZERO, MatchingEngine, Order, OrderStatus, OrderType, Side
 
 SYMBOL = "BTCUSD"
 

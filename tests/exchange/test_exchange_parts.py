@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange.breaker import BreakerState, CircuitBreaker, CircuitOpenError
-from exchange.spool import Spool
+from chaoslab_exchange.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from chaoslab_exchange.spool import Spool
 
 
 def records(*ids: str) -> list[dict[str, object]]:

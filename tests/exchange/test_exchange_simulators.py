@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 from exchange_load import wait_for
-from exchange_servers import REPO, MakeApi, Proc, RedisServer, free_port
+from exchange_servers import EXCHANGE_ENV, REPO, MakeApi, Proc, RedisServer, free_port
 
-from exchange.market import SECONDS_PER_YEAR, PriceModel
+from chaoslab_exchange.market import SECONDS_PER_YEAR, PriceModel
 
 
 def test_gbm_log_returns_have_the_asked_volatility() -> None:
@@ -39,6 +39,7 @@ class Sim(Proc):
             [sys.executable, "-m", module, "--port", str(self.port), *args],
             base / f"{module}.log",
             cwd=str(REPO),
+            env=EXCHANGE_ENV,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -75,7 +76,7 @@ def test_market_simulator_publishes_ticks_every_100ms(
             await client.aclose()
 
     sim = Sim(
-        workdir, "exchange.market", "--redis-url", redis_server.url, "--symbols", "BTCUSD:50000"
+        workdir, "chaoslab_exchange.market", "--redis-url", redis_server.url, "--symbols", "BTCUSD:50000"
     )
     try:
         ticks = asyncio.run(listen())
@@ -116,7 +117,7 @@ def test_orderflow_drives_the_api_at_its_rate(
     api, _ = api_factory()
     flow = Sim(
         workdir,
-        "exchange.orderflow",
+        "chaoslab_exchange.orderflow",
         "--target",
         api.url,
         "--rate",

@@ -46,7 +46,7 @@ def test_dashboards_are_importable_and_their_promql_is_valid(prometheus: Prometh
     found = dashboards()
     assert set(found) == {"chaos.json", "exchange.json"}
     prom = prometheus.start([])
-    exchange_src = (ROOT / "src" / "exchange" / "metrics.py").read_text()
+    exchange_src = (ROOT / "systems" / "exchange" / "src" / "chaoslab_exchange" / "metrics.py").read_text()
     exporter_src = (
         Path(exporter_module.__file__).read_text()
         + Path(exporter_module.__file__).with_name("runs.py").read_text()

@@ -217,7 +217,7 @@ def pipeline_stack(**extra: str) -> Iterator[Pipeline]:
     if os.geteuid() != 0:
         pytest.skip("the pipeline stack runs PostgreSQL as the postgres user: needs root")
     try:
-        from pipeline.tools import tansu, weed
+        from chaoslab_pipeline.tools import tansu, weed
 
         tansu(), weed()
     except (ImportError, FileNotFoundError) as exc:

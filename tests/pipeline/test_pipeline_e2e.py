@@ -169,13 +169,13 @@ def test_back_pressure_answers_429_with_retry_after(chaos_stack: Pipeline) -> No
     429 + Retry-After through the gateway, the others are acknowledged, nothing hangs."""
     p = chaos_stack
     prod_port, gw_port = free_ports(2)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "systems" / "pipeline" / "src")}
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "pipeline.producer",
+                "chaoslab_pipeline.producer",
                 "--port",
                 str(prod_port),
                 "--bootstrap",
@@ -190,7 +190,7 @@ def test_back_pressure_answers_429_with_retry_after(chaos_stack: Pipeline) -> No
             [
                 sys.executable,
                 "-m",
-                "pipeline.gateway",
+                "chaoslab_pipeline.gateway",
                 "--port",
                 str(gw_port),
                 "--producer-url",

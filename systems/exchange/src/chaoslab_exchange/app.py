@@ -15,10 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.types import Receive, Scope, Send
 
-from exchange.config import Settings
-from exchange.engine import OrderType, Side
-from exchange.resilience import DependencyError
-from exchange.service import NotDurable, OrderService, Overloaded, order_view, trade_view
+from chaoslab_exchange.config import Settings
+from chaoslab_exchange.engine import OrderType, Side
+from chaoslab_exchange.resilience import DependencyError
+from chaoslab_exchange.service import NotDurable, OrderService, Overloaded, order_view, trade_view
 
 SYMBOL = r"^[A-Z0-9]{2,16}$"
 ORDER_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -1,4 +1,4 @@
-"""``python -m pipeline.s3 --port 8333 --base-port 21000 --dir D``: SeaweedFS's S3 on 127.0.0.1.
+"""``python -m chaoslab_pipeline.s3 --port 8333 --base-port 21000 --dir D``: SeaweedFS's S3 on 127.0.0.1.
 
 ``weed mini`` runs master, volume, filer, S3, WebDAV and admin servers, each on a port of
 its own, and binds every interface unless told (and a few fixed ports, 8181 and 9101, even
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.tools import weed
+from chaoslab_pipeline.tools import weed
 
 PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
          "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port",
@@ -30,7 +30,7 @@ def argv(port: int, base: int, data: Path, bind: str = "127.0.0.1") -> list[str]
 
 
 def main(av: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="pipeline.s3")
+    p = argparse.ArgumentParser(prog="chaoslab_pipeline.s3")
     p.add_argument("--port", type=int, default=8333)
     p.add_argument("--base-port", type=int, default=21000)
     p.add_argument("--dir", type=Path, required=True)

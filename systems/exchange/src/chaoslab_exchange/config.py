@@ -46,7 +46,7 @@ class Settings:
 
 def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(
-        prog="python -m exchange.api",
+        prog="python -m chaoslab_exchange.api",
         description="Trading API of the simulated exchange. Every flag also reads "
         "EXCHANGE_<FLAG> from the environment (e.g. EXCHANGE_PG_DSN).",
     )

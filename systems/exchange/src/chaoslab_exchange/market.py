@@ -6,7 +6,7 @@ Every tick (100 ms by default) each symbol's price moves by
 simulator to price its limit orders). Redis being away never stops the clock: the tick
 is counted as a publish error and /health says degraded.
 
-    python -m exchange.market --port 8081 --redis-url redis://127.0.0.1:6379/0
+    python -m chaoslab_exchange.market --port 8081 --redis-url redis://127.0.0.1:6379/0
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from prometheus_client import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from exchange.serve import serve
+from chaoslab_exchange.serve import serve
 
 PRICES_CHANNEL = "market:prices"
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -155,7 +155,7 @@ def create_app(sim: MarketSimulator) -> FastAPI:
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m exchange.market", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chaoslab_exchange.market", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default=env("MARKET_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("MARKET_PORT", "8081")))
     p.add_argument("--redis-url", default=env("MARKET_REDIS_URL", "redis://127.0.0.1:6379/0"))

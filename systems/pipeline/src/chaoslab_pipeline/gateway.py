@@ -1,4 +1,4 @@
-"""``python -m pipeline.gateway --port N --producer-url http://127.0.0.1:P``: HTTP ingest.
+"""``python -m chaoslab_pipeline.gateway --port N --producer-url http://127.0.0.1:P``: HTTP ingest.
 
 POST /logs takes one JSON record. The gateway checks the envelope (size, JSON object, the
 end-to-end ``id``: the client's, or one it assigns) and forwards it to the producer behind a
@@ -28,11 +28,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pipeline import schema
-from pipeline.breaker import CircuitBreaker
-from pipeline.metrics import Metrics
+from chaoslab_pipeline import schema
+from chaoslab_pipeline.breaker import CircuitBreaker
+from chaoslab_pipeline.metrics import Metrics
 
-log = logging.getLogger("pipeline.gateway")
+log = logging.getLogger("chaoslab_pipeline.gateway")
 BATCH_MAX = 1000
 BATCH_BYTES = 16 * 1024 * 1024
 
@@ -161,7 +161,7 @@ def build(gw: Gateway) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="pipeline.gateway")
+    p = argparse.ArgumentParser(prog="chaoslab_pipeline.gateway")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     p.add_argument("--producer-url", default="http://127.0.0.1:8081")

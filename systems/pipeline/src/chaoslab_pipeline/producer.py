@@ -1,4 +1,4 @@
-"""``python -m pipeline.producer --port N --bootstrap 127.0.0.1:9092``: records to the broker.
+"""``python -m chaoslab_pipeline.producer --port N --bootstrap 127.0.0.1:9092``: records to the broker.
 
 POST /produce takes a record with its ``id`` and answers 201 only once the broker
 acknowledged it with acks=all. The buffer is bounded (``--max-inflight``): beyond it, 429
@@ -29,10 +29,10 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from pipeline.breaker import CircuitBreaker
-from pipeline.metrics import Metrics
+from chaoslab_pipeline.breaker import CircuitBreaker
+from chaoslab_pipeline.metrics import Metrics
 
-log = logging.getLogger("pipeline.producer")
+log = logging.getLogger("chaoslab_pipeline.producer")
 TOPIC = "logs"
 
 
@@ -170,7 +170,7 @@ def build(p: Producer) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="pipeline.producer")
+    ap = argparse.ArgumentParser(prog="chaoslab_pipeline.producer")
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")

@@ -20,7 +20,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from exchange.breaker import CircuitBreaker, CircuitOpenError
+from chaoslab_exchange.breaker import CircuitBreaker, CircuitOpenError
 
 T = TypeVar("T")
 

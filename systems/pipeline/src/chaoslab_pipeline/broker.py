@@ -1,4 +1,4 @@
-"""``python -m pipeline.broker --port 9092 [--advertise PORT] [--s3-url URL --bucket B | --memory]``
+"""``python -m chaoslab_pipeline.broker --port 9092 [--advertise PORT] [--s3-url URL --bucket B | --memory]``
 
 Tansu 0.6.0 on 127.0.0.1. With ``--s3-url`` it keeps everything (topics, offsets, consumer
 groups, producer state) as objects in the bucket, through the ``object_store`` crate's
@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from pipeline.tools import tansu
+from chaoslab_pipeline.tools import tansu
 
 KEY = "pipeline"
 
@@ -38,12 +38,12 @@ def ensure_bucket(url: str, bucket: str, deadline: float) -> None:
                 return
             except Exception as exc:
                 if time.monotonic() > end:
-                    raise SystemExit(f"pipeline.broker: S3 at {url} unusable: {exc}") from None
+                    raise SystemExit(f"chaoslab_pipeline.broker: S3 at {url} unusable: {exc}") from None
                 time.sleep(0.5)
 
 
 def main(av: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="pipeline.broker")
+    p = argparse.ArgumentParser(prog="chaoslab_pipeline.broker")
     p.add_argument("--port", type=int, default=9092)
     p.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     p.add_argument("--advertise", type=int, help="port advertised to clients (default: --port)")

@@ -1,7 +1,7 @@
-"""``python -m pipeline.consumer --port N --bootstrap ... --pg-dsn ... --redis-url ... --s3-url ...``
+"""``python -m chaoslab_pipeline.consumer --port N --bootstrap ... --pg-dsn ... --redis-url ... --s3-url ...``
 
 Reads the ``logs`` topic in the consumer group ``pipeline``, and per batch:
-1. parses and validates every record (pipeline.schema);
+1. parses and validates every record (chaoslab_pipeline.schema);
 2. stores the valid ones in PostgreSQL (``events``, keyed by id: a redelivered record is
    stored once) behind a breaker; while PostgreSQL is unavailable they go to the
    dead-letter topic with reason ``storage_unavailable`` and to the Redis cache
@@ -38,11 +38,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from botocore.exceptions import ClientError
 
-from pipeline import schema
-from pipeline.breaker import CircuitBreaker, CircuitOpenError
-from pipeline.metrics import Metrics
+from chaoslab_pipeline import schema
+from chaoslab_pipeline.breaker import CircuitBreaker, CircuitOpenError
+from chaoslab_pipeline.metrics import Metrics
 
-log = logging.getLogger("pipeline.consumer")
+log = logging.getLogger("chaoslab_pipeline.consumer")
 TOPIC, DLQ = "logs", "logs.dlq"
 
 DDL = """
@@ -460,7 +460,7 @@ def build(c: Consumer) -> web.Application:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="pipeline.consumer")
+    ap = argparse.ArgumentParser(prog="chaoslab_pipeline.consumer")
     ap.add_argument("--port", type=int, default=8082)
     ap.add_argument("--host", default="127.0.0.1", help="listen address (a container's own: 0.0.0.0)")
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")

@@ -20,9 +20,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from exchange.breaker import CircuitBreaker
-from exchange.metrics import ApiMetrics
-from exchange.resilience import DependencyError, call_dependency
+from chaoslab_exchange.breaker import CircuitBreaker
+from chaoslab_exchange.metrics import ApiMetrics
+from chaoslab_exchange.resilience import DependencyError, call_dependency
 
 EVENTS_CHANNEL = "exchange:events"
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pipeline.breaker import BreakerState, CircuitBreaker
+from chaoslab_pipeline.breaker import BreakerState, CircuitBreaker
 
 
 class Metrics:

@@ -5,7 +5,7 @@ omission); when ``--max-inflight`` requests are already out, a due order is skip
 counted instead of queueing. Limit prices sit around the market simulator's last price
 (``price:<symbol>`` in Redis) when Redis has one, else around the symbol's start price.
 
-    python -m exchange.orderflow --port 8082 --target http://127.0.0.1:8000 --rate 50
+    python -m chaoslab_exchange.orderflow --port 8082 --target http://127.0.0.1:8000 --rate 50
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from prometheus_client import (
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from exchange.market import parse_symbols
-from exchange.serve import serve
+from chaoslab_exchange.market import parse_symbols
+from chaoslab_exchange.serve import serve
 
 
 class OrderGenerator:
@@ -192,7 +192,7 @@ def create_app(flow: OrderFlow) -> FastAPI:
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m exchange.orderflow", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m chaoslab_exchange.orderflow", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default=env("ORDERFLOW_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("ORDERFLOW_PORT", "8082")))
     p.add_argument("--target", default=env("ORDERFLOW_TARGET", "http://127.0.0.1:8080"),

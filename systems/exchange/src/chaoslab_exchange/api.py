@@ -1,13 +1,13 @@
-"""``python -m exchange.api --port N --pg-dsn ... --redis-url ... --spool-dir ...``"""
+"""``python -m chaoslab_exchange.api --port N --pg-dsn ... --redis-url ... --spool-dir ...``"""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from exchange.app import create_asgi
-from exchange.config import parse_args
-from exchange.serve import serve
+from chaoslab_exchange.app import create_asgi
+from chaoslab_exchange.config import parse_args
+from chaoslab_exchange.serve import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings.spool_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        print(f"exchange.api: cannot use spool dir {settings.spool_dir}: {e}", file=sys.stderr)
+        print(f"chaoslab_exchange.api: cannot use spool dir {settings.spool_dir}: {e}", file=sys.stderr)
         return 2
     return serve(create_asgi(settings), settings.host, settings.port)
 

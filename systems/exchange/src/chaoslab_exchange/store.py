@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from exchange.breaker import CircuitBreaker
-from exchange.resilience import abandon_after, call_dependency
-from exchange.spool import Record
+from chaoslab_exchange.breaker import CircuitBreaker
+from chaoslab_exchange.resilience import abandon_after, call_dependency
+from chaoslab_exchange.spool import Record
 
 T = TypeVar("T")
 

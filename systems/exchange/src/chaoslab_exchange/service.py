@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from exchange.breaker import BreakerState, CircuitBreaker
-from exchange.cache import Cache
-from exchange.config import Settings
-from exchange.engine import MatchingEngine, Order, OrderType, Side, Trade
-from exchange.index import OrderIndex
-from exchange.metrics import BREAKER_VALUE, ApiMetrics
-from exchange.resilience import DependencyError, abandon_after
-from exchange.spool import Record, Spool
-from exchange.store import Store
+from chaoslab_exchange.breaker import BreakerState, CircuitBreaker
+from chaoslab_exchange.cache import Cache
+from chaoslab_exchange.config import Settings
+from chaoslab_exchange.engine import MatchingEngine, Order, OrderType, Side, Trade
+from chaoslab_exchange.index import OrderIndex
+from chaoslab_exchange.metrics import BREAKER_VALUE, ApiMetrics
+from chaoslab_exchange.resilience import DependencyError, abandon_after
+from chaoslab_exchange.spool import Record, Spool
+from chaoslab_exchange.store import Store
 
-log = logging.getLogger("exchange.api")
+log = logging.getLogger("chaoslab_exchange.api")
 
 COMMITTED = "committed"
 FREEZE_EVERY = 10.0  # seconds between gc.freeze() calls

@@ -26,7 +26,7 @@ import json
 import os
 from pathlib import Path
 
-from exchange.spool import Record
+from chaoslab_exchange.spool import Record
 
 
 class OrderIndex:
