@@ -191,7 +191,7 @@ def container_figures(reps: int) -> tuple[dict[str, list[float]], dict[str, list
 
 
 def docker_answers() -> bool:
-    from chaoslab import doctor
+    from chaoslab.cli import doctor
 
     return doctor.check("docker").ok and subprocess.run(
         ["docker", "image", "inspect", "chaoslab/busybox:1"], capture_output=True).returncode == 0

@@ -35,9 +35,9 @@ from typing import Any
 from chaoslab.experiment.loader import load_experiment
 from chaoslab.experiment.overlay import Overlay
 from chaoslab.runner.run import RunOptions, run_experiment
+from chaoslab.runner.suite import _wait_ready, load_suite
 from chaoslab.source import Document
 from chaoslab.stack import Stack
-from chaoslab.suite import _wait_ready, load_suite
 from chaoslab.units import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]

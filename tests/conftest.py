@@ -20,9 +20,9 @@ import psutil
 import pytest
 
 import chaoslab
-from chaoslab import cgroups
 from chaoslab.journal import read_journal
-from chaoslab.nft import chains_of, table_name
+from chaoslab.system import cgroups
+from chaoslab.system.nft import chains_of, table_name
 
 pytest_plugins = ["pytester"]
 

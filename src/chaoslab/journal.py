@@ -9,7 +9,7 @@ A run directory holds:
                      load, observer, error, end)
 ``history.jsonl``    the load generator's operations (see ``chaoslab.load``)
 ``verify.json``      the final read (``verify:``) of what the system holds after recovery
-``summary.json``     written by ``chaoslab.verdict`` at the end: outcome, exit code, the analysis
+``summary.json``     written by ``chaoslab.runner.verdict`` at the end: outcome, exit code, the analysis
 
 Lines are flushed to the kernel as they are written (a SIGKILL loses nothing already written) and
 the file is only appended to, so a crashed run leaves a readable partial journal.

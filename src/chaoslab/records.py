@@ -129,7 +129,7 @@ class ErrorRecord(TypedDict):
 
 class EndRecord(TypedDict):
     """The runner's last word: its own failures (a fault it could not revert, a failed
-    rollback). The outcome is not here: ``chaoslab.verdict`` decides it from the whole journal."""
+    rollback). The outcome is not here: ``chaoslab.runner.verdict`` decides it from the whole journal."""
 
     type: Literal["end"]
     t: float

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chaoslab.analysis import Analysis, analyze
-from chaoslab.verdict import conclude
+from chaoslab.runner.verdict import conclude
 
 GOLDEN = Path(__file__).parent / "golden"
 RUNS = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())

@@ -13,8 +13,8 @@ import psutil
 import pytest
 from tests.conftest import PY, ROOT, assert_held
 
-from chaoslab import cgroups
 from chaoslab.runner import ledger
+from chaoslab.system import cgroups
 
 from .conftest import EXPERIMENTS
 

@@ -12,7 +12,11 @@ import httpx
 import pytest
 from tests.conftest import run_until_steady
 
-from chaoslab.assertions import assert_error_rate, assert_no_lost_writes, assert_recovers_within
+from chaoslab.testing.assertions import (
+    assert_error_rate,
+    assert_no_lost_writes,
+    assert_recovers_within,
+)
 
 from .conftest import Exchange
 

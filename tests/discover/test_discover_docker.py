@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.root, pytest.mark.slow]
 def _docker_ready() -> None:
     if os.geteuid() != 0:
         pytest.skip("Docker tests need root")
-    from chaoslab import capabilities
+    from chaoslab.system import capabilities
 
     if not capabilities.check("docker").ok:
         subprocess.run(["bash", str(ROOT / "scripts" / "docker.sh")], capture_output=True, timeout=300)

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from tests.conftest import Children
 
-from chaoslab import capabilities, doctor, faults
+from chaoslab import faults
+from chaoslab.cli import doctor
 from chaoslab.errors import CapabilityError
+from chaoslab.system import capabilities
 
 pytestmark = [
     pytest.mark.root,
@@ -41,7 +43,7 @@ NEEDS = {
 
 def chaoslab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chaoslab.cli", *args],
+        [sys.executable, "-m", "chaoslab.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,

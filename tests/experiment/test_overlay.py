@@ -9,7 +9,7 @@ from tests.conftest import ROOT, chaoslab_argv, child_env
 
 from chaoslab.experiment.loader import load_experiment
 from chaoslab.experiment.overlay import load_overlay
-from chaoslab.suite import load_suite
+from chaoslab.runner.suite import load_suite
 
 EXCHANGE = ROOT / "examples" / "exchange"
 COMPOSE_TARGETS = EXCHANGE / "compose-targets.yaml"

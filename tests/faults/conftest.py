@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from tests.conftest import PY, chaoslab_argv, child_env, fault_cgroups
 
-from chaoslab import cgroups, hosts
 from chaoslab.faults.base import Fault
+from chaoslab.system import cgroups, hosts
 from chaoslab.targets import ProcessRef, ResolvedTarget
 
 HERE = Path(__file__).parent

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab import clock
+from chaoslab.system import faketime
 
 from .conftest import CLOCK_REPORTER, Lab, clock_rate, own_skew, wait_for
 
 PY = sys.executable
 pytestmark = pytest.mark.skipif(
-    not any(Path(c).is_file() for c in clock._CANDIDATES),
+    not any(Path(c).is_file() for c in faketime._CANDIDATES),
     reason="libfaketime is not installed (scripts/setup.sh installs it)",
 )
 
@@ -34,8 +34,8 @@ class Clocked:
         self.offset_file = tmp / "offset"
         env = dict(os.environ)
         if controllable:
-            clock.ensure_file(self.offset_file)
-            env.update(clock.controllable_env(self.offset_file))
+            faketime.ensure_file(self.offset_file)
+            env.update(faketime.controllable_env(self.offset_file))
         self.proc = subprocess.Popen([PY, "-c", CLOCK_REPORTER, str(self.report)], env=env)
         deadline = time.monotonic() + 30
         while not self.report.exists() and time.monotonic() < deadline:
@@ -92,7 +92,7 @@ def test_skew_moves_the_service_clock_and_puts_it_back(tmp_path: Path, clocked: 
     assert -91.0 < during < -89.0
     assert abs(after) < 1.0
     assert abs(time.time() - machine_before) < 600, "the machine's clock moved"
-    assert clock.read_offset(clocked.offset_file) == clock.NO_OFFSET
+    assert faketime.read_offset(clocked.offset_file) == faketime.NO_OFFSET
 
 
 def test_skew_is_reverted_by_recover_after_sigkill(tmp_path: Path, clocked: Clocked) -> None:
@@ -152,9 +152,9 @@ def test_stack_service_with_clock_controllable(tmp_path: Path) -> None:
     stack.up()
     try:
         pid = int(stack.resolve("reporter")["pid"])
-        path = clock.offset_file_of(pid)
+        path = faketime.offset_file_of(pid)
         assert path is not None and path.exists()
-        assert clock.read_offset(path) == clock.NO_OFFSET
+        assert faketime.read_offset(path) == faketime.NO_OFFSET
     finally:
         stack.down()
 
@@ -175,7 +175,7 @@ def test_a_repeated_skew_with_overlapping_windows_comes_back_once(
         _steps(clocked.proc.pid, "fault: clock.skew, offset: +2h, at: 0s, duration: 2s, repeat: 2, every: 1s")
     )
     assert run.read_until(" revert "), run.text()
-    assert float(clock.read_offset(clocked.offset_file)) == 7200.0
+    assert float(faketime.read_offset(clocked.offset_file)) == 7200.0
     assert run.finish() == 0, run.text()
     assert clocked.offset_file.read_text() == before
     assert abs(clocked.skew()) < 1.0
@@ -200,5 +200,5 @@ def test_a_drift_under_a_skew_resumes_where_it_would_be(
     skew = clocked.skew()
     assert 1.5 < skew < 6.0, skew  # ~2 s of a double-speed clock, give or take a busy machine
     assert run.finish() == 0, run.text()
-    assert clock.read_offset(clocked.offset_file) == clock.NO_OFFSET
+    assert faketime.read_offset(clocked.offset_file) == faketime.NO_OFFSET
     assert abs(clocked.skew()) < 1.0

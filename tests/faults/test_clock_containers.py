@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from chaoslab import clock
 from chaoslab.errors import TargetError
+from chaoslab.system import faketime
 
 from .conftest import CLOCK_REPORTER, Lab, clock_rate, own_skew, wait_for
 
 PY = sys.executable
-LIB = next((c for c in clock._CANDIDATES if Path(c).is_file()), None)
+LIB = next((c for c in faketime._CANDIDATES if Path(c).is_file()), None)
 pytestmark = [pytest.mark.docker]
 
 
@@ -140,7 +140,7 @@ def test_skew_and_drift_move_the_container_clock_and_put_it_back(
     )
     assert -91.0 < during < -89.0
     assert abs(after) < 1.0
-    assert clock.read_offset(boxed.dir / "offset") == clock.NO_OFFSET
+    assert faketime.read_offset(boxed.dir / "offset") == faketime.NO_OFFSET
 
     run = _run(tmp_path, boxed.name, "fault: clock.drift, rate: 2.0", "4s")
     assert wait_for(lambda: boxed.skew() > 1.0), "the container's clock never ran ahead"
@@ -201,7 +201,7 @@ def test_the_offset_file_is_found_through_the_innermost_bind_mount() -> None:
         {"Type": "bind", "Source": "/host/b", "Destination": "/clock/sub", "RW": True},
         {"Type": "volume", "Source": "/var/lib/docker/x", "Destination": "/", "RW": True},
     ]
-    assert clock.container_offset_file(_attrs(GOOD_ENV, mounts), "t") == Path("/host/b/offset")
+    assert faketime.container_offset_file(_attrs(GOOD_ENV, mounts), "t") == Path("/host/b/offset")
 
 
 @pytest.mark.parametrize(
@@ -224,7 +224,7 @@ def test_the_offset_file_is_found_through_the_innermost_bind_mount() -> None:
 )
 def test_what_is_missing_is_said(env: list[str], mounts: list[dict[str, Any]], says: str) -> None:
     with pytest.raises(TargetError, match=says):
-        clock.container_offset_file(_attrs(env, mounts), "t")
+        faketime.container_offset_file(_attrs(env, mounts), "t")
 
 
 OVERLAP = """
@@ -249,7 +249,7 @@ def test_overlapping_skews_stack_and_the_original_comes_back_once(
     assert not offset.exists()
     run = lab.start(OVERLAP.format(name=boxed.name))
     assert run.read_until(" revert "), run.text()  # the +2h skew ended, the -90s one goes on
-    assert float(clock.read_offset(offset)) == -90.0, offset.read_text()
+    assert float(faketime.read_offset(offset)) == -90.0, offset.read_text()
     assert -91.0 < boxed.skew() < -89.0
     assert run.finish() == 0, run.text()
     assert not offset.exists(), f"left behind: {offset.read_text()!r}"
@@ -283,11 +283,11 @@ def test_overlapping_skews_after_sigkill_are_undone_by_recover(
             "duration: 4s", "duration: 60s"
         )
     )
-    assert wait_for(lambda: offset.exists() and float(clock.read_offset(offset)) == -90.0)
+    assert wait_for(lambda: offset.exists() and float(faketime.read_offset(offset)) == -90.0)
     assert len(lab.owner_records()) == 1
     run.proc.send_signal(signal.SIGKILL)
     run.proc.wait(timeout=30)
-    assert float(clock.read_offset(offset)) == -90.0  # nobody reverted yet
+    assert float(faketime.read_offset(offset)) == -90.0  # nobody reverted yet
     rec = lab.recover()
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert not offset.exists()

@@ -11,8 +11,8 @@ import psutil
 import pytest
 from tests.conftest import Children, audit, fault_cgroups
 
-from chaoslab import cgroups
 from chaoslab.faults.cpu import CpuStress, CpuThrottle, StressParams, ThrottleParams
+from chaoslab.system import cgroups
 from chaoslab.targets import ResolvedTarget
 
 from .conftest import process_target, readline, revert_elsewhere, send

@@ -14,7 +14,6 @@ import psutil
 import pytest
 from tests.conftest import Children, audit
 
-from chaoslab import cgroups
 from chaoslab.errors import FaultError
 from chaoslab.faults.disk import (
     DiskFill,
@@ -26,6 +25,7 @@ from chaoslab.faults.disk import (
     block_device,
     usage,
 )
+from chaoslab.system import cgroups
 from chaoslab.targets import ResolvedTarget
 
 from .conftest import process_target, revert_elsewhere

@@ -9,9 +9,9 @@ import time
 import psutil
 from tests.conftest import Children, audit
 
-from chaoslab import cgroups
 from chaoslab.errors import FaultError
 from chaoslab.faults.memory import LimitParams, MemoryLimit, MemoryStress, StressParams
+from chaoslab.system import cgroups
 from chaoslab.targets import ProcessRef, ResolvedTarget
 
 from .conftest import process_target, readline, revert_elsewhere, send

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 from tests.conftest import audit
 
-from chaoslab import hosts
 from chaoslab.errors import FaultError
 from chaoslab.faults.netfilter import (
     LossParams,
@@ -19,7 +18,8 @@ from chaoslab.faults.netfilter import (
     NetworkLoss,
     NetworkPartition,
 )
-from chaoslab.nft import table_name
+from chaoslab.system import hosts
+from chaoslab.system.nft import table_name
 from chaoslab.targets import ResolvedTarget
 
 from .conftest import host_target, revert_elsewhere

@@ -13,10 +13,10 @@ import pytest
 from tests.conftest import Service, proc_state, start_service, stop_service, wait_until
 
 from chaoslab import faults
-from chaoslab.cgroups import Group
 from chaoslab.errors import FaultError, TargetError
 from chaoslab.faults.base import NoParams
 from chaoslab.faults.process import CrashloopParams, PauseParams, SignalParams, TerminateParams
+from chaoslab.system.cgroups import Group
 from chaoslab.targets import ProcessRef, ResolvedTarget, TargetSpec, resolve
 
 

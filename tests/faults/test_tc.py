@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from chaoslab import hosts
 from chaoslab.errors import CapabilityError
 from chaoslab.faults.tc import NetemLatency, TbfBandwidth, TbfParams, root_qdisc
+from chaoslab.system import hosts
 
 from .conftest import host_target, revert_elsewhere
 

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from chaoslab import hosts
-from chaoslab.hosts_cli import hosts as hosts_cli
+from chaoslab.cli.hosts import hosts as hosts_cli
+from chaoslab.system import hosts
 
 pytestmark = [
     pytest.mark.root,

@@ -11,7 +11,7 @@ import pytest
 from pipeline_stack import Pipeline
 from tests.conftest import run_until_steady
 
-from chaoslab.assertions import (
+from chaoslab.testing.assertions import (
     assert_error_rate,
     assert_latency,
     assert_no_lost_writes,

@@ -63,7 +63,7 @@ class ComposePipeline(Pipeline):
 def compose_pipeline(tmp_path: Path) -> Iterator[ComposePipeline]:
     if os.geteuid() != 0:
         pytest.skip("Docker tests need root")
-    from chaoslab import capabilities
+    from chaoslab.system import capabilities
 
     check = capabilities.check("docker")
     if not check.ok:

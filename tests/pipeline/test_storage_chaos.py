@@ -14,7 +14,11 @@ from pipeline_stack import Pipeline
 from tests.conftest import run_baseline, run_until_steady
 
 from chaoslab.analysis.poison import check as poison_check
-from chaoslab.assertions import assert_error_rate, assert_no_lost_writes, assert_recovers_within
+from chaoslab.testing.assertions import (
+    assert_error_rate,
+    assert_no_lost_writes,
+    assert_recovers_within,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 ACK = {"status": [201], "id": "$.id"}

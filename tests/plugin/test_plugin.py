@@ -118,7 +118,7 @@ def test_load_and_assertions_carry_the_figures(
 ) -> None:
     pytester.makepyfile(f"""
         import time
-        from chaoslab.assertions import assert_error_rate, assert_latency, assert_recovers_within
+        from chaoslab.testing.assertions import assert_error_rate, assert_latency, assert_recovers_within
 
         def test_pause_under_load(chaos_load, service_failure):
             load = chaos_load(url="http://127.0.0.1:{service.port}/items", method="POST", rate=50,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chaoslab.console import PlainConsole
+from chaoslab.cli.console import PlainConsole
 from chaoslab.experiment.loader import load_experiment
 from chaoslab.records import Record
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from chaoslab.analysis import analyze
-from chaoslab.commands import report
+from chaoslab.cli.commands import report
 from chaoslab.report import write_reports
 
 

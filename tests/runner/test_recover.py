@@ -19,7 +19,7 @@ import psutil
 import pytest
 from tests.conftest import Children, audit
 
-from chaoslab import cgroups
+from chaoslab.system import cgroups
 
 EXPERIMENT = """
 title: kernel faults, interrupted
@@ -41,7 +41,7 @@ FAULTS = 7
 
 
 def chaoslab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chaoslab.cli", *args]
+    return [sys.executable, "-m", "chaoslab.cli.main", *args]
 
 
 def connects(port: int) -> bool:

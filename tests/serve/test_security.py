@@ -158,7 +158,7 @@ def test_dns_rebinding_and_bad_requests_get_one_clear_line(serve: Any, runs: Pat
 def test_off_loopback_needs_the_token(serve: Any, runs: Path) -> None:
     """Bound to a non-loopback address (a test host's, in its own network namespace): every
     request without the token is refused; the token printed at start signs in."""
-    from chaoslab import hosts
+    from chaoslab.system import hosts
 
     name = "srv" + uuid.uuid4().hex[:6]
     net = hosts.create(name, ["h"], subnet="10.231.27.0/24")

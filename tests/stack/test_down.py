@@ -11,7 +11,7 @@ import time
 import pytest
 from stack_helpers import StackFactory, cgroup_dirs, free_port, pid_alive, wait_for
 
-from chaoslab.cgroups import Group
+from chaoslab.system.cgroups import Group
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (cgroups)")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from stack_helpers import StackFactory, free_port, listening
 
-from chaoslab import hosts
+from chaoslab.system import hosts
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.isdir("/run"), reason="needs root (netns)"

@@ -120,7 +120,7 @@ hypothesis:
 def test_sigkill_during_a_freezer_pause_then_recover_thaws_the_service(
     tmp_path: Path, stack_file: tuple[Path, int], state_dir: Path
 ) -> None:
-    from chaoslab.cgroups import Group
+    from chaoslab.system.cgroups import Group
 
     f, _ = stack_file
     exp = tmp_path / "exp.yaml"

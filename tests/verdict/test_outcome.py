@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from tests.conftest import Service
 
-from chaoslab.commands import report
+from chaoslab.cli.commands import report
 from chaoslab.experiment.loader import load_experiment
 from chaoslab.runner.run import RunOptions, run_experiment
 

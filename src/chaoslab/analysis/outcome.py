@@ -1,7 +1,7 @@
 """A run's outcome and exit code, decided from its journal and its judged hypothesis.
 
 Part of the analysis (``Analysis.verdict``), so analysis.json and summary.json carry the outcome
-the analysis decided; ``chaoslab.verdict.conclude`` uses the same rule when the analysis itself
+the analysis decided; ``chaoslab.runner.verdict.conclude`` uses the same rule when the analysis itself
 failed (then from the journal alone).
 """
 

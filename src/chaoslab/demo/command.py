@@ -147,7 +147,7 @@ def settle(progress: Progress, timeout: float) -> str:
 
 
 def _run(exp: DemoExperiment, loaded: Any, runs_dir: Path, progress: Progress) -> Any:
-    from ..console import make_console
+    from ..cli.console import make_console
     from ..runner.run import RunOptions, run_experiment
 
     console = make_console(loaded.experiment)

@@ -11,8 +11,8 @@ from pathlib import Path
 from ..analysis.flamegraphs import flamegraph_findings
 from ..journal import read_journal
 from ..report.markdown import recommendations
+from ..runner.verdict import RunResult
 from ..units import format_duration
-from ..verdict import RunResult
 
 
 @dataclass

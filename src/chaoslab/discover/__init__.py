@@ -62,7 +62,7 @@ def attach_faults(system: System) -> None:
     """Each service's faults: those of `chaoslab doctor` that can run here and act on its kind of
     target. Destructive ones (container.remove, disk.fill) are listed; init proposes none of them."""
     from .. import faults as registry
-    from ..doctor import fault_table
+    from ..cli.doctor import fault_table
 
     kind = target_kind(system)
     kinds = {n: c.target_kinds or frozenset() for n, c in registry.all_faults(skip_broken=True).items()}

@@ -25,7 +25,7 @@ DESTRUCTIVE = {"container.remove", "disk.fill"}
 
 def _faults_for(kind: str) -> list[str]:
     from .. import faults as registry
-    from ..doctor import fault_table
+    from ..cli.doctor import fault_table
 
     kinds = {n: c.target_kinds or frozenset() for n, c in registry.all_faults(skip_broken=True).items()}
     return sorted(r.fault for r in fault_table()

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import capabilities, cgroups
-from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
+from ..system import capabilities, cgroups
+from ..system.cgroups import Group
 from ..targets import ProcessRef
 from ..targets.base import CGROUPS, CONTAINERS
 from .base import Fault, P

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from .. import capabilities
+from ..system import capabilities
 from ..targets import ResolvedTarget
 from ..targets.base import CGROUPS
 from ._hogs import comm_of, new_token, spawn, stop

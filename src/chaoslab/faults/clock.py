@@ -1,5 +1,5 @@
 """Clock faults: ``clock.skew`` (jump a process's clock by an offset) and ``clock.drift`` (make it
-run fast or slow), through libfaketime (see chaoslab/clock.py). Chaos Mesh's TimeChaos and
+run fast or slow), through libfaketime (see chaoslab/system/faketime.py). Chaos Mesh's TimeChaos and
 Jepsen's clock nemesis do the same to a container or a node; the machine's own clock is never
 touched. The offset file is one setting with one owner (faults/settings.py): overlapping clock
 faults on it stack (the newest one's offset is in force) and the file gets back what it was
@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from .. import capabilities, clock
 from ..errors import TargetError
+from ..system import capabilities, faketime
 from ..targets.base import CLOCK
 from ..units import MAX_DURATION, parse_duration, shown
 from . import register
@@ -94,7 +94,7 @@ class _ClockFault(Fault[P]):
         elif isinstance(files, dict):  # a ledger entry written before the file had an owner
             for name, original in files.items():
                 if Path(name).parent.is_dir():
-                    clock.write_offset(Path(name), original)
+                    faketime.write_offset(Path(name), original)
 
 
 class OffsetFile(Setting):
@@ -128,9 +128,9 @@ class OffsetFile(Setting):
                 os.replace(tmp, self.path)
             elif isinstance(value, dict):
                 offset = (float(value["rate"]) - 1.0) * (time.time() - float(value["since"]))
-                clock.write_offset(self.path, offset)
+                faketime.write_offset(self.path, offset)
             else:
-                clock.write_offset(self.path, float(value))
+                faketime.write_offset(self.path, float(value))
         except FileNotFoundError:
             raise SettingGone(str(self.path.parent)) from None
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .. import capabilities
 from ..errors import FaultError
+from ..system import capabilities
 from ..targets.base import CONTAINERS
 from ..units import Duration
 from . import register

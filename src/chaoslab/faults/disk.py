@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from .. import capabilities
-from ..cgroups import Group
 from ..errors import FaultError
+from ..system import capabilities
+from ..system.cgroups import Group
 from ..targets.base import FILESYSTEM
 from ..units import MAX_IOPS, Size
 from . import register

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .. import capabilities
-from ..cgroups import Group
 from ..errors import FaultError
+from ..system import capabilities
+from ..system.cgroups import Group
 from ..targets import ProcessRef
 from ..targets.base import RLIMITS
 from ..units import MAX_COUNT, PID_MAX_LIMIT

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..cgroups import Group
+from ..system.cgroups import Group
 from ..units import Size
 from . import register
 from ._cgroupfault import CgroupFault, CgroupFiles

@@ -5,7 +5,7 @@ One table per run, ``inet chaoslab_<run_id>``; each fault adds its own pair of b
 table when it is left empty. Traffic *to* the target is matched on input and traffic *from* it on
 output, so a loopback packet (which passes both hooks) is judged once: 30% loss stays 30%.
 
-For a test host (a network namespace, see ``chaoslab.hosts``) the table lives inside that
+For a test host (a network namespace, see ``chaoslab.system.hosts``) the table lives inside that
 namespace: the host drops what its peers send it and what it sends them, like Jepsen's
 iptables-on-each-node partitions.
 """
@@ -18,9 +18,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from .. import capabilities
 from ..errors import FaultError
-from ..nft import chains_of, drop_chains, netns_exists, nft, table_name
+from ..system import capabilities
+from ..system.nft import chains_of, drop_chains, netns_exists, nft, table_name
 from ..targets.base import ADDRESS
 from . import register
 from .base import Fault, FaultParams

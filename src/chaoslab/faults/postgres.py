@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import Field
 
-from .. import capabilities
 from ..errors import FaultError
+from ..system import capabilities
 from ..units import Duration
 from . import register
 from ._hogs import comm_of, new_token, spawn, stop

@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Literal
 import psutil
 from pydantic import Field, field_validator
 
-from ..cgroups import Group
 from ..errors import CapabilityError, FaultError
+from ..system.cgroups import Group
 from ..targets import ProcessRef, ResolvedTarget
 from ..targets.base import FOLLOWS_RESTARTS, PROCESSES
 from ..units import MAX_SIGNAL, Duration

@@ -15,9 +15,9 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, field_validator
 
-from .. import capabilities
 from ..errors import FaultError
-from ..nft import netns_exists, netns_prefix
+from ..system import capabilities
+from ..system.nft import netns_exists, netns_prefix
 from ..targets.base import NETNS
 from ..units import Duration, Size
 from . import register

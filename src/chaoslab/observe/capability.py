@@ -10,8 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from .. import capabilities
 from ..errors import CapabilityError
+from ..system import capabilities
 
 TRACEFS = Path("/sys/kernel/tracing")
 

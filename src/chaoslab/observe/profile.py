@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import capabilities
 from ..errors import CapabilityError
 from ..records import Record
+from ..system import capabilities
 from .flamegraph import grown, hot_functions
 from .spec import ProfileSpec
 

@@ -4,8 +4,9 @@ fault ledger (faults a dead run left injected), recomputed at each scrape.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 from prometheus_client.core import GaugeMetricFamily
@@ -49,21 +50,31 @@ class RunsDir:
         return list(by_title.values())
 
 
-class LedgerCollector(Collector):
-    """``chaoslab_ledger_unreverted_faults``: faults of dead runs still waiting for ``chaoslab recover``."""
+class DeadRun(Protocol):
+    @property
+    def run_id(self) -> str: ...
 
-    def __init__(self, ledger_root: Path | None = None) -> None:
+    def entries(self) -> Sized: ...
+
+
+class LedgerCollector(Collector):
+    """``chaoslab_ledger_unreverted_faults``: faults of dead runs still waiting for ``chaoslab recover``.
+
+    ``dead_runs`` reads the fault ledger (``runner.ledger.dead_runs``): handed in by the command
+    that serves the metrics, so watching never imports the runner it watches."""
+
+    def __init__(self, dead_runs: Callable[[Path | None], Iterable[DeadRun]], ledger_root: Path | None = None) -> None:
+        self.dead_runs = dead_runs
         self.ledger_root = ledger_root
 
     def collect(self) -> Iterator[Metric]:
-        from ..runner.ledger import dead_runs
-
         g = GaugeMetricFamily("chaoslab_ledger_unreverted_faults",
                               "Faults a dead run left injected (run `chaoslab recover`).", labels=["run_id"])
-        for run in dead_runs(self.ledger_root):
+        for run in self.dead_runs(self.ledger_root):
             g.add_metric([run.run_id], float(len(run.entries())))
         yield g
 
 
-def runs_collectors(root: Path, ledger_root: Path | None = None) -> list[Collector]:
-    return [StateCollector(RunsDir(root).latest), LedgerCollector(ledger_root)]
+def runs_collectors(root: Path, dead_runs: Callable[[Path | None], Iterable[DeadRun]],
+                    ledger_root: Path | None = None) -> list[Collector]:
+    return [StateCollector(RunsDir(root).latest), LedgerCollector(dead_runs, ledger_root)]

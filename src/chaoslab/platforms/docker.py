@@ -101,7 +101,7 @@ class ContainerInfo:
 
     @classmethod
     def of(cls, attrs: dict[str, Any]) -> ContainerInfo:
-        from .. import cgroups
+        from ..system import cgroups
 
         state = attrs.get("State") or {}
         pid = int(state.get("Pid") or 0)
@@ -405,7 +405,7 @@ def peer_address(ref: str) -> str:
     """A peer as an IP address, a running container's name, or a test host's name."""
     import ipaddress
 
-    from .. import hosts
+    from ..system import hosts
 
     try:
         return str(ipaddress.ip_address(ref))
@@ -480,14 +480,14 @@ class DockerPlatform(Platform):
     def clock_files(self, target: ResolvedTarget) -> list[Path]:
         # The offset file is found through the container's mounts, on the host: it stays
         # writable while the container is stopped, so a revert or recover never depends on it.
-        from .. import clock
+        from ..system import faketime
 
         files: dict[str, Path] = {}
         for info in containers_of(target):
             container = get(info.id)
             if container is None:
                 raise TargetError(f"target {target.name!r}: container {info.name} is gone")
-            path = clock.container_offset_file(container.attrs, f"target {target.name!r}")
+            path = faketime.container_offset_file(container.attrs, f"target {target.name!r}")
             if not path.parent.is_dir():
                 raise TargetError(f"target {target.name!r}: the offset file's host directory {path.parent} "
                                   "does not exist")

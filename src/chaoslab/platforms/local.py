@@ -11,9 +11,9 @@ import os
 
 import psutil
 
-from .. import hosts
-from ..cgroups import Group
 from ..errors import TargetError
+from ..system import hosts
+from ..system.cgroups import Group
 from ..targets import Platform, ProcessRef, ResolvedTarget, TargetSpec
 from ..targets.local import (
     find_processes,

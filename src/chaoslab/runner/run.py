@@ -4,7 +4,7 @@ The run ends when its journal is closed: every observation goes through ``emit``
 journal (and to listeners such as the live console). Its parts: the timeline (runner/timeline.py:
 inject, tick, revert), the watcher (runner/watcher.py: probes, stop conditions, halt, deadline),
 the final read (runner/finalread.py). ``run_experiment`` then hands the closed run directory to
-the one verdict step (chaoslab/verdict.py: analyze -> verdict -> summary -> reports).
+the one verdict step (runner/verdict.py: analyze -> verdict -> summary -> reports).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from ..observe import Observer, ObserverContext, from_experiment
 from ..probes import Probe, ProbeContext
 from ..records import Record, RollbackRecord, record
 from ..targets import EventRecorder, ResolvedTarget, resolve
-from ..verdict import RunResult, conclude
 from . import halt as halt_flag
 from .control import Control
 from .evidence import Evidence
@@ -40,6 +39,7 @@ from .ledger import Ledger, ledger_root, refuse_dead_runs
 from .plan import describe_plan, plan
 from .platform_events import as_records, start_recorders, stop_recorders
 from .timeline import Timeline
+from .verdict import RunResult, conclude
 from .watcher import Watcher
 
 Listener = Callable[[Record], None]

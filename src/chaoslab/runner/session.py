@@ -33,11 +33,11 @@ from ..faults import Fault
 from ..journal import EXPERIMENT, HISTORY, Journal, RunClock
 from ..records import PhaseName
 from ..targets import ResolvedTarget, TargetSpec, resolve
-from ..verdict import RunResult, conclude
 from . import actuate
 from .ledger import Ledger, refuse_dead_runs
 from .platform_events import events_between
 from .run import new_run_id
+from .verdict import RunResult, conclude
 
 TargetLike = ResolvedTarget | TargetSpec | dict[str, Any] | int | str | None
 

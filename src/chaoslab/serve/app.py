@@ -414,7 +414,7 @@ async def machine_page(req: Request) -> Response:
     c = _console(req)
     entries, alive = await asyncio.to_thread(_ledger_entries, c)
     if c.doctor is None:
-        from .. import doctor
+        from ..cli import doctor
 
         c.doctor = await asyncio.to_thread(doctor.report)
     body = pages.machine_page(c.doctor, entries, alive, halt_flag.halted(), csrf=_csrf(req),

@@ -31,7 +31,7 @@ def _entry(root: Path, path: Path, variables: dict[str, str]) -> Entry:
         exp = load_experiment(path, variables).experiment
     except InputError as exc:
         # Not an experiment: a suite, perhaps (loaded lazily: suites import the runner).
-        from ..suite import load_suite
+        from ..runner.suite import load_suite
 
         try:
             suite = load_suite(path, variables)

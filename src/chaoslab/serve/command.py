@@ -30,7 +30,7 @@ def serve(runs_dir: Path, experiments_dir: Path | None, host: str, port: int, to
     """The web console: watch, stop, compare and start runs."""
     import uvicorn
 
-    from ..commands import _vars
+    from ..cli.commands import _vars
     from .app import Console, create_app
     from .security import Guard, is_loopback
 

@@ -255,7 +255,7 @@ def _sweep(st: dict[str, Any]) -> None:
     """Kill what a dead supervisor left and remove its cgroups (pid + start time, never a stranger)."""
     import psutil
 
-    from ..cgroups import Group, prune
+    from ..system.cgroups import Group, prune
     from .process import kill_leftovers
 
     stack_dirs: set[Path] = set()

@@ -9,9 +9,9 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import clock
 from ..errors import CapabilityError
 from ..source import Document, load_document
+from ..system import faketime
 from .kinds import KINDS, Context
 from .kinds.base import chown_tree, resolve_user
 from .model import HealthCheck, Service, StackFile
@@ -96,7 +96,7 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
             plan.env.setdefault("USER", user.name)
         if svc.clock == "controllable":
             try:
-                plan.env.update(clock.controllable_env(state.root / "clock" / f"{name}.offset"))
+                plan.env.update(faketime.controllable_env(state.root / "clock" / f"{name}.offset"))
             except CapabilityError as exc:
                 raise doc.error(("services", name, "clock"), exc.reason) from None
         plan.ports = sorted({*plan.ports, *svc.ports})
@@ -154,7 +154,7 @@ def make_plan(loaded: Loaded, state_dir: Path | None = None) -> StackPlan:
 
 def _place_on_host(plan: ServicePlan, name: str, ref: str) -> None:
     from ..errors import ChaoslabError
-    from ..hosts import find
+    from ..system.hosts import find
     from .errors import StackError
 
     try:

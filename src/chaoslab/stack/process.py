@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import cgroups, clock
-from ..cgroups import Group
+from ..system import cgroups, faketime
+from ..system.cgroups import Group
 from .plan import ServicePlan
 
 _TRAMPOLINE = 'read -r _ <&{fd} || exit 97; exec {fd}<&-; exec "$@"'
@@ -100,7 +100,7 @@ def launch(plan: ServicePlan, group: Group | None) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(plan.env)
     if "FAKETIME_TIMESTAMP_FILE" in env:
-        clock.ensure_file(Path(env["FAKETIME_TIMESTAMP_FILE"]))
+        faketime.ensure_file(Path(env["FAKETIME_TIMESTAMP_FILE"]))
     argv, user = list(plan.argv), plan.uid is not None
     if plan.netns:
         # Entering a namespace needs root, so the user switch comes after it (setpriv).

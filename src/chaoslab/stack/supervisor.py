@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from ..cgroups import Group, prune
+from ..system.cgroups import Group, prune
 from . import health, process, state
 from .plan import ServicePlan, StackPlan
 

@@ -157,7 +157,7 @@ def find_processes(pattern: str) -> list[int]:
 def own_cgroups(pid: int) -> dict[str, str]:
     """The cgroups that belong to ``pid`` alone: not a hierarchy root, and holding only ``pid`` and
     its descendants (never the runner). Freezing or limiting such a cgroup touches nothing else."""
-    from .. import cgroups
+    from ..system import cgroups
 
     try:
         family = {pid} | {c.pid for c in psutil.Process(pid).children(recursive=True)}

@@ -98,24 +98,24 @@ class Platform:
 
     def peer_address(self, ref: str) -> str:
         """A peer of an ADDRESS target (an IP, or a name this platform knows) as an IP address."""
-        from .. import hosts
+        from ..system import hosts
 
         return hosts.address_of(ref)
 
     def netns(self, target: ResolvedTarget, fault: str) -> tuple[str | None, str]:
         """NETNS: (its network namespace, the name to show): a test host's, by default."""
-        from .. import hosts
+        from ..system import hosts
 
         host = hosts.find(str(target.spec.get("host") or target.address))
         return host.netns, host.name
 
     def clock_files(self, target: ResolvedTarget) -> list[Path]:
         """CLOCK: the libfaketime offset files of its processes (started controllable)."""
-        from .. import clock
+        from ..system import faketime
 
         files: dict[str, Path] = {}
         for ref in target.processes:
-            path = clock.require_controllable(ref.pid, f"target {target.name!r}")
+            path = faketime.require_controllable(ref.pid, f"target {target.name!r}")
             files[str(path)] = path
         return list(files.values())
 
@@ -127,7 +127,7 @@ class Platform:
 
     def join_cgroups(self, target: ResolvedTarget, controller: str) -> list[str]:
         """CGROUPS: the directories a new process joins to compete with the target (a hog)."""
-        from .. import cgroups
+        from ..system import cgroups
 
         dirs: dict[str, Path] = {k: Path(v) for k, v in target.cgroups.items()}
         # A process moved into a fault cgroup it shares with a hog has no "own" cgroup for that

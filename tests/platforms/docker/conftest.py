@@ -37,7 +37,7 @@ def _docker_ready() -> None:
     if os.geteuid() != 0:
         pytest.skip("Docker tests need root")
     if _ready is None:
-        from chaoslab import capabilities
+        from chaoslab.system import capabilities
 
         check = capabilities.check("docker")
         if not check.ok:
@@ -73,7 +73,7 @@ def inspect(name: str) -> dict[str, Any]:
 
 
 def chaoslab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chaoslab.cli", *args]
+    return [sys.executable, "-m", "chaoslab.cli.main", *args]
 
 
 class Lab:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoslab.suite import load_suite
+from chaoslab.runner.suite import load_suite
 
 from .conftest import POD_SPEC, Cluster, ControllerStandIn, wait_until
 

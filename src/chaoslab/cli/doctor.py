@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
-from . import faults
-from .capabilities import check, run_all
-from .errors import CapabilityError
-from .faults.base import Fault
+from .. import faults
+from ..errors import CapabilityError
+from ..faults.base import Fault
+from ..system.capabilities import check, run_all
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from .errors import ChaoslabError, ExitCode, InputError
-from .records import Record
+from ..errors import ChaoslabError, ExitCode, InputError
+from ..records import Record
 
 
 def _vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _overlay(file: Path | None, variables: tuple[str, ...]) -> Any:
     """The ``--targets`` overlay (docs/experiment-format.md), or None."""
     if file is None:
         return None
-    from .experiment.overlay import load_overlay
+    from ..experiment.overlay import load_overlay
 
     return load_overlay(file, _vars(variables))
 
@@ -91,9 +91,9 @@ def _abort_start_up(signum: int, frame: object) -> None:
 
 def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
          runs_dir: Path, report_formats: str, metrics_port: int | None, targets_file: Path | None) -> None:
+    from ..experiment.loader import load_experiment
+    from ..runner.run import RunOptions, run_experiment
     from .console import make_console
-    from .experiment.loader import load_experiment
-    from .runner.run import RunOptions, run_experiment
 
     try:
         loaded = load_experiment(file, _vars(variables), _overlay(targets_file, variables))
@@ -110,7 +110,7 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
         print=console.print_line,
     )
     if metrics_port is not None:
-        from .observe.exporter import RunExporter
+        from ..observe.exporter import RunExporter
 
         opts.observers.append(RunExporter(metrics_port))
     with console:
@@ -124,7 +124,7 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
 
 
 def _report_formats(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
-    from .report import FILES
+    from ..report import FILES
 
     chosen = [f.strip() for f in value.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in FILES]
@@ -141,8 +141,8 @@ def _report_formats(_ctx: click.Context, _param: click.Parameter, value: str) ->
 )
 def report(run_dir: Path, formats: list[str]) -> None:
     """Analyse RUN_DIR (reading only its files), decide its verdict and write its reports into it."""
-    from .journal import JOURNAL
-    from .verdict import conclude
+    from ..journal import JOURNAL
+    from ..runner.verdict import conclude
 
     if not (run_dir / JOURNAL).exists():
         raise click.ClickException(f"{run_dir}: not a run directory (no {JOURNAL})")
@@ -159,7 +159,7 @@ def report(run_dir: Path, formats: list[str]) -> None:
 @_targets_option
 def validate(files: tuple[Path, ...], variables: tuple[str, ...], targets_file: Path | None) -> None:
     """Check experiment FILES without running them (exit 2 on any error)."""
-    from .experiment.loader import load_experiment
+    from ..experiment.loader import load_experiment
 
     try:
         overlay = _overlay(targets_file, variables)
@@ -183,7 +183,7 @@ def validate(files: tuple[Path, ...], variables: tuple[str, ...], targets_file: 
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of experiment files (for editors)."""
-    from .experiment.schema import experiment_schema
+    from ..experiment.schema import experiment_schema
 
     text = json.dumps(experiment_schema(), indent=2) + "\n"
     if output:
@@ -196,7 +196,7 @@ def schema(output: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def faults_cmd(as_json: bool) -> None:
     """List the fault types, their targets and parameters."""
-    from . import faults
+    from .. import faults
 
     rows: list[dict[str, Any]] = []
     for name, cls in faults.all_faults().items():
@@ -219,7 +219,7 @@ def faults_cmd(as_json: bool) -> None:
 @click.option("--list", "list_only", is_flag=True, help="Show what would be reverted; revert nothing.")
 def recover_cmd(run_id: str | None, list_only: bool) -> None:
     """Revert faults that a dead run left behind (after a SIGKILL or a crash)."""
-    from .runner.ledger import recover, runs
+    from ..runner.ledger import recover, runs
 
     if list_only:
         for r in runs():
@@ -228,7 +228,7 @@ def recover_cmd(run_id: str | None, list_only: bool) -> None:
             state = "running" if r.runner_alive() else "dead"
             for e in r.entries():
                 click.echo(f"{r.run_id} ({state}): {e.get('fault')} {e.get('status')}")
-        from .faults.settings import Owners
+        from ..faults.settings import Owners
 
         for rec in Owners().records():
             holders = ", ".join(str(h.get("holder")) for h in rec.get("holders", []))
@@ -253,7 +253,7 @@ def recover_cmd(run_id: str | None, list_only: bool) -> None:
 @click.option("--clear", is_flag=True, help="Lift the halt so experiments may run again.")
 def halt_cmd(reason: str, clear: bool) -> None:
     """Stop every running experiment on this machine; new runs refuse until --clear."""
-    from .runner import halt
+    from ..runner import halt
 
     if clear:
         click.echo("halt cleared" if halt.clear() else "no halt was in force")
@@ -276,9 +276,9 @@ def suite_cmd() -> None:
 @_targets_option
 def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: bool, targets_file: Path | None) -> None:
     """Run the suite FILE; exit code is the worst of its experiments'."""
+    from ..runner.run import RunOptions
+    from ..runner.suite import load_suite, run_suite
     from .console import make_console
-    from .runner.run import RunOptions
-    from .suite import load_suite, run_suite
 
     try:
         loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
@@ -313,7 +313,7 @@ def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: boo
 @_targets_option
 def suite_validate(file: Path, variables: tuple[str, ...], targets_file: Path | None) -> None:
     """Check the suite FILE and every experiment it lists."""
-    from .suite import load_suite
+    from ..runner.suite import load_suite
 
     try:
         loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
@@ -336,8 +336,8 @@ def import_ctk(file: Path, output: Path | None) -> None:
     """A Chaos Toolkit experiment FILE as chaoslab YAML (what `chaoslab run FILE` runs)."""
     import yaml
 
-    from .experiment import ctk
-    from .source import load_document
+    from ..experiment import ctk
+    from ..source import load_document
 
     try:
         raw = load_document(file, substitute=False)

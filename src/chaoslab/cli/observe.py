@@ -24,11 +24,12 @@ def exporter(runs_dir: Path, port: int, host: str) -> None:
     """Serve the chaos state of the runs in RUNS_DIR and the fault ledger as Prometheus metrics."""
     from prometheus_client import CollectorRegistry
 
-    from .exporter import serve
-    from .runs import runs_collectors
+    from ..observe.exporter import serve
+    from ..observe.runs import runs_collectors
+    from ..runner.ledger import dead_runs
 
     registry = CollectorRegistry(auto_describe=False)
-    for collector in runs_collectors(runs_dir):
+    for collector in runs_collectors(runs_dir, dead_runs):
         registry.register(collector)
     try:
         server, _ = serve(registry, port, host)
@@ -64,7 +65,7 @@ def profile(target: str, duration: float, output: Path | None, rate: int, stack_
             subprocesses: bool) -> None:
     """Record a CPU flamegraph of TARGET (a pid, a stack service with --stack, or a command-line
     pattern) with py-spy and name its hottest functions."""
-    from .profile import Recording, summary
+    from ..observe.profile import Recording, summary
 
     try:
         pid = _resolve_pid(target, stack_file)

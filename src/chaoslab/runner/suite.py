@@ -26,14 +26,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import VERDICT_CODES, ExitCode, InputError
-from .experiment import seed002 as _seed002
-from .experiment.loader import LoadedExperiment, load_experiment
-from .experiment.model import ProbeSpec
-from .experiment.overlay import Overlay
-from .runner.run import RunOptions, new_run_id, run_experiment
-from .source import InputErrors, load_document
-from .units import Duration
+from ..errors import VERDICT_CODES, ExitCode, InputError
+from ..experiment import seed002 as _seed002
+from ..experiment.loader import LoadedExperiment, load_experiment
+from ..experiment.model import ProbeSpec
+from ..experiment.overlay import Overlay
+from ..source import InputErrors, load_document
+from ..units import Duration
+from .run import RunOptions, new_run_id, run_experiment
 from .verdict import RunResult
 
 
@@ -138,7 +138,7 @@ KEY_METRICS = (
 
 async def _wait_ready(spec: ProbeSpec, grace: float) -> str | None:
     """None once the probe passes; the last error if it never does within ``grace``."""
-    from . import probes
+    from .. import probes
 
     probe = probes.build("ready", spec, probes.ProbeContext({}))
     await probe.start()

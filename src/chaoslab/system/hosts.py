@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ChaoslabError, FaultError, InputError, TargetError
 from . import capabilities
-from .errors import ChaoslabError, FaultError, InputError, TargetError
 from .nft import nft
 
 STATE_DIR = Path(os.environ.get("CHAOSLAB_HOSTS_DIR", "/run/chaoslab/hosts"))

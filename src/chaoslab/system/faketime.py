@@ -15,7 +15,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import CapabilityError, TargetError
+from ..errors import CapabilityError, TargetError
 
 _CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -68,7 +68,7 @@ def require_controllable(pid: int, what: str) -> Path:
     if path is None:
         raise TargetError(
             f"{what} (pid {pid}) was not started under libfaketime, so its clock cannot be moved: "
-            "start it with `clock: controllable` in the stack file (or with chaoslab.clock.controllable_env)"
+            "start it with `clock: controllable` in the stack file (or with chaoslab.system.faketime.controllable_env)"
         )
     return path
 

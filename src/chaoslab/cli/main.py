@@ -8,29 +8,29 @@ from typing import Any
 
 import click
 
-from .registry import Registry
+from ..registry import Registry
 
 # Named lazily with the one line --help shows, so --help imports none of them.
 COMMANDS: Registry[click.Command] = Registry("command")
-COMMANDS.lazy("run", "chaoslab.commands:run", "Run an experiment: inject, observe, revert, verdict.")
-COMMANDS.lazy("validate", "chaoslab.commands:validate", "Check experiment files; one line per error, exit 2.")
-COMMANDS.lazy("suite", "chaoslab.commands:suite_cmd", "Run several experiments in order, one combined report.")
-COMMANDS.lazy("schema", "chaoslab.commands:schema", "Print the JSON Schema of the experiment format.")
-COMMANDS.lazy("faults", "chaoslab.commands:faults_cmd", "List the fault types and their parameters.")
-COMMANDS.lazy("recover", "chaoslab.commands:recover_cmd", "Revert faults left by a dead run (from the ledger).")
-COMMANDS.lazy("halt", "chaoslab.commands:halt_cmd", "Stop every running experiment on this machine.")
-COMMANDS.lazy("report", "chaoslab.commands:report", "Re-render the reports of a run directory.")
-COMMANDS.lazy("doctor", "chaoslab.doctor:doctor", "What this machine can do, fault by fault.")
+COMMANDS.lazy("run", "chaoslab.cli.commands:run", "Run an experiment: inject, observe, revert, verdict.")
+COMMANDS.lazy("validate", "chaoslab.cli.commands:validate", "Check experiment files; one line per error, exit 2.")
+COMMANDS.lazy("suite", "chaoslab.cli.commands:suite_cmd", "Run several experiments in order, one combined report.")
+COMMANDS.lazy("schema", "chaoslab.cli.commands:schema", "Print the JSON Schema of the experiment format.")
+COMMANDS.lazy("faults", "chaoslab.cli.commands:faults_cmd", "List the fault types and their parameters.")
+COMMANDS.lazy("recover", "chaoslab.cli.commands:recover_cmd", "Revert faults left by a dead run (from the ledger).")
+COMMANDS.lazy("halt", "chaoslab.cli.commands:halt_cmd", "Stop every running experiment on this machine.")
+COMMANDS.lazy("report", "chaoslab.cli.commands:report", "Re-render the reports of a run directory.")
+COMMANDS.lazy("doctor", "chaoslab.cli.doctor:doctor", "What this machine can do, fault by fault.")
 COMMANDS.lazy("stack", "chaoslab.stack.cli:stack", "Run a system under test as supervised local processes.")
 COMMANDS.lazy("proxy", "chaoslab.proxy.cli:proxy", "The Toxiproxy-compatible fault proxy.")
-COMMANDS.lazy("hosts", "chaoslab.hosts_cli:hosts", "Test hosts in network namespaces.")
-COMMANDS.lazy("exporter", "chaoslab.observe.cli:exporter", "Serve chaos state as Prometheus metrics.")
-COMMANDS.lazy("profile", "chaoslab.observe.cli:profile", "Record a CPU flamegraph of a target (py-spy).")
+COMMANDS.lazy("hosts", "chaoslab.cli.hosts:hosts", "Test hosts in network namespaces.")
+COMMANDS.lazy("exporter", "chaoslab.cli.observe:exporter", "Serve chaos state as Prometheus metrics.")
+COMMANDS.lazy("profile", "chaoslab.cli.observe:profile", "Record a CPU flamegraph of a target (py-spy).")
 COMMANDS.lazy("demo", "chaoslab.demo:demo", "Run the demo: a service, faults, reports.")
 COMMANDS.lazy("discover", "chaoslab.discover.cli:discover_cmd", "What a Compose project, stack or namespace holds.")
 COMMANDS.lazy("init", "chaoslab.discover.cli:init_cmd", "Write a suite of experiments for a discovered system.")
 COMMANDS.lazy("serve", "chaoslab.serve.command:serve", "The web console: watch, stop, compare and start runs.")
-COMMANDS.lazy("import", "chaoslab.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML.")
+COMMANDS.lazy("import", "chaoslab.cli.commands:import_cmd", "Turn a Chaos Toolkit experiment into chaoslab YAML.")
 
 
 class LazyGroup(click.Group):
@@ -65,7 +65,7 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    from .errors import ChaoslabError
+    from ..errors import ChaoslabError
 
     try:
         return cli.main(args=argv, prog_name="chaoslab", standalone_mode=True)

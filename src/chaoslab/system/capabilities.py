@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import CapabilityError
 from . import cgroups
-from .errors import CapabilityError
 
 DENY_ENV = "CHAOSLAB_DOCTOR_DENY"
 """Comma-separated check names to report as missing (simulation for tests and demos)."""
@@ -224,10 +224,10 @@ def _prlimit() -> Check:
 
 
 def _libfaketime() -> Check:
-    from . import clock
+    from . import faketime
 
     try:
-        path = clock.library()
+        path = faketime.library()
     except CapabilityError as exc:
         return Check("libfaketime", False, exc.reason)
     return Check("libfaketime", True, f"{path}: moves the clocks of dynamically linked programs started with "

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .experiment.model import Experiment
-from .records import LoadRecord, Record
-from .units import format_duration
-from .verdict import RunResult
+from ..experiment.model import Experiment
+from ..records import LoadRecord, Record
+from ..runner.verdict import RunResult
+from ..units import format_duration
 
 STILL_FAILING_EVERY = 10.0
 """While a probe is failing, a count of its samples is printed this often (record time)."""

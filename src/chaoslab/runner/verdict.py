@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .analysis.analyze import analyze_run
-from .analysis.model import Analysis
-from .analysis.outcome import Verdict, decide
-from .analysis.rundata import load_run
-from .journal import SUMMARY, read_journal, write_json
-from .report import write_reports
+from ..analysis.analyze import analyze_run
+from ..analysis.model import Analysis
+from ..analysis.outcome import Verdict, decide
+from ..analysis.rundata import load_run
+from ..journal import SUMMARY, read_journal, write_json
+from ..report import write_reports
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .runner.session import ChaosSession, DryRun, LoadHandle, TargetLike
+from ..runner.session import ChaosSession, DryRun, LoadHandle, TargetLike
 
 COMPONENTS = ("database", "cache", "api", "network", "proxy", "process", "stack", "resources", "kafka", "storage")
 
@@ -106,15 +106,15 @@ def _container(session: ChaosSession, target: TargetLike) -> dict[str, Any] | No
     """The container target ``target`` means, if it means one: a ``{container:}``/``{compose:}``
     spec, or (with no stack to look in) the name of a running container or of a Compose service
     (``service_failure("kafka")`` as in a docker-compose project: every replica)."""
-    from .targets import TargetSpec
-    from .targets.docker import DOCKER_KINDS
+    from ..targets import TargetSpec
+    from ..targets.docker import DOCKER_KINDS
 
     if isinstance(target, dict) and ("container" in target or "compose" in target):
         return target
     if isinstance(target, TargetSpec):
         return target.model_dump(mode="json", exclude_none=True) if target.kind in DOCKER_KINDS else None
     if isinstance(target, str) and session.stack_file is None:
-        from .platforms import docker
+        from ..platforms import docker
 
         if docker.get(target) is not None:
             return {"container": target}
@@ -233,7 +233,7 @@ def chaos_stack(pytestconfig: pytest.Config) -> Iterator[Any]:
     path = pytestconfig.getini("chaos_stack")
     if not path:
         pytest.skip("no stack: set `chaos_stack = path/to/stack.yaml` in the pytest ini file")
-    from .stack import Stack
+    from ..stack import Stack
 
     stack = Stack.load(Path(pytestconfig.rootpath) / path)
     stack.up()

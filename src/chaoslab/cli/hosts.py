@@ -1,4 +1,4 @@
-"""``chaoslab hosts``: the click group over ``chaoslab.hosts`` (test hosts in network namespaces)."""
+"""``chaoslab hosts``: the click group over ``chaoslab.system.hosts`` (test hosts in network namespaces)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import subprocess
 
 import click
 
-from .errors import ChaoslabError, InputError
-from .hosts import bridge, command, create, destroy, find, halves, heal, isolate, load, nets
+from ..errors import ChaoslabError, InputError
+from ..system.hosts import bridge, command, create, destroy, find, halves, heal, isolate, load, nets
 
 
 def _fail(exc: ChaoslabError) -> None:

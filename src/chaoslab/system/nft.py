@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 
-from .errors import FaultError
+from ..errors import FaultError
 
 
 def table_name(run_id: str) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .analysis.dataloss import check
-from .analysis.model import Analysis
+from ..analysis.dataloss import check
+from ..analysis.model import Analysis
 
 
 class Recorded(Protocol):
@@ -79,7 +79,7 @@ def assert_latency(history: Recorded, phase: str, p99_max: float) -> float:
 
 def assert_no_lost_writes(history: Recorded, final_read: Iterable[Any]) -> dict[str, Any]:
     """Every acknowledged write is in ``final_read`` (what the system holds now), none twice."""
-    from .analysis.rundata import load_run
+    from ..analysis.rundata import load_run
 
     ops = load_run(history.run_dir).ops
     result = check(ops, {"ok": True, "ids": [str(x) for x in final_read]}, True).to_dict()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import CapabilityError
+from ..errors import CapabilityError
 
 V2 = "unified"
 """Key used for the cgroup v2 hierarchy in maps of controller -> directory."""
