@@ -383,18 +383,19 @@ async def entry_run(req: Request) -> Response:
     c = _console(req)
     await _action(req)
     e = await asyncio.to_thread(catalog.find, _experiments(c), req.path_params["name"], c.variables)
-    if e.kind != "experiment":
-        raise Refused(400, f"{e.name} is a {e.kind}, not an experiment the console can start")
-    launch = c.launcher.start(e.path)
-    log.warning("started chaoslab run %s (pid %d)", e.path, launch.pid)
+    if e.kind not in ("experiment", "suite"):
+        raise Refused(400, f"{e.name} is {e.kind}: {e.error or 'not an experiment or a suite'}")
+    launch = c.launcher.start(e.path, e.kind)
+    log.warning("started chaoslab %s %s (pid %d)", "suite run" if e.kind == "suite" else "run", e.path, launch.pid)
     return RedirectResponse(f"/launches/{launch.pid}", 303)
 
 
 async def launch_page(req: Request) -> Response:
     pid = int(req.path_params["pid"])
-    if pid not in _console(req).launcher.launches:
+    launch = _console(req).launcher.launches.get(pid)
+    if launch is None:
         raise Refused(404, f"no run was started by this console as pid {pid}")
-    return _page(req, "Starting", pages.launch_page(pid), "catalog")
+    return _page(req, "Starting", pages.launch_page(pid, launch.kind), "catalog")
 
 
 async def launch_api(req: Request) -> Response:

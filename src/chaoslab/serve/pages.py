@@ -202,19 +202,28 @@ def catalog_page(entries: list[Entry]) -> str:
 
 
 def entry_page(e: Entry, plan_code: int, plan: str, *, csrf: str, read_only: bool) -> str:
-    run = "" if read_only or e.kind != "experiment" else post_form(
-        f"/catalog/{quote(e.name)}/run", "Run", csrf,
-        f"Start '{e.title}' now? It injects real faults on this machine.", cls="primary", ident="run")
-    state = "ok" if plan_code == 0 else f"exit {plan_code}"
-    return (f"<h1>{_e(e.title or e.name)}</h1><p><small>{_e(e.name)}</small> · {_e(e.kind)}</p>"
+    confirm = (f"Start the suite '{e.title}' now? Its {len(e.faults)} experiments run one after the "
+               "other and inject real faults on this machine." if e.kind == "suite"
+               else f"Start '{e.title}' now? It injects real faults on this machine.")
+    run = "" if read_only or e.kind not in ("experiment", "suite") else post_form(
+        f"/catalog/{quote(e.name)}/run", "Run", csrf, confirm, cls="primary", ident="run")
+    head = (f"<h1>{_e(e.title or e.name)}</h1><p><small>{_e(e.name)}</small> · {_e(e.kind)}</p>"
             + (f"<p>{_e(e.description)}</p>" if e.description else "")
-            + (f"<p class=reason>{_e(e.error)}</p>" if e.error else "")
-            + f"<h2>Dry-run plan <small class=muted>({_e(state)})</small></h2><pre id=plan>{_e(plan)}</pre>{run}")
+            + (f"<p class=reason>{_e(e.error)}</p>" if e.error else ""))
+    if e.kind == "suite":
+        steps = "".join(f"<li>{_e(t)}</li>" for t in e.faults)
+        return (head + f"<h2>Experiments, in order</h2><ol id=suite>{steps}</ol>"
+                "<p class=muted>Run starts <code>chaoslab suite run</code>: each experiment's run "
+                "shows on the Runs page as it starts.</p>" + run)
+    state = "ok" if plan_code == 0 else f"exit {plan_code}"
+    return head + f"<h2>Dry-run plan <small class=muted>({_e(state)})</small></h2><pre id=plan>{_e(plan)}</pre>{run}"
 
 
-def launch_page(pid: int) -> str:
+def launch_page(pid: int, kind: str = "experiment") -> str:
+    what = "chaoslab suite run" if kind == "suite" else "chaoslab run"
     return (f"<h1>Starting…</h1><p id=launch data-launch='/api/launches/{pid}'>"
-            f"chaoslab run started (pid {pid}); waiting for its run directory…</p><pre id=launch-log></pre>")
+            f"{what} started (pid {pid}); waiting for its {'first ' if kind == 'suite' else ''}run directory…</p>"
+            "<pre id=launch-log></pre>")
 
 
 def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], alive: dict[str, bool],
