@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from tests.conftest import Service
 from tests.serve.conftest import screenshot
+from tests.serve.plant import plant_run
 from tests.serve.test_browser import confirm, wait
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -74,3 +75,42 @@ def test_run_a_suite_from_the_catalog(serve: Any, browser: Any, service: Service
     rows = d.find_elements(By.CSS_SELECTOR, "#runs tr[data-run]")
     assert {r.get_attribute("data-run") for r in rows} == {p.name for p in suite_dir.iterdir() if p.is_dir()}
     assert all("Short pause" in r.text for r in rows)
+
+
+def test_runs_page_follows_runs_by_server_sent_events(serve: Any, browser: Any, tmp_path: Path) -> None:
+    """New runs appear, a live row's phase moves, a finished row gets its verdict, without a
+    reload and without rebuilding the table (a row nothing happened to is the same element)."""
+    from selenium.webdriver.common.by import By
+
+    runs = tmp_path / "runs"
+    plant_run(runs, "20261201-100000-old-0001", title="Old", started_at=1.8e9)
+    live = plant_run(runs, "20261201-110000-live-0002", title="Live", started_at=1.8e9 + 3600, outcome=None)
+    server = serve("--runs-dir", str(runs))
+    b = browser
+    b.get(server.url + "/runs")
+    table = b.find_element(By.ID, "runs")
+    assert table.get_attribute("data-stream")
+    old = b.find_element(By.CSS_SELECTOR, "tr[data-run='20261201-100000-old-0001']")
+    b.execute_script("window.notReloaded = 'yes'")
+
+    def row(run_id: str) -> str | None:
+        """The row's text, read in one step (a live row is replaced whenever it changes)."""
+        text = b.execute_script(f"const r = document.querySelector(\"tr[data-run='{run_id}']\"); "
+                                "return r && r.textContent")
+        return None if text is None else str(text)
+
+    # a new run appears, at the top (newest first)
+    plant_run(runs, "20261201-120000-new-0003", title="New", started_at=1.8e9 + 7200, outcome=None)
+    wait(b, lambda _: row("20261201-120000-new-0003") is not None, 20, "the new run's row")
+    first = b.find_elements(By.CSS_SELECTOR, "#runs tr[data-run]")[0]
+    assert first.get_attribute("data-run") == "20261201-120000-new-0003"
+    # the live run's phase moves, then it gets its verdict
+    with open(live / "journal.jsonl", "a") as f:
+        f.write(json.dumps({"type": "phase", "t": 3.0, "name": "fault"}) + "\n")
+    wait(b, lambda _: "fault" in (row("20261201-110000-live-0002") or ""), 20, "the live row's phase")
+    (live / "summary.json").write_text(json.dumps({"outcome": "violated", "started_at": 1.8e9 + 3600,
+                                                   "analysis": {"phases": {"t_end": 9.0}, "metrics": {}}}))
+    wait(b, lambda _: "violated" in (row("20261201-110000-live-0002") or ""), 20, "the verdict")
+    # nothing rebuilt the rest: the old row is the element it was, and the page never reloaded
+    assert old.get_attribute("data-run") == "20261201-100000-old-0001"  # raises if the element is stale
+    assert b.execute_script("return window.notReloaded") == "yes"

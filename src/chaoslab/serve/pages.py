@@ -70,7 +70,7 @@ def badge(outcome: str | None, phase: str) -> str:
 
 def run_row(r: RunRow) -> str:
     return (
-        f"<tr data-run='{_e(r.run_id)}' class='{'live' if r.running else ''}'>"
+        f"<tr data-run='{_e(r.run_id)}' data-started='{r.started_at or 0}' class='{'live' if r.running else ''}'>"
         f"<td><a href='/runs/{quote(r.run_id)}'>{_e(r.title)}</a><br><small>{_e(r.run_id)}</small></td>"
         f"<td>{_e(r.platform)}</td><td>{_when(r.started_at)}</td><td data-k=duration>{_secs(r.duration)}</td>"
         f"<td data-k=phase>{badge(r.outcome, r.phase)}</td>"
@@ -80,7 +80,7 @@ def run_row(r: RunRow) -> str:
 
 
 def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_ms: float, *, page: int = 0,
-              more: bool = False, total: int = 0) -> str:
+              more: bool = False, total: int = 0, seq: int = 0) -> str:
     def opts(values: Iterable[str], chosen: str) -> str:
         return "<option value=''>all</option>" + "".join(
             f"<option{' selected' if v == chosen else ''}>{_e(v)}</option>" for v in values)
@@ -99,7 +99,9 @@ def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_m
         f"<a href='/runs?{urlencode({**q, 'page': page - 1})}'>&larr; newer</a> " if page else "",
         f"<a id=older href='/runs?{urlencode({**q, 'page': page + 1})}'>older &rarr;</a>" if more else "",
     ))
-    return (f"<h1>Runs</h1>{filters}<table id=runs data-live='/api/runs?{urlencode({**q, 'page': page})}'>"
+    # the newest page follows the runs directory live (app.runs_stream); older pages stay still
+    live = f" data-stream='/api/runs/stream?{urlencode({**q, 'from': seq})}'" if page == 0 else ""
+    return (f"<h1>Runs</h1>{filters}<table id=runs{live}>"
             f"{head}{body}</table><p class=muted>{nav} showing {len(rows)} of {total} runs; "
             f"index refreshed and queried in {server_ms:.0f} ms.</p>")
 

@@ -204,21 +204,33 @@ function pollState(el) {
   tick();
 }
 
-function pollRuns(table) {
-  const tick = async () => {
-    try {
-      const r = await fetch(table.dataset.live, {headers: {accept: "application/json"}});
-      if (r.ok) {
-        const data = await r.json();
-        const head = table.querySelector("tr");
-        const body = document.createElement("tbody");
-        body.innerHTML = data.runs.map(x => x.html).join("") || "<tr><td colspan=9 class=muted>no runs yet</td></tr>";
-        table.replaceChildren(head, ...body.children);
-      }
-    } catch (e) { /* retry */ }
-    setTimeout(tick, 2000);
+// The Runs page follows the runs directory by server-sent events (app.runs_stream): each event
+// holds the rows that changed (a new run, a live row's phase, a finished row's verdict) and the
+// rows to drop; the rest of the table is left as it is.
+function followRuns(table) {
+  const es = new EventSource(table.dataset.stream);
+  es.onmessage = ev => {
+    const u = JSON.parse(ev.data);
+    for (const id of u.drop) { const tr = rowOf(table, id); if (tr) tr.remove(); }
+    for (const r of u.rows) {
+      const tpl = document.createElement("template");
+      tpl.innerHTML = `<table><tbody>${r.html}</tbody></table>`;
+      const tr = tpl.content.querySelector("tr");
+      const old = rowOf(table, r.run_id);
+      if (old) { old.replaceWith(tr); continue; }
+      // newest first: before the first row that started earlier
+      const rows = [...table.querySelectorAll("tr[data-run]")];
+      const after = rows.find(x => Number(x.dataset.started) < (r.started_at || 0));
+      const empty = table.querySelector("td.muted");
+      if (empty) empty.parentElement.remove();
+      if (after) after.before(tr); else table.querySelector("tr").parentElement.appendChild(tr);
+    }
+    table.dataset.seq = u.seq;
   };
-  setTimeout(tick, 2000);
+}
+
+function rowOf(table, id) {
+  return table.querySelector(`tr[data-run="${CSS.escape(id)}"]`);
 }
 
 function pollLaunch(el) {
@@ -247,7 +259,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const faults = document.getElementById("faults");
   if (faults) pollState(faults);
   const runs = document.getElementById("runs");
-  if (runs) pollRuns(runs);
+  if (runs && runs.dataset.stream) followRuns(runs);
   const launch = document.getElementById("launch");
   if (launch) pollLaunch(launch);
 });
