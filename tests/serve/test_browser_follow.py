@@ -77,6 +77,105 @@ def test_run_a_suite_from_the_catalog(serve: Any, browser: Any, service: Service
     assert all("Short pause" in r.text for r in rows)
 
 
+def _event(t: float, source: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "event", "t": t, "source": source, "kind": kind, **fields}
+
+
+def test_events_and_promql_on_the_time_axis_live_and_after(serve: Any, browser: Any, tmp_path: Path) -> None:
+    """Stack, container, Kubernetes, eBPF and flamegraph events are markers on the timeline's
+    time axis (with the whole record as a tooltip), eBPF counts and a Prometheus probe's values
+    are series on it, growing live; the finished page replays the same."""
+    from selenium.webdriver.common.by import By
+
+    runs = tmp_path / "runs"
+    run_id = "20261201-120000-axis-0003"
+    query = "sum(rate(orders_total[10s]))"
+    records: list[dict[str, Any]] = [
+        {"type": "run", "t": 0.0, "run_id": run_id, "title": "Axis", "started_at": 1.8e9, "pid": 1},
+        {"type": "phase", "t": 0.01, "name": "baseline"},
+        _event(0.2, "ebpf", "tracer", action="started", tracers=["retransmits"], ports=[5433]),
+        _event(0.5, "profile", "flamegraph", phase="baseline", path="flamegraph-baseline.svg", samples=10),
+        {"type": "phase", "t": 4.0, "name": "fault"},
+        {"type": "fault", "t": 4.0, "action": "inject", "step": 0, "fault": "network.partition", "target": "db",
+         "describe": "network.partition on db"},
+        _event(5.0, "stack", "health", service="postgres", message="postgres is unhealthy (timed out after 2s)"),
+        _event(6.0, "docker", "die", container="exchange-api-1", exit_code=137),
+        _event(7.0, "kubernetes", "pod_deleted", pod="api-7d9f"),
+        {"type": "fault", "t": 10.0, "action": "revert", "step": 0, "fault": "network.partition", "target": "db",
+         "describe": "network.partition on db"},
+    ]
+    for i in range(12):  # the load's counters, the eBPF counts and the PromQL probe, once a second
+        records.append({"type": "load", "t": i + 1.0, "scheduled": 50 * (i + 1), "sent": 50 * (i + 1),
+                        "ok": 50 * (i + 1), "failed": 0, "timeout": 0, "unsent": 0, "in_flight": 0, "lag": 0.0})
+        records.append(_event(float(i), "ebpf", "retransmits", window=1.0, port=5433, count=8 if 4 <= i < 10 else 0))
+        failing = i == 6
+        records.append({"type": "sample", "t": i + 0.5, "probe": "order_rate", "ok": not failing,
+                        "value": None if failing else 10.0 + i, "latency": 0.01,
+                        "error": "no data (the query returned no series)" if failing else None})
+    records.sort(key=lambda r: r["t"])
+    d = plant_run(runs, run_id, title="Axis", outcome=None, records=records)
+    (d / "flamegraph-baseline.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    exp = json.loads((d / "experiment.json").read_text())
+    exp["experiment"]["probes"] = {"order_rate": {"prometheus": {"query": query}, "signal": False}}
+    (d / "experiment.json").write_text(json.dumps(exp))
+    server = serve("--runs-dir", str(runs))
+    b = browser
+
+    def check_axis() -> None:
+        lane = wait(b, lambda b: b.find_elements(By.CSS_SELECTOR, "#charts svg[aria-label='events']"), 20,
+                    "the events lane")[0]
+        marks = lane.find_elements(By.CSS_SELECTOR, "g.event-mark")
+        by_source: dict[str, Any] = {}
+        for m in marks:  # each source's first marker
+            by_source.setdefault(m.get_attribute("data-source"), m)
+        assert set(by_source) == {"ebpf", "profile", "stack", "docker", "kubernetes"}, list(by_source)
+        tip = by_source["stack"].find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        assert "5.00 s" in tip and "postgres is unhealthy" in tip, tip
+        # on the axis: the stack, docker and kubernetes events inside the fault window, the
+        # flamegraph before it
+        window = lane.find_element(By.CSS_SELECTOR, "rect")
+        lo, hi = window.rect["x"], window.rect["x"] + window.rect["width"]
+        for source in ("stack", "docker", "kubernetes"):
+            x = by_source[source].find_element(By.TAG_NAME, "path").rect["x"]
+            assert lo <= x <= hi, (source, x, lo, hi)
+        assert by_source["profile"].find_element(By.TAG_NAME, "path").rect["x"] < lo
+        link = by_source["profile"].find_element(By.XPATH, "..")
+        assert link.tag_name == "a"
+        assert link.get_dom_attribute("href") == f"/runs/{run_id}/files/flamegraph-baseline.svg"
+        # the same instants drawn across the throughput chart
+        tput = b.find_element(By.CSS_SELECTOR, "#charts svg[aria-label='Throughput (operations per second)']")
+        assert len(tput.find_elements(By.CSS_SELECTOR, "line.event-line")) == len(marks)
+        assert b.find_elements(By.CSS_SELECTOR, "#charts svg[aria-label='Kernel events per second (eBPF)']")
+        # the PromQL series: its values as a line with a gap and a red dot where no data came
+        metric = b.find_element(By.CSS_SELECTOR, "#charts svg[aria-label='System metric: order_rate (Prometheus probe)']")
+        assert metric.get_attribute("data-query") == query
+        assert len(metric.find_elements(By.CSS_SELECTOR, "circle.failed")) == 1
+        line = metric.find_elements(By.TAG_NAME, "path")[0].get_attribute("d")
+        assert line.count("M") == 2, line  # broken at the sample without data
+
+    b.get(f"{server.url}/runs/{run_id}")
+    live = b.find_element(By.ID, "live")
+    wait(b, lambda _: live.get_attribute("data-records") == str(len(records)), 20, "the journal so far")
+    check_axis()
+    b.execute_script("window.notReloaded = 'yes'")
+    with open(d / "journal.jsonl", "a") as f:  # a restart the stack copies in at the end
+        f.write(json.dumps(_event(11.0, "stack", "restart", service="api", message="api restarted")) + "\n")
+    wait(b, lambda b: len(b.find_elements(By.CSS_SELECTOR, "g.event-mark[data-source='stack']")) == 2, 20,
+         "the appended stack event as a marker")
+    assert b.execute_script("return window.notReloaded") == "yes"
+    screenshot(b, "run-events")
+
+    # the run ends: the page becomes the finished run's, which replays the same timeline
+    (d / "summary.json").write_text(json.dumps({"run_id": run_id, "title": "Axis", "outcome": "held",
+                                                "exit_code": 0, "started_at": 1.8e9,
+                                                "analysis": {"phases": {"t_end": 12.0}, "metrics": {}}}))
+    wait(b, lambda b: b.find_elements(By.CSS_SELECTOR, "main .badge.held"), 30, "the finished page")
+    assert b.execute_script("return window.notReloaded") is None
+    wait(b, lambda b: b.find_element(By.ID, "live").get_attribute("data-ended") == "1", 20, "the replay")
+    check_axis()
+    assert len(b.find_elements(By.CSS_SELECTOR, "g.event-mark[data-source='stack']")) == 2
+
+
 def test_runs_page_follows_runs_by_server_sent_events(serve: Any, browser: Any, tmp_path: Path) -> None:
     """New runs appear, a live row's phase moves, a finished row gets its verdict, without a
     reload and without rebuilding the table (a row nothing happened to is the same element)."""

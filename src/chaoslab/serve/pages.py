@@ -131,7 +131,7 @@ def _target(e: dict[str, Any]) -> str:
 
 
 def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], report: bool,
-             live: bool, metrics: list[str]) -> str:
+             live: bool, metrics: dict[str, str]) -> str:
     rid = quote(row.run_id)
     halt = "" if read_only or not live else post_form(
         f"/runs/{rid}/halt", "Halt this run", csrf,
@@ -140,14 +140,17 @@ def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], r
             f" <small>{_e(row.run_id)}</small> · {_e(row.platform)} · started {_when(row.started_at)}</p>"
             + (f"<p class=reason>{_e(row.reason)}</p>" if row.reason else "") + halt)
     faults = f"<h2>Faults in force</h2><div id=faults data-state='/api/runs/{rid}/state'>…</div>"
+    # Live, the timeline grows from the stream; after the run the same stream replays the whole
+    # journal, so the finished page draws what the live one did (events and metrics on the axis).
+    timeline = (f"<h2>Timeline <small class=muted>{'live' if live else 'replayed from the journal'}</small></h2>"
+                f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}' "
+                f"data-live='{1 if live else 0}' data-metrics='{_e(json.dumps(metrics))}'>"
+                "<div id=charts></div><details><summary>events, as a list</summary>"
+                "<ul id=events class=events></ul></details></div>")
     if live:
-        timeline = (f"<h2>Timeline <small class=muted>live</small></h2>"
-                    f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}' "
-                    f"data-metrics='{_e(json.dumps(metrics))}'>"
-                    "<div id=charts></div><ul id=events class=events></ul></div>")
         return head + faults + timeline
     files = "".join(f"<li><a href='/runs/{rid}/files/{quote(n)}' download>{_e(n)}</a></li>" for n in downloads)
-    body = head + faults + f"<h2>Downloads</h2><ul class=downloads>{files}</ul>"
+    body = head + faults + f"<h2>Downloads</h2><ul class=downloads>{files}</ul>" + timeline
     if report:
         body += (f"<h2>Report</h2><iframe id=report src='/runs/{rid}/files/report.html' "
                  "sandbox='allow-same-origin' title='report.html'></iframe>")
