@@ -213,3 +213,30 @@ def test_runs_page_follows_runs_by_server_sent_events(serve: Any, browser: Any, 
     # nothing rebuilt the rest: the old row is the element it was, and the page never reloaded
     assert old.get_attribute("data-run") == "20261201-100000-old-0001"  # raises if the element is stale
     assert b.execute_script("return window.notReloaded") == "yes"
+
+
+def test_doctor_table_is_checked_again(serve: Any, browser: Any, tmp_path: Path) -> None:
+    """The doctor's table follows the machine: a tool installed after the console started shows
+    once the page checks again (the checks run in a fresh ``chaoslab doctor`` each time)."""
+    import shutil
+
+    from selenium.webdriver.common.by import By
+
+    stress = shutil.which("stress-ng")
+    if stress is None:
+        pytest.skip("needs Debian's stress-ng")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    server = serve("--runs-dir", str(tmp_path / "runs"), env={"PATH": str(bin_dir)})
+    b = browser
+    b.get(server.url + "/machine")
+
+    def cap(b: Any) -> str:
+        found = b.find_elements(By.CSS_SELECTOR, "tr[data-cap='stress-ng']")
+        return str(found[0].text) if found else ""
+
+    wait(b, cap, 60, "the doctor table")
+    assert cap(b).startswith("--"), cap(b)
+    os.symlink(stress, bin_dir / "stress-ng")  # installed meanwhile
+    b.find_element(By.ID, "doctor-refresh").click()
+    wait(b, lambda b: cap(b).startswith("ok"), 60, "stress-ng found by the check again")

@@ -36,7 +36,7 @@ from ..journal import EXPERIMENT
 from ..runner import halt as halt_flag
 from ..runner.ledger import ledger_root
 from ..runner.ledger import runs as ledger_runs
-from . import actions, catalog, live, pages, rundir, trend
+from . import actions, catalog, live, machine, pages, rundir, trend
 from .index import RunIndex, RunRow
 from .security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Guard, Refused, inside, safe_name
 
@@ -56,8 +56,7 @@ class Console:
     def __post_init__(self) -> None:
         self.index = RunIndex(self.runs_dir)
         self.launcher = actions.Launcher(self.runs_dir, self.variables)
-        self.doctor: dict[str, Any] | None = None
-        self._doctor_task: asyncio.Task[None] | None = None
+        self.doctor = machine.Doctor()
 
     def ledger(self) -> Path:
         return self.ledger_dir or ledger_root()
@@ -482,11 +481,8 @@ async def launch_api(req: Request) -> Response:
 async def machine_page(req: Request) -> Response:
     c = _console(req)
     entries, alive = await asyncio.to_thread(_ledger_entries, c)
-    if c.doctor is None:
-        from .. import doctor
-
-        c.doctor = await asyncio.to_thread(doctor.report)
-    body = pages.machine_page(c.doctor, entries, alive, halt_flag.halted(), csrf=_csrf(req),
+    checked = await c.doctor.report(force=req.query_params.get("refresh") == "1")
+    body = pages.machine_page(checked, entries, alive, halt_flag.halted(), csrf=_csrf(req),
                               read_only=c.guard.read_only)
     return _page(req, "This machine", body, "machine")
 

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from .catalog import Entry
 from .index import RunRow
+from .machine import FRESH, Checked
 from .trend import FIGURES, Comparison
 
 OUTCOMES = ("held", "violated", "aborted", "error", "invalid", "running")
@@ -231,7 +232,7 @@ def launch_page(pid: int, kind: str = "experiment") -> str:
             "<pre id=launch-log></pre>")
 
 
-def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], alive: dict[str, bool],
+def machine_page(checked: Checked, entries: list[dict[str, Any]], alive: dict[str, bool],
                  halted: str | None, *, csrf: str, read_only: bool) -> str:
     if halted:
         state = f"<p class='flag bad' id=halt-state>HALT in force: {_e(halted)}</p>"
@@ -243,10 +244,14 @@ def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], a
             "/machine/halt", "Halt every run", csrf,
             "Halt every experiment on this machine? They revert and stop; new runs refuse until cleared.",
             extra="<input name=reason placeholder='reason' value='halt from the console'>", ident="halt-all")
+    doctor = checked.report
+    when = (f"<p class=muted id=doctor-checked>checked at {_when(checked.at)} ({checked.age():.0f} s ago, in "
+            f"{checked.seconds:.1f} s; a page load checks again once it is {FRESH:.0f} s old) "
+            "<a href='/machine?refresh=1' id=doctor-refresh>check again</a></p>")
     if doctor is None:
-        table = "<p class=muted>checking this machine…</p>"
+        table = f"<p class=reason>{_e(checked.error)}</p>"
     else:
-        caps = "".join(f"<tr><td>{'ok' if c['ok'] else '--'}</td><td>{_e(c['name'])}</td><td>{_e(c['detail'])}</td></tr>"
+        caps = "".join(f"<tr data-cap='{_e(c['name'])}'><td>{'ok' if c['ok'] else '--'}</td><td>{_e(c['name'])}</td><td>{_e(c['detail'])}</td></tr>"
                        for c in doctor["capabilities"])
         faults = "".join(
             f"<tr class='{'' if r['ok'] else 'no'}'><td>{'yes' if r['ok'] else 'no'}</td><td>{_e(r['fault'])}</td>"
@@ -255,6 +260,7 @@ def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], a
         ok = sum(1 for r in doctor["faults"] if r["ok"])
         table = (f"<p>{ok}/{len(doctor['faults'])} faults can run here.</p><h3>Capabilities</h3><table id=caps>{caps}</table>"
                  f"<h3>Faults</h3><table id=doctor>{faults}</table>")
+    table = when + table
     return (f"<h1>This machine</h1><h2>Global halt</h2>{state}{action}"
             f"<h2>Faults in force (the ledger, every run)</h2>{ledger_table(entries, alive)}"
             f"<h2>chaoslab doctor</h2>{table}")
