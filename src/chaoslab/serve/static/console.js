@@ -96,7 +96,9 @@ function eventsLane(marks, tEnd, windows) {
   const labelEnd = {};
   for (const m of [...marks].sort((a, b) => a.t - b.t)) {
     const i = rows.indexOf(m.row), yy = T + RH * i;
-    if (labelEnd[m.row] === undefined) svg.appendChild(svgEl("text", {x: L - 6, y: yy + 16, "text-anchor": "end", class: "ax"}, m.row));
+    if (labelEnd[m.row] === undefined) {  // the row's name, in the 60 px left of the axis
+      svg.appendChild(svgEl("text", {x: L - 6, y: yy + 16, "text-anchor": "end", class: "ax"}, m.row === "kubernetes" ? "k8s" : m.row));
+    }
     const g = svgEl("g", {class: "event-mark", "data-source": m.row, "data-t": m.t.toFixed(3)});
     g.appendChild(svgEl("title", {}, `${m.t.toFixed(2)} s  ${m.text}`));
     g.appendChild(svgEl("path", {d: `M${x(m.t)},${yy + 3}l5,8l-5,8l-5,-8z`, fill: m.color}));
