@@ -260,6 +260,8 @@ def _runs_update(c: Console, q: dict[str, str], since: int, died: set[str]) -> t
     and rows to drop (removed, or no longer matching the filters); None when nothing did."""
     c.index.refresh(min_interval=RUNS_POLL / 2)
     seq = c.index.seq
+    if since > seq:  # a page older than this index (rebuilt since): every row again
+        since = 0
     title, outcome, text = q.get("experiment"), q.get("outcome"), q.get("q")
     rows = c.index.runs(title=title, outcome=outcome, text=text, since=since, limit=PAGE) if seq > since else []
     put = {r.run_id for r in rows}
