@@ -6,7 +6,9 @@
 2. the Runs page with 1,000 run directories: the server's time (index refresh + query + HTML,
    from its Server-Timing header) and the whole request, cold (index built) and warm
    (goal: <= 300 ms);
-3. the runner's own CPU per second of run (examples/basic, interleaved) with and without a
+3. the Runs page following the runs directory (SSE, 1,000 runs): from a new run directory to its
+   row in the browser, and a live row's phase from the journal line to the browser;
+4. the runner's own CPU per second of run (examples/basic, interleaved) with and without a
    browser watching its run page (goal: no measurable difference).
 
     .venv/bin/python bench/console.py [--records 200] [--runs 1000] [--pairs 2]
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -160,6 +163,34 @@ def runs_page(tmp: Path, n: int) -> tuple[float, float, list[float], list[float]
     return cold_server, cold_total, server, total
 
 
+def runs_follow(tmp: Path, n: int = 20) -> tuple[list[float], list[float]]:
+    """Seconds from a new run directory to its row on the Runs page, and from a live run's phase
+    record to its row showing it (the runs directory of runs_page, 1,000 runs). Each write waits
+    a random part of the stream's 0.5 s period first: written right after the row showed, it
+    would always land just after the stream's look and measure the whole period."""
+    runs = tmp / "many"
+    appear, phase = [], []
+    with console(runs, tmp / "state") as url, browser() as b:
+        b.get(f"{url}/runs")
+        for i in range(n):
+            run_id = f"20270101-0000{i:02d}-follow-{i:04x}"
+            time.sleep(random.uniform(0, 0.5))
+            t = time.time()
+            d = plant_run(runs, run_id, title="Followed", started_at=1.9e9 + i, outcome=None)
+            sel = f"tr[data-run='{run_id}']"
+            while not b.execute_script(f"return document.querySelector(\"{sel}\") !== null"):
+                time.sleep(0.01)
+            appear.append(time.time() - t)
+            time.sleep(random.uniform(0, 0.5))
+            t = time.time()
+            with open(d / "journal.jsonl", "a") as f:
+                f.write(json.dumps({"type": "phase", "t": 1.0, "name": "fault"}) + "\n")
+            while "fault" not in (b.execute_script(f"return document.querySelector(\"{sel}\").textContent") or ""):
+                time.sleep(0.01)
+            phase.append(time.time() - t)
+    return appear, phase
+
+
 def runner_cpu(tmp: Path, watched: bool, idx: int) -> float:
     """CPU seconds per wall second of one `chaoslab run` of examples/basic (from wait4's rusage)."""
     port = free_port()
@@ -211,6 +242,10 @@ def main() -> None:
         print(f"  cold (index built)  server {cold_s * 1e3:6.1f} ms  request {cold_t * 1e3:6.1f} ms")
         print(f"  warm, 20 requests   server p50 {statistics.median(server) * 1e3:6.1f} ms  max {max(server) * 1e3:6.1f} ms"
               f"  request p50 {statistics.median(total) * 1e3:6.1f} ms  goal <= 300 ms")
+        appear, phase = runs_follow(tmp)
+        print(f"Runs page following the runs directory (SSE, {args.runs} runs, {len(appear)} new runs)")
+        print(f"  new run directory -> its row  p50 {statistics.median(appear) * 1e3:6.1f} ms  max {max(appear) * 1e3:6.1f} ms")
+        print(f"  phase record -> the live row  p50 {statistics.median(phase) * 1e3:6.1f} ms  max {max(phase) * 1e3:6.1f} ms")
         alone, watched = [], []
         for i in range(args.pairs):  # interleaved so machine noise hits both alike
             alone.append(runner_cpu(tmp, False, 2 * i))

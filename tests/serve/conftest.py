@@ -54,15 +54,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Starts ``chaoslab serve`` with the given arguments (its own state directory)."""
     started: list[Server] = []
 
-    def start(*args: str, host: str = "127.0.0.1", netns: list[str] | None = None) -> Server:
+    def start(*args: str, host: str = "127.0.0.1", netns: list[str] | None = None,
+              env: dict[str, str] | None = None) -> Server:
         """``netns``: a command prefix that runs the console in a network namespace (then the
-        caller waits for it from inside that namespace)."""
+        caller waits for it from inside that namespace); ``env``: variables set beside the usual."""
         port = free_port()
         state = tmp_path / "state"
         state.mkdir(exist_ok=True)
         argv = chaoslab_argv("serve", "--host", host, "--port", str(port), *args)
         proc = subprocess.Popen([*(netns or []), *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**child_env(state), "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+                                text=True, env={**child_env(state), "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=ROOT)
         server = Server(proc, port, host)
         started.append(server)
         if netns:

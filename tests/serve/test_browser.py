@@ -153,4 +153,4 @@ def test_live_page_grows_and_draws_the_systems_metrics(serve: Any, browser: Any,
     assert browser.execute_script("return window.notReloaded") == "yes"
     titles = [e.get_attribute("aria-label") for e in browser.find_elements(By.CSS_SELECTOR, "#charts svg")]
     assert "System metric: breaker (Prometheus probe)" in titles, titles
-    assert "process.pause on svc" in browser.find_element(By.ID, "events").text
+    assert "process.pause on svc" in browser.find_element(By.ID, "events").get_attribute("textContent")

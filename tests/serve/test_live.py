@@ -160,3 +160,28 @@ def test_stream_sends_latency_percentiles_of_the_windows_that_changed(serve: Any
     retry, whole, update = follow_two()
     assert retry.startswith("retry") and '"0"' in whole
     assert update == 'event: latency\ndata: {"2": {"p50": 0.25, "p99": 0.25, "n": 1}}\n\n'
+
+
+def test_runs_stream_sends_what_changed_since_its_last_event_id(serve: Any, tmp_path: Path) -> None:
+    """The Runs page's stream: from seq 0 every row; resumed at its last id, only the rows
+    written since (a new run, a verdict), the filters applied (a row leaving them is dropped)."""
+    runs = tmp_path / "runs"
+    plant_run(runs, "20261201-100000-a-0001", title="A")
+    live = plant_run(runs, "20261201-110000-b-0002", title="B", started_at=1.8e9 + 60, outcome=None)
+    server = serve("--runs-dir", str(runs))
+    url = f"{server.url}/api/runs/stream"
+
+    first = events(url, {}, 1)
+    body = json.loads(first[0][2])
+    assert sorted(r["run_id"] for r in body["rows"]) == ["20261201-100000-a-0001", "20261201-110000-b-0002"]
+    assert int(first[0][0]) == body["seq"] and body["drop"] == []
+
+    plant_run(runs, "20261201-120000-c-0003", title="C", started_at=1.8e9 + 120)
+    resumed = json.loads(events(url, {"last-event-id": first[0][0]}, 1)[0][2])
+    assert [r["run_id"] for r in resumed["rows"]] == ["20261201-120000-c-0003"]
+    assert "held" in resumed["rows"][0]["html"]
+
+    # following only the running ones: B's verdict takes it off the page
+    (live / "summary.json").write_text(json.dumps({"outcome": "violated", "started_at": 1.8e9 + 60}))
+    only_running = json.loads(events(f"{url}?outcome=running", {"last-event-id": str(resumed["seq"])}, 1)[0][2])
+    assert only_running["rows"] == [] and only_running["drop"] == ["20261201-110000-b-0002"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -35,7 +36,7 @@ from ..journal import EXPERIMENT
 from ..runner import halt as halt_flag
 from ..runner.ledger import ledger_root
 from ..runner.ledger import runs as ledger_runs
-from . import actions, catalog, live, pages, rundir, trend
+from . import actions, catalog, live, machine, pages, rundir, trend
 from .index import RunIndex, RunRow
 from .security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Guard, Refused, inside, safe_name
 
@@ -55,8 +56,7 @@ class Console:
     def __post_init__(self) -> None:
         self.index = RunIndex(self.runs_dir)
         self.launcher = actions.Launcher(self.runs_dir, self.variables)
-        self.doctor: dict[str, Any] | None = None
-        self._doctor_task: asyncio.Task[None] | None = None
+        self.doctor = machine.Doctor()
 
     def ledger(self) -> Path:
         return self.ledger_dir or ledger_root()
@@ -237,14 +237,54 @@ def _page_no(req: Request) -> int:
         return 0
 
 
-def _list_runs(c: Console, q: dict[str, str], page: int = 0) -> tuple[list[Any], float]:
+def _list_runs(c: Console, q: dict[str, str], page: int = 0) -> tuple[list[Any], float, int]:
+    """The page's rows, the time it took, and the index's seq they are as of (read before the
+    query: a row written meanwhile comes again on the stream, never is missed)."""
     start = time.perf_counter()
     c.index.refresh()
+    seq = c.index.seq
     rows = c.index.runs(title=q.get("experiment"), outcome=q.get("outcome"), text=q.get("q"),
                         limit=PAGE + 1, offset=page * PAGE)
     for r in rows:
         _check_runner(r)
-    return rows, (time.perf_counter() - start) * 1000
+    return rows, (time.perf_counter() - start) * 1000, seq
+
+
+#: How often the Runs page's stream looks at the runs directory (one refresh is shared by every
+#: watching page): a listing and a stat of each running run, a few ms even over 1,000 runs.
+RUNS_POLL = 0.5
+
+
+def _runs_update(c: Console, q: dict[str, str], since: int, died: set[str]) -> tuple[int, str] | None:
+    """The SSE event of what changed after ``since``: rows to put (new, or a phase, a verdict)
+    and rows to drop (removed, or no longer matching the filters); None when nothing did."""
+    c.index.refresh(min_interval=RUNS_POLL / 2)
+    seq = c.index.seq
+    if since > seq:  # a page older than this index (rebuilt since): every row again
+        since = 0
+    title, outcome, text = q.get("experiment"), q.get("outcome"), q.get("q")
+    rows = c.index.runs(title=title, outcome=outcome, text=text, since=since, limit=PAGE) if seq > since else []
+    put = {r.run_id for r in rows}
+    drop = [i for i in c.index.changed(since) if i not in put] if seq > since else []
+    # a runner that died changes no file: its rows are checked here, and sent once
+    if outcome in (None, "running"):
+        for r in c.index.runs(title=title, outcome="running", text=text, limit=PAGE):
+            if r.run_id in put or r.run_id in died:
+                continue
+            _check_runner(r)
+            if r.phase == DIED:
+                died.add(r.run_id)
+                rows.append(r)
+    if not rows and not drop:
+        return None
+    for r in rows:
+        if r.run_id in put:
+            _check_runner(r)
+            if r.phase == DIED:
+                died.add(r.run_id)
+    data = {"seq": seq, "drop": drop,
+            "rows": [{"run_id": r.run_id, "started_at": r.started_at, "html": pages.run_row(r)} for r in rows]}
+    return seq, f"id: {seq}\ndata: {json.dumps(data)}\n\n"
 
 
 def _check_runner(row: RunRow) -> None:
@@ -259,10 +299,10 @@ async def runs_page(req: Request) -> Response:
     c = _console(req)
     q = _filters(req)
     page = _page_no(req)
-    rows, ms = await asyncio.to_thread(_list_runs, c, q, page)
+    rows, ms, seq = await asyncio.to_thread(_list_runs, c, q, page)
     titles = await asyncio.to_thread(c.index.titles)
     resp = _page(req, "Runs", pages.runs_page(rows[:PAGE], titles, q, ms, page=page, more=len(rows) > PAGE,
-                                              total=c.index.count()), "runs")
+                                              total=c.index.count(), seq=seq), "runs")
     # what bench/console.py reads: the index's part and the whole handler's
     resp.headers["server-timing"] = f"index;dur={ms:.1f}, total;dur={(time.perf_counter() - start) * 1000:.1f}"
     return resp
@@ -270,9 +310,38 @@ async def runs_page(req: Request) -> Response:
 
 async def runs_api(req: Request) -> Response:
     c = _console(req)
-    rows, ms = await asyncio.to_thread(_list_runs, c, _filters(req), _page_no(req))
+    rows, ms, seq = await asyncio.to_thread(_list_runs, c, _filters(req), _page_no(req))
     return JSONResponse({"runs": [dict(r.as_dict(), html=pages.run_row(r)) for r in rows[:PAGE]],
-                         "more": len(rows) > PAGE, "server_ms": ms})
+                         "more": len(rows) > PAGE, "server_ms": ms, "seq": seq})
+
+
+async def runs_stream(req: Request) -> Response:
+    """The Runs page's rows as they change, by server-sent events: the id is the index's seq, so
+    a reconnecting page (``Last-Event-ID``) gets what changed while it was away, and nothing is
+    read again but the running runs' new journal lines (the index's refresh)."""
+    c = _console(req)
+    q = _filters(req)
+    since = live.parse_offset(req.headers.get("last-event-id") or req.query_params.get("from"))
+
+    async def body() -> AsyncIterator[str]:
+        nonlocal since
+        yield "retry: 1000\n\n"
+        died: set[str] = set()
+        quiet = 0.0
+        while not await req.is_disconnected():
+            update = await asyncio.to_thread(_runs_update, c, q, since, died)
+            if update is not None:
+                since, text = update
+                quiet = 0.0
+                yield text
+            elif quiet >= live.KEEPALIVE:
+                quiet = 0.0
+                yield ": keepalive\n\n"
+            await asyncio.sleep(RUNS_POLL)
+            quiet += RUNS_POLL
+
+    return StreamingResponse(body(), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
 async def run_page(req: Request) -> Response:
@@ -383,18 +452,19 @@ async def entry_run(req: Request) -> Response:
     c = _console(req)
     await _action(req)
     e = await asyncio.to_thread(catalog.find, _experiments(c), req.path_params["name"], c.variables)
-    if e.kind != "experiment":
-        raise Refused(400, f"{e.name} is a {e.kind}, not an experiment the console can start")
-    launch = c.launcher.start(e.path)
-    log.warning("started chaoslab run %s (pid %d)", e.path, launch.pid)
+    if e.kind not in ("experiment", "suite"):
+        raise Refused(400, f"{e.name} is {e.kind}: {e.error or 'not an experiment or a suite'}")
+    launch = c.launcher.start(e.path, e.kind)
+    log.warning("started chaoslab %s %s (pid %d)", "suite run" if e.kind == "suite" else "run", e.path, launch.pid)
     return RedirectResponse(f"/launches/{launch.pid}", 303)
 
 
 async def launch_page(req: Request) -> Response:
     pid = int(req.path_params["pid"])
-    if pid not in _console(req).launcher.launches:
+    launch = _console(req).launcher.launches.get(pid)
+    if launch is None:
         raise Refused(404, f"no run was started by this console as pid {pid}")
-    return _page(req, "Starting", pages.launch_page(pid), "catalog")
+    return _page(req, "Starting", pages.launch_page(pid, launch.kind), "catalog")
 
 
 async def launch_api(req: Request) -> Response:
@@ -413,11 +483,8 @@ async def launch_api(req: Request) -> Response:
 async def machine_page(req: Request) -> Response:
     c = _console(req)
     entries, alive = await asyncio.to_thread(_ledger_entries, c)
-    if c.doctor is None:
-        from ..cli import doctor
-
-        c.doctor = await asyncio.to_thread(doctor.report)
-    body = pages.machine_page(c.doctor, entries, alive, halt_flag.halted(), csrf=_csrf(req),
+    checked = await c.doctor.report(force=req.query_params.get("refresh") == "1")
+    body = pages.machine_page(checked, entries, alive, halt_flag.halted(), csrf=_csrf(req),
                               read_only=c.guard.read_only)
     return _page(req, "This machine", body, "machine")
 
@@ -472,6 +539,7 @@ def create_app(console: Console) -> Starlette:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/runs", runs_page),
         Route("/api/runs", runs_api),
+        Route("/api/runs/stream", runs_stream),
         Route("/runs/{run_id}", run_page),
         Route("/runs/{run_id}/stream", run_stream),
         Route("/runs/{run_id}/halt", run_halt, methods=["POST"]),

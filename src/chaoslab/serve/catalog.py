@@ -37,7 +37,7 @@ def _entry(root: Path, path: Path, variables: dict[str, str]) -> Entry:
             suite = load_suite(path, variables)
         except InputError:
             return Entry(name, path, "invalid", path.name, error=str(exc).splitlines()[0])
-        return Entry(name, path, "suite", suite.suite.name,
+        return Entry(name, path, "suite", suite.suite.name, (suite.suite.description or "").strip(),
                      faults=[e.experiment.title for _, e in suite.experiments])
     steps = [f"{s.fault} on {s.target or '-'}" for s in exp.method]
     return Entry(name, path, "experiment", exp.title, (exp.description or "").strip(), steps)

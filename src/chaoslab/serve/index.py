@@ -20,7 +20,7 @@ from typing import Any
 from ..journal import EXPERIMENT, JOURNAL, SUMMARY
 from . import rundir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Finished runs are looked at again (a re-rendered summary) at most this often.
 FULL_SWEEP = 5.0
 INDEX_FILE = ".chaoslab-console.sqlite"
@@ -45,6 +45,7 @@ _COLUMNS = {
     "journal_stamp": "TEXT",
     "summary_stamp": "TEXT",
     "path": "TEXT",
+    "seq": "INTEGER",
 }
 
 
@@ -70,6 +71,9 @@ class RunRow:
     summary_stamp: str
     path: str
     """Relative to the runs directory: the run id, or ``suite-.../<run id>`` for a suite's run."""
+    seq: int = 0
+    """The index's change counter when this row was last written: the Runs page's stream sends
+    the rows changed since the ``seq`` it last saw (its ``Last-Event-ID``)."""
 
     @property
     def running(self) -> bool:
@@ -77,7 +81,7 @@ class RunRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _COLUMNS
-                if k not in ("journal_offset", "journal_stamp", "summary_stamp", "path")}
+                if k not in ("journal_offset", "journal_stamp", "summary_stamp", "path", "seq")}
 
 
 def _stamp(path: Path) -> str:
@@ -101,7 +105,12 @@ class RunIndex:
             self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._last_full = -FULL_SWEEP
+        self._last_refresh = -FULL_SWEEP
         self._ensure_schema()
+        self.seq: int = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM runs").fetchone()[0]
+        """Bumped by every row written or removed; rows remember theirs."""
+        self.removed: dict[str, int] = {}
+        """Run directories gone while this console ran, with the seq of their removal."""
 
     def _ensure_schema(self) -> None:
         with self._lock:
@@ -114,14 +123,18 @@ class RunIndex:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- keeping the index in step with the directories -------------------------------------
-    def refresh(self, *, full: bool = False) -> None:
+    def refresh(self, *, full: bool = False, min_interval: float = 0.0) -> None:
         """New and removed directories and running runs, at every call; every finished run's
         files too (a summary re-rendered by ``chaoslab report``) at most every FULL_SWEEP seconds,
-        so a page over 1,000 finished runs costs one directory listing, not 2,000 stats."""
+        so a page over 1,000 finished runs costs one directory listing, not 2,000 stats.
+        ``min_interval``: skip when refreshed more recently (several live pages share one)."""
         with self._lock:
+            now = time.monotonic()
+            if not full and now - self._last_refresh < min_interval:
+                return
+            self._last_refresh = now
             known = {r[0]: (r[1], r[2]) for r in self._db.execute(
                 "SELECT run_id, journal_stamp, summary_stamp FROM runs")}
-            now = time.monotonic()
             full = full or now - self._last_full >= FULL_SWEEP
             if full:
                 self._last_full = now
@@ -142,6 +155,9 @@ class RunIndex:
                         self._put(row)
                 gone = set(known) - set(names)
                 self._db.executemany("DELETE FROM runs WHERE run_id=?", [(g,) for g in gone])
+                for g in gone:
+                    self.seq += 1
+                    self.removed[g] = self.seq
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -203,6 +219,9 @@ class RunIndex:
         )
 
     def _put(self, row: RunRow) -> None:
+        self.seq += 1
+        row.seq = self.seq
+        self.removed.pop(row.run_id, None)
         names = list(_COLUMNS)
         self._db.execute(
             f"INSERT OR REPLACE INTO runs ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
@@ -222,10 +241,14 @@ class RunIndex:
             return q()
 
     def runs(self, *, title: str | None = None, outcome: str | None = None, text: str | None = None,
-             limit: int = 500, offset: int = 0) -> list[RunRow]:
-        """Newest first. ``outcome`` "running" selects runs without a summary yet."""
+             limit: int = 500, offset: int = 0, since: int | None = None) -> list[RunRow]:
+        """Newest first. ``outcome`` "running" selects runs without a summary yet; ``since``,
+        only the rows written after that ``seq``."""
         where: list[str] = []
         args: list[str | int] = []
+        if since is not None:
+            where.append("seq > ?")
+            args.append(since)
         if title:
             where.append("title = ?")
             args.append(title)
@@ -244,6 +267,12 @@ class RunIndex:
         args += [limit, offset]
         with self._lock:
             return [RunRow(*r) for r in self._db.execute(sql, args)]
+
+    def changed(self, since: int) -> list[str]:
+        """Every run written or removed after ``since``, whatever the filters."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT run_id FROM runs WHERE seq > ?", (since,))]
+        return ids + [g for g, seq in self.removed.items() if seq > since]
 
     def count(self) -> int:
         with self._lock:

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 
 from .catalog import Entry
 from .index import RunRow
+from .machine import FRESH, Checked
 from .trend import FIGURES, Comparison
 
 OUTCOMES = ("held", "violated", "aborted", "error", "invalid", "running")
@@ -70,7 +71,7 @@ def badge(outcome: str | None, phase: str) -> str:
 
 def run_row(r: RunRow) -> str:
     return (
-        f"<tr data-run='{_e(r.run_id)}' class='{'live' if r.running else ''}'>"
+        f"<tr data-run='{_e(r.run_id)}' data-started='{r.started_at or 0}' class='{'live' if r.running else ''}'>"
         f"<td><a href='/runs/{quote(r.run_id)}'>{_e(r.title)}</a><br><small>{_e(r.run_id)}</small></td>"
         f"<td>{_e(r.platform)}</td><td>{_when(r.started_at)}</td><td data-k=duration>{_secs(r.duration)}</td>"
         f"<td data-k=phase>{badge(r.outcome, r.phase)}</td>"
@@ -80,7 +81,7 @@ def run_row(r: RunRow) -> str:
 
 
 def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_ms: float, *, page: int = 0,
-              more: bool = False, total: int = 0) -> str:
+              more: bool = False, total: int = 0, seq: int = 0) -> str:
     def opts(values: Iterable[str], chosen: str) -> str:
         return "<option value=''>all</option>" + "".join(
             f"<option{' selected' if v == chosen else ''}>{_e(v)}</option>" for v in values)
@@ -99,7 +100,9 @@ def runs_page(rows: list[RunRow], titles: list[str], q: dict[str, str], server_m
         f"<a href='/runs?{urlencode({**q, 'page': page - 1})}'>&larr; newer</a> " if page else "",
         f"<a id=older href='/runs?{urlencode({**q, 'page': page + 1})}'>older &rarr;</a>" if more else "",
     ))
-    return (f"<h1>Runs</h1>{filters}<table id=runs data-live='/api/runs?{urlencode({**q, 'page': page})}'>"
+    # the newest page follows the runs directory live (app.runs_stream); older pages stay still
+    live = f" data-stream='/api/runs/stream?{urlencode({**q, 'from': seq})}'" if page == 0 else ""
+    return (f"<h1>Runs</h1>{filters}<table id=runs{live}>"
             f"{head}{body}</table><p class=muted>{nav} showing {len(rows)} of {total} runs; "
             f"index refreshed and queried in {server_ms:.0f} ms.</p>")
 
@@ -129,7 +132,7 @@ def _target(e: dict[str, Any]) -> str:
 
 
 def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], report: bool,
-             live: bool, metrics: list[str]) -> str:
+             live: bool, metrics: dict[str, str]) -> str:
     rid = quote(row.run_id)
     halt = "" if read_only or not live else post_form(
         f"/runs/{rid}/halt", "Halt this run", csrf,
@@ -138,14 +141,17 @@ def run_page(row: RunRow, *, csrf: str, read_only: bool, downloads: list[str], r
             f" <small>{_e(row.run_id)}</small> · {_e(row.platform)} · started {_when(row.started_at)}</p>"
             + (f"<p class=reason>{_e(row.reason)}</p>" if row.reason else "") + halt)
     faults = f"<h2>Faults in force</h2><div id=faults data-state='/api/runs/{rid}/state'>…</div>"
+    # Live, the timeline grows from the stream; after the run the same stream replays the whole
+    # journal, so the finished page draws what the live one did (events and metrics on the axis).
+    timeline = (f"<h2>Timeline <small class=muted>{'live' if live else 'replayed from the journal'}</small></h2>"
+                f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}' "
+                f"data-live='{1 if live else 0}' data-metrics='{_e(json.dumps(metrics))}'>"
+                "<div id=charts></div><details><summary>events, as a list</summary>"
+                "<ul id=events class=events></ul></details></div>")
     if live:
-        timeline = (f"<h2>Timeline <small class=muted>live</small></h2>"
-                    f"<div id=live data-stream='/runs/{rid}/stream' data-run='{_e(row.run_id)}' "
-                    f"data-metrics='{_e(json.dumps(metrics))}'>"
-                    "<div id=charts></div><ul id=events class=events></ul></div>")
         return head + faults + timeline
     files = "".join(f"<li><a href='/runs/{rid}/files/{quote(n)}' download>{_e(n)}</a></li>" for n in downloads)
-    body = head + faults + f"<h2>Downloads</h2><ul class=downloads>{files}</ul>"
+    body = head + faults + f"<h2>Downloads</h2><ul class=downloads>{files}</ul>" + timeline
     if report:
         body += (f"<h2>Report</h2><iframe id=report src='/runs/{rid}/files/report.html' "
                  "sandbox='allow-same-origin' title='report.html'></iframe>")
@@ -202,22 +208,31 @@ def catalog_page(entries: list[Entry]) -> str:
 
 
 def entry_page(e: Entry, plan_code: int, plan: str, *, csrf: str, read_only: bool) -> str:
-    run = "" if read_only or e.kind != "experiment" else post_form(
-        f"/catalog/{quote(e.name)}/run", "Run", csrf,
-        f"Start '{e.title}' now? It injects real faults on this machine.", cls="primary", ident="run")
-    state = "ok" if plan_code == 0 else f"exit {plan_code}"
-    return (f"<h1>{_e(e.title or e.name)}</h1><p><small>{_e(e.name)}</small> · {_e(e.kind)}</p>"
+    confirm = (f"Start the suite '{e.title}' now? Its {len(e.faults)} experiments run one after the "
+               "other and inject real faults on this machine." if e.kind == "suite"
+               else f"Start '{e.title}' now? It injects real faults on this machine.")
+    run = "" if read_only or e.kind not in ("experiment", "suite") else post_form(
+        f"/catalog/{quote(e.name)}/run", "Run", csrf, confirm, cls="primary", ident="run")
+    head = (f"<h1>{_e(e.title or e.name)}</h1><p><small>{_e(e.name)}</small> · {_e(e.kind)}</p>"
             + (f"<p>{_e(e.description)}</p>" if e.description else "")
-            + (f"<p class=reason>{_e(e.error)}</p>" if e.error else "")
-            + f"<h2>Dry-run plan <small class=muted>({_e(state)})</small></h2><pre id=plan>{_e(plan)}</pre>{run}")
+            + (f"<p class=reason>{_e(e.error)}</p>" if e.error else ""))
+    if e.kind == "suite":
+        steps = "".join(f"<li>{_e(t)}</li>" for t in e.faults)
+        return (head + f"<h2>Experiments, in order</h2><ol id=suite>{steps}</ol>"
+                "<p class=muted>Run starts <code>chaoslab suite run</code>: each experiment's run "
+                "shows on the Runs page as it starts.</p>" + run)
+    state = "ok" if plan_code == 0 else f"exit {plan_code}"
+    return head + f"<h2>Dry-run plan <small class=muted>({_e(state)})</small></h2><pre id=plan>{_e(plan)}</pre>{run}"
 
 
-def launch_page(pid: int) -> str:
+def launch_page(pid: int, kind: str = "experiment") -> str:
+    what = "chaoslab suite run" if kind == "suite" else "chaoslab run"
     return (f"<h1>Starting…</h1><p id=launch data-launch='/api/launches/{pid}'>"
-            f"chaoslab run started (pid {pid}); waiting for its run directory…</p><pre id=launch-log></pre>")
+            f"{what} started (pid {pid}); waiting for its {'first ' if kind == 'suite' else ''}run directory…</p>"
+            "<pre id=launch-log></pre>")
 
 
-def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], alive: dict[str, bool],
+def machine_page(checked: Checked, entries: list[dict[str, Any]], alive: dict[str, bool],
                  halted: str | None, *, csrf: str, read_only: bool) -> str:
     if halted:
         state = f"<p class='flag bad' id=halt-state>HALT in force: {_e(halted)}</p>"
@@ -229,10 +244,14 @@ def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], a
             "/machine/halt", "Halt every run", csrf,
             "Halt every experiment on this machine? They revert and stop; new runs refuse until cleared.",
             extra="<input name=reason placeholder='reason' value='halt from the console'>", ident="halt-all")
+    doctor = checked.report
+    when = (f"<p class=muted id=doctor-checked>checked at {_when(checked.at)} ({checked.age():.0f} s ago, in "
+            f"{checked.seconds:.1f} s; a page load checks again once it is {FRESH:.0f} s old) "
+            "<a href='/machine?refresh=1' id=doctor-refresh>check again</a></p>")
     if doctor is None:
-        table = "<p class=muted>checking this machine…</p>"
+        table = f"<p class=reason>{_e(checked.error)}</p>"
     else:
-        caps = "".join(f"<tr><td>{'ok' if c['ok'] else '--'}</td><td>{_e(c['name'])}</td><td>{_e(c['detail'])}</td></tr>"
+        caps = "".join(f"<tr data-cap='{_e(c['name'])}'><td>{'ok' if c['ok'] else '--'}</td><td>{_e(c['name'])}</td><td>{_e(c['detail'])}</td></tr>"
                        for c in doctor["capabilities"])
         faults = "".join(
             f"<tr class='{'' if r['ok'] else 'no'}'><td>{'yes' if r['ok'] else 'no'}</td><td>{_e(r['fault'])}</td>"
@@ -241,6 +260,7 @@ def machine_page(doctor: dict[str, Any] | None, entries: list[dict[str, Any]], a
         ok = sum(1 for r in doctor["faults"] if r["ok"])
         table = (f"<p>{ok}/{len(doctor['faults'])} faults can run here.</p><h3>Capabilities</h3><table id=caps>{caps}</table>"
                  f"<h3>Faults</h3><table id=doctor>{faults}</table>")
+    table = when + table
     return (f"<h1>This machine</h1><h2>Global halt</h2>{state}{action}"
             f"<h2>Faults in force (the ledger, every run)</h2>{ledger_table(entries, alive)}"
             f"<h2>chaoslab doctor</h2>{table}")

@@ -115,7 +115,10 @@ def figures(summary: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def metric_probes(experiment: dict[str, Any]) -> list[str]:
-    """The run's Prometheus probes: the system's own metrics, drawn on the run's time axis."""
+def metric_probes(experiment: dict[str, Any]) -> dict[str, str]:
+    """The run's Prometheus probes, by name, with their PromQL: the system's own metrics, drawn
+    from the values their samples recorded on the run's time axis. (A series to chart without
+    judging it is a Prometheus probe with ``signal: false`` and no ``expect``.)"""
     probes = ((experiment.get("experiment") or {}).get("probes")) or {}
-    return sorted(n for n, p in probes.items() if isinstance(p, dict) and p.get("prometheus"))
+    return {n: str((p.get("prometheus") or {}).get("query", "")) for n, p in sorted(probes.items())
+            if isinstance(p, dict) and isinstance(p.get("prometheus"), dict)}
