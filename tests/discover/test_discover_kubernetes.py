@@ -1,6 +1,5 @@
 """The mapping of a namespace's objects to a System, from plain V1 objects of the official client
-built here. The cluster itself (scripts/k8s.sh) is not built on every machine, so this checks what
-`load_namespace` does with what the API returns, not the listing calls themselves."""
+built here (fast, on every machine); test_discover_cluster.py lists a real namespace."""
 
 from __future__ import annotations
 
@@ -42,7 +41,7 @@ def test_two_deployments_and_a_service() -> None:
     assert w.target == {"pod": {"namespace": "shop", "selector": "app=web"}, "mode": "count:1"}
     assert w.replicas == 2 and w.restart == "controller"
     assert w.health is not None and w.health.kind == "http" and w.health.interval == 2.0
-    assert [(p.port, p.http, p.path, p.host, p.published) for p in w.ports] == [(8080, True, "/health", "10.96.0.10", 80)]
+    assert [(p.port, p.http, p.path, p.cluster) for p in w.ports] == [(8080, True, "/health", "10.96.0.10:80")]
     assert d.stateful and "postgres" in d.state[0]
     assert [(x.source, x.target, x.via, x.port) for x in system.dependencies] == [("web", "db", "env DB_URL", 5432)]
     # the experiments act on pods, with the kubelet's own view as a probe
@@ -57,3 +56,36 @@ def test_service_host_variables_are_edges() -> None:
     cache = deployment("cache", "redis:7", 6379, {})
     system = from_objects("shop", [api, cache], [service("cache", "cache", 6379, 6379)])
     assert [(x.source, x.target) for x in system.dependencies] == [("api", "cache")]
+
+
+def test_a_cluster_ip_is_recorded_but_not_probed_from_outside() -> None:
+    """A ClusterIP answers inside the cluster only (kube-proxy routes it there; scripts/k8s.sh's
+    cluster runs none at all), so init's HTTP probe on it from this machine fails every sample and
+    the baseline with it. The Service address is kept; the pods probe is the signal."""
+    web = deployment("web", "shop/web:1", 8080, {}, replicas=2, probe_path="/health")
+    system = from_objects("shop", [web], [service("web", "web", 80, 8080, "http")])
+    (p,) = system.services["web"].ports
+    assert (p.port, p.host, p.published, p.cluster) == (8080, None, None, "10.96.0.10:80")
+    attach_faults(system)
+    kill = next(x for x in propose(system) if x.file.endswith("web-kill.yaml"))
+    assert list(kill.data["probes"]) == ["web-pods"] and kill.data["probes"]["web-pods"]["signal"] is True
+
+
+def test_ready_replicas_are_what_runs_now() -> None:
+    """The API is a live source: each workload's ready replicas are shown as running now."""
+    web = deployment("web", "shop/web:1", 8080, {}, replicas=2)
+    web.status = k.V1DeploymentStatus(ready_replicas=1)
+    idle = deployment("idle", "shop/idle:1", 9090, {}, replicas=0)
+    idle.status = k.V1DeploymentStatus()
+    system = from_objects("shop", [web, idle], [])
+    assert system.live
+    assert (system.services["web"].running, system.services["idle"].running) == (1, 0)
+
+
+def test_a_named_target_port_is_the_container_port_of_that_name() -> None:
+    web = deployment("web", "shop/web:1", 8080, {})
+    web.spec.template.spec.containers[0].ports[0].name = "web-http"
+    svc = service("web", "web", 80, 8080)
+    svc.spec.ports[0].target_port = "web-http"
+    system = from_objects("shop", [web], [svc])
+    assert [(p.port, p.name, p.cluster) for p in system.services["web"].ports] == [(8080, "web-http", "10.96.0.10:80")]

@@ -28,6 +28,8 @@ class Port:
     http: bool | None = None                  # None: could not tell
     path: str | None = None                   # an HTTP path known to answer (from a health check)
     name: str | None = None                   # a Kubernetes port name
+    cluster: str | None = None                # Kubernetes: the Service's ClusterIP:port, which answers
+                                              # inside the cluster only, so nothing here probes it
 
     def url(self) -> str | None:
         """An HTTP URL the host can reach, or None."""
