@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.conftest import free_port
 
 # The name pytest itself imports tests/platforms/kubernetes/conftest.py under (tests/ has no
 # __init__.py, tests/platforms has one): the same module object, so a session running both
@@ -34,6 +35,7 @@ __all__ = ["cluster", "k8s_state", "namespace"]  # fixtures, imported to be foun
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.root]
 
+DB_PORT = free_port()  # a host port: every pod here is on the host network
 LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
 
 
@@ -70,16 +72,16 @@ def deploy_app(c: Cluster, ns: str, data_dir: Path) -> None:
     c.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "db-data", "namespace": ns},
              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": f"{ns}-db",
                       "resources": {"requests": {"storage": "10Mi"}}}})
-    db_pod = _pod(LOOP, ports=[{"name": "pg", "containerPort": 15432}],
+    db_pod = _pod(LOOP, ports=[{"name": "pg", "containerPort": DB_PORT}],
                   volumeMounts=[{"name": "data", "mountPath": "/data"}],
                   readinessProbe={"exec": {"command": ["true"]}, "periodSeconds": 2})
     db_pod["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}}]
     c.apply(_workload("StatefulSet", "db", ns, 1, db_pod, serviceName="db"))
     c.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": ns},
-             "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": 15432}]}})
+             "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": DB_PORT}]}})
     # worker: one replica, no probe; its env names web's Service (URL) and db's (FQDN host)
     c.apply(_workload("Deployment", "worker", ns, 1, _pod(LOOP, env={
-        "WEB_URL": "http://web:80/jobs", "DB_HOST": f"db.{ns}.svc.cluster.local", "DB_PORT": "15432"})))
+        "WEB_URL": "http://web:80/jobs", "DB_HOST": f"db.{ns}.svc.cluster.local", "DB_PORT": str(DB_PORT)})))
     for sel, n in (("app=web", 2), ("app=db", 1), ("app=worker", 1)):
         assert wait_until(lambda s=sel, k=n: len(c.ready_pods(ns, s)) == k, 180), c.kubectl(  # type: ignore[misc]
             "describe", "pods", "-n", ns, "-l", sel, check=False)
@@ -113,7 +115,7 @@ def test_discover_init_and_one_run_on_the_cluster(cluster: Cluster, app: str, k8
     assert web["health"]["kind"] == "command" and web["health"]["interval"] == 2.0
     assert worker["health"] is None
     assert [(p["port"], p["name"], p["http"]) for p in web["ports"]] == [(8080, "http", True)]
-    assert [(p["port"], p["name"]) for p in db["ports"]] == [(15432, "pg")]
+    assert [(p["port"], p["name"]) for p in db["ports"]] == [(DB_PORT, "pg")]
     assert db["stateful"] and "a StatefulSet" in db["state"] and "PVC db-data" in db["state"]
     assert not web["stateful"] and not worker["stateful"]
     assert web["target"] == {"pod": {"namespace": ns, "selector": "app=web"}, "mode": "count:1"}
@@ -135,8 +137,9 @@ def test_discover_init_and_one_run_on_the_cluster(cluster: Cluster, app: str, k8
     experiments = sorted((suite / "experiments").glob("*.yaml"))
     names = [f.name[3:-5] for f in experiments]
     assert names == ["db-kill", "db-cpu-throttle", "db-memory-limit", "web-kill", "web-cpu-throttle",
-                     "web-memory-limit", "worker-kill", "worker-cpu-throttle", "worker-memory-limit",
-                     "worker-to-web-partition", "worker-to-db-partition"], names
+                     "web-memory-limit", "worker-kill", "worker-cpu-throttle", "worker-memory-limit"], names
+    # no partition: every pod here is on the host network, where NetworkPolicies do not apply
+    assert "worker -> web: worker and web on the host network" in (suite / "suite.yaml").read_text()
     v = cli("suite", "validate", str(suite / "suite.yaml"), env=env)
     assert v.returncode == 0, v.stdout + v.stderr
     for f in experiments:
@@ -178,3 +181,18 @@ def test_discover_init_and_one_run_on_the_cluster(cluster: Cluster, app: str, k8
     left = cli("recover", "--list", env=env)
     assert left.returncode == 0 and ns not in left.stdout and "inject" not in left.stdout, left.stdout
     assert len(cluster.ready_pods(ns, "app=db")) == 1 and len(cluster.ready_pods(ns, "app=worker")) == 1
+
+
+def test_an_empty_or_absent_namespace_is_one_line_and_exit_2(cluster: Cluster, namespace: str,
+                                                             k8s_state: Path) -> None:
+    """The API lists an absent namespace as an empty one; the two get their own line."""
+    env = {"KUBECONFIG": str(cluster.kubeconfig), "CHAOSLAB_STATE_DIR": str(k8s_state)}
+    empty = cli("discover", f"k8s:{namespace}", env=env)
+    assert (empty.returncode, empty.stdout) == (2, ""), empty
+    assert empty.stderr == f"chaoslab: k8s:{namespace}: namespace {namespace!r} has no Deployment or StatefulSet\n"
+    absent = cli("init", f"k8s:{namespace}-absent", "-o", str(k8s_state / "suite"), env=env)
+    assert (absent.returncode, absent.stdout) == (2, ""), absent
+    assert absent.stderr == f"chaoslab: k8s:{namespace}-absent: no such namespace\n", absent.stderr
+    assert not (k8s_state / "suite").exists()
+    bad = cli("discover", f"k8s:{namespace}", "--kubeconfig", str(k8s_state / "missing.kubeconfig"), env=env)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr, bad

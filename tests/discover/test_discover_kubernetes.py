@@ -7,7 +7,7 @@ from kubernetes import client as k
 
 from chaoslab.discover import attach_faults
 from chaoslab.discover.kubernetes import from_objects
-from chaoslab.discover.propose import propose
+from chaoslab.discover.propose import advice, propose
 
 
 def deployment(name: str, image: str, port: int, env: dict[str, str], replicas: int = 1,
@@ -91,3 +91,19 @@ def test_a_named_target_port_is_the_container_port_of_that_name() -> None:
     svc.spec.ports[0].target_port = "web-http"
     system = from_objects("shop", [web], [svc])
     assert [(p.port, p.name, p.cluster) for p in system.services["web"].ports] == [(8080, "web-http", "10.96.0.10:80")]
+
+
+def test_no_policy_partition_for_host_network_pods() -> None:
+    """NetworkPolicies select pods by their own network namespace; a hostNetwork pod has none
+    (the single-node cluster runs every pod so), so a policy partition of its edge would hold
+    while cutting nothing. The edge is advice instead of an experiment."""
+    worker = deployment("worker", "shop/worker:1", 9000, {"WEB_URL": "http://web:80/"})
+    web = deployment("web", "shop/web:1", 8080, {}, replicas=2)
+    worker.spec.template.spec.host_network = True
+    system = from_objects("shop", [worker, web], [service("web", "web", 80, 8080)])
+    assert system.services["worker"].host_network and not system.services["web"].host_network
+    attach_faults(system)
+    if "network.policy_partition" not in system.services["worker"].faults:
+        system.services["worker"].faults.append("network.policy_partition")  # doctor's view aside
+    assert not [p for p in propose(system) if "partition" in p.file]
+    assert any("worker -> web" in a and "host network" in a for a in advice(system)), advice(system)

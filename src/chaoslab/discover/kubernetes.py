@@ -121,7 +121,7 @@ def from_objects(namespace: str, workloads: list[Any], services: list[Any]) -> S
         status = getattr(w, "status", None)
         running = int(status.ready_replicas or 0) if status is not None else None
         system.services[name] = Service(
-            running=running,
+            running=running, host_network=bool(pod.host_network),
             name=name, image=", ".join(images), command=command, replicas=int(replicas),
             restart="controller", health=health, ports=[ports[k] for k in sorted(ports)], state=state, env=env,
             target={"pod": {"namespace": namespace, "selector": _selector(match)},
@@ -154,5 +154,10 @@ def load_namespace(namespace: str, kubeconfig: str | None = None, context: str |
         why = f"HTTP {status}" if status else str(exc).splitlines()[0][:200]
         raise InputError(f"the Kubernetes API server did not answer ({why})", file=f"k8s:{namespace}") from None
     if not workloads:
+        try:  # listing an absent namespace answers an empty list, not a 404: ask for it by name
+            k8s.core(client).read_namespace(namespace, _request_timeout=10)
+        except Exception as exc:
+            if k8s.api_error(exc) == 404:
+                raise InputError("no such namespace", file=f"k8s:{namespace}") from None
         raise InputError(f"namespace {namespace!r} has no Deployment or StatefulSet", file=f"k8s:{namespace}")
     return from_objects(namespace, workloads, services)

@@ -74,6 +74,8 @@ class Service:
     faults: list[str] = field(default_factory=list)   # faults of `chaoslab doctor` that act on it here
     env: dict[str, str] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)  # live Compose: its containers' names
+    host_network: bool = False                # Kubernetes: pods on the node's network, out of reach
+                                              # of any NetworkPolicy
 
     @property
     def stateful(self) -> bool:
