@@ -91,9 +91,11 @@ def deploy_app(c: Cluster, ns: str, data_dir: Path) -> None:
 def app(cluster: Cluster, namespace: str, tmp_path: Path) -> Any:
     data = tmp_path / "db-data"
     data.mkdir()
-    deploy_app(cluster, namespace, data)
-    yield namespace
-    cluster.kubectl("delete", "pv", f"{namespace}-db", "--wait=false", check=False)
+    try:  # the PV is cluster-wide: deleting the namespace leaves it, even when deploy_app fails
+        deploy_app(cluster, namespace, data)
+        yield namespace
+    finally:
+        cluster.kubectl("delete", "pv", f"{namespace}-db", "--wait=false", check=False)
 
 
 @pytest.mark.timeout(600)
