@@ -18,7 +18,7 @@ test: setup
 	$(PY) -m pytest -q -m "not k8s" -n 2 --dist loadgroup tests
 
 test-k8s: k8s
-	$(PY) -m pytest -q -m k8s tests/platforms/kubernetes
+	$(PY) -m pytest -q -m k8s tests/platforms/kubernetes tests/discover/test_discover_cluster.py
 
 # The single-node Kubernetes of the `k8s` tests, built once from Debian's source (cached in
 # /var/cache/chaoslab/k8s-1.20.2); `make test-k8s` runs the cluster tests on it.

@@ -48,7 +48,7 @@ def table(system: System) -> str:
         for p in s.ports:
             where = f"{p.host}:{p.published or p.port}" if p.host else str(p.port)
             mark = " http" if p.http else "" if p.http is False else " ?"
-            ports.append(f"{p.port}" + (f"->{where}" if p.host else "") + mark)
+            ports.append(f"{p.port}" + (f"->{where}" if p.host else f" (svc {p.cluster})" if p.cluster else "") + mark)
         deps = sorted({d.target for d in system.dependencies if d.source == s.name})
         replicas = str(s.replicas) + (f" ({s.running} up)" if s.running is not None else "")
         rows.append((s.name, replicas, s.restart, s.health.kind if s.health else "-",

@@ -4,8 +4,8 @@ and the env and command lines of a workload's pod template that name another wor
 (``db``, ``db.shop``, ``db.shop.svc.cluster.local``, or the ``DB_SERVICE_HOST`` variables the
 kubelet injects) are its dependencies.
 
-``from_objects`` maps plain V1 objects (the client's own classes) and is what the tests exercise;
-``load_namespace`` only lists them.
+``from_objects`` maps plain V1 objects (the client's own classes); ``load_namespace`` lists them
+(tests/discover/test_discover_cluster.py, on the single-node cluster).
 """
 
 from __future__ import annotations
@@ -39,13 +39,28 @@ def _probe(probe: Any) -> tuple[Health | None, int | None, str | None]:
     return None, None, None
 
 
+def _target_port(sp: Any, ports: dict[int, Port]) -> int:
+    """A Service port's container port: its targetPort, by number or by a container port's name
+    (the API gives either); with neither, the Service port itself, as Kubernetes defaults it."""
+    t = sp.target_port
+    if isinstance(t, int):
+        return t
+    if isinstance(t, str):
+        if t.isdigit():
+            return int(t)
+        named = next((p.port for p in ports.values() if p.name == t), None)
+        if named is not None:
+            return named
+    return int(sp.port)
+
+
 def _matches(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in (selector or {}).items())
 
 
 def from_objects(namespace: str, workloads: list[Any], services: list[Any]) -> System:
     """The System of a namespace from its workloads (V1Deployment, V1StatefulSet) and V1Services."""
-    system = System("kubernetes", namespace, f"k8s:{namespace}")
+    system = System("kubernetes", namespace, f"k8s:{namespace}", live=True)  # the API's view is now
     aliases: dict[str, set[str]] = {}
     for w in sorted(workloads, key=lambda w: w.metadata.name):
         name = w.metadata.name
@@ -93,15 +108,20 @@ def from_objects(namespace: str, workloads: list[Any], services: list[Any]) -> S
                           f"{sname}.{namespace}.svc.cluster.local",
                           sname.upper().replace("-", "_") + "_SERVICE_HOST"}
                 for sp in s.spec.ports or []:
-                    target = sp.target_port if isinstance(sp.target_port, int) else sp.port
+                    target = _target_port(sp, ports)
                     p = ports.setdefault(target, Port(target))
                     p.name = p.name or sp.name
                     if p.http is None and ((sp.name or "").startswith("http") or sp.app_protocol in ("http", "https")):
                         p.http = True
+                    # not p.host: a ClusterIP is routed by kube-proxy inside the cluster, not to
+                    # the machine running chaoslab, so a probe on it fails every sample
                     if s.spec.cluster_ip and s.spec.cluster_ip != "None":
-                        p.host, p.published = s.spec.cluster_ip, sp.port
+                        p.cluster = f"{s.spec.cluster_ip}:{sp.port}"
         replicas = w.spec.replicas if w.spec.replicas is not None else 1
+        status = getattr(w, "status", None)
+        running = int(status.ready_replicas or 0) if status is not None else None
         system.services[name] = Service(
+            running=running, host_network=bool(pod.host_network),
             name=name, image=", ".join(images), command=command, replicas=int(replicas),
             restart="controller", health=health, ports=[ports[k] for k in sorted(ports)], state=state, env=env,
             target={"pod": {"namespace": namespace, "selector": _selector(match)},
@@ -134,5 +154,10 @@ def load_namespace(namespace: str, kubeconfig: str | None = None, context: str |
         why = f"HTTP {status}" if status else str(exc).splitlines()[0][:200]
         raise InputError(f"the Kubernetes API server did not answer ({why})", file=f"k8s:{namespace}") from None
     if not workloads:
+        try:  # listing an absent namespace answers an empty list, not a 404: ask for it by name
+            k8s.core(client).read_namespace(namespace, _request_timeout=10)
+        except Exception as exc:
+            if k8s.api_error(exc) == 404:
+                raise InputError("no such namespace", file=f"k8s:{namespace}") from None
         raise InputError(f"namespace {namespace!r} has no Deployment or StatefulSet", file=f"k8s:{namespace}")
     return from_objects(namespace, workloads, services)

@@ -28,6 +28,8 @@ class Port:
     http: bool | None = None                  # None: could not tell
     path: str | None = None                   # an HTTP path known to answer (from a health check)
     name: str | None = None                   # a Kubernetes port name
+    cluster: str | None = None                # Kubernetes: the Service's ClusterIP:port, which answers
+                                              # inside the cluster only, so nothing here probes it
 
     def url(self) -> str | None:
         """An HTTP URL the host can reach, or None."""
@@ -72,6 +74,8 @@ class Service:
     faults: list[str] = field(default_factory=list)   # faults of `chaoslab doctor` that act on it here
     env: dict[str, str] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)  # live Compose: its containers' names
+    host_network: bool = False                # Kubernetes: pods on the node's network, out of reach
+                                              # of any NetworkPolicy
 
     @property
     def stateful(self) -> bool:

@@ -244,7 +244,8 @@ class _Builder:
                             [] if a.address or a.containers else
                             [f"peer {peer}: the container name Compose v1 gives; with Compose v2 it is "
                              f"{sys_.name}-{a.name}-1"])
-        elif sys_.platform == "kubernetes" and "network.policy_partition" in a.faults:
+        elif (sys_.platform == "kubernetes" and "network.policy_partition" in a.faults
+              and not (a.host_network or b.host_network)):  # advice() says why not
             self.experiment(f"{a.name} to {b.name} partition", f"{a.name} -> {b.name}: partitioned",
                             f"NetworkPolicies deny traffic between {a.name} and {b.name} for {PAUSE * 2:g}s.",
                             {a.name: a.target}, probes,
@@ -275,4 +276,11 @@ def advice(system: System) -> list[str]:
             if d.proxy is None:
                 out.append(f"{d.source} -> {d.target}: both on one loopback, so no partition or latency can "
                            "single this edge out; route it through a chaoslab-proxy link")
+    if system.platform == "kubernetes":
+        for d in system.dependencies:
+            on_host = [n for n in (d.source, d.target) if system.services[n].host_network]
+            if on_host:
+                out.append(f"{d.source} -> {d.target}: {' and '.join(on_host)} on the host network, where no "
+                           "NetworkPolicy applies, so no partition is proposed; run its pods in their own "
+                           "network (a network plugin)")
     return out
