@@ -1,7 +1,7 @@
 """The console's routes (Starlette): pages, the live stream, the JSON the pages poll, the actions.
 
 Reads go to the run directories through the index (index.py) and rundir.py; every change goes
-through actions.py; every request first passes the guard (security.py).
+through actions.py; every request first passes the guard (guard.py, with the rules of security.py).
 """
 
 from __future__ import annotations
@@ -23,20 +23,19 @@ from starlette.responses import (
     FileResponse,
     HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..journal import EXPERIMENT
 from ..runner import halt as halt_flag
 from ..runner.ledger import ledger_root
 from ..runner.ledger import runs as ledger_runs
 from . import actions, catalog, live, machine, pages, rundir, trend
+from .guard import GuardMiddleware, refuse
 from .index import RunIndex, RunRow
 from .security import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Guard, Refused, inside, safe_name
 
@@ -60,97 +59,6 @@ class Console:
 
     def ledger(self) -> Path:
         return self.ledger_dir or ledger_root()
-
-
-# -- the guard, as ASGI middleware ------------------------------------------------------------
-
-#: On every response: no other site may frame a page (a Halt button under a decoy, clickjacking),
-#: no address (a sign-in link's token) leaves for another site in a Referer ("same-origin": with
-#: "no-referrer" the browser sends "Origin: null" on our own form posts, and the guard refuses
-#: them), no content is sniffed into a type.
-HARDENING = [
-    (b"x-frame-options", b"SAMEORIGIN"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-content-type-options", b"nosniff"),
-]
-
-
-class GuardMiddleware:
-    """Host check, token/session, read-only and Origin, before any route runs. The CSRF token of
-    a POST is checked by ``_action`` (the form is read there, once)."""
-
-    def __init__(self, app: ASGIApp, guard: Guard) -> None:
-        self.app = app
-        self.guard = guard
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        req = Request(scope)
-        g = self.guard
-        host = req.headers.get("host")
-        refusal: Response | None = None
-        session = req.cookies.get(SESSION_COOKIE)
-        valid = g.session_ok(session)
-        bearer = req.headers.get("authorization", "")
-        by_token = bearer.startswith("Bearer ") and g.token_ok(bearer[7:])
-        new_session: str | None = None
-        path = req.url.path
-        if not g.host_ok(host):
-            refusal = _refuse(req, 421, f"this console does not answer for host {host!r}")
-        elif path.startswith("/static/") or path == "/login":
-            pass
-        elif g.needs_token and not (valid or by_token):
-            refusal = (HTMLResponse(pages.login_page(), 401) if req.method == "GET" and _wants_html(req)
-                       else _refuse(req, 401, "sign in first: this console needs its token"))
-        elif not valid and not by_token:
-            new_session = g.signed_session()  # loopback without token: a session for the CSRF token
-            session = new_session
-        if refusal is None and req.method not in ("GET", "HEAD"):
-            if g.read_only and path != "/login":
-                refusal = _refuse(req, 403, "this console is read-only (--read-only): no action is accepted")
-            elif not g.origin_ok(req.headers.get("origin"), host):
-                refusal = _refuse(req, 403, "cross-site request refused (Origin is not this console)")
-            elif new_session is not None:
-                refusal = _refuse(req, 403, "no session: load the page first (CSRF)")
-        if refusal is None and path.endswith("/stream") and not g.origin_ok(req.headers.get("origin"), host):
-            refusal = _refuse(req, 403, "the live stream is for this console's pages only (Origin)")
-        if refusal is not None:
-            await refusal(scope, receive, _hardened(send))
-            return
-        scope.setdefault("state", {})["session"] = session
-        scope["state"]["by_token"] = by_token
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                headers.extend(HARDENING)
-                if new_session is not None:
-                    cookie = f"{SESSION_COOKIE}={new_session}; Path=/; HttpOnly; SameSite=Strict"
-                    headers.append((b"set-cookie", cookie.encode()))
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def _hardened(send: Send) -> Send:
-    async def send_hardened(message: Any) -> None:
-        if message["type"] == "http.response.start":
-            message.setdefault("headers", []).extend(HARDENING)
-        await send(message)
-
-    return send_hardened
-
-
-def _wants_html(req: Request) -> bool:
-    return "text/html" in req.headers.get("accept", "") or "/api/" not in req.url.path
-
-
-def _refuse(req: Request, status: int, message: str) -> Response:
-    if req.url.path.startswith("/api/") or "text/html" not in req.headers.get("accept", ""):
-        return PlainTextResponse(message + "\n", status)
-    return HTMLResponse(pages.error_page(status, message), status)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -520,17 +428,17 @@ async def login(req: Request) -> Response:
 
 async def _on_refused(req: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refused)
-    return _refuse(req, exc.status, exc.message)
+    return refuse(req, exc.status, exc.message)
 
 
 async def _on_error(req: Request, exc: Exception) -> Response:
     log.exception("error serving %s", req.url.path)
-    return _refuse(req, 500, f"internal error: {type(exc).__name__} (details in the console's log)")
+    return refuse(req, 500, f"internal error: {type(exc).__name__} (details in the console's log)")
 
 
 async def _on_http(req: Request, exc: Exception) -> Response:
     status = int(getattr(exc, "status_code", 500))
-    return _refuse(req, status, str(getattr(exc, "detail", "error")))
+    return refuse(req, status, str(getattr(exc, "detail", "error")))
 
 
 def create_app(console: Console) -> Starlette:
