@@ -164,3 +164,67 @@ recovery: 1s
     assert any(r["type"] == "fault" and r["action"] == "revert" for r in records)
     assert not [r for r in records if r["type"] == "event" and r.get("source") == "kubernetes"]
     assert not [r for r in records if r["type"] == "error"], [r for r in records if r["type"] == "error"]
+
+
+def test_deployment_scale_run_records_the_deployment_and_its_replicaset(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    sel = cluster.deployment(namespace, "api", replicas=2)
+    exp = tmp_path / "scale.yaml"
+    exp.write_text(f"""
+title: scale events
+targets:
+  api: {{deployment: {{namespace: {namespace}, name: api}}}}
+probes:
+  ready: {{pods: {{namespace: {namespace}, selector: "{sel}"}}, every: 250ms, timeout: 5s}}
+baseline: 2s
+method:
+  - {{fault: deployment.scale, target: api, at: 0s, duration: 2s, replicas: 1}}
+recovery: {{until: steady, max: 90s}}
+""")
+    proc, runs = _start(exp, tmp_path, k8s_state)
+    run_dir = _when_in_fault_phase(proc, runs)
+    _finish(proc)
+    records = _journal(run_dir)
+    began = next(r["t"] for r in records if r["type"] == "phase" and r["name"] == "fault")
+    revert = next(r for r in records if r["type"] == "fault" and r["action"] == "revert")
+    end = next(r for r in records if r["type"] == "end")
+    k8s = [r for r in records if r["type"] == "event" and r["source"] == "kubernetes"]
+    shown = [(round(r["t"], 2), r["kind"], r["object"], r["message"], r["count"]) for r in k8s]
+    print(f"fault phase at {began:.3f} s, revert at {revert['t']:.3f} s; kubernetes events: {shown}")
+    scaling = [r for r in k8s if r["kind"] == "ScalingReplicaSet" and r["object"] == "deployment/api"]
+    down = [r for r in scaling if "Scaled down" in r["message"] and r["message"].endswith(" to 1")]
+    # "Scaled up ... to 2" happened once before the run (the deployment's creation): the same
+    # Event, its count grown by one in the run
+    up = [r for r in scaling if "Scaled up" in r["message"] and r["message"].endswith(" to 2")]
+    assert len(down) == 1 and len(up) == 1, shown
+    # the scale-up follows the revert's patch within milliseconds, maybe before the revert
+    # record is written (as the kill before the inject record, above): the revert began at
+    # least the step's 2 s after the fault phase began
+    assert began <= down[0]["t"] <= revert["t"] and began + 2.0 <= up[0]["t"] <= end["t"], shown
+    assert up[0]["count"] == 1 and up[0]["first_t"] < 0 <= up[0]["last_t"], up  # first: before the run
+    deleted = [r for r in k8s if r["kind"] == "SuccessfulDelete" and r["object"].startswith("replicaset/api-")]
+    assert len(deleted) == 1 and began <= deleted[0]["t"] <= revert["t"], shown
+    assert [r for r in k8s if r["kind"] == "Killing" and began <= r["t"] <= end["t"]], shown
+
+
+def test_a_session_records_the_events_of_its_pod_faults_in_one_look(
+    cluster: Cluster, namespace: str, k8s_state: Path, tmp_path: Path
+) -> None:
+    """The programmatic session has no recorder: it lists once at its end (``events``)."""
+    from chaoslab.runner.session import ChaosSession
+
+    sel = cluster.deployment(namespace, "sess", replicas=2)
+    before = {p["metadata"]["name"] for p in cluster.pods(namespace, sel)}
+    with ChaosSession(tmp_path / "run", "session pod kill", ledger_root=tmp_path / "ledger") as chaos:
+        with chaos.fault("pod.kill", {"pod": {"namespace": namespace, "selector": sel, "seed": 3}, "mode": "one"}) as f:
+            victim = f.state["deleted"][0]["name"]
+        # the session ends once the replacement runs (what the cluster shows, not a guess)
+        assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 2, 120)
+    (replacement,) = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, sel)} - before
+    records = _journal(tmp_path / "run")
+    k8s = [(r["kind"], r["object"]) for r in records if r["type"] == "event" and r["source"] == "kubernetes"]
+    end = next(r["t"] for r in records if r["type"] == "end")
+    assert ("Killing", f"pod/{victim}") in k8s and ("Started", f"pod/{replacement}") in k8s, k8s
+    assert all(0 <= r["t"] <= end for r in records if r["type"] == "event" and r["source"] == "kubernetes")
+    assert not [o for _, o in k8s if o.startswith("pod/") and o[4:] in before - {victim}], k8s
