@@ -100,7 +100,8 @@ def test_events_and_promql_on_the_time_axis_live_and_after(serve: Any, browser: 
          "describe": "network.partition on db"},
         _event(5.0, "stack", "health", service="postgres", message="postgres is unhealthy (timed out after 2s)"),
         _event(6.0, "docker", "die", container="exchange-api-1", exit_code=137),
-        _event(7.0, "kubernetes", "pod_deleted", pod="api-7d9f"),
+        _event(7.0, "kubernetes", "Killing", object="pod/api-7d9f", pod="api-7d9f", message="Stopping container main",
+               count=2, event_type="Normal", component="kubelet", first_t=6.8, last_t=6.8),
         {"type": "fault", "t": 10.0, "action": "revert", "step": 0, "fault": "network.partition", "target": "db",
          "describe": "network.partition on db"},
     ]
@@ -131,6 +132,9 @@ def test_events_and_promql_on_the_time_axis_live_and_after(serve: Any, browser: 
         assert set(by_source) == {"ebpf", "profile", "stack", "docker", "kubernetes"}, list(by_source)
         tip = by_source["stack"].find_element(By.TAG_NAME, "title").get_attribute("textContent")
         assert "5.00 s" in tip and "postgres is unhealthy" in tip, tip
+        # a Kubernetes Event (platforms/kubeevents.py's shape): which pod, and how often
+        tip = by_source["kubernetes"].find_element(By.TAG_NAME, "title").get_attribute("textContent")
+        assert "kubernetes Killing api-7d9f: Stopping container main (2 times)" in tip, tip
         # on the axis: the stack, docker and kubernetes events inside the fault window, the
         # flamegraph before it
         window = lane.find_element(By.CSS_SELECTOR, "rect")

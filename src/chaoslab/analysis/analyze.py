@@ -18,6 +18,7 @@ from .detection import detect
 from .ebpf import ebpf_view
 from .figures import Figures
 from .hypothesis import judge_all
+from .kubeevents import kubernetes_events
 from .model import Analysis
 from .outcome import decide
 from .phases import fault_intervals
@@ -106,6 +107,7 @@ def analyze_run(run: RunData) -> Analysis:
         load=run.load_meta,
         stack_events=stack_events(run.journal),
         container_events=container_events(run.journal),
+        kubernetes_events=kubernetes_events(run.journal),
         ebpf=ebpf_view(run.journal),
         flamegraphs=[e for e in events(run.journal, "profile") if e["kind"] == "flamegraph"],
     )

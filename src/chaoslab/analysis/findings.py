@@ -13,6 +13,7 @@ from .detection import Detection
 from .ebpf import EbpfView
 from .flamegraphs import flamegraph_findings
 from .hypothesis import Judgement
+from .kubeevents import kubernetes_findings
 from .phases import Phases
 from .poison import findings as poison_findings
 from .recovery import SteadyState
@@ -45,6 +46,8 @@ class Parts(Protocol):
     def stack_events(self) -> list[dict[str, Any]]: ...
     @property
     def container_events(self) -> list[dict[str, Any]]: ...
+    @property
+    def kubernetes_events(self) -> list[dict[str, Any]]: ...
     @property
     def ebpf(self) -> EbpfView | None: ...
     @property
@@ -81,6 +84,7 @@ def findings(a: Parts) -> list[str]:
     ]
     out += stack_findings(a.stack_events, t_inject)
     out += container_findings(a.container_events, t_inject)
+    out += kubernetes_findings(a.kubernetes_events, t_inject)
     out += a.ebpf.findings if a.ebpf is not None else []
     out += flamegraph_findings(a.flamegraphs)
     loss = a.data_loss

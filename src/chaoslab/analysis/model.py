@@ -52,6 +52,7 @@ class Analysis:
     """The load generator's header record; None without load."""
     stack_events: list[dict[str, Any]]
     container_events: list[dict[str, Any]]
+    kubernetes_events: list[dict[str, Any]]
     ebpf: EbpfView | None
     flamegraphs: list[dict[str, Any]]
 
@@ -119,6 +120,8 @@ class Analysis:
             "stack_events": self.stack_events,
             "container_events": self.container_events,
         }
+        if self.kubernetes_events:  # only then: the documents of runs without them stay as they were
+            doc["kubernetes_events"] = self.kubernetes_events
         if self.ebpf is not None:
             doc["ebpf"] = self.ebpf.to_dict()
         doc["flamegraphs"] = self.flamegraphs

@@ -25,7 +25,7 @@ from ..targets import Platform
 from ..targets.base import CONTAINERS
 
 if TYPE_CHECKING:
-    from ..targets import ResolvedTarget, TargetSpec
+    from ..targets import EventRecorder, ResolvedTarget, TargetSpec
     from .docker import ContainerInfo
 
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -65,6 +65,12 @@ def apps(client: Any) -> Any:
     from kubernetes import client as k
 
     return k.AppsV1Api(client)
+
+
+def apis(kubeconfig: str | None, context: str | None) -> tuple[Any, Any]:
+    """The core and apps APIs of one fresh client (the event recorder's, one per namespace)."""
+    client = api_client(kubeconfig, context)
+    return core(client), apps(client)
 
 
 def api_error(exc: Exception) -> int | None:
@@ -248,6 +254,7 @@ class KubernetesPlatform(Platform):
     processes, cgroups and Docker's container actions apply to them."""
 
     name = "kubernetes"
+    events_label = "kubernetes events"
     replaces_containers = True  # the kubelet starts a new container (new id, new cgroup) after a crash
 
     def resolve(self, base: ResolvedTarget, spec: TargetSpec, stack_file: str | None) -> ResolvedTarget:
@@ -282,6 +289,19 @@ class KubernetesPlatform(Platform):
             ex = target.extra
             cache["api"] = core(api_client(ex.get("kubeconfig"), ex.get("context")))
         return local_containers_now(target, cache["api"])
+
+    def event_recorder(self, targets: list[ResolvedTarget], since: float) -> EventRecorder | None:
+        # The Events of the targets' pods, their controllers and nodes (platforms/kubeevents.py);
+        # a pod's Docker containers are Docker's platform's to record.
+        from .kubeevents import KubernetesEventRecorder, scopes
+
+        found = scopes(targets)
+        return KubernetesEventRecorder(found, apis) if found else None
+
+    def events(self, targets: list[ResolvedTarget], since: float, until: float) -> list[dict[str, Any]]:
+        from .kubeevents import events_between
+
+        return events_between(targets, since, until, apis)
 
 
 PLATFORM = KubernetesPlatform()

@@ -99,6 +99,11 @@ def render(a: Analysis) -> str:
         lines += [f"| {ev['t']:.2f} s | {ev.get('container')} | {ev.get('kind')} | "
                   f"{ev.get('status') or ev.get('exit_code', '') or ev.get('signal', '')} |"
                   for ev in a.container_events]
+    if a.kubernetes_events:
+        lines += ["", "## Kubernetes events", "", "| t | object | event | count | message |", "|---|---|---|---|---|"]
+        lines += [f"| {ev['t']:.2f} s | {ev.get('object')} | {ev.get('kind')} | {ev.get('count', '')} | "
+                  f"{str(ev.get('message', '')).replace('|', '/')} |"
+                  for ev in a.kubernetes_events]
     return "\n".join(lines) + "\n"
 
 

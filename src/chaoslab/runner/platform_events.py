@@ -12,10 +12,13 @@ from ..targets import EventRecorder, ResolvedTarget, platforms
 
 
 def as_records(events: Iterable[dict[str, Any]], wall0: float, source: str) -> list[Record]:
-    """Platform events (wall-clock ``time``, ``event``) as records at ``t`` = seconds after ``wall0``."""
+    """Platform events (wall-clock ``time``, ``event``) as records at ``t`` = seconds after ``wall0``;
+    other wall-clock times they carry (``<name>_wall``) go onto the run's clock too (``<name>_t``)."""
     out = []
     for ev in events:
-        fields = {k: v for k, v in ev.items() if k not in ("time", "event")}
+        fields = {k: v for k, v in ev.items() if k not in ("time", "event") and not k.endswith("_wall")}
+        fields.update({k.removesuffix("_wall") + "_t": round(float(v) - wall0, 6)
+                       for k, v in ev.items() if k.endswith("_wall") and v is not None})
         out.append(record("event", float(ev["time"]) - wall0, source=source, kind=ev.get("event"), **fields))
     return out
 

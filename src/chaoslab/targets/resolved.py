@@ -171,8 +171,9 @@ class Platform:
 
 
 class EventRecorder:
-    """Events a platform saw during a run (wall-clock ``time``, ``event``, fields), from
-    ``start`` to ``stop``; ``source`` names them in the journal."""
+    """Events a platform saw during a run (wall-clock ``time``, ``event``, fields; a field
+    ``<name>_wall`` is another wall-clock time, recorded as ``<name>_t`` on the run's clock),
+    from ``start`` to ``stop``; ``source`` names them in the journal."""
 
     source: str = ""
     label: str = "platform events"

@@ -187,7 +187,11 @@ class LiveRun {
     this.event(rec.t, text, rec.detect ? "bad" : "");
     const href = rec.source === "profile" && rec.kind === "flamegraph" && rec.path
       ? `/runs/${encodeURIComponent(this.runId)}/files/${encodeURIComponent(rec.path)}` : null;
-    this.mark(rec.t, rec.source, `${rec.kind}${who ? " " + who : ""}`, `${rec.source} ${rec.kind}: ${rec.message || describe(rec)}`, href);
+    // a record with a message (stack, kubernetes) shows it with what it is about and, for an
+    // aggregated Kubernetes Event, how often it happened in the run
+    const times = rec.count > 1 ? ` (${rec.count} times)` : "";
+    this.mark(rec.t, rec.source, `${rec.kind}${who ? " " + who : ""}`,
+      `${rec.source} ${rec.kind}${who ? " " + who : ""}: ${rec.message ? rec.message + times : describe(rec)}`, href);
   }
 
   mark(t, row, label, text, href) {
