@@ -219,8 +219,18 @@ def test_a_session_records_the_events_of_its_pod_faults_in_one_look(
     with ChaosSession(tmp_path / "run", "session pod kill", ledger_root=tmp_path / "ledger") as chaos:
         with chaos.fault("pod.kill", {"pod": {"namespace": namespace, "selector": sel, "seed": 3}, "mode": "one"}) as f:
             victim = f.state["deleted"][0]["name"]
-        # the session ends once the replacement runs (what the cluster shows, not a guess)
+        # the session ends once the replacement runs and the kubelet has posted its Started
+        # Event (what the cluster shows, not a guess): the kubelet posts Events apart from the
+        # pod's status, so on a busy machine a pod can be ready before its Event is in the API,
+        # and the session's one look at its end would rightly not see it yet.
         assert wait_until(lambda: len(cluster.ready_pods(namespace, sel)) == 2, 120)
+
+        def replacement_started() -> bool:
+            new = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, sel)} - before
+            events = cluster.get("events", "-n", namespace)["items"]
+            return any(e["reason"] == "Started" and e["involvedObject"]["name"] in new for e in events)
+
+        assert wait_until(replacement_started, 60)
     (replacement,) = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, sel)} - before
     records = _journal(tmp_path / "run")
     k8s = [(r["kind"], r["object"]) for r in records if r["type"] == "event" and r["source"] == "kubernetes"]
