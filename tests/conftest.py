@@ -61,6 +61,14 @@ def proc_state(pid: int) -> str:
     return text[text.rindex(")") + 2]
 
 
+def stopped(pid: int, timeout: float = 10.0) -> bool:
+    """Whether ``pid`` is stopped (T) within ``timeout``. A SIGSTOP takes effect when the process
+    next runs: beside ``stress-ng --cpu 2`` a runnable process can still read R for a while after
+    the signal was sent (and after the runner recorded the inject), so a test waits on the state
+    rather than reading it once."""
+    return wait_until(lambda: proc_state(pid) == "T", timeout)
+
+
 def the_run_dir(runs: Path) -> Path:
     """The one run directory under ``runs``."""
     dirs = [d for d in runs.iterdir() if d.is_dir()]

@@ -15,6 +15,7 @@ from tests.conftest import (
     child_env,
     kill_mid_fault,
     proc_state,
+    stopped,
     the_run_dir,
 )
 
@@ -35,7 +36,7 @@ def test_killed_runner_shows_dead_with_its_faults_in_force(serve: Any, service: 
     state.mkdir()
     try:
         kill_mid_fault(exp, runs, state)
-        assert proc_state(service.pid) == "T"
+        assert stopped(service.pid)
         run_id = the_run_dir(runs).name
         server = serve("--runs-dir", str(runs))
         s = httpx.get(f"{server.url}/api/runs/{run_id}/state", timeout=60).json()

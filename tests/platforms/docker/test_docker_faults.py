@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
+from tests.conftest import stopped
 
 from .conftest import (
     Lab,
@@ -146,7 +147,7 @@ def test_interrupted_run_leaves_nothing_in_any_container(
         assert {str(h) for h in hogs} <= members  # the hogs run inside the container's cgroup
         assert list(merged.glob(".chaoslab-fill*")) and list(merged.glob(".chaoslab-io-*"))
         assert inspect(d)["State"]["Running"] is False
-        assert psutil.Process(pid_e).status() == psutil.STATUS_STOPPED
+        assert stopped(pid_e)  # a SIGSTOP lands when the process next runs (busy machine)
 
         if how in ("sigint", "sigterm"):
             runner.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
