@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.conftest import Service, proc_state, start_service, stop_service, wait_until
+from tests.conftest import Service, proc_state, start_service, stop_service, stopped, wait_until
 
 from chaoslab import faults
 from chaoslab.errors import FaultError, TargetError
@@ -33,7 +33,7 @@ def test_kill(service: Service) -> None:
 def test_pause_and_resume_with_signals(service: Service) -> None:
     fault = faults.get("process.pause")(PauseParams(method="signal"), target_of(service))
     fault.inject()
-    assert wait_until(lambda: proc_state(service.pid) == "T")
+    assert stopped(service.pid, timeout=5.0)
     fault.revert()
     assert wait_until(lambda: proc_state(service.pid) != "T")
     fault.revert()  # idempotent
@@ -45,7 +45,7 @@ def test_pause_revert_from_ledger_record_in_another_process(service: Service) ->
         PauseParams(method="signal"), target_of(service), run_id="r1"
     )
     fault.inject()
-    assert wait_until(lambda: proc_state(service.pid) == "T")
+    assert stopped(service.pid, timeout=5.0)
     import json
 
     record = json.dumps(fault.to_record())
