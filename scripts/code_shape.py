@@ -1,6 +1,6 @@
 """The shape of the code in figures, for issue 26's before and after: modules and lines, modules
 at the package root, import cycles and packages that import each other (read by the same code
-as tests/test_architecture.py), the longest functions and modules, and the repetition the
+as tests/test_architecture.py, this checkout's copy), the longest functions and modules, and the repetition the
 refactor removed (``Params =`` lines, casts, faults testing a target's kind).
 
     python scripts/code_shape.py            # this checkout
@@ -18,7 +18,9 @@ from pathlib import Path
 
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
-    spec = importlib.util.spec_from_file_location("architecture", root / "tests" / "test_architecture.py")
+    # this checkout's rules, read on the tree chaoslab is imported from (PYTHONPATH picks it)
+    rules = Path(__file__).resolve().parent.parent / "tests" / "test_architecture.py"
+    spec = importlib.util.spec_from_file_location("architecture", rules)
     assert spec and spec.loader
     arch = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(arch)
@@ -27,13 +29,7 @@ def main() -> None:
         sys.exit(f"chaoslab is imported from {src}, not from {root}: set PYTHONPATH={root}/src")
     mods = arch._modules()
     graph = arch._graph()
-    deps: dict[str, set[str]] = {}
-    for mod, targets in graph.items():
-        for dep in targets:
-            a, b = arch._package(mod), arch._package(dep)
-            if a != b and "chaoslab" not in (a, b):
-                deps.setdefault(a, set()).add(b)
-    ties = sorted("<->".join(sorted({a, b})) for a in deps for b in deps[a] if a < b and a in deps.get(b, set()))
+    ties = sorted("<->".join(sorted(t)) for t in arch._ties(graph))
     funcs: list[tuple[int, str]] = []
     lines: dict[str, int] = {}
     texts: dict[str, str] = {}
