@@ -56,6 +56,12 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen queue is 5 connections deep. Every request here is a new
+    # connection (HTTP/1.0), so at 100 requests/s a busy machine that keeps the accepting thread
+    # off the CPU for 50 ms fills it, and the kernel drops the next SYN: that client waits for its
+    # SYN to be sent again after 1 s and a probe with a 0.5 s timeout fails while the service is
+    # fine. Real servers ask for far more (nginx 511, uvicorn 2048); the kernel caps it at somaxconn.
+    request_queue_size = 1024
 
     def handle_error(self, request: object, client_address: object) -> None:
         # clients that gave up (a probe timing out while we were paused) are not our error

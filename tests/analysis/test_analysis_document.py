@@ -6,7 +6,9 @@ outcome the verdict filled in afterwards, commit deccb0f) wrote for it, with the
 path replaced by ``@RUN_DIR@``. Ten are real runs left by the suite (held, violated, aborted, error;
 eBPF, flamegraphs, poison, stack and Docker events, a crashed run); the two ``invalid-*`` were
 built with analysis_rundirs.py (a load generator 300 ms late). The typed analysis must write them
-byte for byte.
+byte for byte. One deliberate change since: detection takes the earliest signal by its time, not
+the first record written (issue 25), which moved the detection time (and what detected it) of
+stack-restart-policy, docker-container-events and poison-and-stack-events.
 """
 
 from __future__ import annotations

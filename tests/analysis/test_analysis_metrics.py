@@ -137,6 +137,31 @@ def test_detection_ignores_probes_already_failing_and_counts_detect_events(tmp_p
     assert a2["metrics"]["detection_time"] == 1.25
 
 
+def test_a_sample_in_flight_at_the_injection_that_times_out_is_the_first_signal(tmp_path: Path) -> None:
+    """A sample is stamped with its start. One sent 40 ms before the injection that a pause caught
+    in flight times out after it: that is the fault's first signal (at the moment the timeout
+    came), not a probe that was failing at the end of the baseline (seen beside stress-ng: the
+    run was reported undetected)."""
+    base = samples("health", 0.2, 4.9, lambda t: False)  # ok, the last at 4.8
+    in_flight = {"type": "sample", "t": 4.96, "probe": "health", "ok": False, "value": None,
+                 "latency": 0.5, "error": "timeout after 0.5s"}
+    after = [{"type": "sample", "t": 5.46 + 0.6 * i, "probe": "health", "ok": False, "value": None,
+              "latency": 0.5, "error": "timeout after 0.5s"} for i in range(4)]
+    a = analyze(write_run(tmp_path / "a", journal=[*timeline(), *base, in_flight, *after],
+                          experiment={"probes": {"health": {"every": 0.2, "timeout": 0.5}}}))
+    assert a["metrics"]["detection_time"] == pytest.approx(0.46) and "timeout" in a["detected_by"]
+    # a sample whose failure was known before the injection is the baseline's state: undetected
+    early = {**in_flight, "t": 4.4}  # the probe's samples are sequential: none after it before 4.9
+    b = analyze(write_run(tmp_path / "b", journal=[*timeline(), *base[:-3], early, *after],
+                          experiment={"probes": {"health": {"every": 0.2, "timeout": 0.5}}}))
+    assert b["metrics"]["detection_time"] is None
+    # the earliest signal wins, whichever record was written first
+    event = {"type": "event", "t": 5.1, "source": "stack", "kind": "breaker_open", "detect": True}
+    c = analyze(write_run(tmp_path / "c", journal=[*timeline(), *base, in_flight, event, *after],
+                          experiment={"probes": {"health": {"every": 0.2, "timeout": 0.5}}}))
+    assert c["metrics"]["detection_time"] == pytest.approx(0.1) and c["detected_by"].startswith("stack")
+
+
 def test_run_without_load_uses_probes(tmp_path: Path) -> None:
     journal = timeline() + samples("health", 0.25, 15, lambda t: 5 <= t < 9.5)
     a = analyze(

@@ -38,26 +38,37 @@ def _is_signal_event(rec: dict[str, Any]) -> bool:
 def detect(run: RunData) -> Detection:
     """First signal from the system itself after t_inject: a failing signal probe or a signal event.
 
-    A probe already failing at the end of the baseline says nothing about this fault.
+    A probe already failing at the end of the baseline says nothing about this fault. What the
+    probe said at the injection is its last sample whose answer came *before* it: a sample is
+    stamped with its start, and one sent just before the injection that times out under the
+    fault (a pause caught it in flight) is the fault's first signal, at the moment its failure
+    was known, not a probe that was failing already.
     """
     t_inject = run.phases.t_inject
     if t_inject is None:
         return Detection(None, None)
     last_ok: dict[str, bool] = {}
+    first: tuple[float, str] | None = None  # (when, what) of the earliest signal
     for rec in run.journal:
         t = float(rec["t"])
         if t > run.phases.t_end:
             continue
+        at: float | None = None
+        by = ""
         if rec["type"] == "sample":
             name = rec["probe"]
             probe = run.probes.get(name)
-            if t < t_inject:
+            known = t + float(rec.get("latency") or 0.0)  # when its answer (or its timeout) came
+            if t < t_inject and known <= t_inject:
                 last_ok[name] = bool(rec.get("ok"))
             elif not rec.get("ok") and probe is not None and probe.signal and last_ok.get(name, True):
-                return Detection(t - t_inject, f"probe {name} failed" + (f" ({rec['error']})" if rec.get("error") else ""))
+                at = t if t >= t_inject else known
+                by = f"probe {name} failed" + (f" ({rec['error']})" if rec.get("error") else "")
         elif rec["type"] == "event" and t >= t_inject:
             event = cast(dict[str, Any], rec)  # an event carries what its source observed
             if _is_signal_event(event):
-                what = event.get("message") or f"{event.get('kind', 'signal')}"
-                return Detection(t - t_inject, f"{event.get('source', 'event')}: {what}")
-    return Detection(None, None)
+                at = t
+                by = f"{event.get('source', 'event')}: {event.get('message') or event.get('kind', 'signal')}"
+        if at is not None and (first is None or at < first[0]):
+            first = (at, by)
+    return Detection(first[0] - t_inject, first[1]) if first else Detection(None, None)
