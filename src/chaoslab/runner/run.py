@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -34,13 +34,15 @@ from ..records import Record, RollbackRecord, record
 from ..targets import EventRecorder, ResolvedTarget, resolve
 from . import halt as halt_flag
 from .control import Control
-from .evidence import Evidence
 from .ledger import Ledger, ledger_root, refuse_dead_runs
 from .plan import describe_plan, plan
 from .platform_events import as_records, start_recorders, stop_recorders
 from .timeline import Timeline
 from .verdict import RunResult, conclude
 from .watcher import Watcher
+
+if TYPE_CHECKING:
+    from .evidence import Evidence
 
 Listener = Callable[[Record], None]
 
@@ -153,6 +155,9 @@ class Run:
         except LedgerError as exc:
             return RunResult(exc.exit_code, "error", str(exc), self.run_dir)
         if self.exp.ends_on_evidence:
+            # imported here: it imports the analysis, which only runs that end on evidence need
+            from .evidence import Evidence
+
             history = self.run_dir / HISTORY if self.exp.load is not None else None
             self.evidence = Evidence(history, self.exp.probes)
         self.timeline = Timeline(self.control, self.exp, self.plan, ledger, run_id=self.run_id,
