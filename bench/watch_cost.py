@@ -11,8 +11,11 @@ as the only step, fixed baseline and recovery) runs as ``chaoslab run`` three ti
 - fixed cost: ``chaoslab_cpu_share`` of the run without load; goal at most 1% of one core;
 - per operation: the slope between the two loaded runs, (CPU at 2,000/s - CPU at 1,000/s) /
   (operations at 2,000/s - operations at 1,000/s); goal at most 20 µs;
-- start-up: ``chaoslab_startup`` (process start -> first probe sample or operation sent), the
-  median of the runs; goal at most 0.5 s.
+- start-up: from the bench spawning ``chaoslab run`` to its first probe sample (the journal's
+  wall clock), the median of the runs, measured the same way for every tree (chaoslab's own
+  ``chaoslab_startup`` is printed per run); goal at most 0.5 s. Beside it the CPU the runner had
+  used at the baseline mark, and the CPU of a whole short probe-only run (start-up + 1 s of
+  phases: like for like between trees that start their probes on either side of the mark).
 
 Then one more short run under ``python -X importtime``, cut where the first probe sample reaches
 the journal, says where start-up goes: the top imports by cumulative time and by package.
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -93,6 +97,7 @@ def chaoslab_run(src: Path, experiment: Path, runs_dir: Path, nice: int) -> dict
     env = {**os.environ, "PYTHONPATH": str(src)}
     cmd = ["nice", "-n", str(nice), "ionice", "-c3", sys.executable, "-m", "chaoslab", "run", str(experiment),
            "--runs-dir", str(runs_dir), "--report", "json", "--quiet"]
+    spawned = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     summaries = sorted(runs_dir.glob("*/summary.json"))
     if not summaries:
@@ -108,13 +113,20 @@ def chaoslab_run(src: Path, experiment: Path, runs_dir: Path, nice: int) -> dict
     # disturbs far less than its wall time
     # and when the recovery ended: start-up + phases, like for like between two trees whatever
     # one of them does before or after the baseline mark
+    # start-up as the bench sees it, the same for every tree: from the spawn to the first sample
+    # (chaoslab's own chaoslab_startup took psutil's create_time as the start before 606370f,
+    # up to 1 s early)
+    started_at = None
     for line in (summaries[-1].parent / "journal.jsonl").read_text().splitlines():
         rec = json.loads(line)
+        if rec["type"] == "run":
+            started_at = rec["started_at"]
+        if rec["type"] == "sample" and "spawn_to_sample" not in metrics and started_at is not None:
+            metrics["spawn_to_sample"] = started_at + rec["t"] - spawned
         if rec["type"] == "phase" and rec["name"] == "baseline":
             metrics["startup_cpu"] = rec.get("cpu")
         elif rec["type"] == "phase" and rec["name"] not in ("fault", "recovery"):
             metrics["end_cpu"] = rec.get("cpu")
-            break
     return metrics
 
 
@@ -161,7 +173,7 @@ def figures(runs: dict[int, dict[str, Any]], short: list[dict[str, Any]]) -> dic
         out["per_op"] = (hi["chaoslab_cpu"] - lo["chaoslab_cpu"]) / d_ops if d_ops > 0 else None
     else:
         out["per_op"] = None
-    startups = [r["chaoslab_startup"] for r in [*runs.values(), *short] if r.get("chaoslab_startup") is not None]
+    startups = [r["spawn_to_sample"] for r in [*runs.values(), *short] if r.get("spawn_to_sample") is not None]
     out["startup"] = statistics.median(startups) if startups else None
     cpus = [r["startup_cpu"] for r in [*runs.values(), *short] if r.get("startup_cpu") is not None]
     out["startup_cpu"] = statistics.median(cpus) if cpus else None
@@ -211,7 +223,8 @@ def main() -> None:
                           f"= {m['chaoslab_cpu_share'] * 100:.2f}% of one core"
                           + (f", {per_op * 1e6:.1f} µs/op" if per_op else "")
                           + f" (recovery alone {m['chaoslab_cpu_share.recovery'] * 100:.2f}%), "
-                          f"start-up {m['chaoslab_startup']:.3f} s ({m['startup_cpu']:.3f} s of CPU)"
+                          f"start-up {m['spawn_to_sample']:.3f} s ({m['startup_cpu']:.3f} s of CPU; "
+                          f"chaoslab_startup {m['chaoslab_startup']:.3f} s)"
                           + (f"; INVALID: {m['invalid']}" if m["invalid"] else ""), flush=True)
             short = tmp / "short.yaml"
             short.write_text(EXPERIMENT.format(label="short", url=url, every=args.every, baseline=0.5, recovery=0.5))
@@ -219,7 +232,7 @@ def main() -> None:
                 for label, src in trees.items():
                     m = chaoslab_run(src, short, tmp / f"runs-short-{label}-{i}", args.nice)
                     shorts[label].append(m)
-                    print(f"  {label:>6} short run: start-up {m['chaoslab_startup']:.3f} s, "
+                    print(f"  {label:>6} short run: start-up {m['spawn_to_sample']:.3f} s, "
                           f"{m['startup_cpu']:.3f} s of CPU; {m['end_cpu']:.3f} s by the end of the phases", flush=True)
             if not args.no_importtime:
                 imports = {label: importtime(src, short, tmp / f"runs-importtime-{label}", args.nice)
@@ -236,7 +249,7 @@ def main() -> None:
     rows: list[tuple[str, str, float | None, Any]] = [
         ("fixed cost (share of one core)", "share", GOAL_SHARE, lambda v: f"{v * 100:.2f}%"),
         ("CPU per operation (slope)", "per_op", GOAL_PER_OP, lambda v: f"{v * 1e6:.1f} µs"),
-        ("start-up to first sample (median)", "startup", GOAL_STARTUP, lambda v: f"{v:.3f} s"),
+        ("start-up, spawn to first sample (median)", "startup", GOAL_STARTUP, lambda v: f"{v:.3f} s"),
         ("  its CPU, to the baseline (median)", "startup_cpu", GOAL_STARTUP, lambda v: f"{v:.3f} s"),
         # start-up and 1 s of phases: like for like, whichever side of the mark a tree starts its probes
         ("CPU of a whole 1 s short run (median)", "short_cpu", None, lambda v: f"{v:.3f} s"),
@@ -260,7 +273,7 @@ def main() -> None:
             print(f"\n[{label}: {trees[label]}]", end="")
             summarize_imports(imports[label], args.top)
     print(json.dumps({label: {**figs[label], "runs": {rate: {k: v for k, v in m.items() if k.startswith("chaoslab")
-                                                             or k in ("operations", "startup_cpu", "end_cpu")} for rate, m in runs.items()}}
+                                                             or k in ("operations", "startup_cpu", "end_cpu", "spawn_to_sample")} for rate, m in runs.items()}}
                       for label, runs in results.items()}))
 
 
