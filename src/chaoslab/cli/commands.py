@@ -65,7 +65,14 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
     """Run the experiment FILE."""
     # Until the runner installs its own handlers (just before the first injection), SIGINT and
     # SIGTERM end start-up with exit 3 like any abort, instead of the default death by signal.
+    # The handler raises wherever the program is; where an exception cannot go on (a weakref
+    # callback in the import system, a __del__), the interpreter would print it as "Exception
+    # ignored" and carry on: such a signal is kept (_SIGNALLED), its report is silenced, and it is
+    # acted on at the next step (after the load, or by the runner as soon as its handlers are in).
+    _SIGNALLED.clear()
     previous = {sig: signal.signal(sig, _abort_start_up) for sig in (signal.SIGINT, signal.SIGTERM)}
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_abort(unraisable)
     try:
         _run(file, variables, dry_run, recover_first, quiet, runs_dir, report_formats, metrics_port, targets_file)
     except _StartUpAborted as exc:
@@ -75,6 +82,7 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = unraisable
 
 
 class _StartUpAborted(BaseException):
@@ -86,8 +94,24 @@ class _StartUpAborted(BaseException):
         super().__init__(self.name)
 
 
+#: Signals caught during start-up, in order (see run()).
+_SIGNALLED: list[int] = []
+
+
 def _abort_start_up(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
     raise _StartUpAborted(signum)
+
+
+def _signalled() -> int | None:
+    return _SIGNALLED[0] if _SIGNALLED else None
+
+
+def _quiet_abort(hook: Any) -> Any:
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, _StartUpAborted):
+            hook(unraisable)
+    return quiet
 
 
 def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
@@ -109,6 +133,8 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
         except InputError as exc:
             _fail(exc)
             return
+        if _SIGNALLED:
+            raise _StartUpAborted(_SIGNALLED[0])
     finally:
         gc.freeze()
         if collecting:
@@ -122,6 +148,7 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
             reports=tuple(f for f in report_formats.split(",") if f),
             listeners=[console.on_record],
             print=console.print_line,
+            signalled=_signalled,
         )
         if metrics_port is not None:
             from ..observe.exporter import RunExporter

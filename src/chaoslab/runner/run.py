@@ -57,6 +57,9 @@ class RunOptions:
     listeners: list[Listener] = field(default_factory=list)
     observers: list[Observer] = field(default_factory=list)
     print: Callable[[str], None] = print
+    signalled: Callable[[], int | None] = lambda: None
+    """A signal that arrived before the runner's own handlers were in place and was not acted on
+    yet (the CLI's start-up handler records it): the run aborts on it at once."""
 
 
 def new_run_id(title: str) -> str:
@@ -172,6 +175,9 @@ class Run:
             self.emit({"type": "run", "t": self.control.now(), "run_id": self.run_id, "title": self.exp.title,
                        "started_at": self.clock.wall0, "experiment": str(self.loaded.path), "pid": os.getpid(),
                        "process_started_at": process_started_at()})
+            early = self.opts.signalled()
+            if early is not None:  # before anything is injected: the run aborts at once
+                self._on_signal(early)
             await self._start_observers()
             self._watch_platforms()
             await watcher.prepare()
