@@ -381,3 +381,25 @@ hypothesis:
     assert any(not s["ok"] for s in health if inject <= s["t"] < revert)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the hypothesis is violated
     assert_nothing_left(service, state_dir)
+
+
+def test_a_signal_kept_from_start_up_aborts_the_run_before_anything_is_injected(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
+    """A SIGTERM the CLI's start-up handler could not raise where it landed (inside an import's
+    weakref callback) is kept and handed to the runner, which aborts on it as soon as its own
+    handlers are in: exit 3, the run's records, no fault, nothing left."""
+    from chaoslab.experiment.loader import load_experiment
+    from chaoslab.runner.run import RunOptions, run_experiment
+
+    f = tmp_path / "exp.yaml"
+    f.write_text(experiment(service, at="300ms"))
+    result = run_experiment(load_experiment(f), RunOptions(
+        run_root=tmp_path / "runs", reports=("json",), print=lambda _line: None,
+        signalled=lambda: signal.SIGTERM))
+    assert int(result.exit_code) == 3, result.reason
+    assert result.reason == "interrupted by SIGTERM", result.reason
+    journal = read_journal(the_run_dir(tmp_path / "runs"))
+    assert journal[0]["type"] == "run"
+    assert not [r for r in journal if r["type"] == "fault"]
+    assert_nothing_left(service, state_dir)
