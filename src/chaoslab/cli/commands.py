@@ -7,8 +7,9 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -41,10 +42,22 @@ _targets_option = click.option(
          "examples/exchange/compose-targets.yaml).")
 
 
-def _fail(exc: ChaoslabError) -> None:
+def _fail(exc: ChaoslabError) -> NoReturn:
     for line in str(exc).splitlines():
         click.echo(f"chaoslab: {line}" if not isinstance(exc, InputError) else line, err=True)
     sys.exit(exc.exit_code)
+
+
+L = TypeVar("L")
+
+
+def _load(load: Callable[..., L], file: Path, variables: tuple[str, ...], targets_file: Path | None) -> L:
+    """``load`` (an experiment or a suite) with the command line's variables and targets file;
+    bad input is its one clear line and exit 2."""
+    try:
+        return load(file, _vars(variables), _overlay(targets_file, variables))
+    except InputError as exc:
+        _fail(exc)
 
 
 @click.command()
@@ -128,13 +141,10 @@ def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: b
         from ..runner.run import RunOptions, run_experiment
         from .console import make_console
 
-        try:
-            loaded = load_experiment(file, _vars(variables), _overlay(targets_file, variables))
-        except InputError as exc:
-            _fail(exc)
-            return
-        if _SIGNALLED:
-            raise _StartUpAborted(_SIGNALLED[0])
+        loaded = _load(load_experiment, file, variables, targets_file)
+        signum = _signalled()
+        if signum is not None:
+            raise _StartUpAborted(signum)
     finally:
         gc.freeze()
         if collecting:
@@ -208,7 +218,6 @@ def validate(files: tuple[Path, ...], variables: tuple[str, ...], targets_file: 
         overlay = _overlay(targets_file, variables)
     except InputError as exc:
         _fail(exc)
-        return
     bad = 0
     for f in files:
         try:
@@ -323,11 +332,7 @@ def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: boo
     from ..runner.suite import load_suite, run_suite
     from .console import make_console
 
-    try:
-        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
-    except InputError as exc:
-        _fail(exc)
-        return
+    loaded = _load(load_suite, file, variables, targets_file)
     class Relay:
         """Forwards records to the console of the experiment that is running."""
 
@@ -358,11 +363,7 @@ def suite_validate(file: Path, variables: tuple[str, ...], targets_file: Path | 
     """Check the suite FILE and every experiment it lists."""
     from ..runner.suite import load_suite
 
-    try:
-        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
-    except InputError as exc:
-        _fail(exc)
-        return
+    loaded = _load(load_suite, file, variables, targets_file)
     click.echo(f"{file}: ok ({len(loaded.experiments)} experiments)")
 
 
@@ -389,7 +390,6 @@ def import_ctk(file: Path, output: Path | None) -> None:
         data = ctk.translate(raw, dict(os.environ)).data
     except InputError as exc:
         _fail(exc)
-        return
     text = f"# imported from {file} by `chaoslab import ctk`\n" + yaml.safe_dump(data, sort_keys=False, width=100)
     if output is None:
         click.echo(text, nl=False)
