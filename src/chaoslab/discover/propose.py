@@ -22,7 +22,7 @@ from .model import Dependency, Service, System
 
 AT = "5s"              # the baseline before the fault
 PAUSE = 5.0            # seconds a pause, a throttle, a partition lasts
-RECOVERY = "30s"
+RECOVERY = {"until": "steady", "max": "30s"}  # ends once recovered (a verdict in seconds), 30 s at most
 TTR = 30.0             # default time_to_recovery bound, seconds
 LATENCY_FACTOR = 5.0   # p99 under a fault at most this many times the measured baseline's
 
@@ -103,7 +103,7 @@ class _Builder:
             hypothesis = [*hypothesis, *self.load_bounds()]
         data["probes"] = probes
         data["method"] = method
-        data["recovery"] = RECOVERY
+        data["recovery"] = dict(RECOVERY)
         data.update(extra or {})
         data["max_duration"] = "3m"
         n = len([p for p in self.out if p.todo == todo]) + 1
