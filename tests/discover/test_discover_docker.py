@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import ROOT, free_ports
+from tests.conftest import PY, ROOT, free_ports
 
 from .test_discover_files import APPS, cli
 
@@ -156,3 +156,57 @@ def test_jobs_live_worker_pause_one_of_two(jobs: App, tmp_path: Path) -> None:
     pause = next((out / "experiments").glob("*worker-pause.yaml"))
     assert 'mode: count:1' in pause.read_text()
     _run_and_check_clean(jobs, pause, tmp_path / "runs")
+
+
+def _reaches(container: str, host: str, port: int) -> bool:
+    code = f"import socket; socket.create_connection(({host!r}, {port}), timeout=1).close()"
+    return subprocess.run(["docker", "exec", container, "python3", "-c", code],
+                          capture_output=True, timeout=30).returncode == 0
+
+
+def test_shop_partition_acts_in_the_dependents_namespace(shop: App, tmp_path: Path) -> None:
+    """The generated web -> db partition is a rule in web's network namespace on db's port: while it
+    holds, web cannot reach db, yet web still reaches cache and cache still reaches db (the edge and
+    nothing else); afterwards web reaches db again and no rule is left in web's namespace."""
+    out = tmp_path / "suite"
+    assert cli("init", f"compose:{shop.project}", "-o", str(out)).returncode == 0
+    exp = next((out / "experiments").glob("*web-to-db-partition.yaml"))
+    step = next(s for s in yaml_steps(exp) if s["fault"] == "network.partition")
+    assert step["target"] == "web" and step["peer_ports"] == [6379], step
+    web, cache = (f"{shop.project}_{s}_1" for s in ("web", "cache"))
+    assert _reaches(web, "db", 6379) and _reaches(cache, "db", 6379)
+
+    from tests.conftest import SRC
+
+    state, runs = tmp_path / "state", tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "CHAOSLAB_STATE_DIR": str(state)}
+    run = subprocess.Popen([PY, "-m", "chaoslab", "run", "-q", "--runs-dir", str(runs), str(exp)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while _reaches(web, "db", 6379):
+            assert run.poll() is None and time.monotonic() < deadline, "the partition never cut web -> db"
+            time.sleep(0.2)
+        # inside the fault window (10 s): the edge's neighbours still talk
+        assert _reaches(web, "cache", 6379)
+        assert _reaches(cache, "db", 6379)
+        output, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode in (0, 1) and "verdict:" in output, output
+    assert _reaches(web, "db", 6379)
+    pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", web], capture_output=True, text=True,
+                         timeout=30).stdout.strip()
+    tables = subprocess.run(["nsenter", "-t", pid, "-n", "nft", "list", "tables"], capture_output=True,
+                            text=True, timeout=30)
+    assert tables.returncode == 0 and "chaoslab" not in tables.stdout, tables.stdout + tables.stderr
+    assert "inject" not in cli("recover", "--list", env={"CHAOSLAB_STATE_DIR": str(state)}).stdout
+
+
+def yaml_steps(path: Path) -> list[dict[str, object]]:
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    return [s for phase in ("steps", "faults", "method") for s in (doc.get(phase) or [])]

@@ -105,6 +105,42 @@ def test_partition_between_test_hosts(hostnet: hosts.HostNet, run_id: str) -> No
     audit(run_id, netns=[a.netns])
 
 
+def test_partition_from_the_dependents_side_cuts_one_edge(hostnet: hosts.HostNet, run_id: str) -> None:
+    """In the dependent's namespace, peer_ports cut its connections to the dependency's port and
+    nothing else: another port of the same peer, and the peer reaching the dependent, still work."""
+    a, b = hostnet.host("a"), hostnet.host("b")
+    assert hosts.reachable(a, b.address, port=5432)
+    fault = NetworkPartition(
+        NetParams(peers=[f"{hostnet.name}/b"], peer_ports=[5432]), host_target(hostnet, "a"), run_id=run_id
+    )
+    fault.inject()
+    try:
+        assert not hosts.reachable(a, b.address, port=5432, timeout=1.0)  # the edge: cut
+        assert hosts.reachable(a, b.address, port=6379)  # the same peer's other port
+        assert hosts.reachable(b, a.address, port=5432)  # b's own connections to a
+    finally:
+        revert_elsewhere(fault)
+    assert hosts.reachable(a, b.address, port=5432)
+    audit(run_id, netns=[a.netns])
+
+
+def test_peer_ports_alone_scope_a_loopback_rule(listener: int, run_id: str) -> None:
+    """On loopback, peer ports are a scope of their own: the rule is taken, not refused as
+    "all loopback traffic", and it cuts connections to that port only."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(8)
+        fault = NetworkPartition(NetParams(peer_ports=[listener]), address_target("127.0.0.1"), run_id=run_id)
+        fault.inject()
+        try:
+            assert not connects(listener, timeout=1.0)
+            assert connects(other.getsockname()[1])
+        finally:
+            fault.revert()
+        assert connects(listener)
+    audit(run_id)
+
+
 RECEIVER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -22,7 +22,7 @@ from .model import Dependency, Service, System
 
 AT = "5s"              # the baseline before the fault
 PAUSE = 5.0            # seconds a pause, a throttle, a partition lasts
-RECOVERY = "30s"
+RECOVERY = {"until": "steady", "max": "30s"}  # ends once recovered (a verdict in seconds), 30 s at most
 TTR = 30.0             # default time_to_recovery bound, seconds
 LATENCY_FACTOR = 5.0   # p99 under a fault at most this many times the measured baseline's
 
@@ -103,7 +103,7 @@ class _Builder:
             hypothesis = [*hypothesis, *self.load_bounds()]
         data["probes"] = probes
         data["method"] = method
-        data["recovery"] = RECOVERY
+        data["recovery"] = dict(RECOVERY)
         data.update(extra or {})
         data["max_duration"] = "3m"
         n = len([p for p in self.out if p.todo == todo]) + 1
@@ -228,22 +228,25 @@ class _Builder:
                             [{"fault": "network.down", "target": link, "at": AT, "duration": _secs(PAUSE * 2)}],
                             [self.ttr(a)])
             return
-        if sys_.platform == "compose" and "network.partition" in b.faults:
+        if sys_.platform == "compose" and "network.partition" in a.faults:
             # a fixed address, else a container's name (Docker resolves it at injection time)
-            peer = a.address or (a.containers[0] if a.containers else f"{sys_.name}_{a.name}_1")
-            # chaoslab's partition is scoped to its target's own ports: in the dependency's namespace
-            # those are the ports this edge uses, while the dependent's are not (it connects out).
-            targets = {b.name: b.target, a.name: a.target}
+            peer = b.address or (b.containers[0] if b.containers else f"{sys_.name}_{b.name}_1")
+            # in the dependent's namespace, scoped to the dependency and the ports this edge uses:
+            # the dependency's other clients, and the dependent's other dependencies, keep talking
+            ports = [d.port] if d.port else sorted({p.port for p in b.ports})
+            params: dict[str, Any] = {"peers": [peer]}
+            if ports:
+                params["peer_ports"] = ports
             self.experiment(f"{a.name} to {b.name} partition", f"{a.name} -> {b.name}: partitioned",
-                            f"Drop traffic between {a.name} and {b.name} ({d.via}) for {PAUSE * 2:g}s; {a.name} "
-                            "recovers once the network heals.",
-                            targets, probes,
-                            [{"fault": "network.partition", "target": b.name, "at": AT,
-                              "duration": _secs(PAUSE * 2), "peers": [peer]}],
+                            f"Drop traffic between {a.name} and {b.name} ({d.via}) for {PAUSE * 2:g}s, in "
+                            f"{a.name}'s network namespace; {a.name} recovers once the network heals.",
+                            {a.name: a.target}, probes,
+                            [{"fault": "network.partition", "target": a.name, "at": AT,
+                              "duration": _secs(PAUSE * 2), **params}],
                             [self.ttr(a)],
-                            [] if a.address or a.containers else
+                            [] if b.address or b.containers else
                             [f"peer {peer}: the container name Compose v1 gives; with Compose v2 it is "
-                             f"{sys_.name}-{a.name}-1"])
+                             f"{sys_.name}-{b.name}-1"])
         elif (sys_.platform == "kubernetes" and "network.policy_partition" in a.faults
               and not (a.host_network or b.host_network)):  # advice() says why not
             self.experiment(f"{a.name} to {b.name} partition", f"{a.name} -> {b.name}: partitioned",

@@ -64,34 +64,50 @@ def _set(items: list[str] | list[int]) -> str:
     return "{ " + ", ".join(str(i) for i in items) + " }"
 
 
-def match(addr: str, peers: list[str], ports: list[int], *, towards: bool) -> str:
-    """nft match for packets to the target (``towards``) or from it, restricted to peers and ports."""
+def match(addr: str, peers: list[str], ports: list[int], *, towards: bool,
+          peer_ports: list[int] | None = None) -> str:
+    """nft match for packets to the target (``towards``) or from it, restricted to peers, the
+    target's ports and the peers' ports."""
     fam = _family(addr)
     me, other = ("daddr", "saddr") if towards else ("saddr", "daddr")
+    mine, theirs = ("dport", "sport") if towards else ("sport", "dport")
     parts = [f"{fam} {me} {addr}"]
     same = [p for p in peers if _family(p) == fam]
     if peers and not same:
         raise FaultError(f"no peer of the same IP version as {addr}")
     if same:
         parts.append(f"{fam} {other} {_set(same)}")
+    if ports or peer_ports:
+        parts.append("meta l4proto { tcp, udp }")
     if ports:
-        parts.append(f"meta l4proto {{ tcp, udp }} th {'dport' if towards else 'sport'} {_set(ports)}")
+        parts.append(f"th {mine} {_set(ports)}")
+    if peer_ports:
+        parts.append(f"th {theirs} {_set(peer_ports)}")
     return " ".join(parts)
+
+
+def _port_list(v: list[int]) -> list[int]:
+    bad = [p for p in v if not 1 <= p <= 65535]
+    if bad:
+        raise ValueError(f"ports must be 1..65535, got {bad[0]}")
+    return v
 
 
 class NetParams(FaultParams):
     peers: list[str] = Field(default_factory=list, description="Addresses or test hosts on the other side (default: everyone).")
-    ports: list[int] = Field(default_factory=list, description="Target ports (default: the target's ports, else all).",
+    ports: list[int] = Field(default_factory=list,
+                             description="Target ports (default: the target's ports, else all; all when peer_ports is given).",
                              json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 65535}})
+    peer_ports: list[int] = Field(default_factory=list,
+                                  description="The peers' ports: from a dependent's side, the ports of the service it "
+                                              "connects to (its own are ephemeral), so one edge is cut and nothing else.",
+                                  json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 65535}})
     direction: Direction = Field("both", description="ingress: traffic to the target; egress: from it.")
 
-    @field_validator("ports")
+    @field_validator("ports", "peer_ports")
     @classmethod
     def _ports(cls, v: list[int]) -> list[int]:
-        bad = [p for p in v if not 1 <= p <= 65535]
-        if bad:
-            raise ValueError(f"ports must be 1..65535, got {bad[0]}")
-        return v
+        return _port_list(v)
 
 
 NP = TypeVar("NP", bound=NetParams)
@@ -108,7 +124,7 @@ class NetfilterFault(Fault[NP]):
         return "drop"
 
     def _endpoints(self) -> tuple[str, str | None, list[str], list[int]]:
-        """(target address, its namespace, peer addresses, ports)."""
+        """(target address, its namespace, peer addresses, the target's ports)."""
         if self.target is None:
             raise FaultError(f"{self.name} needs a target")
         platform = self.target.platform
@@ -118,8 +134,9 @@ class NetfilterFault(Fault[NP]):
         except ValueError:
             raise FaultError(f"{self.name}: {addr!r} is not an IP address") from None
         peers = [platform.peer_address(p) for p in self.params.peers]
-        ports = list(self.params.ports or self.target.ports)
-        if netns is None and not ports and ipaddress.ip_address(addr).is_loopback:
+        # a dependent connects out from ephemeral ports: its own (listening) ports say nothing
+        ports = list(self.params.ports or ([] if self.params.peer_ports else self.target.ports))
+        if netns is None and not ports and not self.params.peer_ports and ipaddress.ip_address(addr).is_loopback:
             # Every local service talks over loopback: an address-wide rule would hit them all.
             raise FaultError(f"{self.name}: refusing to act on all loopback traffic of {addr}; give ports")
         return addr, netns, peers, ports
@@ -137,9 +154,9 @@ class NetfilterFault(Fault[NP]):
         for name, hook in zip(chains, ("input", "output"), strict=True):
             lines.append(f"add chain inet {table} {name} {{ type filter hook {hook} priority -10; policy accept; }}")
         if self.params.direction in ("both", "ingress"):
-            lines.append(f"add rule inet {table} {chains[0]} {match(addr, peers, ports, towards=True)} {action}")
+            lines.append(f"add rule inet {table} {chains[0]} {match(addr, peers, ports, towards=True, peer_ports=self.params.peer_ports)} {action}")
         if self.params.direction in ("both", "egress"):
-            lines.append(f"add rule inet {table} {chains[1]} {match(addr, peers, ports, towards=False)} {action}")
+            lines.append(f"add rule inet {table} {chains[1]} {match(addr, peers, ports, towards=False, peer_ports=self.params.peer_ports)} {action}")
         try:
             held.hold(NftTable(table, netns), "present")
             nft("\n".join(lines) + "\n", netns)
