@@ -1,9 +1,11 @@
 """One proxied TCP connection: two sockets and two streams (upstream, downstream) between them.
 
-Speed comes from the fast path: while a direction has no active toxic, ``data_received`` writes
-straight into the other socket's transport and flow control is the transports' own (pause the
-reader when the writer's buffer is full). Only a direction with toxics gets a pump task and a
-queue; when its last toxic goes and its queue drains, the pump exits and the fast path resumes.
+Speed comes from the fast paths. While a direction has no active toxic its bytes are spliced
+from socket to socket in the kernel (``splice.py``); where splice(2) is missing, or for the
+moment a switch takes, ``data_received`` writes straight into the other socket's transport and
+flow control is the transports' own (pause the reader when the writer's buffer is full). Only a
+direction with toxics gets a pump task and a queue; when its last toxic goes and its queue
+drains, the pump exits and the fast paths resume.
 Toxics are added and removed on live connections without losing queued bytes: a removed toxic
 is skipped by chunks that reach it later and wakes the chunk it is holding, which moves on.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import random
 import socket
 import struct
@@ -21,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from . import splice
 from .toxics import ToxicContext
 
 if TYPE_CHECKING:
@@ -119,7 +123,8 @@ class Stream:
         self._early: list[bytes] = []
         self._early_eof = False
         self._parked: dict[str, dict[str, Any]] = {}  # state of toxics an update drew off
-        # [bytes read from src, bytes written to dst], shared with the proxy's /metrics.
+        self._splice: splice.Splice | None = None
+        # [bytes read from src, bytes written to dst, of which spliced], shared with /metrics.
         self.bytes = conn.owner.byte_counters(direction)
 
     def connected(self) -> None:
@@ -130,6 +135,7 @@ class Stream:
         if self._early_eof:
             self.feed_eof()
         self.src.unblock("connect")
+        self._try_splice()
 
     # -- toxics ----------------------------------------------------------------------------
     def add(self, spec: ToxicSpec, index: int | None = None, state: dict[str, Any] | None = None) -> None:
@@ -139,6 +145,7 @@ class Stream:
             if state is not None:
                 self._parked[spec.name] = state
             return
+        self._leave_splice()
         ctx = ToxicContext(spec.toxic, self.conn, self.direction)
         if state is not None:
             ctx.state = state
@@ -180,6 +187,8 @@ class Stream:
 
     # -- data ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
+        if self._splice is not None:  # not expected (the source is paused): keep the order anyway
+            self._leave_splice()
         self.bytes[0] += len(data)
         if self.dst.transport is None:
             # The upstream is still being dialled: hold the bytes and stop reading until it answers.
@@ -192,6 +201,8 @@ class Stream:
             if t is not None and not t.is_closing():
                 t.write(data)
                 self.bytes[1] += len(data)
+                if not t.get_write_buffer_size():
+                    self._try_splice()
             return
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
         self._queued += len(data)
@@ -254,6 +265,7 @@ class Stream:
         finally:
             self._pump = None
             self._wakeup = None
+            self._try_splice()
 
     async def _stage(self, chain: tuple[ToxicContext, ...], i: int, data: bytes, t: float) -> None:
         # Toxics removed since this chunk started are skipped: the data is passed on, never lost.
@@ -287,12 +299,69 @@ class Stream:
                 t.close()
         self.conn.stream_done()
 
+    # -- the zero-copy path ----------------------------------------------------------------
+    def _try_splice(self) -> None:
+        """Hand this direction to the kernel if nothing needs to see its bytes: no toxic, no
+        pump, nothing queued, and nothing left in the destination transport's buffer (spliced
+        bytes would overtake it). Otherwise the next write through the transport tries again."""
+        if (
+            not SPLICE
+            or self._splice is not None
+            or self.chain
+            or self._pump is not None
+            or self.done
+            or self.conn.closed
+        ):
+            return
+        src, dst = self.src.transport, self.dst.transport
+        if src is None or dst is None or src.is_closing() or dst.is_closing() or dst.get_write_buffer_size():
+            return
+        src_sock, dst_sock = src.get_extra_info("socket"), dst.get_extra_info("socket")
+        if src_sock is None or dst_sock is None:
+            return
+        try:
+            self._splice = splice.Splice(
+                asyncio.get_running_loop(), src_sock.fileno(), dst_sock.fileno(), self.bytes,
+                self._spliced_eof, self._spliced_error,
+            )
+        except OSError:
+            return  # out of descriptors, say: the userspace path carries on
+        self.src.block("splice")
+
+    def _leave_splice(self) -> None:
+        """A toxic arrives: what the pipe holds goes out first, through the destination transport
+        (whose buffer is empty while splicing), then the source is read by its transport again."""
+        sp, self._splice = self._splice, None
+        if sp is None:
+            return
+        left = sp.stop()
+        t = self.dst.transport
+        if left and t is not None and not t.is_closing():
+            t.write(left)
+            self.bytes[1] += len(left)
+        self.src.unblock("splice")
+
+    def _spliced_eof(self) -> None:
+        self._splice = None
+        self._end()  # the source stays paused: its transport has nothing more to read
+
+    def _spliced_error(self, exc: OSError) -> None:
+        self._splice = None
+        self.conn.close()
+
     def cancel(self) -> None:
+        if self._splice is not None:
+            self._splice.stop()
+            self._splice = None
         self.stop_all()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         if self._pump is not None:
             self._pump.cancel()
+
+
+SPLICE = splice.AVAILABLE and os.environ.get("CHAOSLAB_PROXY_SPLICE", "1") != "0"
+"""``CHAOSLAB_PROXY_SPLICE=0`` keeps every byte on the userspace path (to compare the two)."""
 
 
 def _drawn(spec: ToxicSpec) -> bool:
@@ -386,5 +455,5 @@ class ConnectionOwner(Protocol):
     def connection_closed(self, conn: Connection) -> None: ...
 
     def byte_counters(self, direction: str) -> list[int]:
-        """The proxy's [received, sent] byte totals of ``direction``, updated in place."""
+        """The proxy's [received, sent, spliced] byte totals of ``direction``, updated in place."""
         ...

@@ -32,8 +32,9 @@ class Proxy:
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.connections: set[Connection] = set()
-        # Per direction [received, sent] bytes since the proxy was created (Toxiproxy's metrics).
-        self.bytes: dict[str, list[int]] = {"upstream": [0, 0], "downstream": [0, 0]}
+        # Per direction [received, sent, of which spliced] bytes since the proxy was created
+        # (Toxiproxy's metrics, and how much took the zero-copy path).
+        self.bytes: dict[str, list[int]] = {"upstream": [0, 0, 0], "downstream": [0, 0, 0]}
         self.connections_total = 0
         self._server: asyncio.Server | None = None
 
