@@ -21,12 +21,15 @@ def proxy() -> None:
 @click.option("--realtime", "realtime", type=click.IntRange(1, 99), default=None, is_flag=False, flag_value=1,
               help="Run at SCHED_FIFO PRIORITY (1 when given alone): other load cannot take the CPU from the "
                    "proxy's timers. Falls back to ordinary scheduling, with a warning, when the kernel refuses.")
-def serve(host: str, port: int, config: str | None, realtime: int | None) -> None:
+@click.option("--no-realtime", "no_realtime", is_flag=True,
+              help="Never ask for a real-time class. By default, where the kernel allows it (root), the proxy's "
+                   "loop runs at SCHED_RR 1 while a toxic is set, so a busy machine does not make toxics late.")
+def serve(host: str, port: int, config: str | None, realtime: int | None, no_realtime: bool) -> None:
     from ..errors import ChaoslabError
     from .server import run
 
     try:
-        run(host, port, config, realtime=realtime)
+        run(host, port, config, realtime=realtime, timing=not no_realtime)
     except ChaoslabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

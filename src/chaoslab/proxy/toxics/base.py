@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...registry import type_arguments
+from . import _timerfd
 
 Emit = Callable[[bytes, float], Awaitable[None]]
 """Pass ``data`` (which arrived at ``time.monotonic()`` ``t``) to the next toxic of the chain."""
@@ -98,11 +99,26 @@ class ToxicContext:
     async def sleep_until(self, deadline: float, *, precise: bool = False) -> bool:
         """Sleep until ``time.monotonic()`` reaches ``deadline``.
 
-        ``precise``: the loop's timers have millisecond granularity (libuv), so end the wait
+        ``precise``: the loop's timers have millisecond granularity (libuv), so the wait is
+        woken by a timerfd at the deadline (``_timerfd.py``); where there is none, it is ended
         by yielding to the loop until the deadline: sub-millisecond error for ~1 ms of polling.
         """
         if not precise:
             return await self.sleep(deadline - time.monotonic())
+        if self.stopped:
+            return False
+        if deadline <= time.monotonic():
+            return True
+        loop = asyncio.get_running_loop()
+        timer = _timerfd.for_loop(loop)
+        if timer is not None:
+            fut: asyncio.Future[bool] = loop.create_future()
+            timer.at(deadline, fut)
+            self._waiters.add(fut)
+            try:
+                return await fut
+            finally:
+                self._waiters.discard(fut)
         coarse = deadline - time.monotonic() - PRECISE_MARGIN
         if coarse > 0 and not await self.sleep(coarse):
             return False
