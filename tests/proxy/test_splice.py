@@ -111,10 +111,11 @@ def test_a_direction_without_toxics_is_spliced_and_one_with_toxics_is_not(proxy_
     host, port = proxy_server.create("fast", echo_server.port)
     payload = rand(8 << 20)
     with socket.create_connection((host, port), timeout=30) as s:
-        # The first write may go through the transport while the splice is set up: a small one.
         s.sendall(b"hello")
         assert s.recv(5) == b"hello"
         before = counters(proxy_server, "fast")
+        # Small messages stay on the transport path (no set-up for request/response traffic).
+        assert before[("chaoslab_proxy_spliced_bytes_total", "upstream")] == 0
         proxy_server.toxic("fast", "latency", stream="downstream", latency=1)
         sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
         sender.start()
@@ -124,7 +125,9 @@ def test_a_direction_without_toxics_is_spliced_and_one_with_toxics_is_not(proxy_
     after = counters(proxy_server, "fast")
     spliced = {d: after[("chaoslab_proxy_spliced_bytes_total", d)] - before[("chaoslab_proxy_spliced_bytes_total", d)]
                for d in ("upstream", "downstream")}
-    assert spliced["upstream"] == len(payload)
+    # A bulk flow is spliced from its first big read on; the reads before it went through the
+    # transport.
+    assert spliced["upstream"] > len(payload) * 0.75, spliced
     assert spliced["downstream"] == 0
     assert after[("toxiproxy_proxy_sent_bytes_total", "downstream")] == len(payload) + 5
 
@@ -144,8 +147,8 @@ def test_removing_the_last_toxic_returns_to_the_spliced_path(proxy_server: Proxy
         sender.join()
     assert sha(got) == sha(payload)
     end = counters(proxy_server, "back")[("chaoslab_proxy_spliced_bytes_total", "downstream")]
-    # The first echo after the removal may still go through the transport (the switch happens
-    # on a write that leaves its buffer empty); the bulk of the 4 MB is spliced.
+    # The first reads after the removal go through the transport (the switch happens on a big
+    # read whose write leaves the buffer empty); the bulk of the 4 MB is spliced.
     assert end - mid > len(payload) // 2, (mid, end)
 
 

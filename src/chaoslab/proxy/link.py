@@ -1,11 +1,11 @@
 """One proxied TCP connection: two sockets and two streams (upstream, downstream) between them.
 
-Speed comes from the fast paths. While a direction has no active toxic its bytes are spliced
-from socket to socket in the kernel (``splice.py``); where splice(2) is missing, or for the
-moment a switch takes, ``data_received`` writes straight into the other socket's transport and
-flow control is the transports' own (pause the reader when the writer's buffer is full). Only a
-direction with toxics gets a pump task and a queue; when its last toxic goes and its queue
-drains, the pump exits and the fast paths resume.
+Speed comes from the fast paths. While a direction has no active toxic, ``data_received``
+writes straight into the other socket's transport and flow control is the transports' own
+(pause the reader when the writer's buffer is full); once such a direction carries a bulk flow
+(one read of ``SPLICE_FROM`` bytes) its bytes are spliced from socket to socket in the kernel
+(``splice.py``) until a toxic arrives. Only a direction with toxics gets a pump task and a
+queue; when its last toxic goes and its queue drains, the pump exits and the fast paths resume.
 Toxics are added and removed on live connections without losing queued bytes: a removed toxic
 is skipped by chunks that reach it later and wakes the chunk it is holding, which moves on.
 """
@@ -135,7 +135,6 @@ class Stream:
         if self._early_eof:
             self.feed_eof()
         self.src.unblock("connect")
-        self._try_splice()
 
     # -- toxics ----------------------------------------------------------------------------
     def add(self, spec: ToxicSpec, index: int | None = None, state: dict[str, Any] | None = None) -> None:
@@ -201,7 +200,7 @@ class Stream:
             if t is not None and not t.is_closing():
                 t.write(data)
                 self.bytes[1] += len(data)
-                if not t.get_write_buffer_size():
+                if len(data) >= SPLICE_FROM and not t.get_write_buffer_size():
                     self._try_splice()
             return
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
@@ -265,7 +264,6 @@ class Stream:
         finally:
             self._pump = None
             self._wakeup = None
-            self._try_splice()
 
     async def _stage(self, chain: tuple[ToxicContext, ...], i: int, data: bytes, t: float) -> None:
         # Toxics removed since this chunk started are skipped: the data is passed on, never lost.
@@ -303,7 +301,7 @@ class Stream:
     def _try_splice(self) -> None:
         """Hand this direction to the kernel if nothing needs to see its bytes: no toxic, no
         pump, nothing queued, and nothing left in the destination transport's buffer (spliced
-        bytes would overtake it). Otherwise the next write through the transport tries again."""
+        bytes would overtake it). Otherwise the next big write through the transport tries again."""
         if (
             not SPLICE
             or self._splice is not None
@@ -362,6 +360,11 @@ class Stream:
 
 SPLICE = splice.AVAILABLE and os.environ.get("CHAOSLAB_PROXY_SPLICE", "1") != "0"
 """``CHAOSLAB_PROXY_SPLICE=0`` keeps every byte on the userspace path (to compare the two)."""
+SPLICE_FROM = 64 << 10
+"""A direction is spliced once one read brings this much: a bulk flow. Small messages stay on the
+transport path, which costs the same two system calls per message as splicing them and no
+set-up (a pipe and two descriptors per direction): request/response traffic and short
+connections measured slower spliced (bench/proxy.py: round trip and connections per second)."""
 
 
 def _drawn(spec: ToxicSpec) -> bool:
