@@ -112,6 +112,9 @@ class Stream:
         self.dst = dst
         src.out = self
         dst.into = self
+        # The transport calls the stream directly: one Python call per read instead of two
+        # (uvloop looks ``data_received`` up once, when the protocol is set).
+        src.data_received = self.feed  # type: ignore[method-assign]
         self.chain: list[ToxicContext] = []
         self.done = False
         self._queue: deque[tuple[bytes | None, float]] = deque()
@@ -186,25 +189,31 @@ class Stream:
 
     # -- data ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        if self._splice is not None:  # not expected (the source is paused): keep the order anyway
-            self._leave_splice()
-        self.bytes[0] += len(data)
-        if self.dst.transport is None:
+        # The per-message path of request/response traffic: kept to a few attribute reads.
+        n = len(data)
+        t = self.dst.transport
+        if t is None:
             # The upstream is still being dialled: hold the bytes and stop reading until it answers.
-            self.bytes[0] -= len(data)  # counted again when connected() feeds it
             self._early.append(data)
             self.src.block("connect")
             return
-        if self._pump is None and not self.chain:
-            t = self.dst.transport
-            if t is not None and not t.is_closing():
+        counts = self.bytes
+        counts[0] += n
+        if self._pump is None and not self.chain and self._splice is None:
+            if not t.is_closing():
                 t.write(data)
-                self.bytes[1] += len(data)
-                if len(data) >= SPLICE_FROM and not t.get_write_buffer_size():
+                counts[1] += n
+                if n >= SPLICE_FROM and not t.get_write_buffer_size():
                     self._try_splice()
             return
+        if self._splice is not None:  # not expected (the source is paused): keep the order anyway
+            self._leave_splice()
+            if not self.chain:
+                t.write(data)
+                counts[1] += n
+                return
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
-        self._queued += len(data)
+        self._queued += n
         if self._queued > QUEUE_HIGH:
             self.src.block("queue")
         self._ensure_pump()
