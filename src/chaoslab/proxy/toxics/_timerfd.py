@@ -57,7 +57,9 @@ class PreciseTimer:
         if fd < 0:
             raise OSError(ctypes.get_errno(), "timerfd_create")
         self._fd = fd
-        self._loop = loop
+        # No reference to the loop (the registry below holds loops weakly); the descriptor goes
+        # with it.
+        weakref.finalize(loop, os.close, fd)
         self._heap: list[tuple[float, int, asyncio.Future[bool]]] = []
         self._seq = itertools.count()
         self._armed = float("inf")
