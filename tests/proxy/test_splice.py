@@ -204,3 +204,44 @@ def recv_all_n(sock: socket.socket, n: int) -> bytes:
             break
         out += data
     return bytes(out)
+
+
+def test_limit_data_only_counts_so_a_bulk_flow_under_it_is_spliced_and_cut_at_the_exact_byte(
+    proxy_server: ProxyProcess,
+) -> None:
+    received: list[int] = []
+
+    def count(conn: socket.socket) -> None:
+        n = 0
+        try:
+            while data := conn.recv(1 << 20):
+                n += len(data)
+        except ConnectionResetError:
+            pass
+        received.append(n)
+
+    server = TcpServer(count)
+    limit = 3_000_001
+    try:
+        host, port = proxy_server.create("cut", server.port)
+        proxy_server.toxic("cut", "limit_data", stream="upstream", bytes=limit)
+        with socket.create_connection((host, port), timeout=30) as s:
+            try:
+                for _ in range(128):
+                    s.sendall(rand(1 << 16))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the proxy closed the link at the limit
+            s.settimeout(30)
+            try:
+                assert s.recv(1) == b""  # and the client sees the close
+            except ConnectionResetError:
+                pass
+        deadline = time.monotonic() + 15
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == [limit]
+        c = counters(proxy_server, "cut")
+        assert c[("toxiproxy_proxy_sent_bytes_total", "upstream")] == limit
+        assert c[("chaoslab_proxy_spliced_bytes_total", "upstream")] > limit // 2, c
+    finally:
+        server.close()

@@ -127,6 +127,7 @@ class Stream:
         self._early_eof = False
         self._parked: dict[str, dict[str, Any]] = {}  # state of toxics an update drew off
         self._splice: splice.Splice | None = None
+        self._bulk = False  # the last read through the toxics was a big one
         # [bytes read from src, bytes written to dst, of which spliced], shared with /metrics.
         self.bytes = conn.owner.byte_counters(direction)
 
@@ -158,6 +159,7 @@ class Stream:
         """The toxic was removed through the API: stop it and let it clean up (a timeout closes
         the connection it was holding)."""
         self._parked.pop(spec.name, None)
+        self._leave_splice()  # its share of the spliced bytes is counted before it goes
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is spec.toxic:
                 ctx.stop()
@@ -172,6 +174,7 @@ class Stream:
         It keeps its place in the chain and its per-connection state, also across a spell of
         being drawn off (bytes counted by limit_data stay counted: Toxiproxy's stub outlives the
         update and a no-op run)."""
+        self._leave_splice()  # the bytes spliced meanwhile are counted into the state kept
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is old.toxic:
                 ctx.stop()
@@ -212,6 +215,7 @@ class Stream:
                 t.write(data)
                 counts[1] += n
                 return
+        self._bulk = n >= SPLICE_FROM
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
         self._queued += n
         if self._queued > QUEUE_HIGH:
@@ -256,6 +260,8 @@ class Stream:
                     if not self.chain:
                         return  # nothing to do: the fast path takes over again
                     self._wakeup = loop.create_future()
+                    if self._bulk:
+                        self._try_splice()  # toxics that only count let a bulk flow be spliced
                     await self._wakeup
                     self._wakeup = None
                     continue
@@ -308,17 +314,21 @@ class Stream:
 
     # -- the zero-copy path ----------------------------------------------------------------
     def _try_splice(self) -> None:
-        """Hand this direction to the kernel if nothing needs to see its bytes: no toxic, no
-        pump, nothing queued, and nothing left in the destination transport's buffer (spliced
-        bytes would overtake it). Otherwise the next big write through the transport tries again."""
+        """Hand this direction to the kernel if nothing needs to see its bytes: no toxic but ones
+        that only count (then no more than they let pass), no pump at work, nothing queued, and
+        nothing left in the destination transport's buffer (spliced bytes would overtake it).
+        Otherwise the next big read tries again."""
         if (
             not SPLICE
             or self._splice is not None
-            or self.chain
-            or self._pump is not None
+            or self._queue
+            or (self._pump is not None and self._wakeup is None)  # a pump busy with a chunk
             or self.done
             or self.conn.closed
         ):
+            return
+        limit = min((ctx.toxic.passes_unseen(ctx) for ctx in self.chain if not ctx.stopped), default=None)
+        if limit == 0:
             return
         src, dst = self.src.transport, self.dst.transport
         if src is None or dst is None or src.is_closing() or dst.is_closing() or dst.get_write_buffer_size():
@@ -329,7 +339,7 @@ class Stream:
         try:
             self._splice = splice.Splice(
                 asyncio.get_running_loop(), src_sock.fileno(), dst_sock.fileno(), self.bytes,
-                self._spliced_eof, self._spliced_error,
+                self._spliced_eof, self._spliced_error, limit, self._leave_splice,
             )
         except OSError:
             return  # out of descriptors, say: the userspace path carries on
@@ -347,10 +357,22 @@ class Stream:
             t.write(left)
             self.bytes[1] += len(left)
         self.src.unblock("splice")
+        self._credit(sp.read)
+
+    def _credit(self, n: int) -> None:
+        """Tell the toxics that only count about the bytes that went by them in the kernel (a
+        limit_data that reaches its limit closes the connection here)."""
+        for ctx in list(self.chain):
+            if n and not ctx.stopped:
+                ctx.toxic.passed_unseen(ctx, n)
 
     def _spliced_eof(self) -> None:
-        self._splice = None
-        self._end()  # the source stays paused: its transport has nothing more to read
+        sp, self._splice = self._splice, None
+        if sp is not None:
+            self._credit(sp.read)
+        # The source stays paused: its transport has nothing more to read. With toxics the close
+        # goes through them (their before_close), else straight on.
+        self.feed_eof()
 
     def _spliced_error(self, exc: OSError) -> None:
         self._splice = None

@@ -39,7 +39,9 @@ class Splice:
 
     ``counters`` is the direction's [received, sent, spliced] list, updated in place.
     ``on_eof`` runs once the source closed and everything read has been written; ``on_error``
-    when either socket fails (a reset, a broken pipe)."""
+    when either socket fails (a reset, a broken pipe). With a ``limit`` no more than that many
+    bytes are read, and ``on_limit`` runs once they are all written. ``read`` counts the bytes
+    taken from the source."""
 
     def __init__(
         self,
@@ -49,8 +51,13 @@ class Splice:
         counters: list[int],
         on_eof: Callable[[], None],
         on_error: Callable[[OSError], None],
+        limit: int | None = None,
+        on_limit: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
+        self._limit = limit
+        self._on_limit = on_limit
+        self.read = 0
         self._counters = counters
         self._on_eof = on_eof
         self._on_error = on_error
@@ -79,10 +86,11 @@ class Splice:
     def _move(self) -> None:
         counters = self._counters
         for _ in range(ROUNDS):
+            want = self._size if self._limit is None else min(self._size, self._limit - self.read)
             # Only an empty pipe is read into: then EAGAIN can only mean the socket is empty
             # (a pipe holding partial pages can be full below its byte capacity).
             try:
-                n = os.splice(self._in, self._w, self._size, flags=_FLAGS)
+                n = os.splice(self._in, self._w, want, flags=_FLAGS)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -92,6 +100,7 @@ class Splice:
                 self._finish()
                 return
             counters[0] += n
+            self.read += n
             self._held = n
             if not self._flush():
                 if not self._active:
@@ -100,7 +109,12 @@ class Splice:
                 self._loop.remove_reader(self._in)
                 self._loop.add_writer(self._out, self._writable)
                 return
-            if n < self._size:
+            if self._limit is not None and self.read >= self._limit:
+                self.stop()
+                if self._on_limit is not None:
+                    self._on_limit()
+                return
+            if n < want:
                 return  # the socket is drained; the loop wakes us when more arrives
 
     def _flush(self) -> bool:
@@ -124,6 +138,11 @@ class Splice:
         if not self._active:
             return  # failed while flushing
         self._loop.remove_writer(self._out)
+        if self._limit is not None and self.read >= self._limit:
+            self.stop()
+            if self._on_limit is not None:
+                self._on_limit()
+            return
         self._loop.add_reader(self._in, self._move)
         self._move()
 

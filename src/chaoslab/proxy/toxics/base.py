@@ -182,5 +182,14 @@ class Toxic(Generic[A]):
         """The toxic was removed through the API while active on this link (Toxiproxy's
         ``Cleanup``); not called when the connection ends or the toxic is updated."""
 
+    def passes_unseen(self, ctx: ToxicContext) -> int:
+        """How many of the next bytes this toxic lets pass without seeing them (they are spliced
+        in the kernel, then counted with ``passed_unseen``). 0, the default: it must see every
+        byte. A toxic that only counts (``limit_data``) answers what it still lets through."""
+        return 0
+
+    def passed_unseen(self, ctx: ToxicContext, n: int) -> None:
+        """``n`` bytes went by in the kernel, within what ``passes_unseen`` allowed."""
+
     async def before_close(self, ctx: ToxicContext) -> None:
         """The source side closed; runs before the close is passed on (slow_close waits here)."""
