@@ -185,6 +185,12 @@ def connections_per_s(port: int, seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - t)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process's main thread (the proxy's event loop), to the nanosecond."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p / 100))]
@@ -239,13 +245,22 @@ def run_bench() -> int:
                  "no splice": (add_proxy(copy_api, "bulk", bulk_port), add_proxy(copy_api, "echo", echo_port))}
         if nginx is not None:
             paths["nginx"] = (ngx_bulk, ngx_echo)
+        # The proxies' own CPU (their loop thread) per GiB and per round trip: what a path costs,
+        # which the machine's other load does not change the way it changes elapsed time.
+        pids = {"chaoslab": ours.pid, "no splice": copying.pid}
+        cpu: dict[str, list[float]] = {f"{name} {what}": [] for name in pids for what in ("GiB", "rt")}
         mb: dict[str, list[float]] = {name: [] for name in paths}
         rtt: dict[str, list[float]] = {name: [] for name in paths}
         conns: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(3):
             for name, (b, e) in paths.items():
+                c0 = cpu_s(pids[name]) if name in pids else 0.0
                 mb[name].append(bulk_mb_s(b))
+                c1 = cpu_s(pids[name]) if name in pids else 0.0
                 rtt[name] += round_trips(e, 1000)
+                if name in pids:
+                    cpu[f"{name} GiB"].append((c1 - c0) / (BULK_BYTES / (1 << 30)))
+                    cpu[f"{name} rt"].append((cpu_s(pids[name]) - c1) / 1100)
                 conns[name].append(connections_per_s(e, 1.0))
         rows = {name: {"MB/s": statistics.median(mb[name]), "rtt_p50_us": pct(rtt[name], 50) * 1e6,
                        "rtt_p99_us": pct(rtt[name], 99) * 1e6, "conn/s": statistics.median(conns[name])}
@@ -267,6 +282,9 @@ def run_bench() -> int:
         ours_row, direct = rows["chaoslab"], rows["direct"]
         ratio = ours_row["MB/s"] / direct["MB/s"]
         added = ours_row["rtt_p50_us"] - direct["rtt_p50_us"]
+        print("proxy CPU (its loop thread): " + "; ".join(
+            f"{name} {statistics.median(cpu[name + ' GiB']):.2f} s per GiB, "
+            f"{statistics.median(cpu[name + ' rt']) * 1e6:.1f} µs per round trip" for name in pids))
         print(f"chaoslab/direct throughput: {ratio:.2f} (without splice {rows['no splice']['MB/s'] / direct['MB/s']:.2f}); "
               f"added round trip p50: {added:+.1f} µs (without splice {rows['no splice']['rtt_p50_us'] - direct['rtt_p50_us']:+.1f} µs)")
         checks = [
@@ -374,6 +392,9 @@ def run_latency(n: int, stress_phase: bool = True) -> int:
             results[label] = errors = latency_phase(ports, n)
             print(f"{label:18} " + "; ".join(
                 f"{name}: error p50 {pct(e, 50):.3f} p99 {pct(e, 99):.3f} max {max(e):.3f} ms" for name, e in errors.items()))
+            # Checked again after the phase: something else on the machine may change a class.
+            print(f"{'':18} scheduling after the phase: " + ", ".join(
+                f"{name} {policy.get(os.sched_getscheduler(p.pid), '?')}" for name, (p, _) in procs.items()))
         for phase, errors in results.items():
             ours, peer = (pct(errors[k], 99) for k in ("chaoslab", "--no-realtime"))
             print(f"{phase}: p99 error {ours:.3f} ms vs {peer:.3f} ms with --no-realtime "
