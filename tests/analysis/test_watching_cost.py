@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.conftest import Service, chaoslab_argv, child_env, the_run_dir
+from tests.conftest import PY, Service, chaoslab_argv, child_env, the_run_dir
 
 from chaoslab.journal import read_journal
 
@@ -61,3 +62,17 @@ def test_phases_record_the_runners_cpu_and_the_analysis_prices_each_operation(tm
     assert per_op == m["chaoslab_cpu.baseline"] / m["operations.baseline"]
     assert 1e-6 < per_op < 5e-3, per_op
     assert quiet["metrics"]["chaoslab_cpu_per_op"] is None  # no operation, no price per operation
+
+
+def test_the_start_up_figure_starts_when_the_process_did(tmp_path: Path) -> None:
+    """``run.process_started_at`` is the process's start to within a clock tick. psutil's
+    ``create_time()`` adds the start's ticks to a boot time in whole seconds, which put every
+    start up to 1 s early (0.41 s on this machine) and that much into ``chaoslab_startup``."""
+    code = "from chaoslab.runner.run import process_started_at; print(repr(process_started_at()))"
+    before = time.time()
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True,
+                         env=child_env(tmp_path / "state")).stdout
+    after = time.time()
+    started = float(out)
+    # the child cannot have started before it was spawned (a tick's rounding aside), nor after it ended
+    assert before - 0.02 <= started <= after, (started - before, after - started)

@@ -4,9 +4,11 @@ both revert."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 
 import psutil
+import pytest
 from tests.conftest import Children, audit
 
 from chaoslab.errors import FaultError
@@ -110,6 +112,64 @@ def test_memory_limit_in_place_below_usage(children: Children, run_id: str) -> N
             assert own.oom_kills() >= 1
             revert_elsewhere(fault)
             assert own.memory_limit() is None
+    finally:
+        own.remove()
+    audit(run_id)
+
+
+BURST = """
+import sys, time
+sys.stdin.readline()  # in its cgroup: what it allocates from now on is charged there
+block = bytearray(64 * 1024 * 1024)
+for j in range(0, len(block), 4096):
+    block[j] = 1
+print("big", flush=True)
+sys.stdin.readline()
+del block
+print("freed", flush=True)
+time.sleep(30)
+"""
+
+
+def test_memory_limit_below_a_burst_is_taken_once_the_burst_is_over(children: Children, run_id: str) -> None:
+    """cgroup v1 refuses a limit below the memory in use (EBUSY). A target above the limit for a
+    burst gets it once the burst is over, instead of the fault being refused: a busy machine put
+    an OOM test's injection in the middle of its container's 90 MB burst and the run ended ERROR."""
+    own = cgroups.Group(f"chaoslab-{run_id}-burst", controllers=["memory"])
+    own.create()
+    try:
+        if own.versions["memory"] != 1:
+            pytest.skip("cgroup v2 OOM-kills below usage at once: there is no refusal to wait out")
+        proc = children.python(BURST)
+        own.add(proc.pid)
+        send(proc, "go")
+        assert readline(proc).strip() == "big"
+        assert own.memory_usage() >= 64 * 1024 * 1024
+        target = ResolvedTarget(name="svc", kind="service", spec={"service": "svc"},
+                                processes=[ProcessRef.of(proc.pid)],
+                                cgroups={k: str(v) for k, v in own.dirs.items()})
+        fault = MemoryLimit(LimitParams(limit="32MiB"), target, run_id=run_id)
+        result: list[BaseException | None] = []
+
+        def inject() -> None:
+            try:
+                fault.inject()
+                result.append(None)
+            except BaseException as exc:  # handed to the test's thread
+                result.append(exc)
+
+        t = threading.Thread(target=inject)
+        t.start()
+        time.sleep(0.5)
+        assert not result, result  # still waiting: 64 MiB in use, above 32 MiB
+        send(proc, "free")
+        assert readline(proc).strip() == "freed"
+        t.join(timeout=10)
+        assert result == [None]
+        assert own.memory_limit() == 32 * 1024 * 1024
+        assert proc.poll() is None
+        fault.revert()
+        assert own.memory_limit() is None
     finally:
         own.remove()
     audit(run_id)

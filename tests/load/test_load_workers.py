@@ -131,7 +131,9 @@ def test_two_workers_one_history_exact_schedule_stall_and_data_loss(tmp_path: Pa
     m = a["metrics"]
     assert m["latency.p99.fault"] >= 0.5, m["latency.p99.fault"]
     assert m["latency.max.fault"] >= 0.8
-    assert m["latency.p99.baseline"] < 0.25
+    # the stall is the fault phase's, not the baseline's (relative: a run beside a busier machine
+    # than stress-ng's had a baseline p99 of 0.30 s; the stall's operations waited up to 1 s)
+    assert m["latency.p99.baseline"] < m["latency.p99.fault"] / 2, m
     assert abs(m["operations.fault"] - rate * 1.5) <= rate * 0.1
     assert m["availability.fault"] >= 0.99
     assert a["valid"], a["invalid_reason"]

@@ -37,7 +37,9 @@ def test_slicer_delay_is_in_microseconds(proxy_server: ProxyProcess) -> None:
         assert data == SLICED
         # 127 gaps of 300 µs: at least 38 ms (a delay rounded down to 0 ms gives one or two reads)
         assert span >= 127 * 300e-6 * 0.9, span
-        assert reads >= 32, reads
+        # slices arrive apart, not in one or two reads (a reader kept off the CPU beside stress-ng
+        # takes several slices per read: 30 reads of 128 in one run; the span above is the proof)
+        assert reads >= 8, reads
         proxy_server.http.post(
             "/proxies/slices/toxics/slicer_downstream", json={"attributes": {"delay": 2500}}
         ).raise_for_status()

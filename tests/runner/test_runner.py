@@ -202,6 +202,27 @@ def test_exceptions_in_a_probe_are_failures_and_the_run_still_reverts(
     assert_nothing_left(service, state_dir)
 
 
+def test_a_probe_that_cannot_start_aborts_after_the_baseline_began_and_the_others_sample(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
+    """Probes are started before the baseline mark (their start-up is not the phases' CPU); one
+    whose start fails is still reported as its loop always reported it: a crash, once the
+    baseline has begun, after which the run ends and reverts."""
+    f = tmp_path / "exp.yaml"
+    f.write_text(experiment(service, at="2s", probes="  broken: {python: 'no_such_module_xyz:check', every: 100ms}"))
+    proc = run_cli(["run", str(f), "--runs-dir", str(tmp_path / "runs")], state_dir)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    run_dir = the_run_dir(tmp_path / "runs")
+    journal = read_journal(run_dir)
+    kinds = [r["type"] if r["type"] != "phase" else r["name"] for r in journal if r["type"] in ("phase", "abort")]
+    assert kinds[:2] == ["baseline", "abort"], kinds
+    abort = next(r for r in journal if r["type"] == "abort")
+    assert abort["reason"] == "probe 'broken' crashed: ModuleNotFoundError: No module named 'no_such_module_xyz'"
+    assert samples(run_dir, "health") and samples(run_dir, "alive")  # the probes that started did sample
+    assert not [r for r in journal if r["type"] == "fault"]  # aborted before the step was due
+    assert_nothing_left(service, state_dir)
+
+
 def test_halt_reverts_running_experiments_and_blocks_new_ones(
     tmp_path: Path, service: Service, state_dir: Path
 ) -> None:
@@ -359,4 +380,26 @@ hypothesis:
     health = samples(run_dir, "health")
     assert any(not s["ok"] for s in health if inject <= s["t"] < revert)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the hypothesis is violated
+    assert_nothing_left(service, state_dir)
+
+
+def test_a_signal_kept_from_start_up_aborts_the_run_before_anything_is_injected(
+    tmp_path: Path, service: Service, state_dir: Path
+) -> None:
+    """A SIGTERM the CLI's start-up handler could not raise where it landed (inside an import's
+    weakref callback) is kept and handed to the runner, which aborts on it as soon as its own
+    handlers are in: exit 3, the run's records, no fault, nothing left."""
+    from chaoslab.experiment.loader import load_experiment
+    from chaoslab.runner.run import RunOptions, run_experiment
+
+    f = tmp_path / "exp.yaml"
+    f.write_text(experiment(service, at="300ms"))
+    result = run_experiment(load_experiment(f), RunOptions(
+        run_root=tmp_path / "runs", reports=("json",), print=lambda _line: None,
+        signalled=lambda: signal.SIGTERM))
+    assert int(result.exit_code) == 3, result.reason
+    assert result.reason == "interrupted by SIGTERM", result.reason
+    journal = read_journal(the_run_dir(tmp_path / "runs"))
+    assert journal[0]["type"] == "run"
+    assert not [r for r in journal if r["type"] == "fault"]
     assert_nothing_left(service, state_dir)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -40,10 +42,22 @@ _targets_option = click.option(
          "examples/exchange/compose-targets.yaml).")
 
 
-def _fail(exc: ChaoslabError) -> None:
+def _fail(exc: ChaoslabError) -> NoReturn:
     for line in str(exc).splitlines():
         click.echo(f"chaoslab: {line}" if not isinstance(exc, InputError) else line, err=True)
     sys.exit(exc.exit_code)
+
+
+L = TypeVar("L")
+
+
+def _load(load: Callable[..., L], file: Path, variables: tuple[str, ...], targets_file: Path | None) -> L:
+    """``load`` (an experiment or a suite) with the command line's variables and targets file;
+    bad input is its one clear line and exit 2."""
+    try:
+        return load(file, _vars(variables), _overlay(targets_file, variables))
+    except InputError as exc:
+        _fail(exc)
 
 
 @click.command()
@@ -64,7 +78,14 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
     """Run the experiment FILE."""
     # Until the runner installs its own handlers (just before the first injection), SIGINT and
     # SIGTERM end start-up with exit 3 like any abort, instead of the default death by signal.
+    # The handler raises wherever the program is; where an exception cannot go on (a weakref
+    # callback in the import system, a __del__), the interpreter would print it as "Exception
+    # ignored" and carry on: such a signal is kept (_SIGNALLED), its report is silenced, and it is
+    # acted on at the next step (after the load, or by the runner as soon as its handlers are in).
+    _SIGNALLED.clear()
     previous = {sig: signal.signal(sig, _abort_start_up) for sig in (signal.SIGINT, signal.SIGTERM)}
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_abort(unraisable)
     try:
         _run(file, variables, dry_run, recover_first, quiet, runs_dir, report_formats, metrics_port, targets_file)
     except _StartUpAborted as exc:
@@ -74,6 +95,7 @@ def run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bo
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = unraisable
 
 
 class _StartUpAborted(BaseException):
@@ -85,36 +107,67 @@ class _StartUpAborted(BaseException):
         super().__init__(self.name)
 
 
+#: Signals caught during start-up, in order (see run()).
+_SIGNALLED: list[int] = []
+
+
 def _abort_start_up(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
     raise _StartUpAborted(signum)
+
+
+def _signalled() -> int | None:
+    return _SIGNALLED[0] if _SIGNALLED else None
+
+
+def _quiet_abort(hook: Any) -> Any:
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, _StartUpAborted):
+            hook(unraisable)
+    return quiet
 
 
 def _run(file: Path, variables: tuple[str, ...], dry_run: bool, recover_first: bool, quiet: bool,
          runs_dir: Path, report_formats: str, metrics_port: int | None, targets_file: Path | None) -> None:
-    from ..experiment.loader import load_experiment
-    from ..runner.run import RunOptions, run_experiment
-    from .console import make_console
-
+    # Start-up allocates the modules, the pydantic schemas and the experiment, which all live until
+    # the process ends, and frees almost nothing: the collector's passes over them were ~10% of the
+    # CPU before the first sample (bench/watch_cost.py). Collect nothing until the experiment is
+    # loaded, then freeze what exists (no later full collection walks it) and collect as usual;
+    # unfrozen at the end, for a caller that runs several experiments in one process.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        loaded = load_experiment(file, _vars(variables), _overlay(targets_file, variables))
-    except InputError as exc:
-        _fail(exc)
-        return
-    console = make_console(loaded.experiment, quiet=quiet)
-    opts = RunOptions(
-        run_root=runs_dir,
-        dry_run=dry_run,
-        recover=recover_first,
-        reports=tuple(f for f in report_formats.split(",") if f),
-        listeners=[console.on_record],
-        print=console.print_line,
-    )
-    if metrics_port is not None:
-        from ..observe.exporter import RunExporter
+        from ..experiment.loader import load_experiment
+        from ..runner.run import RunOptions, run_experiment
+        from .console import make_console
 
-        opts.observers.append(RunExporter(metrics_port))
-    with console:
-        result = run_experiment(loaded, opts)
+        loaded = _load(load_experiment, file, variables, targets_file)
+        signum = _signalled()
+        if signum is not None:
+            raise _StartUpAborted(signum)
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()
+    try:
+        console = make_console(loaded.experiment, quiet=quiet)
+        opts = RunOptions(
+            run_root=runs_dir,
+            dry_run=dry_run,
+            recover=recover_first,
+            reports=tuple(f for f in report_formats.split(",") if f),
+            listeners=[console.on_record],
+            print=console.print_line,
+            signalled=_signalled,
+        )
+        if metrics_port is not None:
+            from ..observe.exporter import RunExporter
+
+            opts.observers.append(RunExporter(metrics_port))
+        with console:
+            result = run_experiment(loaded, opts)
+    finally:
+        gc.unfreeze()
     if result.run_dir is None and result.exit_code != 0:
         # refused before anything started (target, capability, ledger, halt): one line, no verdict
         click.echo(f"chaoslab: {result.reason}", err=True)
@@ -165,7 +218,6 @@ def validate(files: tuple[Path, ...], variables: tuple[str, ...], targets_file: 
         overlay = _overlay(targets_file, variables)
     except InputError as exc:
         _fail(exc)
-        return
     bad = 0
     for f in files:
         try:
@@ -280,11 +332,7 @@ def suite_run(file: Path, variables: tuple[str, ...], runs_dir: Path, quiet: boo
     from ..runner.suite import load_suite, run_suite
     from .console import make_console
 
-    try:
-        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
-    except InputError as exc:
-        _fail(exc)
-        return
+    loaded = _load(load_suite, file, variables, targets_file)
     class Relay:
         """Forwards records to the console of the experiment that is running."""
 
@@ -315,11 +363,7 @@ def suite_validate(file: Path, variables: tuple[str, ...], targets_file: Path | 
     """Check the suite FILE and every experiment it lists."""
     from ..runner.suite import load_suite
 
-    try:
-        loaded = load_suite(file, _vars(variables), _overlay(targets_file, variables))
-    except InputError as exc:
-        _fail(exc)
-        return
+    loaded = _load(load_suite, file, variables, targets_file)
     click.echo(f"{file}: ok ({len(loaded.experiments)} experiments)")
 
 
@@ -346,7 +390,6 @@ def import_ctk(file: Path, output: Path | None) -> None:
         data = ctk.translate(raw, dict(os.environ)).data
     except InputError as exc:
         _fail(exc)
-        return
     text = f"# imported from {file} by `chaoslab import ctk`\n" + yaml.safe_dump(data, sort_keys=False, width=100)
     if output is None:
         click.echo(text, nl=False)

@@ -167,12 +167,21 @@ class RichConsole(PlainConsole):
         self.t = 0.0
         self.total = exp.longest()
         self._live: Any = None
+        self._drawn = 0.0  # record time of the last redraw
+
+    #: What the panel shows changes only with the records (its clock is theirs), so it is redrawn
+    #: on a record, not by rich's timer (8 times a second, the same panel between records): at
+    #: once for a phase, a fault or a stop, at most this often for samples and load counts. A
+    #: redraw costs ~2 ms of CPU, taken from the system under test (bench/watch_cost.py).
+    REDRAW_EVERY = 0.5
+    URGENT = frozenset({"run", "phase", "fault", "stop", "abort", "end"})
 
     def __enter__(self) -> RichConsole:
         from rich.live import Live
 
-        self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
+        self._live = Live(self._render(), console=self.console, auto_refresh=False, transient=True)
         self._live.__enter__()
+        self._drawn = 0.0
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
@@ -188,8 +197,9 @@ class RichConsole(PlainConsole):
     def on_record(self, r: Record) -> None:
         self.t = r["t"]
         super().on_record(r)
-        if self._live is not None:
-            self._live.update(self._render())
+        if self._live is not None and (r["type"] in self.URGENT or self.t - self._drawn >= self.REDRAW_EVERY):
+            self._drawn = self.t
+            self._live.update(self._render(), refresh=True)
 
     def _render(self) -> Any:
         from rich.table import Table

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -106,10 +107,17 @@ def hierarchy_of(group: Group, controller: str) -> Path:
     return d.parent
 
 
+#: How often a busy refusal is tried again (CgroupFault.busy_for).
+BUSY_EVERY = 0.05
+
+
 class CgroupFault(Fault[P]):
     controller: ClassVar[str]
     """cgroup controller the knob belongs to (v1 name: cpu, memory, pids, blkio)."""
     needs = frozenset({CGROUPS})
+    busy_for: ClassVar[float] = 0.0
+    """How long a value the kernel refuses as busy (EBUSY) is tried again: what is refused now
+    may be taken a moment later (memory in use above a limit for a burst)."""
     _platform_cache: dict[str, Any] | None = None
     """What the target's platform keeps between ticks (a cluster's API client)."""
 
@@ -273,13 +281,20 @@ class CgroupFault(Fault[P]):
         return acted
 
     def _guard(self, group: Group, action: Any) -> None:
-        try:
-            action()
-        except SettingGone:
-            raise FaultError(f"{self.name}: the cgroup of {group.describe()} went away") from None
-        except OSError as exc:
-            msg = self.refused(group, exc)
-            raise FaultError(msg or f"{self.name}: the kernel refused the setting: {exc.strerror or exc}") from None
+        # a refused write leaves nothing held (Owners.hold releases it again), so it is tried as it is
+        until = time.monotonic() + self.busy_for
+        while True:
+            try:
+                action()
+                return
+            except SettingGone:
+                raise FaultError(f"{self.name}: the cgroup of {group.describe()} went away") from None
+            except OSError as exc:
+                if exc.errno == errno.EBUSY and time.monotonic() < until:
+                    time.sleep(BUSY_EVERY)
+                    continue
+                msg = self.refused(group, exc)
+                raise FaultError(msg or f"{self.name}: the kernel refused the setting: {exc.strerror or exc}") from None
 
     def _own_group(self) -> Group | None:
         assert self.target is not None

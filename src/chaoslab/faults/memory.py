@@ -32,6 +32,10 @@ class MemoryLimit(CgroupFault[LimitParams]):
     name = "memory.limit"
     summary = "Limit the target's memory with a cgroup; going above it gets a real OOM kill."
     controller = "memory"
+    # cgroup v1 refuses a limit below the memory in use; a target above it for a burst (a request
+    # that allocates and frees) gets the limit once the burst is over, one that stays above it is
+    # refused after this long
+    busy_for = 2.0
 
     def setting(self, group: Group) -> Setting:
         d, version = group.directory("memory")
@@ -48,7 +52,8 @@ class MemoryLimit(CgroupFault[LimitParams]):
         if exc.errno != errno.EBUSY:
             return None
         return (f"{self.name}: {self.params.limit} bytes is below what the kernel can reclaim from the "
-                f"target's {group.memory_usage()} bytes in use (cgroup v1 refuses such a limit; v2 would OOM-kill)")
+                f"target's memory in use ({group.memory_usage()} bytes now), for {self.busy_for:g} s of tries "
+                f"(cgroup v1 refuses such a limit; v2 would OOM-kill)")
 
 
 def _no_swap_escape(group: Group, limit: int) -> None:

@@ -30,9 +30,12 @@ class Sample:
 
 
 class ProbeModel(BaseModel):
-    """Base for a probe kind's spec and expectations: unknown keys are errors."""
+    """Base for a probe kind's spec and expectations: unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Built on first use (``defer_build``): every kind is imported on the first look-up, and a run
+    builds only the models of the kinds it uses."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
 
 
 class NoExpect(ProbeModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ChaoslabError, FaultError
 from ..experiment.model import Experiment, StableBaseline, SteadyRecovery
@@ -19,9 +19,11 @@ from ..records import FaultAction, FaultRecord, record
 from ..targets import ResolvedTarget, resolve
 from . import actuate
 from .control import Control
-from .evidence import Evidence
 from .ledger import Ledger
 from .plan import PlannedFault
+
+if TYPE_CHECKING:  # built by the run only for phases that end on evidence (it imports the analysis)
+    from .evidence import Evidence
 
 #: How often a phase that ends on evidence looks at the records (a look reads only what is new).
 LOOK_EVERY = 0.25

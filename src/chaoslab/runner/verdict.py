@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..analysis.analyze import analyze_run
-from ..analysis.model import Analysis
-from ..analysis.outcome import Verdict, decide
-from ..analysis.rundata import load_run
 from ..journal import SUMMARY, read_journal, write_json
-from ..report import write_reports
+
+if TYPE_CHECKING:
+    from ..analysis.model import Analysis
+    from ..analysis.outcome import Verdict
 
 
 @dataclass
@@ -36,6 +36,13 @@ class RunResult:
 
 def conclude(run_dir: Path, formats: Iterable[str] = ("md", "html", "junit", "json")) -> RunResult:
     """Analyse the closed run directory, decide its verdict, write summary.json and the reports."""
+    # imported here, not at the top: `chaoslab run` needs them only once the journal is closed,
+    # and importing them before its first sample was start-up time (docs/metrics.md, watching cost)
+    from ..analysis.analyze import analyze_run
+    from ..analysis.outcome import decide
+    from ..analysis.rundata import load_run
+    from ..report import write_reports
+
     journal = read_journal(run_dir)  # read first, and alone: a run whose analysis fails still has an outcome
     analysis: Analysis | None = None
     verdict: Verdict

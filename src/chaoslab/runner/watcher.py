@@ -19,6 +19,9 @@ from ..targets import ResolvedTarget
 from . import halt as halt_flag
 from .control import Control
 
+WATCH_EVERY = 0.1
+"""How often the halt flag and the run's deadline are looked at (runner/halt.py promises 100 ms)."""
+
 
 class Watcher:
     def __init__(self, control: Control, exp: Experiment, targets: dict[str, ResolvedTarget], run_dir: Path) -> None:
@@ -29,11 +32,28 @@ class Watcher:
         self.load: Any = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._watch: asyncio.Task[None] | None = None
         self._failing_since: dict[str, float] = {}
+        self._probes: list[tuple[Probe[Any, Any], float, BaseException | None]] = []
+        """Started by prepare(), looped by start(): (probe, interval, what its start() raised)."""
 
     async def prepare(self) -> None:
-        """Start the load's worker processes before the baseline starts (their start-up takes a
-        moment that would otherwise be a baseline without load)."""
+        """Start the probes and the load's worker processes before the baseline starts: the probes'
+        first sample is then taken at the baseline's start, and what starting them costs (an HTTP
+        client imports its transport and builds its TLS context) is start-up, not CPU taken from
+        the system under test during the phases (docs/metrics.md, watching cost). The load's
+        workers take a moment to start that would otherwise be a baseline without load."""
+        context = ProbeContext(targets=self.targets)
+        for name, spec in self.exp.probes.items():
+            probe = probe_registry.build(name, spec, context)
+            failed: BaseException | None = None
+            try:
+                await probe.start()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # reported by its loop, as a crash in start() always was
+                failed = exc
+            self._probes.append((probe, spec.every, failed))
         if self.exp.load is not None:
             from ..load import LoadGenerator
 
@@ -47,11 +67,11 @@ class Watcher:
                 raise ChaoslabError(f"load generator failed: {type(exc).__name__}: {exc}") from exc
 
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._watch_halt_and_deadline(), name="watch"))
-        context = ProbeContext(targets=self.targets)
-        for name, spec in self.exp.probes.items():
-            probe = probe_registry.build(name, spec, context)
-            self._tasks.append(asyncio.create_task(self._probe_loop(probe, spec.every), name=f"probe:{name}"))
+        self._watch = asyncio.create_task(self._watch_halt_and_deadline(), name="watch")
+        self._tasks.append(self._watch)
+        for probe, every, failed in self._probes:
+            self._tasks.append(asyncio.create_task(self._probe_loop(probe, every, failed), name=f"probe:{probe.name}"))
+        self._probes = []
         if self.load is not None:
             self._tasks.append(asyncio.create_task(self._guard(self.load.run(self._stop), "load generator"),
                                                    name="load"))
@@ -59,11 +79,17 @@ class Watcher:
     async def stop(self) -> None:
         """Stop the probes and the load; a task that does not end within 5 s is cancelled."""
         self._stop.set()
+        if self._watch is not None:
+            self._watch.cancel()
         if self._tasks:
             _, still = await asyncio.wait(self._tasks, timeout=5.0)
             for task in still:
                 task.cancel()
             await asyncio.gather(*still, return_exceptions=True)
+        for probe, _, _ in self._probes:  # started, but the run ended before their loops did
+            with contextlib.suppress(Exception):
+                await probe.close()
+        self._probes = []
         if self.load is not None:
             await self.load.close()  # its workers, when the run ended before the load started
 
@@ -87,13 +113,15 @@ class Watcher:
                 c.abort(f"halted: {reason}", ExitCode.ABORTED)
             if c.plan_now() >= self.exp.max_duration:
                 c.abort(f"max_duration {self.exp.max_duration:g}s reached", ExitCode.ABORTED)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), 0.1)
+            # a plain sleep, not a wait_for on the stop event (a task and a timer ten times a
+            # second for the whole run): stop() cancels this loop, which holds nothing to release
+            await asyncio.sleep(WATCH_EVERY)
 
-    async def _probe_loop(self, probe: Probe[Any, Any], every: float) -> None:
+    async def _probe_loop(self, probe: Probe[Any, Any], every: float, failed: BaseException | None = None) -> None:
         c = self.control
         try:
-            await probe.start()
+            if failed is not None:  # its start() in prepare()
+                raise failed
             k = 0
             start = c.clock.now()
             while not self._stop.is_set():

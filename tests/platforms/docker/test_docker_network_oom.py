@@ -111,8 +111,8 @@ def test_memory_limit_oom_kill_and_restart_recorded_from_docker_events(
     lab: Lab, tmp_path: Path
 ) -> None:
     # 3 s after each start, and every 0.5 s after that, the container's shell grows to ~90 MB for
-    # a moment: harmless until the limit. (Never mid-allocation when the limit comes: cgroup v1
-    # refuses a limit below what is in use, and the fault would be refused.)
+    # a moment: harmless until the limit. (cgroup v1 refuses a limit below what is in use: a
+    # limit that comes mid-burst, as on a busy machine, is taken once the burst is over.)
     name, _ = lab.run(
         "oom",
         "sh",

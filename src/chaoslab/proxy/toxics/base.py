@@ -41,9 +41,12 @@ generated from it."""
 
 
 class ToxicAttributes(BaseModel):
-    """Attributes of a toxic. Unknown keys are ignored, as Toxiproxy's JSON decoding does."""
+    """Attributes of a toxic. Unknown keys are ignored, as Toxiproxy's JSON decoding does.
 
-    model_config = ConfigDict(extra="ignore")
+    Built on first use (``defer_build``): the ``network.*`` faults import every toxic, and a run
+    that uses none should not pay for building their models at start-up."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 Attributes = ToxicAttributes
