@@ -1,6 +1,7 @@
 """``chaoslab proxy serve --realtime``: every thread of the proxy at SCHED_FIFO (as the kernel
 reports it), and the fallback with a warning when the kernel refuses (CAP_SYS_NICE dropped).
-By default the loop thread is at SCHED_RR 1 exactly while a toxic is set (``--no-realtime``: never)."""
+With ``--realtime-toxics`` the loop thread is at SCHED_RR 1 exactly while a toxic is set; by
+default it never asks for a real-time class."""
 
 from __future__ import annotations
 
@@ -125,10 +126,10 @@ def _rr_allowed() -> bool:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_RR needs root (CAP_SYS_NICE)")
-def test_default_serve_runs_its_loop_at_sched_rr_while_a_toxic_is_set(echo_server: TcpServer) -> None:
+def test_realtime_toxics_runs_the_loop_at_sched_rr_while_a_toxic_is_set(echo_server: TcpServer) -> None:
     if not _rr_allowed():
         pytest.skip("SCHED_RR refused here (a cgroup without real-time budget)")
-    proxy = ProxyProcess()
+    proxy = ProxyProcess("--realtime-toxics")
     try:
         host, port = proxy.create("auto", echo_server.port)
         assert os.sched_getscheduler(proxy.pid) == os.SCHED_OTHER  # only forwarding: like any process
@@ -148,8 +149,9 @@ def test_default_serve_runs_its_loop_at_sched_rr_while_a_toxic_is_set(echo_serve
         proxy.stop()
 
 
-def test_no_realtime_keeps_ordinary_scheduling_with_toxics(echo_server: TcpServer) -> None:
-    proxy = ProxyProcess("--no-realtime")
+def test_by_default_toxics_keep_ordinary_scheduling(echo_server: TcpServer) -> None:
+    """Root may take a real-time class, and the proxy does not unless told to."""
+    proxy = ProxyProcess()
     try:
         host, port = proxy.create("plain", echo_server.port)
         proxy.toxic("plain", "latency", latency=5)
@@ -163,7 +165,7 @@ def test_no_realtime_keeps_ordinary_scheduling_with_toxics(echo_server: TcpServe
 def test_refused_sched_rr_says_so_once_and_toxics_still_work(echo_server: TcpServer) -> None:
     proc = subprocess.Popen(
         ["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice",
-         sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0"],
+         sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", "--realtime-toxics"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -4,15 +4,17 @@ A delayed chunk is released by the event loop's thread; when other work holds th
 release waits for the scheduler (a 50 ms toxic measured 13 ms late at p99 beside
 ``stress-ng --cpu 2``). A real-time class makes the kernel run the proxy as soon as it is woken.
 
-Two ways, chosen in ``chaoslab proxy serve``:
+By default the proxy never asks for one: a real-time process outranks everything else on the
+machine, the system under test included, and a chaos tool must not change how the system it
+tests is scheduled unless told to. Two ways to ask, chosen in ``chaoslab proxy serve``:
 
-- By default (``TimingPriority``), the loop thread asks for ``SCHED_RR`` 1, the lowest real-time
+- ``--realtime-toxics`` (``TimingPriority``): the loop thread asks for ``SCHED_RR`` 1, the lowest real-time
   priority, *while at least one toxic is set* on some proxy, and returns to ``SCHED_OTHER`` when
   the last one goes. A proxy only forwarding (the spliced path, most of its CPU) then competes
   like any process and never takes a core from the system under test; a proxy timing releases
   gets its wake-ups on time. The kernel refuses without CAP_SYS_NICE or RLIMIT_RTPRIO, or in a
   cgroup with no real-time budget: one line on stderr, and toxics are timed with ordinary
-  scheduling. ``--no-realtime`` turns it off.
+  scheduling.
 - ``--realtime PRIORITY`` (``go_realtime``): every thread at ``SCHED_FIFO`` from the start,
   whatever the toxics; a warning when refused.
 
@@ -64,7 +66,7 @@ class TimingPriority:
             if want:
                 self._refused = True  # asked once: the answer will not change while we run
                 print(f"chaoslab proxy: the kernel refused SCHED_RR {RR_PRIORITY} ({exc.strerror or exc}): toxics are "
-                      "timed with ordinary scheduling (serve --no-realtime says so up front)", file=sys.stderr,
+                      "timed with ordinary scheduling", file=sys.stderr,
                       flush=True)
             return
         self.on = want

@@ -18,7 +18,7 @@ DEFAULT_PORT = 8474
 
 
 async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None,
-                timing: bool = True) -> None:
+                timing: bool = False) -> None:
     from aiohttp import web
 
     from .api import make_app
@@ -61,7 +61,7 @@ async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str 
 
 
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None,
-        realtime: int | None = None, timing: bool = True) -> None:
+        realtime: int | None = None, timing: bool = False) -> None:
     """Blocking entry point, on uvloop when installed. ``realtime``: SCHED_FIFO at that priority
     for good; else, with ``timing``, SCHED_RR 1 while toxics are set (``realtime.py``)."""
     if realtime:
