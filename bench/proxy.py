@@ -2,11 +2,12 @@
 
     python bench/proxy.py                 # throughput, round trip, connections/s, latency accuracy
     python bench/proxy.py --soak          # 1,000 connections for 60 s, toxics toggled every second
-    python bench/proxy.py --latency       # 50 ms latency toxic error, quiet then beside stress-ng --cpu 2
+    python bench/proxy.py --latency       # 50 ms latency toxic error, as it is then beside stress-ng --cpu 2
 
 Upstreams (a bulk source and an echo server, on uvloop) run in a child process; nginx runs as a
 child with a generated config (Debian nginx-light + libnginx-mod-stream, one worker, like our one
-process). Figures are printed as a table; targets from issue #4 are checked and marked.
+process). Figures are printed as a table with ours, the peer's and the ratio from the same run;
+the goals of issue 29 item 5 are checked and marked.
 """
 
 from __future__ import annotations
@@ -117,16 +118,6 @@ stream {{
     return proc
 
 
-def start_chaoslab(realtime: bool = False) -> tuple[subprocess.Popen[str], str]:
-    extra = ["--realtime"] if realtime else []  # the proxy's own option: its fallback warning shows on stderr
-    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", *extra],
-                            stdout=subprocess.PIPE, stderr=None if realtime else subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    m = re.search(r"(http://127\.0\.0\.1:\d+)", proc.stdout.readline())
-    assert m, "proxy did not start"
-    return proc, m.group(1)
-
-
 def add_proxy(api: str, name: str, upstream: int) -> int:
     r = httpx.post(f"{api}/proxies", json={"name": name, "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"})
     r.raise_for_status()
@@ -194,12 +185,47 @@ def connections_per_s(port: int, seconds: float = 3.0) -> float:
     return count / (time.perf_counter() - t)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process's main thread (the proxy's event loop), to the nanosecond."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
+def start_chaoslab(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "chaoslab.proxy", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    m = re.search(r"(http://127\.0\.0\.1:\d+)", proc.stdout.readline())
+    assert m, "proxy did not start"
+    return proc, m.group(1)
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+GOAL_THROUGHPUT = 0.90
+"""Issue 29 item 5: at least 90 % of a direct connection's throughput ..."""
+GOAL_ADDED_RTT_US = 15.0
+"""... at most 15 µs added to a round trip at p50 ..."""
+GOAL_LATENCY_P99_MS = 1.0
+"""... and the 50 ms latency toxic's p99 error at most 1 ms with both cores busy (``--latency``)."""
+
+
 def run_bench() -> int:
+    """Every path measured in turn, round after round (not one path after the other), so a change
+    in the machine's other load falls on all of them alike; medians over the rounds."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     up = ctx.Process(target=upstreams, args=(q,), daemon=True)
@@ -209,27 +235,42 @@ def run_bench() -> int:
     ngx_bulk, ngx_echo = free_port(), free_port()
     nginx = start_nginx(prefix, {ngx_bulk: bulk_port, ngx_echo: echo_port})
     ours, api = start_chaoslab()
+    # The same proxy with every byte on the userspace path: what the splice fast path is worth.
+    copying, copy_api = start_chaoslab(env={"CHAOSLAB_PROXY_SPLICE": "0"})
     try:
-        cl_bulk = add_proxy(api, "bulk", bulk_port)
-        cl_echo = add_proxy(api, "echo", echo_port)
         cl_lat = add_proxy(api, "lat", echo_port)
         httpx.post(f"{api}/proxies/lat/toxics", json={"type": "latency", "attributes": {"latency": 50}}).raise_for_status()
-        paths = {"direct": (bulk_port, echo_port), "chaoslab": (cl_bulk, cl_echo)}
+        paths = {"direct": (bulk_port, echo_port),
+                 "chaoslab": (add_proxy(api, "bulk", bulk_port), add_proxy(api, "echo", echo_port)),
+                 "no splice": (add_proxy(copy_api, "bulk", bulk_port), add_proxy(copy_api, "echo", echo_port))}
         if nginx is not None:
             paths["nginx"] = (ngx_bulk, ngx_echo)
-        rows: dict[str, dict[str, float]] = {}
-        for name, (b, e) in paths.items():
-            rt = round_trips(e)
-            rows[name] = {
-                "MB/s": statistics.median(bulk_mb_s(b) for _ in range(2)),
-                "rtt_p50_us": pct(rt, 50) * 1e6,
-                "rtt_p99_us": pct(rt, 99) * 1e6,
-                "conn/s": connections_per_s(e),
-            }
-        base = statistics.median(round_trips(cl_echo, 500, spin=True))
+        # The proxies' own CPU (their loop thread) per GiB and per round trip: what a path costs,
+        # which the machine's other load does not change the way it changes elapsed time.
+        pids = {"chaoslab": ours.pid, "no splice": copying.pid}
+        cpu: dict[str, list[float]] = {f"{name} {what}": [] for name in pids for what in ("GiB", "rt")}
+        mb: dict[str, list[float]] = {name: [] for name in paths}
+        rtt: dict[str, list[float]] = {name: [] for name in paths}
+        conns: dict[str, list[float]] = {name: [] for name in paths}
+        for _ in range(3):
+            for name, (b, e) in paths.items():
+                c0 = cpu_s(pids[name]) if name in pids else 0.0
+                mb[name].append(bulk_mb_s(b))
+                c1 = cpu_s(pids[name]) if name in pids else 0.0
+                rtt[name] += round_trips(e, 1000)
+                if name in pids:
+                    cpu[f"{name} GiB"].append((c1 - c0) / (BULK_BYTES / (1 << 30)))
+                    cpu[f"{name} rt"].append((cpu_s(pids[name]) - c1) / 1100)
+                conns[name].append(connections_per_s(e, 1.0))
+        rows = {name: {"MB/s": statistics.median(mb[name]), "rtt_p50_us": pct(rtt[name], 50) * 1e6,
+                       "rtt_p99_us": pct(rtt[name], 99) * 1e6, "conn/s": statistics.median(conns[name])}
+                for name in paths}
+        base = statistics.median(round_trips(paths["chaoslab"][1], 500, spin=True))
         lat = round_trips(cl_lat, 200, spin=True)
         lat_sleeping = round_trips(cl_lat, 100)
         errors = [abs(x - base - 0.050) * 1000 for x in lat]
+        print(f"load average {os.getloadavg()[0]:.1f} (the machine's other work is not stopped); "
+              "3 rounds, every path in turn")
         print(f"{'path':10} {'MB/s (1 GiB)':>13} {'rtt p50 µs':>11} {'rtt p99 µs':>11} {'conn/s':>9}")
         for name, row in rows.items():
             print(f"{name:10} {row['MB/s']:13.0f} {row['rtt_p50_us']:11.1f} {row['rtt_p99_us']:11.1f} {row['conn/s']:9.0f}")
@@ -239,20 +280,27 @@ def run_bench() -> int:
         print(f"  same with a client sleeping in recv (adds its wake-up): error p50 {pct(sleeping, 50):.3f} ms, "
               f"p99 {pct(sleeping, 99):.3f} ms")
         ours_row, direct = rows["chaoslab"], rows["direct"]
+        ratio = ours_row["MB/s"] / direct["MB/s"]
+        added = ours_row["rtt_p50_us"] - direct["rtt_p50_us"]
+        print("proxy CPU (its loop thread): " + "; ".join(
+            f"{name} {statistics.median(cpu[name + ' GiB']):.2f} s per GiB, "
+            f"{statistics.median(cpu[name + ' rt']) * 1e6:.1f} µs per round trip" for name in pids))
+        print(f"chaoslab/direct throughput: {ratio:.2f} (without splice {rows['no splice']['MB/s'] / direct['MB/s']:.2f}); "
+              f"added round trip p50: {added:+.1f} µs (without splice {rows['no splice']['rtt_p50_us'] - direct['rtt_p50_us']:+.1f} µs)")
         checks = [
-            ("throughput >= 1000 MB/s", ours_row["MB/s"] >= 1000),
-            ("added p50 round trip <= 100 µs", ours_row["rtt_p50_us"] - direct["rtt_p50_us"] <= 100),
-            ("latency toxic p99 error <= 1 ms", pct(errors, 99) <= 1.0),
+            (f"throughput >= {GOAL_THROUGHPUT:.0%} of direct", ratio >= GOAL_THROUGHPUT),
+            (f"added p50 round trip <= {GOAL_ADDED_RTT_US:.0f} µs", added <= GOAL_ADDED_RTT_US),
+            (f"latency toxic p99 error <= {GOAL_LATENCY_P99_MS:.0f} ms (polling client, machine as it is)",
+             pct(errors, 99) <= GOAL_LATENCY_P99_MS),
         ]
         if "nginx" in rows:
-            checks.append(("throughput >= 50% of nginx", ours_row["MB/s"] >= 0.5 * rows["nginx"]["MB/s"]))
-            print(f"chaoslab/nginx throughput ratio: {ours_row['MB/s'] / rows['nginx']['MB/s']:.2f}")
+            print(f"chaoslab/nginx throughput: {ours_row['MB/s'] / rows['nginx']['MB/s']:.2f}")
         for label, ok in checks:
             print(f"  [{'ok' if ok else 'MISSED'}] {label}")
         return 0
     finally:
-        ours.send_signal(signal.SIGTERM)
-        ours.wait(10)
+        stop(ours)
+        stop(copying)
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)
             try:
@@ -264,58 +312,103 @@ def run_bench() -> int:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def latency_errors(api: str, base_port: int, lat_port: int, n: int, poll: bool) -> tuple[list[float], list[float]]:
-    """Error (ms) of the 50 ms toxic per round trip: polling client, then one sleeping in recv."""
-    base = statistics.median(round_trips(base_port, 500, spin=poll))
-    polled = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n, spin=True)] if poll else [0.0]
-    slept = [abs(x - base - 0.050) * 1000 for x in round_trips(lat_port, n)]
-    return polled, slept
+def one_round_trip(sock: socket.socket) -> float:
+    msg = b"x" * 64
+    t = time.perf_counter()
+    sock.sendall(msg)
+    got = 0
+    while got < len(msg):
+        got += len(sock.recv(4096))
+    return time.perf_counter() - t
 
 
-def run_latency(n: int, realtime: bool) -> int:
-    """Where the tail of the latency toxic's error comes from: the same measurement with the
-    machine as quiet as it is, then with ``stress-ng --cpu 2`` taking both cores beside it."""
+def latency_phase(ports: dict[str, tuple[int, int]], n: int) -> dict[str, list[float]]:
+    """Error (ms) of the 50 ms toxic for each proxy, round trips alternating between them so both
+    live through the same load. The base (the same path without the toxic) is each proxy's own."""
+    socks = {name: (socket.create_connection(("127.0.0.1", e)), socket.create_connection(("127.0.0.1", lat)))
+             for name, (e, lat) in ports.items()}
+    try:
+        for pair in socks.values():
+            for s in pair:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        base = {name: statistics.median(one_round_trip(e) for _ in range(300)) for name, (e, _) in socks.items()}
+        errors: dict[str, list[float]] = {name: [] for name in socks}
+        for _ in range(n):
+            for name, (_, lat) in socks.items():
+                errors[name].append(abs(one_round_trip(lat) - base[name] - 0.050) * 1000)
+        return errors
+    finally:
+        for pair in socks.values():
+            for s in pair:
+                s.close()
+
+
+def run_latency(n: int, stress_phase: bool = True) -> int:
+    """The 50 ms latency toxic's error with both cores busy: ``stress-ng --cpu 2`` at normal priority
+    beside it (started here, 40 s at most). Ours is the proxy with ``--realtime-toxics`` (its loop at
+    SCHED_RR 1 while a toxic is set, root); the peer is the same proxy as it serves by default
+    (ordinary scheduling).
+    The client (sleeping in recv) and the echo upstream run at SCHED_FIFO 1 when root, so what is
+    measured is the proxy's lateness, not theirs."""
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     up = ctx.Process(target=upstreams, args=(q,), daemon=True)
     up.start()
     _, echo_port = q.get(timeout=20)
-    ours, api = start_chaoslab(realtime)
-    if realtime:
-        # What is left when the other load cannot take the CPU from the proxy, its upstream and
-        # this client: the proxy runs itself at SCHED_FIFO 1 (serve --realtime); the upstream and
-        # this client are put there too (root). No polling client then: it would hold a core.
+    procs = {"--realtime-toxics": start_chaoslab("--realtime-toxics"), "default": start_chaoslab()}
+    stress: subprocess.Popen[bytes] | None = None
+    rt_helpers = os.geteuid() == 0
+    if rt_helpers:
         for pid in (up.pid, os.getpid()):
+            assert pid is not None
             for task in os.listdir(f"/proc/{pid}/task"):
                 os.sched_setscheduler(int(task), os.SCHED_FIFO, os.sched_param(1))
-    stress: subprocess.Popen[bytes] | None = None
     try:
-        cl_echo = add_proxy(api, "echo", echo_port)
-        cl_lat = add_proxy(api, "lat", echo_port)
-        httpx.post(f"{api}/proxies/lat/toxics", json={"type": "latency", "attributes": {"latency": 50}}).raise_for_status()
-        print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine is not stopped)")
-        for label in ("quiet", "stress-ng --cpu 2"):
-            if label != "quiet":
+        ports = {}
+        for name, (_, api) in procs.items():
+            ports[name] = (add_proxy(api, "echo", echo_port), add_proxy(api, "lat", echo_port))
+            httpx.post(f"{api}/proxies/lat/toxics", json={"type": "latency", "attributes": {"latency": 50}}).raise_for_status()
+        policy = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_RR: "SCHED_RR", os.SCHED_FIFO: "SCHED_FIFO"}
+        print(f"load average {os.getloadavg()[0]:.1f} (the machine's other work is not stopped); "
+              f"this bench at nice {os.nice(0)}; client and upstream at "
+              f"{'SCHED_FIFO 1' if rt_helpers else 'ordinary scheduling (not root)'}; proxies: " +
+              ", ".join(f"{name} {policy.get(os.sched_getscheduler(p.pid), '?')}" for name, (p, _) in procs.items()))
+        results = {}
+        others = [line.split(None, 1)[0] for line in subprocess.run(["pgrep", "-a", "stress-ng"], capture_output=True,
+                                                                     text=True).stdout.splitlines()]
+        if others:
+            print(f"stress-ng already running on the machine (pids {', '.join(others)}): 'as it is' has both cores busy too")
+        for label in ("as it is", "stress-ng --cpu 2")[:2 if stress_phase else 1]:
+            if label != "as it is":
                 if shutil.which("stress-ng") is None:
                     print("stress-ng not installed: skipped")
                     break
-                # Ordinary scheduling for the load, never the bench's SCHED_FIFO (it would hold both cores).
-                stress = subprocess.Popen(["stress-ng", "--cpu", "2", "--quiet"], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL,
-                                          preexec_fn=lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)))
-                time.sleep(2)
-            polled, slept = latency_errors(api, cl_echo, cl_lat, n, poll=not realtime)
-            polling = "" if realtime else (f"error p50 {pct(polled, 50):.3f} ms p99 {pct(polled, 99):.3f} ms "
-                                           f"max {max(polled):.3f} ms (client polling); ")
-            print(f"{label:18} {polling}client sleeping in recv: error p50 {pct(slept, 50):.3f} ms "
-                  f"p99 {pct(slept, 99):.3f} ms max {max(slept):.3f} ms")
+                # Normal priority (a hog at nice 19 takes nothing from anyone), never the bench's
+                # SCHED_FIFO; 40 s at most whatever happens to this script.
+                stress = subprocess.Popen(["stress-ng", "--cpu", "2", "--timeout", "40s", "--quiet"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          preexec_fn=lambda: (os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)),
+                                                              os.setpriority(os.PRIO_PROCESS, 0, 0)))
+                time.sleep(1)
+            results[label] = errors = latency_phase(ports, n)
+            print(f"{label:18} " + "; ".join(
+                f"{name}: error p50 {pct(e, 50):.3f} p99 {pct(e, 99):.3f} max {max(e):.3f} ms" for name, e in errors.items()))
+            # Checked again after the phase: something else on the machine may change a class.
+            print(f"{'':18} scheduling after the phase: " + ", ".join(
+                f"{name} {policy.get(os.sched_getscheduler(p.pid), '?')}" for name, (p, _) in procs.items()))
+        for phase, errors in results.items():
+            ours, peer = (pct(errors[k], 99) for k in ("--realtime-toxics", "default"))
+            print(f"{phase}: p99 error {ours:.3f} ms with --realtime-toxics vs {peer:.3f} ms by default "
+                  f"(ratio {ours / peer:.3f}); limit {GOAL_LATENCY_P99_MS:.0f} ms")
+            print(f"  [{'ok' if ours <= GOAL_LATENCY_P99_MS else 'MISSED'}] latency toxic p99 error <= "
+                  f"{GOAL_LATENCY_P99_MS:.0f} ms")
         return 0
     finally:
         if stress is not None:
             stress.terminate()
             stress.wait(10)
-        ours.send_signal(signal.SIGTERM)
-        ours.wait(10)
+        for p, _ in procs.values():
+            stop(p)
         up.terminate()
         up.join(5)
 
@@ -389,8 +482,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--soak", action="store_true")
     parser.add_argument("--latency", action="store_true", help="latency toxic accuracy, quiet and under stress-ng")
-    parser.add_argument("--round-trips", type=int, default=300)
-    parser.add_argument("--realtime", action="store_true", help="with --latency: the proxy runs with serve --realtime (SCHED_FIFO 1), its upstream and the client too")
+    parser.add_argument("--round-trips", type=int, default=150, help="with --latency: per proxy and phase")
+    parser.add_argument("--no-stress", action="store_true", help="with --latency: skip the phase beside our own stress-ng")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
@@ -401,7 +494,7 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
         return run_soak(args.connections, args.seconds)
     if args.latency:
-        return run_latency(args.round_trips, args.realtime)
+        return run_latency(args.round_trips, not args.no_stress)
     return run_bench()
 
 

@@ -23,13 +23,14 @@ PY = sys.executable
 class ProxyProcess:
     """``python -m chaoslab.proxy serve --port 0`` as a child; the port is read from its first line."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [PY, "-m", "chaoslab.proxy", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
+            env=env,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -60,6 +60,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_response({"error": f"internal error: {exc}", "status": 500}, 500)
 
 
+@web.middleware
+async def toxics_changed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After any request that may add or remove toxics (every one but a read), tell the collection."""
+    try:
+        return await handler(request)
+    finally:
+        if request.method != "GET":
+            collection(request).toxics_changed()
+
+
 async def body(request: web.Request) -> Any:
     return parse_json(await request.read())
 
@@ -213,7 +223,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def make_app(coll: ProxyCollection) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=1 << 20)
+    app = web.Application(middlewares=[toxics_changed, errors], client_max_size=1 << 20)
     app[COLLECTION] = coll
     r = app.router
     r.add_post("/reset", reset)

@@ -21,12 +21,16 @@ def proxy() -> None:
 @click.option("--realtime", "realtime", type=click.IntRange(1, 99), default=None, is_flag=False, flag_value=1,
               help="Run at SCHED_FIFO PRIORITY (1 when given alone): other load cannot take the CPU from the "
                    "proxy's timers. Falls back to ordinary scheduling, with a warning, when the kernel refuses.")
-def serve(host: str, port: int, config: str | None, realtime: int | None) -> None:
+@click.option("--realtime-toxics", "realtime_toxics", is_flag=True,
+              help="While a toxic is set, run the proxy's loop at SCHED_RR 1, so a busy machine does not make "
+                   "toxics late (root; one line and ordinary scheduling when the kernel refuses). Off by default: "
+                   "a real-time proxy outranks everything else on the machine, the system under test included.")
+def serve(host: str, port: int, config: str | None, realtime: int | None, realtime_toxics: bool) -> None:
     from ..errors import ChaoslabError
     from .server import run
 
     try:
-        run(host, port, config, realtime=realtime)
+        run(host, port, config, realtime=realtime, timing=realtime_toxics)
     except ChaoslabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

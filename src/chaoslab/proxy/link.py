@@ -1,9 +1,11 @@
 """One proxied TCP connection: two sockets and two streams (upstream, downstream) between them.
 
-Speed comes from the fast path: while a direction has no active toxic, ``data_received`` writes
-straight into the other socket's transport and flow control is the transports' own (pause the
-reader when the writer's buffer is full). Only a direction with toxics gets a pump task and a
-queue; when its last toxic goes and its queue drains, the pump exits and the fast path resumes.
+Speed comes from the fast paths. While a direction has no active toxic, ``data_received``
+writes straight into the other socket's transport and flow control is the transports' own
+(pause the reader when the writer's buffer is full); once such a direction carries a bulk flow
+(one read of ``SPLICE_FROM`` bytes) its bytes are spliced from socket to socket in the kernel
+(``splice.py``) until a toxic arrives. Only a direction with toxics gets a pump task and a
+queue; when its last toxic goes and its queue drains, the pump exits and the fast paths resume.
 Toxics are added and removed on live connections without losing queued bytes: a removed toxic
 is skipped by chunks that reach it later and wakes the chunk it is holding, which moves on.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import random
 import socket
 import struct
@@ -21,6 +24,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from . import splice
 from .toxics import ToxicContext
 
 if TYPE_CHECKING:
@@ -108,6 +112,9 @@ class Stream:
         self.dst = dst
         src.out = self
         dst.into = self
+        # The transport calls the stream directly: one Python call per read instead of two
+        # (uvloop looks ``data_received`` up once, when the protocol is set).
+        src.data_received = self.feed  # type: ignore[method-assign]
         self.chain: list[ToxicContext] = []
         self.done = False
         self._queue: deque[tuple[bytes | None, float]] = deque()
@@ -119,7 +126,9 @@ class Stream:
         self._early: list[bytes] = []
         self._early_eof = False
         self._parked: dict[str, dict[str, Any]] = {}  # state of toxics an update drew off
-        # [bytes read from src, bytes written to dst], shared with the proxy's /metrics.
+        self._splice: splice.Splice | None = None
+        self._bulk = False  # the last read through the toxics was a big one
+        # [bytes read from src, bytes written to dst, of which spliced], shared with /metrics.
         self.bytes = conn.owner.byte_counters(direction)
 
     def connected(self) -> None:
@@ -139,6 +148,7 @@ class Stream:
             if state is not None:
                 self._parked[spec.name] = state
             return
+        self._leave_splice()
         ctx = ToxicContext(spec.toxic, self.conn, self.direction)
         if state is not None:
             ctx.state = state
@@ -149,6 +159,7 @@ class Stream:
         """The toxic was removed through the API: stop it and let it clean up (a timeout closes
         the connection it was holding)."""
         self._parked.pop(spec.name, None)
+        self._leave_splice()  # its share of the spliced bytes is counted before it goes
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is spec.toxic:
                 ctx.stop()
@@ -163,6 +174,7 @@ class Stream:
         It keeps its place in the chain and its per-connection state, also across a spell of
         being drawn off (bytes counted by limit_data stay counted: Toxiproxy's stub outlives the
         update and a no-op run)."""
+        self._leave_splice()  # the bytes spliced meanwhile are counted into the state kept
         for i, ctx in enumerate(self.chain):
             if ctx.toxic is old.toxic:
                 ctx.stop()
@@ -180,21 +192,32 @@ class Stream:
 
     # -- data ------------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
-        self.bytes[0] += len(data)
-        if self.dst.transport is None:
+        # The per-message path of request/response traffic: kept to a few attribute reads.
+        n = len(data)
+        t = self.dst.transport
+        if t is None:
             # The upstream is still being dialled: hold the bytes and stop reading until it answers.
-            self.bytes[0] -= len(data)  # counted again when connected() feeds it
             self._early.append(data)
             self.src.block("connect")
             return
-        if self._pump is None and not self.chain:
-            t = self.dst.transport
-            if t is not None and not t.is_closing():
+        counts = self.bytes
+        counts[0] += n
+        if self._pump is None and not self.chain and self._splice is None:
+            if not t.is_closing():
                 t.write(data)
-                self.bytes[1] += len(data)
+                counts[1] += n
+                if n >= SPLICE_FROM and not t.get_write_buffer_size():
+                    self._try_splice()
             return
+        if self._splice is not None:  # not expected (the source is paused): keep the order anyway
+            self._leave_splice()
+            if not self.chain:
+                t.write(data)
+                counts[1] += n
+                return
+        self._bulk = n >= SPLICE_FROM
         self._queue.append((data, time.monotonic()))  # uvloop's loop.time() is in whole ms
-        self._queued += len(data)
+        self._queued += n
         if self._queued > QUEUE_HIGH:
             self.src.block("queue")
         self._ensure_pump()
@@ -237,6 +260,8 @@ class Stream:
                     if not self.chain:
                         return  # nothing to do: the fast path takes over again
                     self._wakeup = loop.create_future()
+                    if self._bulk:
+                        self._try_splice()  # toxics that only count let a bulk flow be spliced
                     await self._wakeup
                     self._wakeup = None
                     continue
@@ -287,12 +312,90 @@ class Stream:
                 t.close()
         self.conn.stream_done()
 
+    # -- the zero-copy path ----------------------------------------------------------------
+    def _try_splice(self) -> None:
+        """Hand this direction to the kernel if nothing needs to see its bytes: no toxic but ones
+        that only count (then no more than they let pass), no pump at work, nothing queued, and
+        nothing left in the destination transport's buffer (spliced bytes would overtake it).
+        Otherwise the next big read tries again."""
+        if (
+            not SPLICE
+            or self._splice is not None
+            or self._queue
+            or (self._pump is not None and self._wakeup is None)  # a pump busy with a chunk
+            or self.done
+            or self.conn.closed
+        ):
+            return
+        limit = min((ctx.toxic.passes_unseen(ctx) for ctx in self.chain if not ctx.stopped), default=None)
+        if limit == 0:
+            return
+        src, dst = self.src.transport, self.dst.transport
+        if src is None or dst is None or src.is_closing() or dst.is_closing() or dst.get_write_buffer_size():
+            return
+        src_sock, dst_sock = src.get_extra_info("socket"), dst.get_extra_info("socket")
+        if src_sock is None or dst_sock is None:
+            return
+        try:
+            self._splice = splice.Splice(
+                asyncio.get_running_loop(), src_sock.fileno(), dst_sock.fileno(), self.bytes,
+                self._spliced_eof, self._spliced_error, limit, self._leave_splice,
+            )
+        except OSError:
+            return  # out of descriptors, say: the userspace path carries on
+        self.src.block("splice")
+
+    def _leave_splice(self) -> None:
+        """A toxic arrives: what the pipe holds goes out first, through the destination transport
+        (whose buffer is empty while splicing), then the source is read by its transport again."""
+        sp, self._splice = self._splice, None
+        if sp is None:
+            return
+        left = sp.stop()
+        t = self.dst.transport
+        if left and t is not None and not t.is_closing():
+            t.write(left)
+            self.bytes[1] += len(left)
+        self.src.unblock("splice")
+        self._credit(sp.read)
+
+    def _credit(self, n: int) -> None:
+        """Tell the toxics that only count about the bytes that went by them in the kernel (a
+        limit_data that reaches its limit closes the connection here)."""
+        for ctx in list(self.chain):
+            if n and not ctx.stopped:
+                ctx.toxic.passed_unseen(ctx, n)
+
+    def _spliced_eof(self) -> None:
+        sp, self._splice = self._splice, None
+        if sp is not None:
+            self._credit(sp.read)
+        # The source stays paused: its transport has nothing more to read. With toxics the close
+        # goes through them (their before_close), else straight on.
+        self.feed_eof()
+
+    def _spliced_error(self, exc: OSError) -> None:
+        self._splice = None
+        self.conn.close()
+
     def cancel(self) -> None:
+        if self._splice is not None:
+            self._splice.stop()
+            self._splice = None
         self.stop_all()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         if self._pump is not None:
             self._pump.cancel()
+
+
+SPLICE = splice.AVAILABLE and os.environ.get("CHAOSLAB_PROXY_SPLICE", "1") != "0"
+"""``CHAOSLAB_PROXY_SPLICE=0`` keeps every byte on the userspace path (to compare the two)."""
+SPLICE_FROM = 64 << 10
+"""A direction is spliced once one read brings this much: a bulk flow. Small messages stay on the
+transport path, which costs the same two system calls per message as splicing them and no
+set-up (a pipe and two descriptors per direction): request/response traffic and short
+connections measured slower spliced (bench/proxy.py: round trip and connections per second)."""
 
 
 def _drawn(spec: ToxicSpec) -> bool:
@@ -386,5 +489,5 @@ class ConnectionOwner(Protocol):
     def connection_closed(self, conn: Connection) -> None: ...
 
     def byte_counters(self, direction: str) -> list[int]:
-        """The proxy's [received, sent] byte totals of ``direction``, updated in place."""
+        """The proxy's [received, sent, spliced] byte totals of ``direction``, updated in place."""
         ...

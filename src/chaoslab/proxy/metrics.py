@@ -27,16 +27,20 @@ class ProxyCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         received = CounterMetricFamily("toxiproxy_proxy_received_bytes", "Bytes read from the source side.", labels=LABELS)
         sent = CounterMetricFamily("toxiproxy_proxy_sent_bytes", "Bytes written to the destination side.", labels=LABELS)
+        spliced = CounterMetricFamily("chaoslab_proxy_spliced_bytes", "Of the bytes sent, those moved by splice(2) "
+                                      "(a direction without toxics) rather than through the proxy's memory.",
+                                      labels=LABELS)
         opened = CounterMetricFamily("chaoslab_proxy_connections", "Client connections accepted.", labels=["proxy"])
         live = GaugeMetricFamily("chaoslab_proxy_open_connections", "Client connections open now.", labels=["proxy"])
         for proxy in self.coll.proxies.values():
-            for direction, (got, put) in proxy.bytes.items():
+            for direction, (got, put, zero_copy) in proxy.bytes.items():
                 labels = [direction, proxy.listen, proxy.name, proxy.upstream]
                 received.add_metric(labels, got)
                 sent.add_metric(labels, put)
+                spliced.add_metric(labels, zero_copy)
             opened.add_metric([proxy.name], proxy.connections_total)
             live.add_metric([proxy.name], len(proxy.connections))
-        yield from (received, sent, opened, live)
+        yield from (received, sent, spliced, opened, live)
 
 
 def exposition(coll: ProxyCollection) -> bytes:

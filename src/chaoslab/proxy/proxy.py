@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .link import Connection
@@ -32,8 +33,9 @@ class Proxy:
         self.enabled = False
         self.toxics: dict[str, ToxicSpec] = {}
         self.connections: set[Connection] = set()
-        # Per direction [received, sent] bytes since the proxy was created (Toxiproxy's metrics).
-        self.bytes: dict[str, list[int]] = {"upstream": [0, 0], "downstream": [0, 0]}
+        # Per direction [received, sent, of which spliced] bytes since the proxy was created
+        # (Toxiproxy's metrics, and how much took the zero-copy path).
+        self.bytes: dict[str, list[int]] = {"upstream": [0, 0, 0], "downstream": [0, 0, 0]}
         self.connections_total = 0
         self._server: asyncio.Server | None = None
 
@@ -153,11 +155,19 @@ class Proxy:
 
 
 class ProxyCollection:
-    """All proxies of one server, by name. Every mutation runs under one lock: API calls are rare."""
+    """All proxies of one server, by name. Every mutation runs under one lock: API calls are rare.
 
-    def __init__(self) -> None:
+    ``on_toxics`` hears the number of toxics set across all proxies after each change (the
+    server's scheduling class follows it, see ``realtime.py``)."""
+
+    def __init__(self, on_toxics: Callable[[int], None] | None = None) -> None:
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()
+        self._on_toxics = on_toxics
+
+    def toxics_changed(self) -> None:
+        if self._on_toxics is not None:
+            self._on_toxics(sum(len(p.toxics) for p in self.proxies.values()))
 
     def get(self, name: str) -> Proxy:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import signal
 import sys
 
@@ -12,18 +11,20 @@ from ..errors import ChaoslabError
 from .config import load_config
 from .model import ApiError, join_address
 from .proxy import ProxyCollection
+from .realtime import TimingPriority, go_realtime
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8474
 
 
-async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None) -> None:
+async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None,
+                timing: bool = False) -> None:
     from aiohttp import web
 
     from .api import make_app
 
     items = load_config(config) if config else []
-    coll = ProxyCollection()
+    coll = ProxyCollection(TimingPriority(timing).toxics_set)
     runner = web.AppRunner(make_app(coll), access_log=None, handle_signals=False)
     try:
         for item, toxics in items:
@@ -31,6 +32,7 @@ async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str 
                 await coll.add_or_replace(item, toxics)
             except ApiError as exc:
                 raise ChaoslabError(f"{config}: proxy {item.name!r}: {exc.message}") from None
+        coll.toxics_changed()
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
         try:
@@ -58,36 +60,21 @@ async def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str 
         await runner.cleanup()
 
 
-def go_realtime(priority: int) -> bool:
-    """SCHED_FIFO ``priority`` for this process, before any thread exists so that every thread
-    it starts inherits it. The kernel refuses without CAP_SYS_NICE or RLIMIT_RTPRIO, or in a cgroup
-    with no real-time budget: then a warning, and the proxy runs with ordinary scheduling.
-
-    The kernel's real-time throttling (``sched_rt_runtime_us``, 95 % by default) keeps a proxy
-    flooded with traffic from taking a core entirely."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except OSError as exc:
-        print(f"warning: the kernel refused SCHED_FIFO {priority} ({exc.strerror or exc}): the proxy runs with "
-              "ordinary scheduling, so other load on the machine shows up in its latency", file=sys.stderr,
-              flush=True)
-        return False
-    print(f"chaoslab proxy: running at SCHED_FIFO {priority}", file=sys.stderr, flush=True)
-    return True
-
-
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, config: str | None = None,
-        realtime: int | None = None) -> None:
-    """Blocking entry point, on uvloop when installed."""
+        realtime: int | None = None, timing: bool = False) -> None:
+    """Blocking entry point, on uvloop when installed. ``realtime``: SCHED_FIFO at that priority
+    for good; else, with ``timing``, SCHED_RR 1 while toxics are set (``realtime.py``)."""
     if realtime:
         go_realtime(realtime)
+        timing = False
+    main = serve(host, port, config, timing)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        asyncio.run(serve(host, port, config))
+        asyncio.run(main)
         return
     if sys.version_info >= (3, 12):
-        uvloop.run(serve(host, port, config))
+        uvloop.run(main)
     else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        asyncio.run(serve(host, port, config))
+        asyncio.run(main)

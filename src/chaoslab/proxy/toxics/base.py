@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...registry import type_arguments
+from . import _timerfd
 
 Emit = Callable[[bytes, float], Awaitable[None]]
 """Pass ``data`` (which arrived at ``time.monotonic()`` ``t``) to the next toxic of the chain."""
@@ -101,11 +102,26 @@ class ToxicContext:
     async def sleep_until(self, deadline: float, *, precise: bool = False) -> bool:
         """Sleep until ``time.monotonic()`` reaches ``deadline``.
 
-        ``precise``: the loop's timers have millisecond granularity (libuv), so end the wait
+        ``precise``: the loop's timers have millisecond granularity (libuv), so the wait is
+        woken by a timerfd at the deadline (``_timerfd.py``); where there is none, it is ended
         by yielding to the loop until the deadline: sub-millisecond error for ~1 ms of polling.
         """
         if not precise:
             return await self.sleep(deadline - time.monotonic())
+        if self.stopped:
+            return False
+        if deadline <= time.monotonic():
+            return True
+        loop = asyncio.get_running_loop()
+        timer = _timerfd.for_loop(loop)
+        if timer is not None:
+            fut: asyncio.Future[bool] = loop.create_future()
+            timer.at(deadline, fut)
+            self._waiters.add(fut)
+            try:
+                return await fut
+            finally:
+                self._waiters.discard(fut)
         coarse = deadline - time.monotonic() - PRECISE_MARGIN
         if coarse > 0 and not await self.sleep(coarse):
             return False
@@ -168,6 +184,15 @@ class Toxic(Generic[A]):
     def removed(self, ctx: ToxicContext) -> None:
         """The toxic was removed through the API while active on this link (Toxiproxy's
         ``Cleanup``); not called when the connection ends or the toxic is updated."""
+
+    def passes_unseen(self, ctx: ToxicContext) -> int:
+        """How many of the next bytes this toxic lets pass without seeing them (they are spliced
+        in the kernel, then counted with ``passed_unseen``). 0, the default: it must see every
+        byte. A toxic that only counts (``limit_data``) answers what it still lets through."""
+        return 0
+
+    def passed_unseen(self, ctx: ToxicContext, n: int) -> None:
+        """``n`` bytes went by in the kernel, within what ``passes_unseen`` allowed."""
 
     async def before_close(self, ctx: ToxicContext) -> None:
         """The source side closed; runs before the close is passed on (slow_close waits here)."""

@@ -28,3 +28,12 @@ class LimitData(Toxic[LimitDataAttributes]):
             await emit(data, t)
         if ctx.state.get("sent", 0) >= attrs.bytes:
             ctx.link.close()
+
+    # Counting needs no bytes: a bulk flow under the limit stays on the spliced path.
+    def passes_unseen(self, ctx: ToxicContext) -> int:
+        return max(self.attributes.bytes - int(ctx.state.get("sent", 0)), 0)
+
+    def passed_unseen(self, ctx: ToxicContext, n: int) -> None:
+        ctx.state["sent"] = int(ctx.state.get("sent", 0)) + n
+        if ctx.state["sent"] >= self.attributes.bytes:
+            ctx.link.close()
