@@ -206,8 +206,8 @@ def start_chaoslab(*args: str, env: dict[str, str] | None = None) -> tuple[subpr
     return proc, m.group(1)
 
 
-def stop(proc: subprocess.Popen[Any]) -> None:
-    proc.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> None:
+    proc.send_signal(sig)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
@@ -302,11 +302,7 @@ def run_bench() -> int:
         stop(ours)
         stop(copying)
         if nginx is not None:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
+            stop(nginx, signal.SIGQUIT)  # nginx's graceful stop
         up.terminate()
         up.join(5)
         shutil.rmtree(prefix, ignore_errors=True)

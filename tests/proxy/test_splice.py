@@ -117,10 +117,7 @@ def test_a_direction_without_toxics_is_spliced_and_one_with_toxics_is_not(proxy_
         # Small messages stay on the transport path (no set-up for request/response traffic).
         assert before[("chaoslab_proxy_spliced_bytes_total", "upstream")] == 0
         proxy_server.toxic("fast", "latency", stream="downstream", latency=1)
-        sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
-        sender.start()
-        got = recv_all(s)
-        sender.join()
+        got = echo(s, payload)
     assert sha(got) == sha(payload)
     after = counters(proxy_server, "fast")
     spliced = {d: after[("chaoslab_proxy_spliced_bytes_total", d)] - before[("chaoslab_proxy_spliced_bytes_total", d)]
@@ -141,10 +138,7 @@ def test_removing_the_last_toxic_returns_to_the_spliced_path(proxy_server: Proxy
         assert proxy_server.http.delete("/proxies/back/toxics/latency_downstream").status_code == 204
         mid = counters(proxy_server, "back")[("chaoslab_proxy_spliced_bytes_total", "downstream")]
         payload = rand(4 << 20)
-        sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
-        sender.start()
-        got = recv_all(s)
-        sender.join()
+        got = echo(s, payload)
     assert sha(got) == sha(payload)
     end = counters(proxy_server, "back")[("chaoslab_proxy_spliced_bytes_total", "downstream")]
     # The first reads after the removal go through the transport (the switch happens on a big
@@ -158,10 +152,7 @@ def test_splice_off_keeps_every_byte_in_userspace(echo_server: TcpServer) -> Non
         host, port = proxy.create("slow", echo_server.port)
         payload = rand(1 << 20)
         with socket.create_connection((host, port), timeout=30) as s:
-            sender = threading.Thread(target=lambda: (s.sendall(payload), s.shutdown(socket.SHUT_WR)))
-            sender.start()
-            got = recv_all(s)
-            sender.join()
+            got = echo(s, payload)
         assert sha(got) == sha(payload)
         c = counters(proxy, "slow")
         assert c[("chaoslab_proxy_spliced_bytes_total", "upstream")] == 0
@@ -194,6 +185,15 @@ def test_a_reset_on_a_spliced_link_closes_the_connection_and_its_descriptors(pro
         assert proxy_server.alive()
     finally:
         server.close()
+
+
+def echo(sock: socket.socket, payload: bytes) -> bytes:
+    """Send ``payload`` (then end the stream) while reading everything the echo sends back."""
+    sender = threading.Thread(target=lambda: (sock.sendall(payload), sock.shutdown(socket.SHUT_WR)))
+    sender.start()
+    got = recv_all(sock)
+    sender.join()
+    return got
 
 
 def recv_all_n(sock: socket.socket, n: int) -> bytes:
