@@ -339,6 +339,11 @@ def latency_phase(ports: dict[str, tuple[int, int]], n: int) -> dict[str, list[f
                 s.close()
 
 
+def _ordinary_priority() -> None:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+
+
 def run_latency(n: int, stress_phase: bool = True) -> int:
     """The 50 ms latency toxic's error with both cores busy: ``stress-ng --cpu 2`` at normal priority
     beside it (started here, 40 s at most). Ours is the proxy with ``--realtime-toxics`` (its loop at
@@ -383,8 +388,7 @@ def run_latency(n: int, stress_phase: bool = True) -> int:
                 # SCHED_FIFO; 40 s at most whatever happens to this script.
                 stress = subprocess.Popen(["stress-ng", "--cpu", "2", "--timeout", "40s", "--quiet"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          preexec_fn=lambda: (os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0)),
-                                                              os.setpriority(os.PRIO_PROCESS, 0, 0)))
+                                          preexec_fn=_ordinary_priority)
                 time.sleep(1)
             results[label] = errors = latency_phase(ports, n)
             print(f"{label:18} " + "; ".join(
