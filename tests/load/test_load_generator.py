@@ -78,16 +78,11 @@ def test_schedule_is_open_model_and_recorded(tmp_path: Path) -> None:
     stats = gen.stats()
     assert stats["ok"] == len(done) and stats["scheduled"] == len(ops)
     assert stop_took < 1.0
-    # The lag is recorded, and judged as chaoslab judges a run: a p99 above the load's max_lag
-    # makes a run INVALID (the machine was too busy to send at the rate), so the test declines
-    # to judge the generator's timing then; on a quiet machine the p99 is a few milliseconds.
+    # The lag is recorded. Its size is the machine's: a few milliseconds at p99 when quiet, about
+    # 50 ms beside stress-ng (where chaoslab would call the run INVALID, analysis/validity.py);
+    # bench/loadgen.py measures it. Here only a generator that stops sending fails: a generous bound.
     lag_p99 = percentiles([op["t_sent"] - op["t_scheduled"] for op in done])["p99"]
-    assert header["max_lag"] == 0.05 and lag_p99 is not None and lag_p99 >= 0
-    if lag_p99 > header["max_lag"]:
-        pytest.skip(
-            f"chaoslab would judge this run INVALID: the load generator fell behind: "
-            f"lag p99 {lag_p99 * 1000:.0f} ms > {header['max_lag'] * 1000:.0f} ms"
-        )
+    assert header["max_lag"] == 0.05 and lag_p99 is not None and 0 <= lag_p99 < 1.0, lag_p99
 
 
 def test_stall_cut_at_stop_and_concurrency_limit(tmp_path: Path) -> None:
