@@ -223,3 +223,20 @@ def test_interactive_init_from_stdin(tmp_path: Path) -> None:
     assert "compose: {project: shop, service: web}" in text
     v = cli("validate", str(out))
     assert v.returncode == 0, v.stderr
+
+
+def test_a_database_port_is_probed_with_a_request_it_must_answer(tmp_path: Path) -> None:
+    """A connect is completed by the kernel while a server is frozen, so a known database's port
+    gets a request only the running server answers (PING for Redis, SSLRequest for PostgreSQL)."""
+    import yaml
+
+    def tcp_probes(source: Path, experiment: str) -> list[dict[str, Any]]:
+        out = tmp_path / source.parent.name
+        assert cli("init", str(source), "-o", str(out)).returncode == 0
+        doc = yaml.safe_load(next((out / "experiments").glob(experiment)).read_text())
+        return [p["tcp"] for p in doc["probes"].values() if "tcp" in p]
+
+    assert tcp_probes(APPS / "shop" / "compose.yaml", "*db-pause.yaml") == [
+        {"host": "127.0.0.1", "port": 16379, "send": "PING\r\n", "reply": r"\+PONG"}]
+    (pg,) = tcp_probes(EXCHANGE / "stack.yaml", "*postgres-pause.yaml")
+    assert pg["send"].encode("latin-1") == b"\x00\x00\x00\x08\x04\xd2\x16\x2f" and pg["reply"] == "[SN]"

@@ -256,6 +256,7 @@ def from_data(data: dict[str, Any], source: str, project: str) -> System:
         )
         s.ports = _ports(svc, address, health)
         s.state = _state(svc, image, command, named)
+        s.database = _known_database(image, command)
         s.target = target(project, name, s.replicas)
         system.services[name] = s
         deps_on = svc.get("depends_on") or []
@@ -393,7 +394,7 @@ def load_project(project: str) -> System:
             text = f"volume {m.get('Name')} at {m.get('Destination')}"
             if m.get("Type") == "volume" and m.get("RW", True) and not any(m.get("Destination", "") in x for x in s.state):
                 s.state.append(text)
-        db = _known_database(s.image, s.command)
+        db = s.database = _known_database(s.image, s.command)
         if db and not any(db in x for x in s.state):
             s.state.append(f"a {db} (image or command)")
         s.target = target(project, service, s.replicas)

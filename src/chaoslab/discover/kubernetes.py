@@ -124,6 +124,7 @@ def from_objects(namespace: str, workloads: list[Any], services: list[Any]) -> S
             running=running, host_network=bool(pod.host_network),
             name=name, image=", ".join(images), command=command, replicas=int(replicas),
             restart="controller", health=health, ports=[ports[k] for k in sorted(ports)], state=state, env=env,
+            database=db,
             target={"pod": {"namespace": namespace, "selector": _selector(match)},
                     "mode": "one" if replicas < 2 else "count:1"},
         )

@@ -76,6 +76,8 @@ class Service:
     containers: list[str] = field(default_factory=list)  # live Compose: its containers' names
     host_network: bool = False                # Kubernetes: pods on the node's network, out of reach
                                               # of any NetworkPolicy
+    database: str | None = None               # the known database it runs (DATABASES), by image,
+                                              # program or stack kind: what its ports speak
 
     @property
     def stateful(self) -> bool:

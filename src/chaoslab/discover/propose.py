@@ -51,6 +51,16 @@ def _secs(v: float) -> str:
     return f"{v:g}s" if v >= 1 else f"{round(v * 1000)}ms"
 
 
+#: A request each known database answers before any login, and the start of its answer: a connect
+#: alone is completed by the kernel even while the server is frozen (paused, SIGSTOPped).
+GREETINGS: dict[str, tuple[str, str]] = {
+    "redis": ("PING\r\n", r"\+PONG"),
+    "valkey": ("PING\r\n", r"\+PONG"),
+    "postgres": ("\x00\x00\x00\x08\x04\xd2\x16\x2f", "[SN]"),  # SSLRequest: one byte, S or N
+    "memcached": ("version\r\n", "VERSION"),
+}
+
+
 def probes_for(system: System, s: Service) -> dict[str, dict[str, Any]]:
     """What watches one service: what the platform knows of it, and each port it serves."""
     out: dict[str, dict[str, Any]] = {}
@@ -64,7 +74,10 @@ def probes_for(system: System, s: Service) -> dict[str, dict[str, Any]]:
                 spec["expect"] = {"status": [200, 201, 204, 301, 302, 304, 401, 403, 404]}
             out[f"{s.name}-http-{port}"] = {**spec, "every": "500ms", "timeout": "1s"}
         else:
-            out[f"{s.name}-tcp-{port}"] = {"tcp": {"host": p.host, "port": port}, "every": "500ms", "timeout": "1s"}
+            tcp: dict[str, Any] = {"host": p.host, "port": port}
+            if s.database in GREETINGS:
+                tcp["send"], tcp["reply"] = GREETINGS[s.database]
+            out[f"{s.name}-tcp-{port}"] = {"tcp": tcp, "every": "500ms", "timeout": "1s"}
     signal = not out  # the platform's own view is the signal only when nothing else watches
     if system.platform == "compose":
         out[f"{s.name}-container"] = {"container": {"target": s.name}, "every": "500ms", "timeout": "2s",

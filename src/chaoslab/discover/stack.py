@@ -79,6 +79,7 @@ def load_file(path: Path) -> System:
         system.services[name] = Service(
             name=name, target={"service": name}, image=None, command=command, replicas=1,
             restart=svc.restart.policy, health=health, ports=port_objs, state=state, env=env,
+            database=kind if kind in ("postgres", "redis") else None,
         )
         for dep in svc.depends_on:
             system.depends(name, dep, "depends_on")
