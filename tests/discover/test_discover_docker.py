@@ -170,6 +170,8 @@ def test_shop_partition_acts_in_the_dependents_namespace(shop: App, tmp_path: Pa
     nothing else); afterwards web reaches db again and no rule is left in web's namespace."""
     out = tmp_path / "suite"
     assert cli("init", f"compose:{shop.project}", "-o", str(out)).returncode == 0
+    # a running project's memory in use is read without --measure: the limit presses, not a guess
+    assert "MB in use; the limit is 110% of it" in next((out / "experiments").glob("*web-memory-limit.yaml")).read_text()
     exp = next((out / "experiments").glob("*web-to-db-partition.yaml"))
     step = next(s for s in yaml_steps(exp) if s["fault"] == "network.partition")
     assert step["target"] == "web" and step["peer_ports"] == [6379], step

@@ -151,6 +151,11 @@ def init_suite(system: System, out: Path, source: str, load_url: str | None,
         click.echo(f"measuring {len(watched)} probes" + (f" and load on {load_url}" if load_url else "")
                    + f" for {measure_seconds:g}s ...", err=True)
         m = measuring.measure(system, watched, measure_seconds, load_url)
+    elif system.live and system.platform == "compose":
+        # the memory in use is one read per container, not a watch: the limit presses without
+        # --measure (a fixed 64MB is refused by a service using more, nothing injected)
+        m = measuring.Measurement(0)
+        m.memory = measuring.memory_in_use(system)
     proposals = propose(system, load_url=load_url, measurement=m, stack_ref=stack_ref)
     if not proposals:
         raise InputError("nothing to propose: no fault of chaoslab doctor can act on these services here "

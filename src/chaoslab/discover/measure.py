@@ -113,24 +113,42 @@ async def _load(url: str, seconds: float, history: Path) -> LoadFigures:
     return LoadFigures(len(ops), 1 - len(ok) / len(ops) if ops else 1.0, _p(ok, 0.99), seconds)
 
 
-def _memory(system: System) -> dict[str, int]:
-    """Bytes in use by each Compose service's first container (cgroup v1 or v2, via Docker)."""
+def _stats(container: Any) -> dict[str, Any]:
+    """One stats read: ``one_shot`` (API 1.41) answers at once, without it Docker waits for a
+    second sample (2 s a container)."""
+    from docker.errors import InvalidVersion
+
+    try:
+        return dict(container.stats(stream=False, one_shot=True))
+    except InvalidVersion:
+        return dict(container.stats(stream=False))
+
+
+def memory_in_use(system: System) -> dict[str, int]:
+    """Bytes in use by each Compose service's first container (cgroup v1 or v2, via Docker): one
+    read each, no watch, so init reads it of any running project, --measure or not."""
     if system.platform != "compose" or not system.live:
         return {}
     from ..platforms import docker
     from ..targets.docker import PROJECT_LABEL, SERVICE_LABEL
 
-    out = {}
+    first: dict[str, Any] = {}  # each service's first container
     for c in docker.client().containers.list(filters={"label": f"{PROJECT_LABEL}={system.name}"}):
         service = c.labels.get(SERVICE_LABEL)
-        if service in system.services and service not in out:
-            try:
-                usage = int((c.stats(stream=False).get("memory_stats") or {}).get("usage") or 0)
-            except Exception:  # a container that just stopped: no figure, the default limit stays
-                continue
-            if usage:
-                out[service] = usage
-    return out
+        if service in system.services:
+            first.setdefault(service, c)
+
+    def usage(c: Any) -> int:
+        try:
+            return int((_stats(c).get("memory_stats") or {}).get("usage") or 0)
+        except Exception:  # a container that just stopped: no figure, the default limit stays
+            return 0
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # a read waits on Docker, not on us
+        used = dict(zip(first, pool.map(usage, first.values()), strict=True))
+    return {service: n for service, n in used.items() if n}
 
 
 def measure(system: System, probes: dict[str, dict[str, Any]], seconds: float, load_url: str | None) -> Measurement:
@@ -157,5 +175,5 @@ def measure(system: System, probes: dict[str, dict[str, Any]], seconds: float, l
             await asyncio.gather(*tasks)
 
     asyncio.run(main())
-    m.memory = _memory(system)
+    m.memory = memory_in_use(system)
     return m
