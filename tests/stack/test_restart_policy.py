@@ -231,3 +231,41 @@ services:
 def _tracer_of(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("TracerPid:"))
+
+
+def test_a_process_probe_follows_a_restarted_service(stacks: StackFactory) -> None:
+    """The process probe of a stack service looks the service up again once its pid is gone, so
+    a service its policy brought back is alive again (the generated kill experiments of the
+    exchange stack had reported a restarted PostgreSQL dead for the rest of the run)."""
+    import asyncio
+
+    from chaoslab import probes
+    from chaoslab.experiment.model import ProbeSpec
+    from chaoslab.probes import ProbeContext
+    from chaoslab.targets import TargetSpec, resolve
+
+    stack = stacks.load("""
+name: followed
+services:
+  worker:
+    command: sleep 300
+    restart: {policy: always, backoff: 300ms}
+""")
+    st = stack.up(timeout=30)
+    old = st["services"]["worker"]["pid"]
+    target = resolve("worker", TargetSpec.model_validate({"service": "worker"}), stack_file=str(stack.file))
+    probe = probes.build("p", ProbeSpec.model_validate({"process": {"target": "worker"}}),
+                         ProbeContext({"worker": target}))
+    sample = lambda: asyncio.run(probe.sample())  # noqa: E731
+    assert sample().ok
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(old), 10, "the kill")
+    new = wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart")
+    s = sample()
+    assert s.ok and s.value == 1, s
+    os.kill(new, signal.SIGSTOP)
+    try:
+        s = sample()
+        assert not s.ok and s.error == f"pid {new} is stopped", s  # the new pid is the one watched
+    finally:
+        os.kill(new, signal.SIGCONT)

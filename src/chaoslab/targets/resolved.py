@@ -63,8 +63,10 @@ class ResolvedTarget:
         return cls(**data)
 
     def refresh(self) -> ResolvedTarget:
-        """Resolve the same spec again (a restarted service has a new pid)."""
-        return resolve(self.name, TargetSpec.model_validate(self.spec))
+        """Resolve the same spec again (a restarted service has a new pid), in the same stack
+        (several may be up)."""
+        stack_file = self.extra.get("stack_file") if self.extra else None
+        return resolve(self.name, TargetSpec.model_validate(self.spec), stack_file=stack_file)
 
 
 # --- platforms -------------------------------------------------------------------------------
