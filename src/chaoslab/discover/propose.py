@@ -58,7 +58,10 @@ GREETINGS: dict[str, tuple[str, str]] = {
     "valkey": ("PING\r\n", r"\+PONG"),
     "postgres": ("\x00\x00\x00\x08\x04\xd2\x16\x2f", "[SN]"),  # SSLRequest: one byte, S or N
     "memcached": ("version\r\n", "VERSION"),
+    # Kafka ApiVersions v0, correlation id 1, client "x": the answer's size, then that id
+    "kafka": ("\x00\x00\x00\x0b\x00\x12\x00\x00\x00\x00\x00\x01\x00\x01x", r"(?s).{4}\x00\x00\x00\x01"),
 }
+GREETINGS["tansu"] = GREETINGS["kafka"]
 
 
 def probes_for(system: System, s: Service) -> dict[str, dict[str, Any]]:

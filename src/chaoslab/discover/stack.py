@@ -65,8 +65,9 @@ def load_file(path: Path) -> System:
             else:
                 line = hc.command if isinstance(hc.command, str) else " ".join(hc.command or [])
                 health = Health("command", line, hc.interval, hc.retries, hc.timeout)
-        words = " ".join([kind, *command[:3]]).lower()
-        if kind == "command" and any(db in words.replace("/", " ").replace(".", " ").split() for db in DATABASES):
+        words = " ".join([kind, *command[:3]]).lower().replace("/", " ").replace(".", " ").split()
+        database = kind if kind in ("postgres", "redis") else None
+        if kind == "command" and (database := next((db for db in DATABASES if db in words), None)):
             state.append("a database (command)")
         port_objs = []
         for number in sorted(set(ports)):
@@ -79,7 +80,7 @@ def load_file(path: Path) -> System:
         system.services[name] = Service(
             name=name, target={"service": name}, image=None, command=command, replicas=1,
             restart=svc.restart.policy, health=health, ports=port_objs, state=state, env=env,
-            database=kind if kind in ("postgres", "redis") else None,
+            database=database,
         )
         for dep in svc.depends_on:
             system.depends(name, dep, "depends_on")
