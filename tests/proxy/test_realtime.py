@@ -94,24 +94,31 @@ def test_stack_proxy_service_with_realtime(tmp_path: Path) -> None:
         f"name: rtp\nservices:\n  faults:\n    chaoslab-proxy:\n"
         f"      port: {port}\n      realtime: 1\n"
     )
-    stack = Stack.load(str(tmp_path / "stack.yaml"))
-    stack.up()
+    # a second stack keeps the shared parent group alive, so the hand-back is read, not skipped
+    # (the kernel refused it with EINVAL while the removed group's destruction was pending)
+    (tmp_path / "other.yaml").write_text("name: rtkeep\nservices:\n  w:\n    command: sleep 300\n")
+    other = Stack.load(str(tmp_path / "other.yaml"))
+    other.up()
     try:
-        pid = int(stack.resolve("faults")["pid"])
-        assert _policies(pid) == {os.SCHED_FIFO}
-        cpu = Path(stack.resolve("faults")["cgroups"]["cpu"])
-        assert int((cpu / "cpu.rt_runtime_us").read_text()) > 0
-    finally:
-        stack.down()
-    # the budget given to the service's groups is handed back to the shared parent
-    parent = cpu.parent.parent
-    if parent.exists():  # else removed with the last stack
+        stack = Stack.load(str(tmp_path / "stack.yaml"))
+        stack.up()
+        try:
+            pid = int(stack.resolve("faults")["pid"])
+            assert _policies(pid) == {os.SCHED_FIFO}
+            cpu = Path(stack.resolve("faults")["cgroups"]["cpu"])
+            assert int((cpu / "cpu.rt_runtime_us").read_text()) > 0
+        finally:
+            stack.down()
+        # the budget given to the service's groups is handed back to the shared parent
+        parent = cpu.parent.parent
         held = sum(
             int((s / "cpu.rt_runtime_us").read_text())
             for s in parent.iterdir()
             if (s / "cpu.rt_runtime_us").exists()
         )
-        assert int((parent / "cpu.rt_runtime_us").read_text()) == held
+        assert int((parent / "cpu.rt_runtime_us").read_text()) == held == 0
+    finally:
+        other.down()
 
 
 def _rr_allowed() -> bool:

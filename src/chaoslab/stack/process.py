@@ -91,9 +91,17 @@ def release_realtime(group: Group) -> None:
         return
     root = cgroups.where("cpu")[0]
     for level in [p for p in d.parents if root in p.parents]:  # innermost first
-        with contextlib.suppress(OSError, ValueError):
-            held = sum(int((s / RT_FILE).read_text()) for s in level.iterdir() if (s / RT_FILE).exists())
-            (level / RT_FILE).write_text(str(held))
+        # A group just removed still counts for a moment (its destruction is deferred): the kernel
+        # refuses the lower figure with EINVAL until it is gone, so try again for up to 2 s.
+        for _ in range(40):
+            try:
+                held = sum(int((s / RT_FILE).read_text()) for s in level.iterdir() if (s / RT_FILE).exists())
+                (level / RT_FILE).write_text(str(held))
+                break
+            except FileNotFoundError:
+                break  # the level went with its last group
+            except (OSError, ValueError):
+                time.sleep(0.05)
 
 
 def launch(plan: ServicePlan, group: Group | None) -> subprocess.Popen[bytes]:
