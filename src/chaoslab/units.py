@@ -1,4 +1,5 @@
-"""Durations, rates and sizes as users write them: ``250ms``, ``10s``, ``2m``, ``200/s``, ``512MB``.
+"""Durations, rates and sizes as users write them: ``250ms``, ``10s``, ``2m``, ``200/s``, ``512MB``
+(and the check of a regular expression they write).
 
 Each has a parser that raises ``ValueError`` with a message fit for a one-line error, and an
 ``Annotated`` pydantic type so models accept both the string and a plain number (seconds,
@@ -220,3 +221,13 @@ Size = Annotated[
     _number_or_pattern(r"^\s*\d+(\.\d+)?\s*[a-zA-Z]*\s*$", "512MB", MAX_SIZE),
 ]
 """Bytes; accepts ``512MB``, ``1GiB`` or a number of bytes."""
+
+
+def regex(v: str | None) -> str | None:
+    """A regular expression as written, or ``ValueError`` with a one-line reason."""
+    if v is not None:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+    return v

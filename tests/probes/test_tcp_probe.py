@@ -94,7 +94,7 @@ def test_a_wrong_answer_and_no_answer_fail() -> None:
 
 
 @pytest.mark.parametrize(("tcp", "message"), [
-    ({"port": 1, "reply": "(", "send": "x"}, "not a regular expression"),
+    ({"port": 1, "reply": "(", "send": "x"}, "invalid regular expression"),
     ({"port": 1, "send": "\u20ac"}, "beyond one byte"),
 ])
 def test_bad_specs_are_refused(tcp: dict[str, Any], message: str) -> None:

@@ -15,6 +15,7 @@ import re
 
 from pydantic import Field, field_validator
 
+from ..units import regex
 from . import register
 from .base import NoExpect, Probe, ProbeModel, Sample, Stopwatch
 
@@ -31,12 +32,7 @@ class TcpProbeSpec(ProbeModel):
     @field_validator("reply")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return v
+        return regex(v)
 
     @field_validator("send")
     @classmethod

@@ -13,7 +13,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import TargetError
-from ..units import PID_MAX_LIMIT
+from ..units import PID_MAX_LIMIT, regex
 from .base import (
     ADDRESS,
     CGROUPS,
@@ -52,12 +52,7 @@ class LocalTargets(BaseModel):
     @field_validator("process")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
-        return v
+        return regex(v)
 
 
 _PROCESS = {PROCESSES, CGROUPS, CLOCK, RLIMITS}
