@@ -15,23 +15,31 @@ from stack_helpers import StackFactory, pid_alive, wait_for
 
 from chaoslab.analysis.stackevents import stack_events, stack_findings
 from chaoslab.runner.platform_events import as_records
+from chaoslab.stack import Stack
 from chaoslab.stack.errors import StackError
 
 
-def test_always_restarts_a_killed_service_after_its_backoff(stacks: StackFactory) -> None:
-    stack = stacks.load("""
-name: always
+def _always_worker(stacks: StackFactory, name: str) -> tuple[Stack, int]:
+    """A stack of one ``sleep 300`` worker, restarted always after 300 ms: (the stack, its pid)."""
+    stack = stacks.load(f"""
+name: {name}
 services:
   worker:
     command: sleep 300
-    restart: {policy: always, backoff: 300ms}
+    restart: {{policy: always, backoff: 300ms}}
 """)
-    st = stack.up(timeout=30)
-    old = st["services"]["worker"]["pid"]
+    return stack, stack.up(timeout=30)["services"]["worker"]["pid"]
+
+
+def _restarted(stack: Stack, old: int) -> int:
+    """The worker's pid once its supervisor has started it again after ``old``."""
+    return int(wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart"))
+
+
+def test_always_restarts_a_killed_service_after_its_backoff(stacks: StackFactory) -> None:
+    stack, old = _always_worker(stacks, "always")
     os.kill(old, signal.SIGKILL)
-    new = wait_for(
-        lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart"
-    )
+    new = _restarted(stack, old)
     assert pid_alive(new)
     exit_ev, restart_ev = [e for e in stack.events() if e["event"] in ("exit", "restart")]
     assert exit_ev["signal"] == 9 and restart_ev["pid"] == new
@@ -244,15 +252,7 @@ def test_a_process_probe_follows_a_restarted_service(stacks: StackFactory) -> No
     from chaoslab.probes import ProbeContext
     from chaoslab.targets import TargetSpec, resolve
 
-    stack = stacks.load("""
-name: followed
-services:
-  worker:
-    command: sleep 300
-    restart: {policy: always, backoff: 300ms}
-""")
-    st = stack.up(timeout=30)
-    old = st["services"]["worker"]["pid"]
+    stack, old = _always_worker(stacks, "followed")
     target = resolve("worker", TargetSpec.model_validate({"service": "worker"}), stack_file=str(stack.file))
     probe = probes.build("p", ProbeSpec.model_validate({"process": {"target": "worker"}}),
                          ProbeContext({"worker": target}))
@@ -260,7 +260,7 @@ services:
     assert sample().ok
     os.kill(old, signal.SIGKILL)
     wait_for(lambda: not pid_alive(old), 10, "the kill")
-    new = wait_for(lambda: (p := stack.resolve("worker")["pid"]) not in (None, old) and p, 15, "restart")
+    new = _restarted(stack, old)
     s = sample()
     assert s.ok and s.value == 1, s
     os.kill(new, signal.SIGSTOP)

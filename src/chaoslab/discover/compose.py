@@ -201,7 +201,7 @@ def _known_database(image: str | None, command: list[str]) -> str | None:
     return next((db for db in DATABASES if db in words or f"{db}-server" in program), None)
 
 
-def _state(svc: dict[str, Any], image: str | None, command: list[str], named: set[str]) -> list[str]:
+def _state(svc: dict[str, Any], database: str | None, named: set[str]) -> list[str]:
     out = []
     for raw in svc.get("volumes") or []:
         if isinstance(raw, dict):
@@ -213,9 +213,8 @@ def _state(svc: dict[str, Any], image: str | None, command: list[str], named: se
             out.append(f"anonymous volume at {parts[0]}")
         elif (parts[0] in named or not parts[0].startswith(("/", ".", "~", "$"))) and "ro" not in parts[2:]:
             out.append(f"volume {parts[0]} at {parts[1]}")
-    db = _known_database(image, command)
-    if db:
-        out.append(f"a {db} (image or command)")
+    if database:
+        out.append(f"a {database} (image or command)")
     return out
 
 
@@ -255,8 +254,8 @@ def from_data(data: dict[str, Any], source: str, project: str) -> System:
             restart=_restart(svc), health=health, address=address, env=_env(svc.get("environment")),
         )
         s.ports = _ports(svc, address, health)
-        s.state = _state(svc, image, command, named)
         s.database = _known_database(image, command)
+        s.state = _state(svc, s.database, named)
         s.target = target(project, name, s.replicas)
         system.services[name] = s
         deps_on = svc.get("depends_on") or []

@@ -86,13 +86,6 @@ def match(addr: str, peers: list[str], ports: list[int], *, towards: bool,
     return " ".join(parts)
 
 
-def _port_list(v: list[int]) -> list[int]:
-    bad = [p for p in v if not 1 <= p <= 65535]
-    if bad:
-        raise ValueError(f"ports must be 1..65535, got {bad[0]}")
-    return v
-
-
 class NetParams(FaultParams):
     peers: list[str] = Field(default_factory=list, description="Addresses or test hosts on the other side (default: everyone).")
     ports: list[int] = Field(default_factory=list,
@@ -107,7 +100,10 @@ class NetParams(FaultParams):
     @field_validator("ports", "peer_ports")
     @classmethod
     def _ports(cls, v: list[int]) -> list[int]:
-        return _port_list(v)
+        bad = [p for p in v if not 1 <= p <= 65535]
+        if bad:
+            raise ValueError(f"ports must be 1..65535, got {bad[0]}")
+        return v
 
 
 NP = TypeVar("NP", bound=NetParams)
