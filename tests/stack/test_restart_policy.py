@@ -12,6 +12,7 @@ import time
 
 import pytest
 from stack_helpers import StackFactory, pid_alive, wait_for
+from tests.conftest import stopped
 
 from chaoslab.analysis.stackevents import stack_events, stack_findings
 from chaoslab.runner.platform_events import as_records
@@ -265,6 +266,7 @@ def test_a_process_probe_follows_a_restarted_service(stacks: StackFactory) -> No
     assert s.ok and s.value == 1, s
     os.kill(new, signal.SIGSTOP)
     try:
+        assert stopped(new)  # a SIGSTOP lands when the process next runs
         s = sample()
         assert not s.ok and s.error == f"pid {new} is stopped", s  # the new pid is the one watched
     finally:
